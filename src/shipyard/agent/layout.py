@@ -1,0 +1,94 @@
+"""Where the agent keeps things on disk: the stock CodeDeploy agent's layout.
+
+::
+
+    <root>/<DeploymentGroupId>/<DeploymentId>/bundle.tar
+    <root>/<DeploymentGroupId>/<DeploymentId>/deployment-archive/
+    <root>/<DeploymentGroupId>/<DeploymentId>/logs/scripts.log
+    <root>/deployment-instructions/<DGID>-cleanup
+    <root>/deployment-instructions/<DGID>-install.json
+    <root>/deployment-instructions/<DGID>_last_successful_install
+    <root>/deployment-instructions/<DGID>_most_recent_install
+
+The two ``_install`` marker files hold the path of a deployment directory, as the
+stock agent writes them, so an operator's tooling built for the stock agent keeps
+working.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+INSTRUCTIONS_DIR = "deployment-instructions"
+ARCHIVE_DIR = "deployment-archive"
+BUNDLE_FILE = "bundle.tar"
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Paths under one agent root directory (``AgentConfig.root_dir``)."""
+
+    root: Path
+
+    @property
+    def instructions_dir(self) -> Path:
+        return self.root / INSTRUCTIONS_DIR
+
+    def group_dir(self, group_id: str) -> Path:
+        return self.root / group_id
+
+    def deployment_dir(self, group_id: str, deployment_id: str) -> Path:
+        return self.root / group_id / deployment_id
+
+    def bundle_file(self, group_id: str, deployment_id: str) -> Path:
+        return self.deployment_dir(group_id, deployment_id) / BUNDLE_FILE
+
+    def archive_dir(self, group_id: str, deployment_id: str) -> Path:
+        return self.deployment_dir(group_id, deployment_id) / ARCHIVE_DIR
+
+    def scripts_log(self, group_id: str, deployment_id: str) -> Path:
+        return self.deployment_dir(group_id, deployment_id) / "logs" / "scripts.log"
+
+    def last_successful_file(self, group_id: str) -> Path:
+        return self.instructions_dir / f"{group_id}_last_successful_install"
+
+    def most_recent_file(self, group_id: str) -> Path:
+        return self.instructions_dir / f"{group_id}_most_recent_install"
+
+    def last_successful_dir(self, group_id: str) -> Path | None:
+        """The deployment directory of the group's last successful Install, if any."""
+        return _read_marker(self.last_successful_file(group_id))
+
+    def most_recent_dir(self, group_id: str) -> Path | None:
+        """The deployment directory of the group's most recent DownloadBundle, if any."""
+        return _read_marker(self.most_recent_file(group_id))
+
+    def mark_last_successful(self, group_id: str, deployment_id: str) -> None:
+        _write_marker(
+            self.last_successful_file(group_id), self.deployment_dir(group_id, deployment_id)
+        )
+
+    def mark_most_recent(self, group_id: str, deployment_id: str) -> None:
+        _write_marker(self.most_recent_file(group_id), self.deployment_dir(group_id, deployment_id))
+
+
+def _read_marker(path: Path) -> Path | None:
+    try:
+        text = path.read_text().strip()
+    except FileNotFoundError:
+        return None
+    return Path(text) if text else None
+
+
+def _write_marker(path: Path, target: Path) -> None:
+    # Write-then-rename: a crash mid-write must never leave a half path behind.
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    temporary.write_text(str(target.absolute()))
+    temporary.replace(path)
+
+
+__all__ = ["ARCHIVE_DIR", "BUNDLE_FILE", "INSTRUCTIONS_DIR", "Layout"]

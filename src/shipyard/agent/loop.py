@@ -1,0 +1,390 @@
+"""The agent's main loop: recover, long-poll, hand commands to workers, report.
+
+Per command (as the stock agent does): fetch the deployment specification, acknowledge
+(saying whether the command is a no-op), record it in the tracking file, run it while
+streaming its output, report the result, forget the tracking file. The poller asks for
+the next command as soon as one is handed to a worker, so commands of different
+deployment groups run side by side, up to ``max_concurrent_commands``.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import random
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from shipyard.agent import executor
+from shipyard.agent.client import (
+    CommandClient,
+    CommandServiceError,
+    ConnectionFailed,
+    HostCommand,
+    ProtocolError,
+)
+from shipyard.agent.state import CommandTracker
+from shipyard.agent.stream import OutputStreamer
+from shipyard.config import AgentConfig, build
+
+log = logging.getLogger("shipyard.agent")
+T = TypeVar("T")
+
+RESTARTED_ERROR_CODE = 7
+RESTARTED_MESSAGE = "Failed: the agent restarted while the command was running"
+UNKNOWN_ERROR_CODE = 5
+MAX_LOG_TAIL_BYTES = 4096
+BACKOFF_BASE = 0.5
+BACKOFF_MAX = 30.0
+MIN_POLL_SECONDS = 0.5  # a server answering "nothing" at once must not make us spin
+SETUP_RETRY_SECONDS = 15.0  # specification and acknowledgement
+COMPLETE_RETRY_SECONDS = 300.0  # a result is worth waiting for the server a while
+OUTPUT_FLUSH_SECONDS = 30.0
+# On SIGTERM, running hooks get as long as CodeDeploy gives one lifecycle event.
+SHUTDOWN_GRACE_SECONDS = 3600.0
+LOG_FORMAT = "%(asctime)s %(levelname)s [%(threadName)s] %(message)s"
+
+
+def backoff_delay(failures: int, rng: random.Random) -> float:
+    """Seconds to wait after ``failures`` consecutive errors: 0.5, 1, 2, 4 … 30, jittered."""
+    ceiling = min(BACKOFF_MAX, BACKOFF_BASE * 2.0 ** max(0, failures - 1))
+    return ceiling / 2 + rng.uniform(0, ceiling / 2)
+
+
+def with_retries(action: Callable[[], T], what: str, give_up_after: float) -> T:
+    """Run ``action``, retrying ConnectionFailed with backoff for ``give_up_after`` seconds."""
+    deadline = time.monotonic() + give_up_after
+    rng = random.Random()
+    failures = 0
+    while True:
+        try:
+            return action()
+        except ConnectionFailed as exc:
+            failures += 1
+            delay = backoff_delay(failures, rng)
+            if time.monotonic() + delay > deadline:
+                raise
+            log.warning("%s: %s; retrying in %.1f s", what, exc, delay)
+            time.sleep(delay)
+
+
+def diagnostics(error_code: int, script_name: str, message: str, log_tail: str) -> dict[str, Any]:
+    """The PutHostCommandComplete payload, as the stock agent shapes it."""
+    return {
+        "error_code": error_code,
+        "script_name": script_name,
+        "message": message,
+        "log": log_tail.encode()[-MAX_LOG_TAIL_BYTES:].decode(errors="ignore"),
+    }
+
+
+def recover_interrupted(
+    client: CommandClient, tracker: CommandTracker, stop: threading.Event, now: float
+) -> None:
+    """Report commands a previous agent process died in the middle of, then forget them."""
+    rng = random.Random()
+    for command in tracker.interrupted(now):
+        failures = 0
+        while True:
+            try:
+                client.complete(
+                    command.command_id,
+                    "Failed",
+                    diagnostics(RESTARTED_ERROR_CODE, "", RESTARTED_MESSAGE, ""),
+                )
+                log.info(
+                    "reported interrupted command %s of %s as failed",
+                    command.command_id,
+                    command.deployment_id,
+                )
+                break
+            except ProtocolError as exc:
+                log.warning("interrupted command %s: %s", command.command_id, exc)
+                break
+            except ConnectionFailed as exc:
+                failures += 1
+                delay = backoff_delay(failures, rng)
+                log.warning("crash recovery: %s; retrying in %.1f s", exc, delay)
+                if stop.wait(delay):
+                    return  # keep the tracking file: the next start reports it
+        tracker.end(command.deployment_id)
+    tracker.clear()
+
+
+class CommandWorker:
+    """Carries one host command from specification to reported result."""
+
+    def __init__(
+        self,
+        config: AgentConfig,
+        client: CommandClient,
+        streamer: OutputStreamer,
+        tracker: CommandTracker,
+    ) -> None:
+        self.config = config
+        self.client = client
+        self.streamer = streamer
+        self.tracker = tracker
+
+    def handle(self, command: HostCommand) -> None:
+        """Never raises: a failure is reported to the server or, failing that, logged."""
+        name, command_id = command.command_name, command.command_id
+        try:
+            self._handle(command)
+        except CommandServiceError as exc:
+            log.error("%s (command %s): %s", name, command_id, exc)
+        except Exception:
+            log.exception("%s (command %s): unexpected error", name, command_id)
+
+    def _handle(self, command: HostCommand) -> None:
+        name, command_id = command.command_name, command.command_id
+        # Not cached across commands: every command has its own execution id, and
+        # DownloadBundle needs the fresh presigned bundle URL.
+        payload = with_retries(
+            lambda: self.client.get_specification(command.execution_id),
+            f"{name}: deployment specification",
+            SETUP_RETRY_SECONDS,
+        )
+        try:
+            spec = executor.parse_spec(payload)
+            is_noop = executor.is_noop(name, spec, self.config)
+        except Exception as exc:  # a bad spec fails the command, visibly
+            self._acknowledge(command, is_noop=False)
+            self._complete(command_id, diagnostics(UNKNOWN_ERROR_CODE, "", f"{name}: {exc}", ""))
+            return
+        status = self._acknowledge(command, is_noop=is_noop)
+        if status in ("Succeeded", "Failed"):
+            # The server already settled this command; it must not run (again).
+            if status == "Failed" and is_noop:
+                self._complete(command_id, diagnostics(0, "", "Succeeded", "CompletedNoopCommand"))
+            return
+        deployment_id = spec.deployment_id
+        try:
+            self.tracker.begin(deployment_id, command_id)
+        except OSError as exc:
+            message = f"cannot record the running command: {exc}"
+            self._complete(command_id, diagnostics(UNKNOWN_ERROR_CODE, "", message, ""))
+            return
+        log.info("%s: running (command %s, deployment %s)", name, command_id, deployment_id)
+        write = self.streamer.open(command_id)
+        try:
+            result = executor.execute(name, spec, self.config, write)
+            outcome = diagnostics(
+                int(result.error_code), result.script_name, result.message, result.log
+            )
+        except Exception as exc:
+            log.exception("%s: the executor failed", name)
+            outcome = diagnostics(UNKNOWN_ERROR_CODE, "", f"{type(exc).__name__}: {exc}", "")
+        finally:
+            self.streamer.finish(command_id, OUTPUT_FLUSH_SECONDS)
+        self._complete(command_id, outcome, deployment_id)
+
+    def _acknowledge(self, command: HostCommand, *, is_noop: bool) -> str | None:
+        return with_retries(
+            lambda: self.client.acknowledge(command.command_id, is_noop=is_noop),
+            f"{command.command_name}: acknowledgement",
+            SETUP_RETRY_SECONDS,
+        )
+
+    def _complete(
+        self, command_id: str, outcome: dict[str, Any], deployment_id: str | None = None
+    ) -> None:
+        """Report the result; then forget the tracking file of ``deployment_id``."""
+        status = "Succeeded" if outcome["error_code"] == 0 else "Failed"
+        try:
+            with_retries(
+                lambda: self.client.complete(command_id, status, outcome),
+                f"command {command_id}: reporting the result",
+                COMPLETE_RETRY_SECONDS,
+            )
+        except ConnectionFailed as exc:
+            # The tracking file stays: the next agent start reports the command failed.
+            log.error("command %s: result not delivered: %s", command_id, exc)
+            return
+        except ProtocolError as exc:
+            log.error("command %s: result refused: %s", command_id, exc)
+        if status == "Succeeded":
+            log.info("command %s: Succeeded", command_id)
+        else:
+            code, message = outcome["error_code"], outcome["message"]
+            log.warning("command %s: Failed with error code %s: %s", command_id, code, message)
+        if deployment_id is not None:
+            self.tracker.end(deployment_id)
+
+
+class WorkerPool:
+    """Runs up to ``size`` commands at once on reused daemon threads.
+
+    Daemon threads, because a hook that outlives the shutdown grace period must not
+    keep the process alive.
+    """
+
+    def __init__(self, size: int, handle: Callable[[HostCommand], None]) -> None:
+        self._size = max(1, size)
+        self._handle = handle
+        self._queue: queue.SimpleQueue[HostCommand] = queue.SimpleQueue()
+        self._cond = threading.Condition()
+        self._busy = 0
+        self._threads = 0
+
+    def wait_for_slot(self, stop: threading.Event) -> bool:
+        """Block while every worker is busy; False once ``stop`` is set."""
+        with self._cond:
+            while self._busy >= self._size and not stop.is_set():
+                self._cond.wait(1.0)
+        return not stop.is_set()
+
+    def submit(self, command: HostCommand) -> None:
+        with self._cond:
+            self._busy += 1
+            if self._threads < self._busy:
+                self._threads += 1
+                name = f"worker-{self._threads}"
+                threading.Thread(target=self._work, name=name, daemon=True).start()
+        self._queue.put(command)
+
+    def wait_idle(self, timeout: float) -> bool:
+        with self._cond:
+            return self._cond.wait_for(lambda: self._busy == 0, timeout)
+
+    def _work(self) -> None:
+        while True:
+            command = self._queue.get()
+            try:
+                self._handle(command)
+            finally:
+                with self._cond:
+                    self._busy -= 1
+                    self._cond.notify_all()
+
+
+def poll_forever(
+    poller: CommandClient, pool: WorkerPool, config: AgentConfig, stop: threading.Event
+) -> None:
+    """Long-poll for commands until ``stop``; back off on errors, one log line each."""
+    rng = random.Random()
+    failures = 0
+    while pool.wait_for_slot(stop):
+        started = time.monotonic()
+        try:
+            command = poller.poll_host_command()
+            if command is not None:
+                _check_command(command, config)
+        except Exception as exc:
+            if stop.is_set():
+                break
+            failures += 1
+            delay = backoff_delay(failures, rng)
+            if isinstance(exc, CommandServiceError):
+                log.warning("%s; retrying in %.1f s", exc, delay)
+            else:  # a bug: its traceback once, then one line per repeat
+                log.error(
+                    "polling failed: %s: %s; retrying in %.1f s",
+                    type(exc).__name__,
+                    exc,
+                    delay,
+                    exc_info=failures == 1,
+                )
+            stop.wait(delay)
+            continue
+        if failures:
+            log.info("connected to %s again", poller.endpoint)
+        failures = 0
+        if command is None:
+            stop.wait(max(0.0, MIN_POLL_SECONDS - (time.monotonic() - started)))
+            continue
+        log.debug("received %s (command %s)", command.command_name, command.command_id)
+        pool.submit(command)
+
+
+def _check_command(command: HostCommand, config: AgentConfig) -> None:
+    # The stock agent's rule: the server's host identifier must be part of ours.
+    if command.host_identifier not in config.host_identifier:
+        raise ProtocolError(
+            "InvalidResponse",
+            f"command {command.command_id} is for host {command.host_identifier!r}, "
+            f"not {config.host_identifier!r}",
+        )
+    if not command.command_name:
+        raise ProtocolError("InvalidResponse", f"command {command.command_id} has no name")
+
+
+def run_agent(config: AgentConfig, stop: threading.Event) -> None:
+    """Run until ``stop`` is set; then let running commands finish (bounded)."""
+    client = CommandClient(config)  # workers and the output streamer
+    poller = CommandClient(config)  # the long poll only, so shutdown can break it off
+    streamer = OutputStreamer(client.post_update)
+    tracker = CommandTracker(config.root_dir)
+    pool = WorkerPool(
+        config.max_concurrent_commands, CommandWorker(config, client, streamer, tracker).handle
+    )
+
+    def break_off_poll_on_stop() -> None:
+        stop.wait()
+        poller.shutdown()
+
+    threading.Thread(target=break_off_poll_on_stop, name="stop-watcher", daemon=True).start()
+    log.info("agent started: instance %s, server %s", config.instance_name, config.endpoint)
+    streamer.start()
+    try:
+        recover_interrupted(client, tracker, stop, time.time())
+        poll_forever(poller, pool, config, stop)
+    finally:
+        if not pool.wait_idle(SHUTDOWN_GRACE_SECONDS):
+            log.warning("stopping with commands still running")
+        streamer.stop()
+        client.close()
+        poller.close()
+        log.info("agent stopped")
+
+
+def configure_logging(config: AgentConfig) -> None:
+    """Log to stderr and to ``<log_dir>/shipyard-agent.log``."""
+    logger = logging.getLogger("shipyard.agent")
+    logger.setLevel(logging.DEBUG if config.verbose else logging.INFO)
+    logger.propagate = False
+    formatter = logging.Formatter(LOG_FORMAT)
+    to_stderr = logging.StreamHandler(sys.stderr)
+    to_stderr.setFormatter(formatter)
+    logger.addHandler(to_stderr)
+    try:
+        config.log_dir.mkdir(parents=True, exist_ok=True)
+        to_file = logging.FileHandler(config.log_dir / "shipyard-agent.log")
+    except OSError as exc:
+        logger.warning("logging to stderr only: %s", exc)
+        return
+    to_file.setFormatter(formatter)
+    logger.addHandler(to_file)
+
+
+def main(config_path: Path) -> int:
+    """``shipyard agent --config FILE``: run until SIGTERM or SIGINT."""
+    try:
+        config = build(AgentConfig, file=config_path)
+        CommandClient(config)  # rejects a malformed endpoint before anything starts
+    except (ValueError, OSError) as exc:  # ConfigError, bad endpoint, unreadable CA file
+        print(f"shipyard agent: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(config)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda _signum, _frame: stop.set())
+    run_agent(config, stop)
+    return 0
+
+
+__all__ = [
+    "CommandWorker",
+    "WorkerPool",
+    "backoff_delay",
+    "configure_logging",
+    "main",
+    "poll_forever",
+    "recover_interrupted",
+    "run_agent",
+]

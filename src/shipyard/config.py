@@ -1,0 +1,141 @@
+"""One frozen config object per process, built once and passed down.
+
+Sources, later ones winning: named defaults below, an optional YAML file,
+environment variables prefixed ``SHIPYARD_`` (e.g. ``SHIPYARD_PORT``), then flags.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8420
+DEFAULT_REGION = "us-east-1"
+DEFAULT_POLL_SECONDS = 20.0  # how long PollHostCommand holds a request open
+DEFAULT_EVENT_TIMEOUT = 3600.0  # CodeDeploy's per-lifecycle-event limit
+DEFAULT_MAX_BUNDLE_BYTES = 2 * 1024**3
+DEFAULT_MAX_REVISIONS = 5
+ENV_PREFIX = "SHIPYARD_"
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing or malformed (one readable line)."""
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    data_dir: Path
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    database: str = ""  # SQLAlchemy URL; empty means SQLite in data_dir
+    region: str = DEFAULT_REGION
+    tls_cert: str = ""
+    tls_key: str = ""
+    # Public URL agents and clients use to reach this server (presigned bundle URLs).
+    public_url: str = ""
+    # External S3-compatible bundle store; empty means the built-in one.
+    s3_endpoint: str = ""
+    s3_access_key_id: str = ""
+    s3_secret_access_key: str = ""
+    git_base_url: str = "https://github.com"
+    poll_seconds: float = DEFAULT_POLL_SECONDS
+    event_timeout: float = DEFAULT_EVENT_TIMEOUT
+    max_bundle_bytes: int = DEFAULT_MAX_BUNDLE_BYTES
+
+    @property
+    def database_url(self) -> str:
+        return self.database or f"sqlite:///{self.data_dir / 'shipyard.db'}"
+
+    @property
+    def url(self) -> str:
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        scheme = "https" if self.tls_cert else "http"
+        return f"{scheme}://{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    """What ``shipyard instance register`` writes and ``shipyard agent`` reads."""
+
+    endpoint: str
+    instance_name: str
+    access_key_id: str
+    secret_access_key: str
+    host_identifier: str  # the instance's registered IAM ARN, as CodeDeploy agents send
+    region: str = DEFAULT_REGION
+    root_dir: Path = Path("/opt/shipyard-agent/deployment-root")
+    log_dir: Path = Path("/var/log/shipyard-agent")
+    max_revisions: int = DEFAULT_MAX_REVISIONS
+    max_bundle_bytes: int = DEFAULT_MAX_BUNDLE_BYTES
+    poll_seconds: float = DEFAULT_POLL_SECONDS
+    max_concurrent_commands: int = 16
+    ca_file: str = ""
+    verbose: bool = False
+
+
+def _coerce(value: Any, typ: Any) -> Any:
+    if typ in (Path, "Path"):
+        return Path(value)
+    if typ in (int, "int"):
+        return int(value)
+    if typ in (float, "float"):
+        return float(value)
+    if typ in (bool, "bool"):
+        if isinstance(value, bool):
+            return value
+        return str(value).lower() in {"1", "true", "yes", "on"}
+    return str(value)
+
+
+def build(
+    cls: type[Any],
+    *,
+    file: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    flags: Mapping[str, Any] | None = None,
+) -> Any:
+    """Build ``cls`` from defaults, an optional YAML file, ``SHIPYARD_*`` env and flags."""
+    values: dict[str, Any] = {}
+    if file is not None:
+        try:
+            loaded = yaml.safe_load(file.read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"cannot read config file {file}: {exc}") from exc
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"config file {file} must hold a mapping")
+        values.update(loaded)
+    env = os.environ if env is None else env
+    known = {f.name: f for f in fields(cls)}
+    for name in known:
+        key = ENV_PREFIX + name.upper()
+        if key in env:
+            values[name] = env[key]
+    for name, value in (flags or {}).items():
+        if value is not None:
+            values[name] = value
+    unknown = set(values) - set(known)
+    if unknown:
+        raise ConfigError(f"unknown config keys: {', '.join(sorted(unknown))}")
+    try:
+        coerced = {name: _coerce(v, known[name].type) for name, v in values.items()}
+        return cls(**coerced)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"invalid {cls.__name__}: {exc}") from exc
+
+
+def agent_config_to_yaml(config: AgentConfig) -> str:
+    data = {
+        k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(config).items()
+    }
+    return yaml.safe_dump(data, sort_keys=False)
+
+
+__all__ = ["AgentConfig", "ConfigError", "ServerConfig", "agent_config_to_yaml", "build"]

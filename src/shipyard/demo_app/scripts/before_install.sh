@@ -1,0 +1,3 @@
+#!/bin/sh
+echo "preparing install of $APPLICATION_NAME deployment $DEPLOYMENT_ID"
+mkdir -p /srv/shipyard-demo

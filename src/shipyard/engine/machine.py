@@ -1,0 +1,326 @@
+"""The deployment state machine: ``step(state, input, now) -> actions``.
+
+Pure: it reads nothing but its arguments and does no I/O. ``step`` updates the
+state it is handed (a value the runner loaded for this one step) and returns the
+actions the runner must carry out plus the ids of the targets it changed, so the
+runner writes only those rows.
+
+Legal deployment status moves are all in ``TRANSITIONS``; terminal states have no
+way out, and an input for a terminal deployment changes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from shipyard.engine import plan
+from shipyard.engine.lifecycle import STOP_EVENTS
+from shipyard.engine.state import DeploymentState, EventState, TargetState
+from shipyard.model import (
+    DeploymentStatus,
+    ErrorCode,
+    LifecycleEventStatus,
+    TargetStatus,
+)
+
+S = DeploymentStatus
+TRANSITIONS: dict[DeploymentStatus, frozenset[DeploymentStatus]] = {
+    S.CREATED: frozenset({S.IN_PROGRESS, S.FAILED, S.STOPPED}),
+    S.QUEUED: frozenset({S.IN_PROGRESS, S.FAILED, S.STOPPED}),
+    S.IN_PROGRESS: frozenset({S.SUCCEEDED, S.FAILED, S.STOPPED, S.READY, S.BAKING}),
+    S.READY: frozenset({S.IN_PROGRESS, S.FAILED, S.STOPPED}),
+    S.BAKING: frozenset({S.SUCCEEDED, S.FAILED, S.STOPPED}),
+    S.SUCCEEDED: frozenset(),
+    S.FAILED: frozenset(),
+    S.STOPPED: frozenset(),
+}
+
+HEALTH_MESSAGE = (
+    "The overall deployment failed because too many individual instances failed "
+    "deployment, too few healthy instances are available for deployment, or some "
+    "instances in your deployment group are experiencing problems."
+)
+
+
+class InvalidTransition(Exception):
+    """A status change that TRANSITIONS does not allow (a bug, never user input)."""
+
+
+# ---- inputs: things that happened ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Start:
+    """The deployment was created and its targets chosen."""
+
+
+@dataclass(frozen=True)
+class Acknowledged:
+    """The agent picked up the command for ``event`` on ``target_id``."""
+
+    target_id: str
+    event: str
+
+
+@dataclass(frozen=True)
+class Completed:
+    """The agent (or the server itself) finished ``event`` on ``target_id``."""
+
+    target_id: str
+    event: str
+    succeeded: bool
+    diagnostics: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Tick:
+    """Time passed: deadlines may have run out."""
+
+
+@dataclass(frozen=True)
+class StopRequested:
+    """A user asked to stop the deployment."""
+
+
+Input = Start | Acknowledged | Completed | Tick | StopRequested
+
+
+# ---- actions: what the runner must do ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class Dispatch:
+    """Send the command for ``event`` to the agent of ``target_id``."""
+
+    target_id: str
+    event: str
+
+
+@dataclass(frozen=True)
+class Finished:
+    """The deployment reached a terminal status."""
+
+    status: DeploymentStatus
+
+
+Action = Dispatch | Finished
+
+
+@dataclass
+class Outcome:
+    actions: list[Action] = field(default_factory=list)
+    changed_targets: set[str] = field(default_factory=set)
+    changed: bool = False
+
+
+def step(state: DeploymentState, event: Input, now: float) -> Outcome:
+    out = Outcome()
+    if state.status not in TRANSITIONS or not TRANSITIONS[state.status]:
+        return out  # terminal: frozen
+    match event:
+        case Start():
+            _start(state, now, out)
+        case Acknowledged(target_id, name):
+            _acknowledged(state, target_id, name, now, out)
+        case Completed():
+            _completed(state, event, now, out)
+        case Tick():
+            _tick(state, now, out)
+        case StopRequested():
+            if not state.stop_requested:
+                state.stop_requested = True
+                out.changed = True
+    if state.status in (S.IN_PROGRESS,):
+        _advance(state, now, out)
+    return out
+
+
+def _move(state: DeploymentState, to: DeploymentStatus, now: float, out: Outcome) -> None:
+    if to not in TRANSITIONS[state.status]:
+        raise InvalidTransition(f"{state.status} -> {to}")
+    state.status = to
+    out.changed = True
+    if to in (S.SUCCEEDED, S.FAILED, S.STOPPED):
+        state.complete_time = now
+        out.actions.append(Finished(to))
+
+
+def _fail(state: DeploymentState, code: ErrorCode, message: str, now: float, out: Outcome) -> None:
+    state.error_code = code
+    state.error_message = message
+    _move(state, S.FAILED, now, out)
+
+
+def _start(state: DeploymentState, now: float, out: Outcome) -> None:
+    if state.status != S.CREATED:
+        return
+    state.start_time = now
+    total = len(state.targets)
+    if total == 0:
+        _fail(
+            state,
+            ErrorCode.NO_INSTANCES,
+            "The deployment failed because no instances were found for your deployment group. "
+            "Check your deployment group settings to make sure the tags for your on-premises "
+            "instances match what you entered.",
+            now,
+            out,
+        )
+        return
+    rule = plan.HealthRule.from_config(state.health_rule)
+    if plan.constraints_invalid(rule, total):
+        _fail(
+            state,
+            ErrorCode.HEALTH_CONSTRAINTS_INVALID,
+            f"The deployment cannot start: {total} instance(s) cannot be deployed to while "
+            f"keeping the minimum of {plan.minimum_healthy(rule, total)} healthy instance(s).",
+            now,
+            out,
+        )
+        return
+    _move(state, S.IN_PROGRESS, now, out)
+
+
+def _acknowledged(
+    state: DeploymentState, target_id: str, name: str, now: float, out: Outcome
+) -> None:
+    target = state.targets.get(target_id)
+    current = target.current() if target else None
+    if target is None or current is None or current.name != name:
+        return  # stale or foreign: nothing to change
+    if current.status == LifecycleEventStatus.PENDING:
+        current.status = LifecycleEventStatus.IN_PROGRESS
+        current.start_time = now
+        target.last_updated = now
+        target.deadline = now + state.event_timeout
+        out.changed_targets.add(target_id)
+        out.changed = True
+
+
+def _completed(state: DeploymentState, done: Completed, now: float, out: Outcome) -> None:
+    target = state.targets.get(done.target_id)
+    current = target.current() if target else None
+    if target is None or current is None or current.name != done.event or not target.in_flight:
+        return
+    current.start_time = current.start_time or now
+    current.end_time = now
+    current.diagnostics = dict(done.diagnostics) if done.diagnostics else None
+    target.last_updated = now
+    target.deadline = None
+    out.changed_targets.add(target.target_id)
+    out.changed = True
+    forgiven = (
+        not done.succeeded and done.event in STOP_EVENTS and state.ignore_application_stop_failures
+    )
+    if done.succeeded or forgiven:
+        current.status = (
+            LifecycleEventStatus.SUCCEEDED if done.succeeded else LifecycleEventStatus.FAILED
+        )
+        nxt = target.current()
+        if nxt is None:
+            target.status = TargetStatus.SUCCEEDED
+        elif state.stop_requested:
+            _end_target(target, TargetStatus.FAILED, now)
+        else:
+            target.deadline = now + state.event_timeout
+            out.actions.append(Dispatch(target.target_id, nxt.name))
+        return
+    current.status = LifecycleEventStatus.FAILED
+    _end_target(target, TargetStatus.FAILED, now)
+
+
+def _end_target(target: TargetState, status: TargetStatus, now: float) -> None:
+    """Finish a target: every event not yet run is Skipped."""
+    for event in target.events:
+        if event.status in (LifecycleEventStatus.PENDING, LifecycleEventStatus.IN_PROGRESS):
+            event.status = LifecycleEventStatus.SKIPPED
+    target.status = status
+    target.deadline = None
+    target.last_updated = now
+
+
+def _tick(state: DeploymentState, now: float, out: Outcome) -> None:
+    for target in state.targets.values():
+        if target.in_flight and target.deadline is not None and target.deadline <= now:
+            current = target.current()
+            if current is None:
+                continue
+            _completed(
+                state,
+                Completed(
+                    target.target_id,
+                    current.name,
+                    succeeded=False,
+                    diagnostics={
+                        "errorCode": "UnknownError",
+                        "scriptName": "",
+                        "message": f"No result for {current.name} within "
+                        f"{state.event_timeout:.0f} seconds",
+                        "logTail": "",
+                    },
+                ),
+                now,
+                out,
+            )
+
+
+def _skip_pending(state: DeploymentState, now: float, out: Outcome) -> None:
+    for target in state.targets.values():
+        if target.status == TargetStatus.PENDING:
+            _end_target(target, TargetStatus.SKIPPED, now)
+            out.changed_targets.add(target.target_id)
+            out.changed = True
+
+
+def _advance(state: DeploymentState, now: float, out: Outcome) -> None:
+    """Decide what happens next from the targets' counts."""
+    targets = list(state.targets.values())
+    in_flight = sum(t.in_flight for t in targets)
+    if state.stop_requested:
+        _skip_pending(state, now, out)
+        if in_flight == 0:
+            state.error_code = ErrorCode.MANUAL_STOP
+            state.error_message = "Deployment was stopped by the user"
+            _move(state, S.STOPPED, now, out)
+        return
+    rule = plan.HealthRule.from_config(state.health_rule)
+    total = len(targets)
+    succeeded = sum(t.status == TargetStatus.SUCCEEDED for t in targets)
+    failed = sum(t.status == TargetStatus.FAILED for t in targets)
+    pending = [t for t in targets if t.status == TargetStatus.PENDING]
+    last_failed = failed > 0 and not pending and in_flight == 0 and _last_finished_failed(targets)
+    if state.error_code is None:
+        verdict = plan.verdict(rule, total, succeeded, failed, len(pending), in_flight, last_failed)
+        if verdict == plan.SUCCEEDED:
+            _move(state, S.SUCCEEDED, now, out)
+            return
+        if verdict == plan.CONTINUE:
+            healthy = total - failed - in_flight
+            for target in pending[: max(0, plan.can_start_more(rule, total, healthy, in_flight))]:
+                target.status = TargetStatus.IN_PROGRESS
+                target.last_updated = now
+                target.deadline = now + state.event_timeout
+                out.changed_targets.add(target.target_id)
+                out.changed = True
+                out.actions.append(Dispatch(target.target_id, target.events[0].name))
+            return
+        # Failing: start nothing more, let the hosts in flight finish their event.
+        state.error_code = ErrorCode.HEALTH_CONSTRAINTS
+        state.error_message = HEALTH_MESSAGE
+        out.changed = True
+        _skip_pending(state, now, out)
+    if in_flight == 0:
+        _move(state, S.FAILED, now, out)
+
+
+def _last_finished_failed(targets: list[TargetState]) -> bool:
+    """Whether the target that finished last is a failed one (OneAtATime's rule)."""
+    finished = [t for t in targets if t.status in (TargetStatus.SUCCEEDED, TargetStatus.FAILED)]
+    if not finished:
+        return False
+    last = max(finished, key=lambda t: t.last_updated)
+    return last.status == TargetStatus.FAILED
+
+
+def new_target(target_id: str, events: tuple[str, ...]) -> TargetState:
+    return TargetState(target_id=target_id, events=[EventState(name) for name in events])

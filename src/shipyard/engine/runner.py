@@ -1,0 +1,316 @@
+"""Load, step, persist, act: the only engine module with I/O.
+
+Every change to a deployment is one call to ``apply``: in one transaction it loads
+the deployment (row-locked on PostgreSQL so replicas take turns), lets the pure
+machine decide, writes what changed and queues host commands; after the commit it
+wakes the agents that have new work. A sweeper feeds ``Tick`` inputs so deadlines
+are noticed without anyone asking.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection
+
+from shipyard.config import ServerConfig
+from shipyard.engine import machine
+from shipyard.engine.state import DeploymentState
+from shipyard.errors import ApiError
+from shipyard.model import (
+    AGENT_ERROR_CODES,
+    TERMINAL_DEPLOYMENT_STATUSES,
+    CommandStatus,
+    DeploymentStatus,
+)
+from shipyard.store import deployments as store
+from shipyard.store import resources
+from shipyard.store.db import Database
+
+log = logging.getLogger("shipyard.runner")
+
+SWEEP_SECONDS = 1.0
+# Between wake-ups a poller re-reads the database, so work queued by another
+# replica is found even though only this process's waiters are notified.
+POLL_RECHECK_SECONDS = 1.0
+LOG_TAIL_BYTES = 4096
+
+BundleUrl = Callable[[dict[str, Any]], str]
+
+
+@dataclass(frozen=True)
+class HostCommandView:
+    id: int
+    deployment_id: str
+    command_name: str
+    execution_id: str
+
+
+def execution_id(deployment_id: str, command_id: int, command_name: str, instance: str) -> str:
+    # The model's pattern is ^[^/]+/[^/]+/[^/]+/.+$
+    return f"{deployment_id}/{command_id}/{command_name}/{instance}"
+
+
+class Runner:
+    def __init__(
+        self,
+        config: ServerConfig,
+        db: Database,
+        clock: Callable[[], float],
+        bundle_url: BundleUrl | None = None,
+    ) -> None:
+        self.config = config
+        self.db = db
+        self.clock = clock
+        self.bundle_url = bundle_url
+        self._waiters: dict[str, asyncio.Event] = {}
+        self._sweeper: asyncio.Task[None] | None = None
+
+    # ---- lifecycle ----------------------------------------------------------------
+
+    def start(self) -> None:
+        self._sweeper = asyncio.get_running_loop().create_task(self._sweep_forever())
+
+    async def stop(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            await asyncio.sleep(SWEEP_SECONDS)
+            try:
+                self.sweep()
+            except Exception:
+                log.exception("sweep failed")
+
+    def sweep(self) -> None:
+        """Feed a Tick to every active deployment (deadlines, resumed work)."""
+        with self.db.tx() as conn:
+            ids = store.active_ids(conn)
+        for deployment_id in ids:
+            self.apply(deployment_id, machine.Tick())
+
+    # ---- the one way to change a deployment -------------------------------------------
+
+    def create(
+        self,
+        state: DeploymentState,
+        info: dict[str, Any],
+        app: str,
+        group: str,
+        on_created: Callable[[Connection], None] | None = None,
+    ) -> None:
+        """Store a new deployment and start it, atomically."""
+        woken: set[str] = set()
+        with self.db.tx() as conn:
+            store.insert(conn, state, info, app, group)
+            if on_created is not None:
+                on_created(conn)
+            stored = store.StoredDeployment(state, info, app, group)
+            self._step(conn, stored, machine.Start(), woken)
+        self._wake(woken)
+
+    def apply(self, deployment_id: str, event: machine.Input) -> DeploymentStatus | None:
+        woken: set[str] = set()
+        with self.db.tx() as conn:
+            stored = store.load(conn, deployment_id, lock=True)
+            if stored is None:
+                return None
+            self._step(conn, stored, event, woken)
+            status = stored.state.status
+        self._wake(woken)
+        return status
+
+    def _step(
+        self,
+        conn: Connection,
+        stored: store.StoredDeployment,
+        event: machine.Input,
+        woken: set[str],
+    ) -> None:
+        now = self.clock()
+        outcome = machine.step(stored.state, event, now)
+        if not outcome.changed:
+            return
+        store.save(conn, stored, sorted(outcome.changed_targets))
+        for action in outcome.actions:
+            match action:
+                case machine.Dispatch(target_id, event_name):
+                    store.add_command(conn, target_id, stored.state.deployment_id, event_name, now)
+                    woken.add(target_id)
+                case machine.Finished(status):
+                    self._finished(conn, stored, status, now)
+
+    def _finished(
+        self, conn: Connection, stored: store.StoredDeployment, status: DeploymentStatus, now: float
+    ) -> None:
+        state = stored.state
+        store.fail_open_commands(conn, state.deployment_id, now)
+        summary = {
+            "deploymentId": state.deployment_id,
+            "status": status.value,
+            "endTime": now,
+            "createTime": state.create_time,
+        }
+        changes: dict[str, Any] = {"lastAttemptedDeployment": summary}
+        if status == DeploymentStatus.SUCCEEDED:
+            changes["lastSuccessfulDeployment"] = summary
+            changes["targetRevision"] = stored.info.get("revision")
+        resources.update_deployment_group_doc(
+            conn, stored.application_name, stored.group_name, changes
+        )
+
+    def _wake(self, instances: set[str]) -> None:
+        for name in instances:
+            waiter = self._waiters.get(name)
+            if waiter is not None:
+                waiter.set()
+
+    # ---- the agent protocol -------------------------------------------------------
+
+    async def poll(self, instance: str, timeout: float) -> HostCommandView | None:
+        """The next command for ``instance``, waiting up to ``timeout`` seconds for one."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        waiter = self._waiters.setdefault(instance, asyncio.Event())
+        while True:
+            waiter.clear()
+            with self.db.tx() as conn:
+                command = store.claim_next_command(conn, instance)
+            if command is not None:
+                return HostCommandView(
+                    command.id,
+                    command.deployment_id,
+                    command.command_name,
+                    execution_id(command.deployment_id, command.id, command.command_name, instance),
+                )
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return None
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(waiter.wait(), min(remaining, POLL_RECHECK_SECONDS))
+
+    def _own_command(self, conn: Connection, instance: str, command_id: int) -> store.HostCommand:
+        command = store.get_command(conn, command_id)
+        if command is None or command.instance_name != instance:
+            raise ApiError("ClientException", f"Unknown host command {command_id}")
+        return command
+
+    def acknowledge(self, instance: str, command_id: int) -> str:
+        with self.db.tx() as conn:
+            command = self._own_command(conn, instance, command_id)
+            if command.status != CommandStatus.IN_PROGRESS.value:
+                return command.status
+            store.set_command(conn, command_id, acknowledged=self.clock())
+        status = self.apply(
+            command.deployment_id, machine.Acknowledged(instance, command.command_name)
+        )
+        if status in TERMINAL_DEPLOYMENT_STATUSES:
+            return CommandStatus.FAILED.value
+        return CommandStatus.IN_PROGRESS.value
+
+    def specification(self, instance: str, execution: str) -> dict[str, Any]:
+        parts = execution.split("/", 3)
+        if len(parts) != 4 or parts[3] != instance or not parts[1].isdigit():
+            raise ApiError("ClientException", f"Unknown deployment execution {execution!r}")
+        with self.db.tx() as conn:
+            self._own_command(conn, instance, int(parts[1]))
+            stored = store.load(conn, parts[0])
+        if stored is None:
+            raise ApiError("ClientException", f"Unknown deployment execution {execution!r}")
+        return self._spec_payload(stored)
+
+    def _spec_payload(self, stored: store.StoredDeployment) -> dict[str, Any]:
+        info = stored.info
+        revision = info.get("revision") or {}
+        payload: dict[str, Any] = {
+            "DeploymentId": stored.state.deployment_id,
+            "DeploymentGroupId": info["deploymentGroupId"],
+            "DeploymentGroupName": stored.group_name,
+            "ApplicationName": stored.application_name,
+            "DeploymentCreator": info.get("creator", "user"),
+            "DeploymentType": "IN_PLACE",
+            "AppSpecFilename": "appspec.yml",
+            "AgentActionOverrides": {
+                "AgentOverrides": {"FileExistsBehavior": info.get("fileExistsBehavior", "DISALLOW")}
+            },
+            "MaxBundleBytes": self.config.max_bundle_bytes,
+        }
+        if revision.get("revisionType") == "S3":
+            loc = revision["s3Location"]
+            s3: dict[str, Any] = {
+                "Bucket": loc["bucket"],
+                "Key": loc["key"],
+                "BundleType": loc.get("bundleType", "zip"),
+            }
+            if loc.get("version"):
+                s3["Version"] = loc["version"]
+            if loc.get("eTag"):
+                s3["ETag"] = loc["eTag"]
+            payload["Revision"] = {"RevisionType": "S3", "S3Revision": s3}
+            if self.bundle_url is not None:
+                payload["BundleUrl"] = self.bundle_url(loc)
+        elif revision.get("revisionType") == "GitHub":
+            loc = revision["gitHubLocation"]
+            account, _, repo = loc["repository"].partition("/")
+            payload["Revision"] = {
+                "RevisionType": "GitHub",
+                "GitHubRevision": {
+                    "Account": account,
+                    "Repository": repo,
+                    "CommitId": loc["commitId"],
+                    "BundleType": "tar",
+                },
+            }
+            payload["GitUrl"] = f"{self.config.git_base_url.rstrip('/')}/{loc['repository']}"
+        return payload
+
+    def append_log(self, instance: str, command_id: int, chunk: str) -> str:
+        with self.db.tx() as conn:
+            command = self._own_command(conn, instance, command_id)
+            store.append_log(
+                conn, command.deployment_id, instance, command.command_name, chunk, self.clock()
+            )
+            return command.status
+
+    def complete(
+        self, instance: str, command_id: int, status: str, diagnostics: dict[str, Any]
+    ) -> None:
+        if status not in (CommandStatus.SUCCEEDED.value, CommandStatus.FAILED.value):
+            raise ApiError("ClientException", f"CommandStatus must be Succeeded or Failed: {status}")
+        with self.db.tx() as conn:
+            command = self._own_command(conn, instance, command_id)
+            if command.status in (CommandStatus.SUCCEEDED.value, CommandStatus.FAILED.value):
+                return  # a repeated completion changes nothing
+            store.set_command(conn, command_id, status=status, completed=self.clock())
+        succeeded = status == CommandStatus.SUCCEEDED.value
+        self.apply(
+            command.deployment_id,
+            machine.Completed(
+                instance, command.command_name, succeeded, lifecycle_diagnostics(diagnostics)
+            ),
+        )
+
+
+def lifecycle_diagnostics(payload: dict[str, Any]) -> dict[str, str]:
+    """The agent's completion payload as a LifecycleEvent ``diagnostics`` member."""
+    try:
+        code = AGENT_ERROR_CODES[int(payload.get("error_code", 5))]
+    except (KeyError, ValueError, TypeError):
+        code = AGENT_ERROR_CODES[5]
+    log_text = str(payload.get("log", ""))
+    tail = log_text.encode()[-LOG_TAIL_BYTES:].decode(errors="ignore")
+    return {
+        "errorCode": code.value,
+        "scriptName": str(payload.get("script_name", "")),
+        "message": str(payload.get("message", "")) or code.value,
+        "logTail": tail,
+    }
+

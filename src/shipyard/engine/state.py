@@ -1,0 +1,92 @@
+"""A deployment's state as the engine sees it, and its JSON form for the store."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from shipyard.model import DeploymentStatus, LifecycleEventStatus, TargetStatus
+
+
+@dataclass
+class EventState:
+    name: str
+    status: LifecycleEventStatus = LifecycleEventStatus.PENDING
+    start_time: float | None = None
+    end_time: float | None = None
+    # {errorCode, scriptName, message, logTail} once the event has a result
+    diagnostics: dict[str, str] | None = None
+
+
+@dataclass
+class TargetState:
+    target_id: str
+    events: list[EventState]
+    status: TargetStatus = TargetStatus.PENDING
+    last_updated: float = 0.0
+    # When the server gives up waiting for the in-flight event's result.
+    deadline: float | None = None
+
+    def current(self) -> EventState | None:
+        """The first event that has not finished, if any."""
+        for event in self.events:
+            if event.status in (LifecycleEventStatus.PENDING, LifecycleEventStatus.IN_PROGRESS):
+                return event
+        return None
+
+    @property
+    def in_flight(self) -> bool:
+        return self.status == TargetStatus.IN_PROGRESS
+
+    def to_doc(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any]) -> TargetState:
+        events = [
+            EventState(
+                name=e["name"],
+                status=LifecycleEventStatus(e["status"]),
+                start_time=e.get("start_time"),
+                end_time=e.get("end_time"),
+                diagnostics=e.get("diagnostics"),
+            )
+            for e in doc["events"]
+        ]
+        return cls(
+            target_id=doc["target_id"],
+            events=events,
+            status=TargetStatus(doc["status"]),
+            last_updated=doc.get("last_updated", 0.0),
+            deadline=doc.get("deadline"),
+        )
+
+
+@dataclass
+class DeploymentState:
+    """Everything the engine decides on. ``targets`` keeps the scheduling order."""
+
+    deployment_id: str
+    status: DeploymentStatus
+    health_rule: dict[str, Any]  # {"type": ..., "value": ...}
+    event_timeout: float
+    ignore_application_stop_failures: bool = False
+    create_time: float = 0.0
+    start_time: float | None = None
+    complete_time: float | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    stop_requested: bool = False
+    targets: dict[str, TargetState] = field(default_factory=dict)
+
+    def header_doc(self) -> dict[str, Any]:
+        """The deployment-level part, without targets (stored in their own rows)."""
+        doc = asdict(self)
+        del doc["targets"]
+        return doc
+
+    @classmethod
+    def from_docs(cls, header: dict[str, Any], targets: list[TargetState]) -> DeploymentState:
+        fields = dict(header)
+        fields["status"] = DeploymentStatus(fields["status"])
+        return cls(**fields, targets={t.target_id: t for t in targets})

@@ -1,0 +1,179 @@
+"""The command service agents long-poll: ``CodeDeployCommandService_v20141006.<Op>``.
+
+Thin handlers: check that the caller is an instance and speaks for its own host, check
+the members, then hand over to the runner. Host command ids travel as decimal strings
+(the model types HostCommandIdentifier as a string).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy import select
+
+from shipyard.errors import ApiError
+from shipyard.model import CommandStatus
+from shipyard.server.context import Call, Handler, Json
+from shipyard.store import schema
+
+MAX_PAYLOAD_CHARS = 1024 * 1024  # output chunks are batched to well under this
+COMPLETION_STATUSES = (CommandStatus.SUCCEEDED.value, CommandStatus.FAILED.value)
+_DIAGNOSTIC_TYPES: dict[str, type] = {
+    "error_code": int,
+    "script_name": str,
+    "message": str,
+    "log": str,
+}
+
+
+def _client_error(message: str) -> ApiError:
+    return ApiError("ClientException", message)
+
+
+def _instance(call: Call) -> str:
+    """The calling instance's name; API (admin) keys may not speak for a host."""
+    if call.principal.kind != "instance":
+        raise ApiError(
+            "AccessDeniedException", "Only instance credentials may call the command service", 403
+        )
+    return call.principal.name
+
+
+def _required_string(body: dict[str, Any], member: str) -> str:
+    value = body.get(member)
+    if value is None or value == "":
+        raise _client_error(f"{member} is required")
+    if not isinstance(value, str):
+        raise _client_error(f"{member} must be a string")
+    return value
+
+
+def _command_id(body: dict[str, Any]) -> int:
+    value = _required_string(body, "HostCommandIdentifier")
+    if not value.isdigit():
+        raise _client_error(f"Unknown host command {value!r}")
+    return int(value)
+
+
+def _check_host(call: Call, instance: str, *, heartbeat: bool = False) -> str:
+    """The instance's IAM ARN, after checking the request's HostIdentifier contains it."""
+    host = _required_string(call.body, "HostIdentifier")
+    c = schema.instances.c
+    with call.services.db.tx() as conn:
+        if heartbeat:
+            conn.execute(
+                schema.instances.update().where(c.name == instance).values(last_seen=call.now())
+            )
+        row = conn.execute(select(c.iam_arn, c.registered).where(c.name == instance)).first()
+    if row is None or not row.registered:
+        raise _client_error(f"Instance {instance} is not registered")
+    # The stock agent's rule, applied from the server's side: the identifier the agent
+    # sends must contain the registered ARN.
+    if row.iam_arn not in host:
+        raise _client_error(f"HostIdentifier {host!r} does not belong to instance {instance}")
+    return str(row.iam_arn)
+
+
+def _diagnostics(body: dict[str, Any], *, required: bool) -> dict[str, Any]:
+    """The decoded Diagnostics payload (``{}`` when absent and optional)."""
+    diagnostics = body.get("Diagnostics")
+    if diagnostics is None:
+        if required:
+            raise _client_error("Diagnostics is required")
+        return {}
+    if not isinstance(diagnostics, dict):
+        raise _client_error("Diagnostics must be an object with Format and Payload")
+    fmt = diagnostics.get("Format", "JSON")
+    if fmt != "JSON":
+        raise _client_error(f"Diagnostics Format must be JSON; got {fmt!r}")
+    payload = diagnostics.get("Payload")
+    if payload is None or payload == "":
+        if required:
+            raise _client_error("Diagnostics Payload is required")
+        return {}
+    if not isinstance(payload, str):
+        raise _client_error("Diagnostics Payload must be a string holding JSON")
+    if len(payload) > MAX_PAYLOAD_CHARS:
+        raise _client_error(f"Diagnostics Payload exceeds {MAX_PAYLOAD_CHARS} characters")
+    try:
+        decoded = json.loads(payload)
+    except ValueError:
+        raise _client_error("Diagnostics Payload is not valid JSON") from None
+    if not isinstance(decoded, dict):
+        raise _client_error("Diagnostics Payload must be a JSON object")
+    return decoded
+
+
+async def poll_host_command(call: Call) -> Json:
+    instance = _instance(call)
+    iam_arn = _check_host(call, instance, heartbeat=True)
+    services = call.services
+    command = await services.runner.poll(instance, services.config.poll_seconds)
+    if command is None:
+        return {}
+    return {
+        "HostCommand": {
+            "HostCommandIdentifier": str(command.id),
+            "HostIdentifier": iam_arn,
+            "DeploymentExecutionId": command.execution_id,
+            "CommandName": command.command_name,
+            "Nonce": command.id,
+        }
+    }
+
+
+def put_host_command_acknowledgement(call: Call) -> Json:
+    instance = _instance(call)
+    command_id = _command_id(call.body)
+    _diagnostics(call.body, required=False)  # {"IsCommandNoop": ...}: checked, not needed
+    return {"CommandStatus": call.services.runner.acknowledge(instance, command_id)}
+
+
+def get_deployment_specification(call: Call) -> Json:
+    instance = _instance(call)
+    execution_id = _required_string(call.body, "DeploymentExecutionId")
+    _check_host(call, instance)
+    payload = call.services.runner.specification(instance, execution_id)
+    return {
+        "DeploymentSystem": "CodeDeploy",
+        "DeploymentSpecification": {
+            "GenericEnvelope": {
+                "Format": "TEXT/JSON",
+                "Payload": json.dumps(payload, separators=(",", ":")),
+            }
+        },
+    }
+
+
+def post_host_command_update(call: Call) -> Json:
+    instance = _instance(call)
+    command_id = _command_id(call.body)
+    chunk = _diagnostics(call.body, required=True).get("log", "")
+    if not isinstance(chunk, str):
+        raise _client_error("Diagnostics Payload member log must be a string")
+    return {"CommandStatus": call.services.runner.append_log(instance, command_id, chunk)}
+
+
+def put_host_command_complete(call: Call) -> Json:
+    instance = _instance(call)
+    command_id = _command_id(call.body)
+    status = _required_string(call.body, "CommandStatus")
+    if status not in COMPLETION_STATUSES:
+        raise _client_error(f"CommandStatus must be Succeeded or Failed; got {status!r}")
+    diagnostics = _diagnostics(call.body, required=False)
+    for member, expected in _DIAGNOSTIC_TYPES.items():
+        value = diagnostics.get(member)
+        if value is not None and (not isinstance(value, expected) or isinstance(value, bool)):
+            raise _client_error(f"Diagnostics Payload member {member} has the wrong type")
+    call.services.runner.complete(instance, command_id, status, diagnostics)
+    return {}
+
+
+AGENT_OPERATIONS: dict[str, Handler] = {
+    "PollHostCommand": poll_host_command,
+    "PutHostCommandAcknowledgement": put_host_command_acknowledgement,
+    "GetDeploymentSpecification": get_deployment_specification,
+    "PostHostCommandUpdate": post_host_command_update,
+    "PutHostCommandComplete": put_host_command_complete,
+}

@@ -1,0 +1,43 @@
+"""What a request handler is given: the process's services and the caller."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from shipyard.config import ServerConfig
+from shipyard.store.db import Database
+
+if TYPE_CHECKING:
+    from shipyard.engine.runner import Runner
+
+
+@dataclass
+class Services:
+    """Built once per server process and passed to every handler."""
+
+    config: ServerConfig
+    db: Database
+    runner: Runner
+    clock: Callable[[], float]
+
+
+@dataclass(frozen=True)
+class Principal:
+    kind: str  # "admin" or "instance"
+    name: str  # "admin" or the on-premises instance name
+
+
+@dataclass
+class Call:
+    services: Services
+    principal: Principal
+    body: dict[str, Any]
+
+    def now(self) -> float:
+        return self.services.clock()
+
+
+Json = dict[str, Any]
+Handler = Callable[[Call], Json | Awaitable[Json]]

@@ -1,0 +1,29 @@
+"""The CodeDeploy API operations, one module per resource family.
+
+Each module exports ``OPERATIONS: dict[str, Handler]`` keyed by operation name.
+"""
+
+from __future__ import annotations
+
+from shipyard.server.context import Handler
+from shipyard.server.operations import (
+    applications,
+    configs,
+    deployments,
+    groups,
+    instances,
+    revisions,
+    tags,
+    targets,
+)
+
+API_OPERATIONS: dict[str, Handler] = {
+    **applications.OPERATIONS,
+    **revisions.OPERATIONS,
+    **groups.OPERATIONS,
+    **configs.OPERATIONS,
+    **instances.OPERATIONS,
+    **tags.OPERATIONS,
+    **deployments.OPERATIONS,
+    **targets.OPERATIONS,
+}

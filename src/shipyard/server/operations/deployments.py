@@ -1,0 +1,357 @@
+"""CreateDeployment, GetDeployment, BatchGetDeployments, ListDeployments,
+StopDeployment, ContinueDeployment, SkipWaitTimeForInstanceTermination and
+PutLifecycleEventHookExecutionStatus."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection
+
+from shipyard.engine import machine, plan
+from shipyard.engine.lifecycle import events_for
+from shipyard.engine.state import DeploymentState
+from shipyard.errors import ApiError
+from shipyard.model import (
+    TERMINAL_DEPLOYMENT_STATUSES,
+    DeploymentCreator,
+    DeploymentStatus,
+    FileExistsBehavior,
+    new_deployment_id,
+)
+from shipyard.server import validate
+from shipyard.server.context import Call, Handler, Json
+from shipyard.server.operations import revision_check
+from shipyard.server.operations.render import deployment_info
+from shipyard.store import deployments as store
+from shipyard.store import resources
+
+DEFAULT_CONFIG = "CodeDeployDefault.OneAtATime"
+MAX_DESCRIPTION = 256
+DEPLOYMENT_ID_RE = r"^d-[A-Z0-9]{9}$"
+
+
+def _app_and_group(conn: Connection, body: Json) -> tuple[dict[str, Any], dict[str, Any]]:
+    app_name = validate.name(
+        validate.required(body, "applicationName", "ApplicationNameRequiredException"),
+        "InvalidApplicationNameException",
+        "applicationName",
+    )
+    app = resources.get_application(conn, app_name)
+    if app is None:
+        raise ApiError("ApplicationDoesNotExistException", f"No application named {app_name}")
+    group_name = validate.name(
+        validate.required(body, "deploymentGroupName", "DeploymentGroupNameRequiredException"),
+        "InvalidDeploymentGroupNameException",
+        "deploymentGroupName",
+    )
+    group = resources.get_deployment_group(conn, app_name, group_name)
+    if group is None:
+        raise ApiError(
+            "DeploymentGroupDoesNotExistException",
+            f"No deployment group {group_name} in application {app_name}",
+        )
+    return app, group
+
+
+def _config(conn: Connection, body: Json, group: dict[str, Any]) -> dict[str, Any]:
+    name = body.get("deploymentConfigName") or group.get("deploymentConfigName") or DEFAULT_CONFIG
+    validate.name(name, "InvalidDeploymentConfigNameException", "deploymentConfigName")
+    config = resources.get_deployment_config(conn, name)
+    if config is None:
+        raise ApiError("DeploymentConfigDoesNotExistException", f"No deployment config {name}")
+    if config.get("computePlatform", "Server") != "Server":
+        raise ApiError(
+            "InvalidDeploymentConfigNameException",
+            f"{name} is a {config['computePlatform']} config; this group deploys to servers",
+        )
+    return config
+
+
+def _options(body: Json) -> dict[str, Any]:
+    description = body.get("description", "")
+    if not isinstance(description, str):
+        raise ApiError("InvalidInputException", "description must be a string")
+    if len(description) > MAX_DESCRIPTION:
+        raise ApiError(
+            "DescriptionTooLongException", f"description is longer than {MAX_DESCRIPTION}"
+        )
+    behavior = validate.enum(
+        body.get("fileExistsBehavior", FileExistsBehavior.DISALLOW.value),
+        [b.value for b in FileExistsBehavior],
+        "InvalidFileExistsBehaviorException",
+        "fileExistsBehavior",
+    )
+    ignore = validate.boolean(
+        body.get("ignoreApplicationStopFailures", False),
+        "InvalidIgnoreApplicationStopFailuresValueException",
+        "ignoreApplicationStopFailures",
+    )
+    outdated_only = validate.boolean(
+        body.get("updateOutdatedInstancesOnly", False),
+        "InvalidUpdateOutdatedInstancesOnlyValueException",
+        "updateOutdatedInstancesOnly",
+    )
+    mode = validate.enum(
+        body.get("deploymentMode", "STANDARD"),
+        ["STANDARD", "RESTART"],
+        "InvalidInputException",
+        "deploymentMode",
+    )
+    return {
+        "description": description,
+        "fileExistsBehavior": behavior,
+        "ignoreApplicationStopFailures": ignore,
+        "updateOutdatedInstancesOnly": outdated_only,
+        "deploymentMode": mode,
+    }
+
+
+def _revision(call: Call, conn: Connection, body: Json, group: dict[str, Any], mode: str) -> Json:
+    if mode == "RESTART":
+        if body.get("revision"):
+            raise ApiError("InvalidInputException", "deploymentMode RESTART takes no revision")
+        last = group.get("targetRevision")
+        if not last:
+            raise ApiError(
+                "RevisionRequiredException",
+                "deploymentMode RESTART needs a previous successful deployment in the group",
+            )
+        return dict(last)
+    revision = body.get("revision")
+    if not revision:
+        raise ApiError("RevisionRequiredException", "revision is required")
+    return revision_check.checked(call.services, revision)
+
+
+def create_deployment(call: Call) -> Json:
+    body = call.body
+    now = call.now()
+    options = _options(body)
+    if options["deploymentMode"] == "RESTART" and options["updateOutdatedInstancesOnly"]:
+        raise ApiError(
+            "InvalidUpdateOutdatedInstancesOnlyValueException",
+            "updateOutdatedInstancesOnly must not be true with deploymentMode RESTART",
+        )
+    with call.services.db.tx() as conn:
+        app, group = _app_and_group(conn, body)
+        config = _config(conn, body, group)
+        revision = _revision(call, conn, body, group, options["deploymentMode"])
+        active = store.active_for_group(conn, app["applicationName"], group["deploymentGroupName"])
+        if active is not None:
+            raise ApiError(
+                "DeploymentLimitExceededException",
+                f"The Deployment Group '{group['deploymentGroupName']}' already has an active "
+                f"Deployment '{active}'",
+            )
+        instances = resources.instances_for_group(conn, group)
+        health = store.instance_health(
+            conn, app["applicationName"], group["deploymentGroupName"], instances, revision
+        )
+    style = group.get("deploymentStyle") or {}
+    events = events_for(
+        style.get("deploymentType", "IN_PLACE"),
+        style.get("deploymentOption", "WITHOUT_TRAFFIC_CONTROL"),
+    )
+    ordered = plan.order_hosts([(name, health[name]) for name in instances])
+    deployment_id = new_deployment_id()
+    state = DeploymentState(
+        deployment_id=deployment_id,
+        status=DeploymentStatus.CREATED,
+        health_rule=dict(config["minimumHealthyHosts"]),
+        event_timeout=call.services.config.event_timeout,
+        ignore_application_stop_failures=options["ignoreApplicationStopFailures"],
+        create_time=now,
+        targets={name: machine.new_target(name, events) for name in ordered},
+    )
+    info: Json = {
+        "deploymentConfigName": config["deploymentConfigName"],
+        "deploymentGroupId": group["deploymentGroupId"],
+        "revision": revision,
+        "creator": DeploymentCreator.USER.value,
+        "description": options["description"],
+        "ignoreApplicationStopFailures": options["ignoreApplicationStopFailures"],
+        "updateOutdatedInstancesOnly": options["updateOutdatedInstancesOnly"],
+        "fileExistsBehavior": options["fileExistsBehavior"],
+        "deploymentStyle": {
+            "deploymentType": style.get("deploymentType", "IN_PLACE"),
+            "deploymentOption": style.get("deploymentOption", "WITHOUT_TRAFFIC_CONTROL"),
+        },
+        "computePlatform": "Server",
+        "deploymentStatusMessages": [],
+        "targetOrder": ordered,
+    }
+    if options["deploymentMode"] == "RESTART":
+        info["deploymentMode"] = "RESTART"
+    if group.get("targetRevision"):
+        info["previousRevision"] = group["targetRevision"]
+    for member in ("autoRollbackConfiguration", "loadBalancerInfo"):
+        value = body.get(member, group.get(member))
+        if value:
+            info[member] = value
+    app_name, group_name = app["applicationName"], group["deploymentGroupName"]
+
+    def on_created(conn: Connection) -> None:
+        resources.record_revision_use(conn, app_name, revision, now)
+        resources.update_deployment_group_doc(
+            conn,
+            app_name,
+            group_name,
+            {
+                "lastAttemptedDeployment": {
+                    "deploymentId": deployment_id,
+                    "status": DeploymentStatus.CREATED.value,
+                    "createTime": now,
+                }
+            },
+        )
+
+    call.services.runner.create(state, info, app_name, group_name, on_created)
+    return {"deploymentId": deployment_id}
+
+
+def _deployment_id(body: Json) -> str:
+    value = validate.required(body, "deploymentId", "DeploymentIdRequiredException")
+    if not isinstance(value, str) or not value.startswith("d-") or len(value) > 64:
+        raise ApiError("InvalidDeploymentIdException", f"Not a deployment id: {value!r}")
+    return value
+
+
+def load_deployment(call: Call, deployment_id: str) -> store.StoredDeployment:
+    with call.services.db.tx() as conn:
+        stored = store.load(conn, deployment_id)
+    if stored is None:
+        raise ApiError("DeploymentDoesNotExistException", f"No deployment {deployment_id}")
+    return stored
+
+
+def get_deployment(call: Call) -> Json:
+    return {"deploymentInfo": deployment_info(load_deployment(call, _deployment_id(call.body)))}
+
+
+def batch_get_deployments(call: Call) -> Json:
+    ids = validate.batch(
+        validate.required(call.body, "deploymentIds", "DeploymentIdRequiredException"),
+        25,
+        "InvalidDeploymentIdException",
+        "BatchLimitExceededException",
+        "deploymentIds",
+    )
+    found = []
+    with call.services.db.tx() as conn:
+        for deployment_id in ids:
+            stored = store.load(conn, deployment_id)
+            if stored is not None:
+                found.append(deployment_info(stored))
+    return {"deploymentsInfo": found}
+
+
+def list_deployments(call: Call) -> Json:
+    body = call.body
+    app_name = body.get("applicationName")
+    group_name = body.get("deploymentGroupName")
+    with call.services.db.tx() as conn:
+        if group_name is not None and app_name is None:
+            raise ApiError(
+                "ApplicationNameRequiredException", "deploymentGroupName needs applicationName"
+            )
+        if app_name is not None:
+            if group_name is None:
+                raise ApiError(
+                    "DeploymentGroupNameRequiredException",
+                    "applicationName needs deploymentGroupName",
+                )
+            _app_and_group(conn, body)
+        statuses = body.get("includeOnlyStatuses") or []
+        for status in statuses:
+            validate.enum(
+                status,
+                [s.value for s in DeploymentStatus],
+                "InvalidDeploymentStatusException",
+                "includeOnlyStatuses",
+            )
+        time_range = body.get("createTimeRange") or {}
+        start, end = time_range.get("start"), time_range.get("end")
+        if start is not None and end is not None and start > end:
+            raise ApiError("InvalidTimeRangeException", "createTimeRange start is after end")
+        ids = store.list_ids(
+            conn,
+            app=app_name,
+            group=group_name,
+            statuses=statuses,
+            external_id=body.get("externalId"),
+            start=start,
+            end=end,
+        )
+    page, token = validate.paginate(ids, body.get("nextToken"))
+    result: Json = {"deployments": page}
+    if token:
+        result["nextToken"] = token
+    return result
+
+
+def stop_deployment(call: Call) -> Json:
+    deployment_id = _deployment_id(call.body)
+    stored = load_deployment(call, deployment_id)
+    if stored.state.status in TERMINAL_DEPLOYMENT_STATUSES:
+        raise ApiError(
+            "DeploymentAlreadyCompletedException",
+            f"Deployment {deployment_id} is already {stored.state.status.value}",
+        )
+    status = call.services.runner.apply(deployment_id, machine.StopRequested())
+    if status == DeploymentStatus.STOPPED:
+        return {"status": "Succeeded", "statusMessage": "Deployment stopped"}
+    return {
+        "status": "Pending",
+        "statusMessage": "Stopping: waiting for lifecycle events in progress to finish",
+    }
+
+
+def continue_deployment(call: Call) -> Json:
+    deployment_id = _deployment_id(call.body)
+    wait_type = call.body.get("deploymentWaitType", "READY_WAIT")
+    validate.enum(
+        wait_type,
+        ["READY_WAIT", "TERMINATION_WAIT"],
+        "InvalidDeploymentWaitTypeException",
+        "deploymentWaitType",
+    )
+    stored = load_deployment(call, deployment_id)
+    if stored.state.status in TERMINAL_DEPLOYMENT_STATUSES:
+        raise ApiError("DeploymentAlreadyCompletedException", f"{deployment_id} has completed")
+    raise ApiError(
+        "DeploymentIsNotInReadyStateException",
+        f"{deployment_id} is an in-place deployment and never waits in Ready",
+    )
+
+
+def skip_wait_time(call: Call) -> Json:
+    deployment_id = _deployment_id(call.body)
+    stored = load_deployment(call, deployment_id)
+    if stored.state.status in TERMINAL_DEPLOYMENT_STATUSES:
+        raise ApiError("DeploymentAlreadyCompletedException", f"{deployment_id} has completed")
+    raise ApiError(
+        "UnsupportedActionForDeploymentTypeException",
+        "Only blue/green deployments wait before terminating instances",
+    )
+
+
+def put_hook_status(call: Call) -> Json:
+    deployment_id = _deployment_id(call.body)
+    load_deployment(call, deployment_id)
+    raise ApiError(
+        "UnsupportedActionForDeploymentTypeException",
+        "Lifecycle hook execution status is reported only for Lambda and ECS deployments",
+    )
+
+
+OPERATIONS: dict[str, Handler] = {
+    "CreateDeployment": create_deployment,
+    "GetDeployment": get_deployment,
+    "BatchGetDeployments": batch_get_deployments,
+    "ListDeployments": list_deployments,
+    "StopDeployment": stop_deployment,
+    "ContinueDeployment": continue_deployment,
+    "SkipWaitTimeForInstanceTermination": skip_wait_time,
+    "PutLifecycleEventHookExecutionStatus": put_hook_status,
+}

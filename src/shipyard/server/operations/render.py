@@ -1,0 +1,88 @@
+"""Wire shapes of deployments and targets, built from stored state."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shipyard.engine.state import DeploymentState, TargetState
+from shipyard.model import ACCOUNT_ID, TargetStatus
+from shipyard.store.deployments import StoredDeployment
+
+
+def overview(state: DeploymentState) -> dict[str, int]:
+    counts = {
+        name: 0 for name in ("Pending", "InProgress", "Succeeded", "Failed", "Skipped", "Ready")
+    }
+    for target in state.targets.values():
+        if target.status.value in counts:
+            counts[target.status.value] += 1
+        elif target.status == TargetStatus.UNKNOWN:
+            counts["Pending"] += 1
+    return counts
+
+
+def deployment_info(stored: StoredDeployment) -> dict[str, Any]:
+    state = stored.state
+    info = {k: v for k, v in stored.info.items() if k not in _PRIVATE_INFO}
+    info.update(
+        deploymentId=state.deployment_id,
+        applicationName=stored.application_name,
+        deploymentGroupName=stored.group_name,
+        status=state.status.value,
+        createTime=state.create_time,
+        deploymentOverview=overview(state),
+    )
+    if state.start_time is not None:
+        info["startTime"] = state.start_time
+    if state.complete_time is not None:
+        info["completeTime"] = state.complete_time
+    if state.error_code:
+        info["errorInformation"] = {"code": state.error_code, "message": state.error_message or ""}
+    return info
+
+
+# Kept in the stored info for the engine and agents, not part of DeploymentInfo.
+_PRIVATE_INFO = frozenset({"targetOrder", "deploymentGroupId"})
+
+
+def lifecycle_events(target: TargetState) -> list[dict[str, Any]]:
+    events = []
+    for event in target.events:
+        item: dict[str, Any] = {"lifecycleEventName": event.name, "status": event.status.value}
+        if event.start_time is not None:
+            item["startTime"] = event.start_time
+        if event.end_time is not None:
+            item["endTime"] = event.end_time
+        if event.diagnostics:
+            item["diagnostics"] = event.diagnostics
+        events.append(item)
+    return events
+
+
+def instance_arn(region: str, name: str) -> str:
+    return f"arn:aws:codedeploy:{region}:{ACCOUNT_ID}:instance/{name}"
+
+
+def instance_target(deployment_id: str, target: TargetState, region: str) -> dict[str, Any]:
+    return {
+        "deploymentTargetType": "InstanceTarget",
+        "instanceTarget": {
+            "deploymentId": deployment_id,
+            "targetId": target.target_id,
+            "targetArn": instance_arn(region, target.target_id),
+            "status": target.status.value,
+            "lastUpdatedAt": target.last_updated,
+            "lifecycleEvents": lifecycle_events(target),
+        },
+    }
+
+
+def instance_summary(deployment_id: str, target: TargetState) -> dict[str, Any]:
+    """The deprecated InstanceSummary shape."""
+    return {
+        "deploymentId": deployment_id,
+        "instanceId": target.target_id,
+        "status": target.status.value,
+        "lastUpdatedAt": target.last_updated,
+        "lifecycleEvents": lifecycle_events(target),
+    }

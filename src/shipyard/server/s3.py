@@ -1,0 +1,243 @@
+"""The built-in bundle store's S3 API: path-style, XML, served on the Shipyard endpoint.
+
+Enough of S3 for ``aws s3``, ``aws deploy push``, boto3 and the CodeDeploy agent: buckets,
+objects (with Range and versionId), ListObjects v1 and v2, batch delete, copy and
+multipart uploads. Admin keys may do everything; instance keys (agents) and the server's
+internal bundle-reader key may only read objects.
+
+Modules: this one routes and answers errors, and holds the bucket operations;
+``s3_objects`` and ``s3_multipart`` the others; ``s3_auth`` checks signatures and
+``s3_payload`` bodies; ``s3_xml`` renders; ``shipyard.bundles`` stores.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from urllib.parse import unquote
+
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import Message, Receive
+
+from shipyard.bundles import BundleStore, S3Error
+from shipyard.server import s3_multipart as multipart
+from shipyard.server import s3_objects as objects
+from shipyard.server.context import Services
+from shipyard.server.s3_auth import Authenticated, authenticate, raw_query_pairs
+from shipyard.server.s3_call import MAX_XML_BODY, S3Call, owner, run_blocking
+from shipyard.server.s3_xml import Xml, iso_time, list_objects_result, parse_xml, xml_response
+
+log = logging.getLogger("shipyard.s3")
+
+Operation = Callable[[S3Call], Awaitable[Response]]
+# Sub-resources this store does not implement: answered NotImplemented rather than being
+# mistaken for a plain list or get.
+UNSUPPORTED = frozenset(
+    {"accelerate", "acl", "analytics", "attributes", "cors", "encryption", "inventory"}
+    | {"intelligent-tiering", "legal-hold", "lifecycle", "logging", "metrics", "notification"}
+    | {"object-lock", "ownershipControls", "policy", "policyStatus", "publicAccessBlock"}
+    | {"replication", "requestPayment", "restore", "retention", "select", "tagging"}
+    | {"torrent", "website"}
+)
+UNSUPPORTED_ON_BUCKETS = UNSUPPORTED | {"uploads", "versions"}
+MAX_DRAINED_BODY = 64 * 1024 * 1024
+
+
+def s3_routes(services: Services) -> list[Route]:
+    """One catch-all route: add it after every other route of the app."""
+
+    async def endpoint(request: Request) -> Response:
+        return await handle(request, services)
+
+    return [Route("/{path:path}", endpoint, methods=["GET", "HEAD", "PUT", "POST", "DELETE"])]
+
+
+async def handle(request: Request, services: Services) -> Response:
+    request_id = uuid.uuid4().hex[:16].upper()
+    receive = _TrackedReceive(request.receive)
+    request = Request(request.scope, receive)
+    raw_path = (request.scope.get("raw_path") or request.url.path.encode()).decode("latin-1")
+    try:
+        bucket, key = _split_path(raw_path)
+        auth = authenticate(request, services)
+        query = dict(raw_query_pairs(request))
+        _authorize(auth, request.method, key, query)
+        store = BundleStore(services.config.data_dir / "bundles", services.clock)
+        call = S3Call(request, services, store, auth, bucket, key, query)
+        response = await _select(request.method, bucket, key, query)(call)
+    except S3Error as exc:
+        response = _error_response(exc, request.method, raw_path, request_id)
+        if not await receive.drain(request.headers.get("expect", "")):
+            response.headers["connection"] = "close"
+    except ClientDisconnect:
+        return Response(status_code=400)  # nobody is left to read an answer
+    except Exception:
+        log.exception("S3 request failed")
+        failure = S3Error("InternalError", "We encountered an internal error.", 500)
+        response = _error_response(failure, request.method, raw_path, request_id)
+    response.headers["x-amz-request-id"] = request_id
+    return response
+
+
+class _TrackedReceive:
+    """The ASGI receive channel, remembering whether the request body has been read."""
+
+    def __init__(self, receive: Receive) -> None:
+        self._receive = receive
+        self.body_done = False
+
+    async def __call__(self) -> Message:
+        message = await self._receive()
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            self.body_done = True
+        return message
+
+    async def drain(self, expect: str) -> bool:
+        """Read and drop what is left of a body we refused; False if too much is left.
+
+        A client that sent its body without waiting for "100-continue" reads no answer
+        until it has sent it all; a client that waits must not be made to send it.
+        """
+        if expect.lower() == "100-continue":
+            return True
+        dropped = 0
+        while not self.body_done:
+            dropped += len((await self()).get("body", b""))
+            if dropped > MAX_DRAINED_BODY:
+                return False
+        return True
+
+
+def _split_path(raw_path: str) -> tuple[str, str]:
+    try:
+        bucket, _, key = unquote(raw_path.lstrip("/"), errors="strict").partition("/")
+    except UnicodeDecodeError:
+        raise S3Error("InvalidURI", "Couldn't parse the specified URI.") from None
+    return bucket, key
+
+
+def _authorize(auth: Authenticated, method: str, key: str, query: dict[str, str]) -> None:
+    if auth.principal.kind == "admin":
+        return
+    if key and method in ("GET", "HEAD") and "uploadId" not in query:
+        return
+    raise S3Error("AccessDenied", f"{auth.principal.kind} credentials may only read objects", 403)
+
+
+def _select(method: str, bucket: str, key: str, query: dict[str, str]) -> Operation:
+    table: dict[tuple[str, str | None], Operation]
+    sub: str | None
+    if not bucket:
+        table, sub = {("GET", None): list_buckets, ("HEAD", None): list_buckets}, None
+    elif key:
+        table, unsupported = OBJECT_OPERATIONS, UNSUPPORTED & query.keys()
+        sub = next((s for s in ("uploadId", "uploads") if s in query), None)
+    else:
+        table, unsupported = BUCKET_OPERATIONS, UNSUPPORTED_ON_BUCKETS & query.keys()
+        sub = next((s for s in ("location", "versioning", "delete") if s in query), None)
+    if bucket and unsupported:
+        message = f"The {min(unsupported)!r} sub-resource is not implemented"
+        raise S3Error("NotImplemented", message, 501)
+    operation = table.get((method, sub))
+    if operation is None:
+        message = "The specified method is not allowed against this resource."
+        raise S3Error("MethodNotAllowed", message, 405, Method=method)
+    return operation
+
+
+def _error_response(exc: S3Error, method: str, resource: str, request_id: str) -> Response:
+    if method == "HEAD":  # HEAD answers carry no body: the status says it all
+        return Response(status_code=exc.status)
+    fields: Xml = [("Code", exc.code), ("Message", exc.message), *exc.fields.items()]
+    fields += [("Resource", resource), ("RequestId", request_id)]
+    return xml_response("Error", fields, exc.status, namespace=False)
+
+
+# -- buckets -------------------------------------------------------------------------------
+
+
+async def list_buckets(call: S3Call) -> Response:
+    buckets = await run_blocking(call.store.list_buckets)
+    listed: Xml = [
+        ("Bucket", [("Name", name), ("CreationDate", iso_time(created))])
+        for name, created in buckets
+    ]
+    return xml_response("ListAllMyBucketsResult", [("Owner", owner()), ("Buckets", listed)])
+
+
+async def create_bucket(call: S3Call) -> Response:
+    await call.body().read_all(MAX_XML_BODY)  # a location constraint: there is one region
+    await run_blocking(call.store.create_bucket, call.bucket)
+    return Response(headers={"location": f"/{call.bucket}"})
+
+
+async def head_bucket(call: S3Call) -> Response:
+    await run_blocking(call.store.require_bucket, call.bucket)
+    return Response(headers={"x-amz-bucket-region": call.services.config.region})
+
+
+async def delete_bucket(call: S3Call) -> Response:
+    await run_blocking(call.store.delete_bucket, call.bucket)
+    return Response(status_code=204)
+
+
+async def get_bucket_location(call: S3Call) -> Response:
+    await run_blocking(call.store.require_bucket, call.bucket)
+    region = call.services.config.region
+    return xml_response("LocationConstraint", "" if region == "us-east-1" else region)
+
+
+async def get_bucket_versioning(call: S3Call) -> Response:
+    await run_blocking(call.store.require_bucket, call.bucket)
+    return xml_response("VersioningConfiguration", [("Status", "Enabled")])
+
+
+async def list_objects(call: S3Call) -> Response:
+    versions = await run_blocking(call.store.list_latest, call.bucket)
+    return list_objects_result(call.bucket, versions, call.query, owner())
+
+
+async def delete_objects(call: S3Call) -> Response:
+    document = parse_xml(await call.body().read_all(MAX_XML_BODY), "Delete")
+    wanted = [(o.findtext("Key") or "", o.findtext("VersionId")) for o in document.iter("Object")]
+    if not 1 <= len(wanted) <= 1000:
+        raise S3Error("MalformedXML", "Delete takes between 1 and 1000 objects")
+    quiet = (document.findtext("Quiet") or "").strip().lower() == "true"
+    results: Xml = []
+    for key, version_id in wanted:
+        try:
+            await run_blocking(call.store.delete, call.bucket, key, version_id)
+        except S3Error as exc:
+            results.append(("Error", [("Key", key), ("Code", exc.code), ("Message", exc.message)]))
+            continue
+        if not quiet:
+            deleted: Xml = [("Key", key)]
+            if version_id:
+                deleted.append(("VersionId", version_id))
+            results.append(("Deleted", deleted))
+    return xml_response("DeleteResult", results)
+
+
+BUCKET_OPERATIONS: dict[tuple[str, str | None], Operation] = {
+    ("PUT", None): create_bucket,
+    ("HEAD", None): head_bucket,
+    ("DELETE", None): delete_bucket,
+    ("GET", None): list_objects,
+    ("GET", "location"): get_bucket_location,
+    ("GET", "versioning"): get_bucket_versioning,
+    ("POST", "delete"): delete_objects,
+}
+OBJECT_OPERATIONS: dict[tuple[str, str | None], Operation] = {
+    ("PUT", None): objects.put_object,
+    ("GET", None): objects.get_object,
+    ("HEAD", None): objects.get_object,
+    ("DELETE", None): objects.delete_object,
+    ("POST", "uploads"): multipart.create_upload,
+    ("PUT", "uploadId"): multipart.upload_part,
+    ("GET", "uploadId"): multipart.list_parts,
+    ("POST", "uploadId"): multipart.complete_upload,
+    ("DELETE", "uploadId"): multipart.abort_upload,
+}

@@ -1,0 +1,170 @@
+"""AWS Signature Version 4: signing (agent, tests) and verifying (server).
+
+Small on purpose: the agent signs with this instead of importing botocore, which
+keeps its resident memory low.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import quote
+
+ALGORITHM = "AWS4-HMAC-SHA256"
+UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _hmac(key: bytes, msg: str) -> bytes:
+    return hmac.new(key, msg.encode(), hashlib.sha256).digest()
+
+
+def signing_key(secret: str, date: str, region: str, service: str) -> bytes:
+    key = _hmac(("AWS4" + secret).encode(), date)
+    key = _hmac(key, region)
+    key = _hmac(key, service)
+    return _hmac(key, "aws4_request")
+
+
+def uri_encode(value: str, *, keep_slash: bool) -> str:
+    return quote(value, safe="/-_.~" if keep_slash else "-_.~")
+
+
+def canonical_query(pairs: list[tuple[str, str]]) -> str:
+    encoded = sorted((uri_encode(k, keep_slash=False), uri_encode(v, keep_slash=False)) for k, v in pairs)
+    return "&".join(f"{k}={v}" for k, v in encoded)
+
+
+def canonical_request(
+    method: str,
+    path: str,
+    query: list[tuple[str, str]],
+    headers: Mapping[str, str],
+    signed_headers: list[str],
+    payload_hash: str,
+    *,
+    encode_path: bool = True,
+) -> str:
+    """``headers`` must have lower-case names. ``path`` is as sent (already encoded)."""
+    canonical_path = uri_encode(path, keep_slash=True) if encode_path else path
+    header_lines = "".join(
+        f"{name}:{' '.join(headers.get(name, '').strip().split())}\n" for name in signed_headers
+    )
+    return "\n".join(
+        [
+            method,
+            canonical_path or "/",
+            canonical_query(query),
+            header_lines,
+            ";".join(signed_headers),
+            payload_hash,
+        ]
+    )
+
+
+def string_to_sign(amz_date: str, scope: str, canonical: str) -> str:
+    return "\n".join([ALGORITHM, amz_date, scope, sha256_hex(canonical.encode())])
+
+
+def signature(secret: str, amz_date: str, scope: str, canonical: str) -> str:
+    date, region, service, _ = scope.split("/")
+    key = signing_key(secret, date, region, service)
+    return hmac.new(key, string_to_sign(amz_date, scope, canonical).encode(), hashlib.sha256).hexdigest()
+
+
+@dataclass(frozen=True)
+class Credentials:
+    access_key_id: str
+    secret_access_key: str
+
+
+def sign_headers(
+    creds: Credentials,
+    *,
+    method: str,
+    host: str,
+    path: str,
+    body: bytes,
+    headers: Mapping[str, str],
+    region: str,
+    service: str,
+    amz_date: str,
+) -> dict[str, str]:
+    """Return ``headers`` plus Host, X-Amz-Date and Authorization for a JSON request."""
+    payload_hash = sha256_hex(body)
+    all_headers = {k.lower(): v for k, v in headers.items()}
+    all_headers["host"] = host
+    all_headers["x-amz-date"] = amz_date
+    signed = sorted(all_headers)
+    scope = f"{amz_date[:8]}/{region}/{service}/aws4_request"
+    canonical = canonical_request(method, path, [], all_headers, signed, payload_hash)
+    sig = signature(creds.secret_access_key, amz_date, scope, canonical)
+    out = dict(headers)
+    out["Host"] = host
+    out["X-Amz-Date"] = amz_date
+    out["Authorization"] = (
+        f"{ALGORITHM} Credential={creds.access_key_id}/{scope}, "
+        f"SignedHeaders={';'.join(signed)}, Signature={sig}"
+    )
+    return out
+
+
+@dataclass(frozen=True)
+class ParsedAuthorization:
+    access_key_id: str
+    scope: str
+    signed_headers: list[str]
+    signature: str
+
+
+class SignatureError(ValueError):
+    """The request's signature is missing, malformed or wrong. ``name`` is the AWS code."""
+
+    def __init__(self, name: str, message: str) -> None:
+        super().__init__(message)
+        self.name = name
+
+
+def parse_authorization(value: str) -> ParsedAuthorization:
+    if not value.startswith(ALGORITHM + " "):
+        raise SignatureError("IncompleteSignatureException", "Unsupported authorization scheme")
+    parts: dict[str, str] = {}
+    for item in value[len(ALGORITHM) + 1 :].split(","):
+        key, _, val = item.strip().partition("=")
+        parts[key] = val
+    try:
+        credential = parts["Credential"]
+        signed_headers = parts["SignedHeaders"].split(";")
+        sig = parts["Signature"]
+    except KeyError as exc:
+        raise SignatureError(
+            "IncompleteSignatureException", f"Authorization header lacks {exc.args[0]}"
+        ) from None
+    access_key_id, _, scope = credential.partition("/")
+    if scope.count("/") != 3:
+        raise SignatureError("IncompleteSignatureException", "Malformed credential scope")
+    return ParsedAuthorization(access_key_id, scope, signed_headers, sig)
+
+
+def verify(
+    auth: ParsedAuthorization,
+    secret: str,
+    *,
+    method: str,
+    path: str,
+    query: list[tuple[str, str]],
+    headers: Mapping[str, str],
+    payload_hash: str,
+    amz_date: str,
+    encode_path: bool = True,
+) -> bool:
+    canonical = canonical_request(
+        method, path, query, headers, auth.signed_headers, payload_hash, encode_path=encode_path
+    )
+    expected = signature(secret, amz_date, auth.scope, canonical)
+    return hmac.compare_digest(expected, auth.signature)

@@ -1,0 +1,57 @@
+"""Access keys Shipyard issues: one admin key at first start, one per instance."""
+
+from __future__ import annotations
+
+import secrets
+import string
+
+from sqlalchemy import Connection, select
+
+from shipyard.store import schema
+
+_KEY_ALPHABET = string.ascii_uppercase + string.digits
+
+
+def new_key_pair(prefix: str) -> tuple[str, str]:
+    """An access key id like AWS's (20 chars) and a 40-char secret."""
+    key_id = prefix + "".join(secrets.choice(_KEY_ALPHABET) for _ in range(20 - len(prefix)))
+    return key_id, secrets.token_urlsafe(30)[:40]
+
+
+def issue(conn: Connection, principal_type: str, principal_name: str, now: float) -> tuple[str, str]:
+    key_id, secret = new_key_pair("AKSY" if principal_type == "admin" else "AKSI")
+    conn.execute(
+        schema.credentials.insert().values(
+            access_key_id=key_id,
+            secret_access_key=secret,
+            principal_type=principal_type,
+            principal_name=principal_name,
+            created=now,
+        )
+    )
+    return key_id, secret
+
+
+def lookup(conn: Connection, access_key_id: str) -> tuple[str, str, str] | None:
+    """``(secret, principal_type, principal_name)`` for a key, or None."""
+    c = schema.credentials.c
+    row = conn.execute(
+        select(c.secret_access_key, c.principal_type, c.principal_name).where(
+            c.access_key_id == access_key_id
+        )
+    ).first()
+    return (row[0], row[1], row[2]) if row else None
+
+
+def revoke_principal(conn: Connection, principal_type: str, principal_name: str) -> None:
+    c = schema.credentials.c
+    conn.execute(
+        schema.credentials.delete().where(
+            (c.principal_type == principal_type) & (c.principal_name == principal_name)
+        )
+    )
+
+
+def has_admin(conn: Connection) -> bool:
+    c = schema.credentials.c
+    return conn.execute(select(c.access_key_id).where(c.principal_type == "admin")).first() is not None

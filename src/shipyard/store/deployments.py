@@ -1,0 +1,303 @@
+"""Deployments, their targets, host commands and script logs."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, and_, func, select, update
+
+from shipyard.engine.state import DeploymentState, TargetState
+from shipyard.model import TERMINAL_DEPLOYMENT_STATUSES, CommandStatus
+from shipyard.store import schema
+from shipyard.store.dialects import for_update
+
+D = schema.deployments
+T = schema.targets
+H = schema.host_commands
+L = schema.event_logs
+
+
+@dataclass
+class StoredDeployment:
+    state: DeploymentState
+    info: dict[str, Any]  # the static deploymentInfo members (revision, creator, ...)
+    application_name: str
+    group_name: str
+
+
+def insert(
+    conn: Connection, state: DeploymentState, info: dict[str, Any], app: str, group: str
+) -> None:
+    conn.execute(
+        D.insert().values(
+            id=state.deployment_id,
+            application_name=app,
+            group_name=group,
+            status=state.status.value,
+            create_time=state.create_time,
+            complete_time=state.complete_time,
+            external_id=info.get("externalId"),
+            active=state.status not in TERMINAL_DEPLOYMENT_STATUSES,
+            version=1,
+            doc={"state": state.header_doc(), "info": info},
+        )
+    )
+    if state.targets:
+        conn.execute(
+            T.insert(),
+            [
+                {
+                    "deployment_id": state.deployment_id,
+                    "target_id": t.target_id,
+                    "status": t.status.value,
+                    "doc": t.to_doc(),
+                }
+                for t in state.targets.values()
+            ],
+        )
+
+
+def load(conn: Connection, deployment_id: str, *, lock: bool = False) -> StoredDeployment | None:
+    query = select(D.c.doc, D.c.application_name, D.c.group_name).where(D.c.id == deployment_id)
+    row = conn.execute(for_update(query, conn.dialect.name) if lock else query).first()
+    if row is None:
+        return None
+    doc = row[0]
+    target_rows = conn.execute(
+        select(T.c.doc).where(T.c.deployment_id == deployment_id)
+    ).scalars()
+    targets = [TargetState.from_doc(d) for d in target_rows]
+    order = doc["info"].get("targetOrder", [])
+    rank = {name: i for i, name in enumerate(order)}
+    targets.sort(key=lambda t: rank.get(t.target_id, len(rank)))
+    state = DeploymentState.from_docs(doc["state"], targets)
+    return StoredDeployment(state, doc["info"], row[1], row[2])
+
+
+def save(
+    conn: Connection, stored: StoredDeployment, changed_targets: Sequence[str] = ()
+) -> None:
+    state = stored.state
+    conn.execute(
+        update(D)
+        .where(D.c.id == state.deployment_id)
+        .values(
+            status=state.status.value,
+            complete_time=state.complete_time,
+            active=state.status not in TERMINAL_DEPLOYMENT_STATUSES,
+            version=D.c.version + 1,
+            doc={"state": state.header_doc(), "info": stored.info},
+        )
+    )
+    for target_id in changed_targets:
+        target = state.targets[target_id]
+        conn.execute(
+            update(T)
+            .where(and_(T.c.deployment_id == state.deployment_id, T.c.target_id == target_id))
+            .values(status=target.status.value, doc=target.to_doc())
+        )
+
+
+def active_for_group(conn: Connection, app: str, group: str) -> str | None:
+    row = conn.execute(
+        select(D.c.id).where(
+            and_(D.c.application_name == app, D.c.group_name == group, D.c.active.is_(True))
+        )
+    ).first()
+    return row[0] if row else None
+
+
+def active_ids(conn: Connection) -> list[str]:
+    return list(conn.execute(select(D.c.id).where(D.c.active.is_(True))).scalars())
+
+
+def list_ids(
+    conn: Connection,
+    *,
+    app: str | None,
+    group: str | None,
+    statuses: Sequence[str],
+    external_id: str | None,
+    start: float | None,
+    end: float | None,
+) -> list[str]:
+    conds = []
+    if app is not None:
+        conds.append(D.c.application_name == app)
+    if group is not None:
+        conds.append(D.c.group_name == group)
+    if statuses:
+        conds.append(D.c.status.in_(list(statuses)))
+    if external_id is not None:
+        conds.append(D.c.external_id == external_id)
+    if start is not None:
+        conds.append(D.c.create_time >= start)
+    if end is not None:
+        conds.append(D.c.create_time <= end)
+    query = select(D.c.id).where(and_(*conds)).order_by(D.c.create_time.desc(), D.c.id)
+    return list(conn.execute(query).scalars())
+
+
+def target_ids(conn: Connection, deployment_id: str, statuses: Sequence[str] = ()) -> list[str]:
+    query = select(T.c.target_id).where(T.c.deployment_id == deployment_id)
+    if statuses:
+        query = query.where(T.c.status.in_(list(statuses)))
+    return list(conn.execute(query.order_by(T.c.target_id)).scalars())
+
+
+def deployments_using_group(conn: Connection, app: str, group: str) -> int:
+    return int(
+        conn.execute(
+            select(func.count())
+            .select_from(D)
+            .where(and_(D.c.application_name == app, D.c.group_name == group))
+        ).scalar_one()
+    )
+
+
+# ---- host commands ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HostCommand:
+    id: int
+    instance_name: str
+    deployment_id: str
+    command_name: str
+    status: str
+
+
+def _command(row: Any) -> HostCommand:
+    return HostCommand(row.id, row.instance_name, row.deployment_id, row.command_name, row.status)
+
+
+def add_command(
+    conn: Connection, instance: str, deployment_id: str, command_name: str, now: float
+) -> int:
+    result = conn.execute(
+        H.insert().values(
+            instance_name=instance,
+            deployment_id=deployment_id,
+            command_name=command_name,
+            status=CommandStatus.PENDING.value,
+            created=now,
+        )
+    )
+    key = result.inserted_primary_key
+    assert key is not None
+    return int(key[0])
+
+
+def claim_next_command(conn: Connection, instance: str) -> HostCommand | None:
+    """Hand the oldest pending command of ``instance`` to exactly one poller."""
+    while True:
+        row = conn.execute(
+            select(H)
+            .where(and_(H.c.instance_name == instance, H.c.status == CommandStatus.PENDING.value))
+            .order_by(H.c.id)
+            .limit(1)
+        ).first()
+        if row is None:
+            return None
+        claimed = conn.execute(
+            update(H)
+            .where(and_(H.c.id == row.id, H.c.status == CommandStatus.PENDING.value))
+            .values(status=CommandStatus.IN_PROGRESS.value)
+        )
+        if claimed.rowcount == 1:
+            return HostCommand(
+                row.id,
+                row.instance_name,
+                row.deployment_id,
+                row.command_name,
+                CommandStatus.IN_PROGRESS.value,
+            )
+
+
+def get_command(conn: Connection, command_id: int) -> HostCommand | None:
+    row = conn.execute(select(H).where(H.c.id == command_id)).first()
+    return _command(row) if row else None
+
+
+def set_command(conn: Connection, command_id: int, **values: Any) -> None:
+    conn.execute(update(H).where(H.c.id == command_id).values(**values))
+
+
+def fail_open_commands(conn: Connection, deployment_id: str, now: float) -> None:
+    """Commands of a finished deployment that no agent completed: mark them Failed."""
+    conn.execute(
+        update(H)
+        .where(
+            and_(
+                H.c.deployment_id == deployment_id,
+                H.c.status.in_([CommandStatus.PENDING.value, CommandStatus.IN_PROGRESS.value]),
+            )
+        )
+        .values(status=CommandStatus.FAILED.value, completed=now)
+    )
+
+
+# ---- script logs -------------------------------------------------------------------
+
+
+def append_log(
+    conn: Connection, deployment_id: str, target_id: str, event: str, chunk: str, now: float
+) -> None:
+    conn.execute(
+        L.insert().values(
+            deployment_id=deployment_id, target_id=target_id, event=event, chunk=chunk, created=now
+        )
+    )
+
+
+def read_logs(
+    conn: Connection, deployment_id: str, target_id: str, event: str | None
+) -> list[tuple[str, str]]:
+    """``(event, chunk)`` pairs in the order the agent sent them."""
+    query = select(L.c.event, L.c.chunk).where(
+        and_(L.c.deployment_id == deployment_id, L.c.target_id == target_id)
+    )
+    if event is not None:
+        query = query.where(L.c.event == event)
+    return [(r[0], r[1]) for r in conn.execute(query.order_by(L.c.id))]
+
+
+def instance_health(
+    conn: Connection, app: str, group: str, instances: Sequence[str], revision: dict[str, Any]
+) -> dict[str, str]:
+    """Each instance's health for scheduling: unhealthy, unknown, old or current.
+
+    Taken from the instance's most recent target in this group's deployments: a
+    failure makes it unhealthy; a success of the same revision makes it current, of
+    another revision old; never deployed is unknown.
+    """
+    health = {name: "unknown" for name in instances}
+    if not instances:
+        return health
+    rows = conn.execute(
+        select(T.c.target_id, T.c.status, D.c.doc)
+        .join(D, D.c.id == T.c.deployment_id)
+        .where(
+            and_(
+                D.c.application_name == app,
+                D.c.group_name == group,
+                T.c.target_id.in_(list(instances)),
+                T.c.status.in_(["Succeeded", "Failed"]),
+            )
+        )
+        .order_by(D.c.create_time.desc())
+    )
+    seen: set[str] = set()
+    for target_id, status, doc in rows:
+        if target_id in seen:
+            continue
+        seen.add(target_id)
+        if status == "Failed":
+            health[target_id] = "unhealthy"
+        elif doc["info"].get("revision") == revision:
+            health[target_id] = "current"
+        else:
+            health[target_id] = "old"
+    return health

@@ -1,0 +1,158 @@
+"""Every table Shipyard stores. Times are epoch seconds (float)."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+meta = Table(
+    "meta",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+credentials = Table(
+    "credentials",
+    metadata,
+    Column("access_key_id", String(64), primary_key=True),
+    Column("secret_access_key", String(128), nullable=False),
+    # "admin" (full API) or "instance" (agent protocol, bundle reads)
+    Column("principal_type", String(16), nullable=False),
+    Column("principal_name", String(255), nullable=False),
+    Column("created", Float, nullable=False),
+)
+
+applications = Table(
+    "applications",
+    metadata,
+    Column("name", String(100), primary_key=True),
+    Column("id", String(64), nullable=False, unique=True),
+    Column("compute_platform", String(16), nullable=False),
+    Column("create_time", Float, nullable=False),
+    Column("doc", JSON, nullable=False),
+)
+
+# Tags on ARN-addressed resources (TagResource / ListTagsForResource).
+resource_tags = Table(
+    "resource_tags",
+    metadata,
+    Column("arn", String(1011), primary_key=True),
+    Column("key", String(128), primary_key=True),
+    Column("value", String(256), nullable=False),
+)
+
+revisions = Table(
+    "revisions",
+    metadata,
+    Column("application_name", String(100), primary_key=True),
+    # Canonical JSON of the RevisionLocation: identifies one revision.
+    Column("revision_key", String(2048), primary_key=True),
+    Column("register_time", Float, nullable=False),
+    Column("first_used_time", Float),
+    Column("last_used_time", Float),
+    Column("doc", JSON, nullable=False),  # {"revision": ..., "description": ...}
+)
+
+deployment_groups = Table(
+    "deployment_groups",
+    metadata,
+    Column("application_name", String(100), primary_key=True),
+    Column("name", String(100), primary_key=True),
+    Column("id", String(64), nullable=False, unique=True),
+    Column("doc", JSON, nullable=False),  # deploymentGroupInfo members
+)
+
+deployment_configs = Table(
+    "deployment_configs",
+    metadata,
+    Column("name", String(100), primary_key=True),
+    Column("id", String(64), nullable=False, unique=True),
+    Column("create_time", Float, nullable=False),
+    Column("doc", JSON, nullable=False),  # deploymentConfigInfo members
+)
+
+instances = Table(
+    "instances",
+    metadata,
+    Column("name", String(100), primary_key=True),
+    Column("iam_arn", String(1024), nullable=False, unique=True),
+    Column("registered", Boolean, nullable=False),
+    Column("register_time", Float, nullable=False),
+    Column("deregister_time", Float),
+    Column("last_seen", Float),  # last agent contact
+    Column("doc", JSON, nullable=False),
+)
+
+instance_tags = Table(
+    "instance_tags",
+    metadata,
+    Column("instance_name", String(100), primary_key=True),
+    Column("key", String(128), primary_key=True),
+    Column("value", String(256), nullable=False),
+)
+
+deployments = Table(
+    "deployments",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("application_name", String(100), nullable=False),
+    Column("group_name", String(100), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("create_time", Float, nullable=False),
+    Column("complete_time", Float),
+    Column("external_id", String(255)),
+    Column("active", Boolean, nullable=False),  # not yet terminal
+    Column("version", Integer, nullable=False),  # bumped on every write
+    Column("doc", JSON, nullable=False),  # the engine's DeploymentState, serialised
+    Index("ix_deployments_group", "application_name", "group_name", "create_time"),
+    Index("ix_deployments_active", "active"),
+)
+
+targets = Table(
+    "targets",
+    metadata,
+    Column("deployment_id", String(32), primary_key=True),
+    Column("target_id", String(255), primary_key=True),
+    Column("status", String(16), nullable=False),
+    Column("doc", JSON, nullable=False),
+)
+
+host_commands = Table(
+    "host_commands",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("instance_name", String(100), nullable=False),
+    Column("deployment_id", String(32), nullable=False),
+    Column("command_name", String(64), nullable=False),
+    Column("status", String(16), nullable=False),  # CommandStatus
+    Column("created", Float, nullable=False),
+    Column("acknowledged", Float),
+    Column("completed", Float),
+    Index("ix_host_commands_poll", "instance_name", "status"),
+)
+
+# Whole script output of every lifecycle event, in the order the agent sent it.
+event_logs = Table(
+    "event_logs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("deployment_id", String(32), nullable=False),
+    Column("target_id", String(255), nullable=False),
+    Column("event", String(64), nullable=False),
+    Column("chunk", Text, nullable=False),
+    Column("created", Float, nullable=False),
+    Index("ix_event_logs_target", "deployment_id", "target_id", "id"),
+)

@@ -1,0 +1,143 @@
+"""Shared fixtures: databases (SQLite and PostgreSQL), a live server, boto3 clients."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+import uvicorn
+from botocore.config import Config as BotoConfig
+
+from shipyard.config import ServerConfig
+from shipyard.server.app import create_app
+from shipyard.server.context import Services
+from shipyard.server.main import build_services, ensure_admin_credentials
+
+IN_CI = os.environ.get("CI") == "true"
+PG_ADMIN_URL = os.environ.get("SHIPYARD_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def service_missing(what: str) -> None:
+    """Skip loudly on a laptop; fail under CI=true."""
+    if IN_CI:
+        pytest.fail(f"required service missing under CI: {what}")
+    pytest.skip(f"service missing: {what}")
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test."""
+    import psycopg
+
+    name = "shipyard_" + uuid.uuid4().hex[:12]
+    base = PG_ADMIN_URL.rsplit("/", 1)[0]
+    try:
+        admin = psycopg.connect(PG_ADMIN_URL, autocommit=True)
+    except psycopg.OperationalError as exc:
+        service_missing(f"PostgreSQL at {PG_ADMIN_URL}: {exc}")
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"{base}/{name}"
+    finally:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Run a test once on SQLite and once on PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store.db'}"
+    return str(request.getfixturevalue("pg_url"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class LiveServer:
+    url: str
+    data_dir: Path
+    services: Services
+    access_key_id: str
+    secret_access_key: str
+    region: str = "us-east-1"
+
+    def client(self, service: str = "codedeploy", **kwargs: Any) -> Any:
+        return boto3.client(
+            service,
+            endpoint_url=self.url,
+            region_name=self.region,
+            aws_access_key_id=self.access_key_id,
+            aws_secret_access_key=self.secret_access_key,
+            config=BotoConfig(retries={"max_attempts": 0}, s3={"addressing_style": "path"}),
+            **kwargs,
+        )
+
+    def cli_env(self) -> dict[str, str]:
+        """Environment for running the AWS CLI against this server."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        env.update(
+            AWS_SHARED_CREDENTIALS_FILE=str(self.data_dir / "credentials"),
+            AWS_CONFIG_FILE=str(self.data_dir / "no-config"),
+            AWS_DEFAULT_REGION=self.region,
+            AWS_ENDPOINT_URL=self.url,
+        )
+        return env
+
+
+def start_live_server(data_dir: Path, database: str = "", **overrides: Any) -> Iterator[LiveServer]:
+    port = free_port()
+    config = ServerConfig(data_dir=data_dir, port=port, database=database, **overrides)
+    services = build_services(config)
+    creds_path = ensure_admin_credentials(services)
+    import configparser
+
+    parser = configparser.ConfigParser()
+    parser.read(creds_path)
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(services), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline:
+            raise RuntimeError("server did not start")
+        time.sleep(0.01)
+    try:
+        yield LiveServer(
+            url=f"http://127.0.0.1:{port}",
+            data_dir=data_dir,
+            services=services,
+            access_key_id=parser["default"]["aws_access_key_id"],
+            secret_access_key=parser["default"]["aws_secret_access_key"],
+        )
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        services.db.close()
+
+
+@pytest.fixture
+def live_server(tmp_path: Path) -> Iterator[LiveServer]:
+    """A real Shipyard server on SQLite, on an ephemeral loopback port."""
+    yield from start_live_server(tmp_path / "server")
+
+
+@pytest.fixture
+def codedeploy(live_server: LiveServer) -> Any:
+    return live_server.client("codedeploy")

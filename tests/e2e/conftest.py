@@ -1,0 +1,172 @@
+"""End-to-end fixtures: a live server plus real agent processes, each host with its
+own filesystem view of the shared destination paths."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+import time
+import zipfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shipyard import sigv4
+from shipyard.localfleet import LocalHost, can_isolate, prepare_host, stop_all
+from tests.conftest import LiveServer, service_missing, start_live_server
+
+SHARED_ROOT = Path("/srv/shipyard-e2e")
+
+
+def call_extension(server: LiveServer, op: str, body: dict[str, Any]) -> dict[str, Any]:
+    """A signed JSON 1.1 call to a Shipyard extension operation."""
+    import datetime as dt
+    import urllib.request
+
+    data = json.dumps(body).encode()
+    host = server.url.removeprefix("http://")
+    headers = sigv4.sign_headers(
+        sigv4.Credentials(server.access_key_id, server.secret_access_key),
+        method="POST",
+        host=host,
+        path="/",
+        body=data,
+        headers={
+            "Content-Type": "application/x-amz-json-1.1",
+            "X-Amz-Target": f"CodeDeploy_20141006.{op}",
+        },
+        region=server.region,
+        service="codedeploy",
+        amz_date=dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ"),
+    )
+    request = urllib.request.Request(server.url + "/", data=data, headers=headers, method="POST")
+    with urllib.request.urlopen(request, timeout=30) as response:
+        result: dict[str, Any] = json.loads(response.read() or b"{}")
+    return result
+
+
+@dataclass
+class Fleet:
+    server: LiveServer
+    base: Path
+    isolate: bool
+    hosts: list[LocalHost] = field(default_factory=list)
+
+    @property
+    def cd(self) -> Any:
+        return self.server.client("codedeploy")
+
+    def add_hosts(self, names: list[str], tags: dict[str, str], *, start: bool = True) -> None:
+        cd = self.cd
+        for name in names:
+            arn = f"arn:aws:iam::000000000000:user/shipyard/{name}"
+            cd.register_on_premises_instance(instanceName=name, iamUserArn=arn)
+            if tags:
+                cd.add_tags_to_on_premises_instances(
+                    instanceNames=[name], tags=[{"Key": k, "Value": v} for k, v in tags.items()]
+                )
+            creds = call_extension(
+                self.server, "ShipyardIssueInstanceCredentials", {"instanceName": name}
+            )
+            host = prepare_host(
+                self.base,
+                name,
+                self.server.url,
+                (creds["accessKeyId"], creds["secretAccessKey"], creds["hostIdentifier"]),
+                [SHARED_ROOT],
+                isolate=self.isolate,
+                poll_seconds=5.0,
+            )
+            self.hosts.append(host)
+            if start:
+                host.start()
+
+    def host(self, name: str) -> LocalHost:
+        return next(h for h in self.hosts if h.name == name)
+
+    def wait(self, deployment_id: str, timeout: float = 60.0) -> dict[str, Any]:
+        """Poll GetDeployment until terminal (polling, not sleeping for a timeout)."""
+        cd = self.cd
+        deadline = time.monotonic() + timeout
+        while True:
+            info: dict[str, Any] = cd.get_deployment(deploymentId=deployment_id)["deploymentInfo"]
+            if info["status"] in ("Succeeded", "Failed", "Stopped"):
+                return info
+            if time.monotonic() > deadline:
+                logs = {h.name: (h.home / "agent.out").read_text() for h in self.hosts}
+                raise AssertionError(f"deployment not finished: {info}\nagent output: {logs}")
+            time.sleep(0.05)
+
+    def targets(self, deployment_id: str) -> dict[str, dict[str, Any]]:
+        cd = self.cd
+        ids = cd.list_deployment_targets(deploymentId=deployment_id)["targetIds"]
+        found = cd.batch_get_deployment_targets(deploymentId=deployment_id, targetIds=ids)
+        return {t["instanceTarget"]["targetId"]: t["instanceTarget"] for t in found["deploymentTargets"]}
+
+
+def make_bundle(files: dict[str, str | bytes], kind: str = "zip", modes: dict[str, int] | None = None) -> bytes:
+    """An archive holding ``files`` (path → content); scripts get mode 0755."""
+    modes = modes or {}
+    buffer = io.BytesIO()
+    if kind == "zip":
+        with zipfile.ZipFile(buffer, "w") as archive:
+            for path, content in files.items():
+                info = zipfile.ZipInfo(path)
+                mode = modes.get(path, 0o755 if path.endswith(".sh") else 0o644)
+                info.external_attr = (0o100000 | mode) << 16
+                archive.writestr(info, content)
+    else:
+        with tarfile.open(fileobj=buffer, mode="w:gz" if kind == "tgz" else "w") as archive:
+            for path, content in files.items():
+                data = content.encode() if isinstance(content, str) else content
+                info = tarfile.TarInfo(path)
+                info.size = len(data)
+                info.mode = modes.get(path, 0o755 if path.endswith(".sh") else 0o644)
+                info.mtime = int(time.time())
+                archive.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def fleet(tmp_path: Path) -> Iterator[Fleet]:
+    isolate = can_isolate()
+    if not isolate:
+        service_missing("private mount namespaces (unshare --mount) for per-host filesystem views")
+    for server in start_live_server(tmp_path / "server"):
+        fleet = Fleet(server, tmp_path / "hosts", isolate)
+        try:
+            yield fleet
+        finally:
+            stop_all(fleet.hosts)
+
+
+Uploader = Callable[[str, bytes], dict[str, Any]]
+
+
+@pytest.fixture
+def upload(fleet: Fleet) -> Uploader:
+    """Put a bundle in the built-in store; returns the S3 revision for it."""
+    s3 = fleet.server.client("s3")
+    buckets: set[str] = set()
+
+    def put(key: str, data: bytes, bucket: str = "bundles") -> dict[str, Any]:
+        if bucket not in buckets:
+            s3.create_bucket(Bucket=bucket)
+            buckets.add(bucket)
+        kind = "zip" if key.endswith(".zip") else "tgz" if key.endswith(".tgz") else "tar"
+        result = s3.put_object(Bucket=bucket, Key=key, Body=data)
+        return {
+            "revisionType": "S3",
+            "s3Location": {
+                "bucket": bucket,
+                "key": key,
+                "bundleType": kind,
+                "eTag": result["ETag"].strip('"'),
+            },
+        }
+
+    return put

@@ -1,0 +1,187 @@
+"""The deployment state machine, driven input by input with explicit times."""
+
+from __future__ import annotations
+
+import pytest
+
+from shipyard.engine import machine
+from shipyard.engine.lifecycle import IN_PLACE
+from shipyard.engine.state import DeploymentState
+from shipyard.model import DeploymentStatus, ErrorCode, LifecycleEventStatus, TargetStatus
+
+ONE_AT_A_TIME = {"type": "MOST_CONCURRENCY", "value": 1}
+ALL_AT_ONCE = {"type": "HOST_COUNT", "value": 0}
+HALF = {"type": "FLEET_PERCENT", "value": 50}
+
+
+def new_state(hosts: int, rule: dict[str, object], *, ignore_stop: bool = False) -> DeploymentState:
+    names = [f"h{i}" for i in range(hosts)]
+    return DeploymentState(
+        deployment_id="d-TEST00001",
+        status=DeploymentStatus.CREATED,
+        health_rule=dict(rule),
+        event_timeout=60.0,
+        ignore_application_stop_failures=ignore_stop,
+        targets={n: machine.new_target(n, IN_PLACE) for n in names},
+    )
+
+
+def dispatched(out: machine.Outcome) -> list[tuple[str, str]]:
+    return [(a.target_id, a.event) for a in out.actions if isinstance(a, machine.Dispatch)]
+
+
+def run_host(state: DeploymentState, host: str, now: float, fail_at: str | None = None) -> None:
+    """Acknowledge and complete every event of one host, failing at ``fail_at``."""
+    for event in IN_PLACE:
+        machine.step(state, machine.Acknowledged(host, event), now)
+        ok = event != fail_at
+        machine.step(state, machine.Completed(host, event, ok), now)
+        if not ok:
+            return
+
+
+def test_one_at_a_time_runs_hosts_in_order_and_events_in_order() -> None:
+    state = new_state(3, ONE_AT_A_TIME)
+    out = machine.step(state, machine.Start(), 1.0)
+    assert state.status == DeploymentStatus.IN_PROGRESS
+    assert dispatched(out) == [("h0", "ApplicationStop")]
+    seen: list[tuple[str, str]] = []
+    for host in ("h0", "h1", "h2"):
+        for event in IN_PLACE:
+            machine.step(state, machine.Acknowledged(host, event), 2.0)
+            out = machine.step(state, machine.Completed(host, event, True), 3.0)
+            seen.extend(dispatched(out))
+    assert seen[:6] == [(f"h0", e) for e in IN_PLACE[1:]]
+    assert ("h1", "ApplicationStop") in seen
+    assert state.status == DeploymentStatus.SUCCEEDED
+    assert state.complete_time == 3.0
+    assert all(t.status == TargetStatus.SUCCEEDED for t in state.targets.values())
+
+
+def test_no_instances_fails_at_once() -> None:
+    state = new_state(0, ONE_AT_A_TIME)
+    out = machine.step(state, machine.Start(), 1.0)
+    assert state.status == DeploymentStatus.FAILED
+    assert state.error_code == ErrorCode.NO_INSTANCES
+    assert machine.Finished(DeploymentStatus.FAILED) in out.actions
+
+
+def test_invalid_health_constraints_fail_before_touching_hosts() -> None:
+    state = new_state(10, {"type": "FLEET_PERCENT", "value": 95})
+    out = machine.step(state, machine.Start(), 1.0)
+    assert state.error_code == ErrorCode.HEALTH_CONSTRAINTS_INVALID
+    assert dispatched(out) == []
+
+
+def test_failed_script_skips_the_rest_and_fails_one_at_a_time() -> None:
+    state = new_state(3, ONE_AT_A_TIME)
+    machine.step(state, machine.Start(), 1.0)
+    run_host(state, "h0", 2.0, fail_at="BeforeInstall")
+    h0 = state.targets["h0"]
+    assert h0.status == TargetStatus.FAILED
+    statuses = {e.name: e.status for e in h0.events}
+    assert statuses["BeforeInstall"] == LifecycleEventStatus.FAILED
+    assert statuses["Install"] == LifecycleEventStatus.SKIPPED
+    assert state.status == DeploymentStatus.FAILED
+    assert state.error_code == ErrorCode.HEALTH_CONSTRAINTS
+    assert state.targets["h2"].status == TargetStatus.SKIPPED
+
+
+def test_one_at_a_time_failure_on_last_host_still_succeeds() -> None:
+    state = new_state(3, ONE_AT_A_TIME)
+    machine.step(state, machine.Start(), 1.0)
+    run_host(state, "h0", 2.0)
+    run_host(state, "h1", 3.0)
+    run_host(state, "h2", 4.0, fail_at="ValidateService")
+    assert state.status == DeploymentStatus.SUCCEEDED
+
+
+def test_all_at_once_dispatches_every_host_and_needs_one_success() -> None:
+    state = new_state(4, ALL_AT_ONCE)
+    out = machine.step(state, machine.Start(), 1.0)
+    assert sorted(dispatched(out)) == [(f"h{i}", "ApplicationStop") for i in range(4)]
+    for i in range(3):
+        run_host(state, f"h{i}", 2.0, fail_at="AfterInstall")
+    assert state.status == DeploymentStatus.IN_PROGRESS
+    run_host(state, "h3", 3.0)
+    assert state.status == DeploymentStatus.SUCCEEDED
+
+
+def test_half_at_a_time_tolerates_one_failure_of_four_but_not_two() -> None:
+    state = new_state(4, HALF)  # minimum 2 healthy, at most 2 at a time
+    out = machine.step(state, machine.Start(), 1.0)
+    assert len(dispatched(out)) == 2
+    run_host(state, "h0", 2.0, fail_at="Install")
+    # h1 still runs, and healthy (2) is at the minimum: nothing more may start.
+    assert state.status == DeploymentStatus.IN_PROGRESS
+    assert state.targets["h2"].status == TargetStatus.PENDING
+    run_host(state, "h1", 3.0)
+    assert state.targets["h2"].status == TargetStatus.IN_PROGRESS
+    assert state.targets["h3"].status == TargetStatus.PENDING
+    run_host(state, "h2", 4.0, fail_at="AfterInstall")
+    assert state.status == DeploymentStatus.FAILED
+    assert state.error_code == ErrorCode.HEALTH_CONSTRAINTS
+    assert state.targets["h3"].status == TargetStatus.SKIPPED
+
+
+def test_failing_deployment_waits_for_in_flight_hosts() -> None:
+    state = new_state(3, {"type": "HOST_COUNT", "value": 1})  # 2 at a time, minimum 1
+    machine.step(state, machine.Start(), 1.0)
+    run_host(state, "h0", 2.0, fail_at="Install")
+    assert state.targets["h2"].status == TargetStatus.PENDING  # healthy 1 = minimum
+    machine.step(state, machine.Acknowledged("h1", "ApplicationStop"), 2.5)
+    machine.step(state, machine.Completed("h1", "ApplicationStop", False), 3.0)
+    assert state.status == DeploymentStatus.FAILED
+    assert state.targets["h2"].status == TargetStatus.SKIPPED
+
+
+def test_ignore_application_stop_failures_continues() -> None:
+    state = new_state(1, ONE_AT_A_TIME, ignore_stop=True)
+    machine.step(state, machine.Start(), 1.0)
+    machine.step(state, machine.Acknowledged("h0", "ApplicationStop"), 1.0)
+    out = machine.step(state, machine.Completed("h0", "ApplicationStop", False), 1.5)
+    assert dispatched(out) == [("h0", "DownloadBundle")]
+    assert state.targets["h0"].events[0].status == LifecycleEventStatus.FAILED
+
+
+def test_deadline_fails_the_event_on_tick() -> None:
+    state = new_state(1, ONE_AT_A_TIME)
+    machine.step(state, machine.Start(), 0.0)
+    machine.step(state, machine.Acknowledged("h0", "ApplicationStop"), 1.0)
+    assert machine.step(state, machine.Tick(), 60.0).changed is False
+    machine.step(state, machine.Tick(), 61.0)
+    event = state.targets["h0"].events[0]
+    assert event.status == LifecycleEventStatus.FAILED
+    assert event.diagnostics and "within 60 seconds" in event.diagnostics["message"]
+    assert state.status == DeploymentStatus.FAILED
+
+
+def test_stop_waits_for_in_flight_event_then_stops() -> None:
+    state = new_state(2, ONE_AT_A_TIME)
+    machine.step(state, machine.Start(), 0.0)
+    machine.step(state, machine.Acknowledged("h0", "ApplicationStop"), 1.0)
+    machine.step(state, machine.StopRequested(), 2.0)
+    assert state.status == DeploymentStatus.IN_PROGRESS
+    out = machine.step(state, machine.Completed("h0", "ApplicationStop", True), 3.0)
+    assert dispatched(out) == []
+    assert state.status == DeploymentStatus.STOPPED
+    assert state.error_code == ErrorCode.MANUAL_STOP
+    assert state.targets["h1"].status == TargetStatus.SKIPPED
+
+
+def test_terminal_state_is_frozen_and_stale_inputs_ignored() -> None:
+    state = new_state(1, ONE_AT_A_TIME)
+    machine.step(state, machine.Start(), 0.0)
+    run_host(state, "h0", 1.0)
+    assert state.status == DeploymentStatus.SUCCEEDED
+    for event in (machine.StopRequested(), machine.Tick(), machine.Start()):
+        assert machine.step(state, event, 5.0).changed is False
+    state2 = new_state(1, ONE_AT_A_TIME)
+    machine.step(state2, machine.Start(), 0.0)
+    out = machine.step(state2, machine.Completed("h0", "Install", True), 1.0)
+    assert not out.changed  # not the current event
+
+
+@pytest.mark.parametrize("status", list(DeploymentStatus))
+def test_transition_table_covers_every_status(status: DeploymentStatus) -> None:
+    assert status in machine.TRANSITIONS
