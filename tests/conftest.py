@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+import configparser
 import os
 import socket
-import threading
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -14,13 +13,11 @@ from typing import Any
 
 import boto3
 import pytest
-import uvicorn
 from botocore.config import Config as BotoConfig
 
 from shipyard.config import ServerConfig
-from shipyard.server.app import create_app
 from shipyard.server.context import Services
-from shipyard.server.main import build_services, ensure_admin_credentials
+from shipyard.server.main import start_embedded
 
 IN_CI = os.environ.get("CI") == "true"
 PG_ADMIN_URL = os.environ.get("SHIPYARD_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
@@ -100,36 +97,20 @@ class LiveServer:
 
 
 def start_live_server(data_dir: Path, database: str = "", **overrides: Any) -> Iterator[LiveServer]:
-    port = free_port()
-    config = ServerConfig(data_dir=data_dir, port=port, database=database, **overrides)
-    services = build_services(config)
-    creds_path = ensure_admin_credentials(services)
-    import configparser
-
+    config = ServerConfig(data_dir=data_dir, port=free_port(), database=database, **overrides)
+    embedded = start_embedded(config)
     parser = configparser.ConfigParser()
-    parser.read(creds_path)
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(services), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline:
-            raise RuntimeError("server did not start")
-        time.sleep(0.01)
+    parser.read(embedded.credentials_path)
     try:
         yield LiveServer(
-            url=f"http://127.0.0.1:{port}",
+            url=embedded.url,
             data_dir=data_dir,
-            services=services,
+            services=embedded.services,
             access_key_id=parser["default"]["aws_access_key_id"],
             secret_access_key=parser["default"]["aws_secret_access_key"],
         )
     finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        services.db.close()
+        embedded.stop()
 
 
 @pytest.fixture

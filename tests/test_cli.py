@@ -138,6 +138,11 @@ def test_instance_register_writes_agent_config(live_server: LiveServer, tmp_path
     assert_one_line_error(again, 1, "InstanceNameAlreadyRegisteredException")
     assert not (tmp_path / "again.yml").exists()
 
+    gone = shipyard("instance", "deregister", "web-1", env=cli_env(live_server))
+    assert gone.returncode == 0, gone.stderr
+    listing = shipyard("instance", "list", "--status", "Deregistered", env=cli_env(live_server))
+    assert listing.stdout.splitlines()[1].split()[:2] == ["web-1", "Deregistered"]
+
 
 def test_push_registers_a_revision(live_server: LiveServer, tmp_path: Path) -> None:
     codedeploy = live_server.client()
@@ -165,16 +170,23 @@ def test_push_registers_a_revision(live_server: LiveServer, tmp_path: Path) -> N
     assert info["revisionInfo"]["description"] == "first cut"
 
 
-def test_push_without_appspec_is_refused(live_server: LiveServer, tmp_path: Path) -> None:
+def test_push_refuses_a_missing_or_broken_appspec(live_server: LiveServer, tmp_path: Path) -> None:
     source = write_source(tmp_path / "src", appspec=False)
     result = shipyard(
         "push", "--application", "web", "--source", str(source), "--bucket", "releases",
         env=cli_env(live_server),
     )  # fmt: skip
     assert_one_line_error(result, 2, "appspec.yml")
+    (source / "appspec.yml").write_text("version: 0.0\nos: [linux\n")
+    broken = shipyard(
+        "push", "--application", "web", "--source", str(source), "--bucket", "releases",
+        env=cli_env(live_server),
+    )  # fmt: skip
+    assert_one_line_error(broken, 2, "appspec.yml")
+    assert "releases" not in [b["Name"] for b in live_server.client("s3").list_buckets()["Buckets"]]
 
 
-def test_unknown_application_is_one_line(live_server: LiveServer, tmp_path: Path) -> None:
+def test_unknown_names_are_one_line(live_server: LiveServer, tmp_path: Path) -> None:
     source = write_source(tmp_path / "src")
     result = shipyard(
         "push", "--application", "nope", "--source", str(source), "--bucket", "releases",
@@ -186,6 +198,11 @@ def test_unknown_application_is_one_line(live_server: LiveServer, tmp_path: Path
         env=cli_env(live_server),
     )  # fmt: skip
     assert_one_line_error(deploy, 1, "ApplicationDoesNotExistException")
+    status = shipyard("status", "d-NOSUCHONE", env=cli_env(live_server))
+    assert_one_line_error(status, 1, "DeploymentDoesNotExistException")
+    # the extension operations are signed by hand: their errors read the same way
+    logs = shipyard("logs", "d-NOSUCHONE", "--target", "web-1", env=cli_env(live_server))
+    assert_one_line_error(logs, 1, "DeploymentDoesNotExistException")
 
 
 def test_server_subcommand_serves_the_aws_cli(tmp_path: Path) -> None:

@@ -212,15 +212,20 @@ def build_parser() -> argparse.ArgumentParser:
     logs.add_argument("--event", help="one lifecycle event (default: all)")
     logs.set_defaults(run=commands.cmd_logs)
 
-    demo = subparsers.add_parser("demo", help="a local rehearsal of a whole fleet")
-    demo.add_argument("demo_args", nargs=argparse.REMAINDER, metavar="ARGS")
+    # No options of its own (not even --help): all its arguments go to shipyard.demo.
+    demo = subparsers.add_parser("demo", help="a local rehearsal of a whole fleet", add_help=False)
     demo.set_defaults(run=cmd_demo)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     try:
-        args = build_parser().parse_args(argv)
+        parser = build_parser()
+        # The demo's own options pass through untouched; anywhere else they are mistakes.
+        args, extra = parser.parse_known_args(argv)
+        if extra and args.command != "demo":
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        args.demo_args = extra
         return int(args.run(args))
     except CliError as exc:
         print(f"shipyard: error: {exc.message}", file=sys.stderr)

@@ -8,16 +8,16 @@ hook scripts must stay executable.
 from __future__ import annotations
 
 import hashlib
-import importlib
 import os
 import shutil
 import stat
 import tempfile
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from shipyard.agent import appspec
 from shipyard.client import CliError
 
 APPSPEC_NAME = "appspec.yml"
@@ -33,31 +33,21 @@ def bundle_type_for(key: str) -> str:
 
 
 def check_source(source: Path) -> None:
-    """Refuse what the agent would refuse later: no directory, no or broken appspec.yml."""
+    """Refuse what the agent would refuse later: no directory, a missing or bad appspec.yml.
+
+    The appspec is checked with the agent's own parser, so a push fails where a deploy
+    would have failed on every host.
+    """
     if not source.is_dir():
         raise CliError(f"push: {source} is not a directory", 2)
-    appspec = source / APPSPEC_NAME
-    if not appspec.is_file():
+    appspec_path = source / APPSPEC_NAME
+    if not appspec_path.is_file():
         raise CliError(f"push: {source} has no {APPSPEC_NAME} at its root", 2)
-    parse = _appspec_parser()
-    if parse is not None:
-        try:
-            parse(appspec.read_text())
-        except (ValueError, OSError, UnicodeDecodeError) as exc:
-            first_line = (str(exc).strip().splitlines() or ["unreadable"])[0]
-            raise CliError(f"push: {appspec}: {first_line}", 2) from None
-
-
-def _appspec_parser() -> Callable[[str], object] | None:
-    """The agent's own appspec parser, when this installation has the agent."""
     try:
-        module = importlib.import_module("shipyard.agent.appspec")
-    except ModuleNotFoundError as exc:
-        if exc.name != "shipyard.agent.appspec":
-            raise
-        return None
-    parse: Callable[[str], object] | None = getattr(module, "parse", None)
-    return parse
+        appspec.parse(appspec_path.read_text())
+    except (appspec.AppSpecError, OSError, UnicodeDecodeError) as exc:
+        first_line = (str(exc).strip().splitlines() or ["unreadable"])[0]
+        raise CliError(f"push: {appspec_path}: {first_line}", 2) from None
 
 
 def _entries(source: Path) -> Iterator[Path]:

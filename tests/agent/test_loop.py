@@ -538,7 +538,7 @@ def last_seen(server: LiveServer, name: str) -> float | None:
 
 # The server holds each poll this long. Short, because the server's own shutdown waits
 # for held polls; long enough that an agent waiting one out on SIGTERM is caught.
-E2E_POLL_SECONDS = 3.0
+E2E_POLL_SECONDS = 2.0
 
 
 @pytest.fixture

@@ -70,6 +70,7 @@ class Runner:
         self.bundle_url = bundle_url
         self._waiters: dict[str, asyncio.Event] = {}
         self._sweeper: asyncio.Task[None] | None = None
+        self._closing = False
 
     # ---- lifecycle ----------------------------------------------------------------
 
@@ -167,6 +168,12 @@ class Runner:
             conn, stored.application_name, stored.group_name, changes
         )
 
+    def release_polls(self) -> None:
+        """Shutting down: answer every open long poll now, with no command."""
+        self._closing = True
+        for waiter in self._waiters.values():
+            waiter.set()
+
     def _wake(self, instances: set[str]) -> None:
         for name in instances:
             waiter = self._waiters.get(name)
@@ -180,7 +187,7 @@ class Runner:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         waiter = self._waiters.setdefault(instance, asyncio.Event())
-        while True:
+        while not self._closing:
             waiter.clear()
             with self.db.tx() as conn:
                 command = store.claim_next_command(conn, instance)
@@ -196,6 +203,7 @@ class Runner:
                 return None
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(waiter.wait(), min(remaining, POLL_RECHECK_SECONDS))
+        return None
 
     def _own_command(self, conn: Connection, instance: str, command_id: int) -> store.HostCommand:
         command = store.get_command(conn, command_id)

@@ -73,9 +73,16 @@ def _presigned(services: Services, s3_location: dict[str, Any], method: str, exp
         creds = _internal_credentials(services)
         endpoint = config.url
     return presign_url(
-        creds, endpoint=endpoint, bucket=bucket, key=key, region=config.region,
-        now=services.clock(), expires=expires, method=method, version_id=version,
-    )  # fmt: skip
+        creds,
+        endpoint=endpoint,
+        bucket=bucket,
+        key=key,
+        region=config.region,
+        now=services.clock(),
+        expires=expires,
+        method=method,
+        version_id=version,
+    )
 
 
 def _internal_credentials(services: Services) -> sigv4.Credentials:

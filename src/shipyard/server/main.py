@@ -5,7 +5,10 @@ from __future__ import annotations
 import configparser
 import functools
 import os
+import socket
+import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import uvicorn
@@ -48,16 +51,70 @@ def ensure_admin_credentials(services: Services) -> Path:
     return path
 
 
+class _Server(uvicorn.Server):
+    """uvicorn, but answering the open long polls at shutdown instead of waiting them out."""
+
+    def __init__(self, config: uvicorn.Config, services: Services) -> None:
+        super().__init__(config)
+        self.services = services
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        self.services.runner.release_polls()
+        await super().shutdown(sockets)
+
+
+def _uvicorn(services: Services) -> _Server:
+    config = services.config
+    return _Server(
+        uvicorn.Config(
+            create_app(services),
+            host=config.host,
+            port=config.port,
+            log_level="warning",
+            ssl_certfile=config.tls_cert or None,
+            ssl_keyfile=config.tls_key or None,
+            access_log=False,
+            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+        ),
+        services,
+    )
+
+
 def serve(config: ServerConfig) -> None:
     services = build_services(config)
     ensure_admin_credentials(services)
-    app = create_app(services)
-    uvicorn.run(
-        app,
-        host=config.host,
-        port=config.port,
-        log_level="warning",
-        ssl_certfile=config.tls_cert or None,
-        ssl_keyfile=config.tls_key or None,
-        access_log=False,
-    )
+    _uvicorn(services).run()
+
+
+# Long polls are released at shutdown rather than waited for.
+GRACEFUL_SHUTDOWN_SECONDS = 1
+
+
+@dataclass
+class EmbeddedServer:
+    """A server running in a background thread of this process (demo, bench, tests)."""
+
+    services: Services
+    url: str
+    credentials_path: Path
+    _server: _Server
+    _thread: threading.Thread
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=15)
+        self.services.db.close()
+
+
+def start_embedded(config: ServerConfig) -> EmbeddedServer:
+    services = build_services(config)
+    credentials_path = ensure_admin_credentials(services)
+    server = _uvicorn(services)
+    thread = threading.Thread(target=server.run, name="shipyard-server", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError(f"the server did not start on {config.host}:{config.port}")
+        time.sleep(0.01)
+    return EmbeddedServer(services, config.url, credentials_path, server, thread)

@@ -70,14 +70,14 @@ async def handle(request: Request, services: Services) -> Response:
         response = await _select(request.method, bucket, key, query)(call)
     except S3Error as exc:
         response = _error_response(exc, request.method, raw_path, request_id)
-        if not await receive.drain(request.headers.get("expect", "")):
-            response.headers["connection"] = "close"
     except ClientDisconnect:
         return Response(status_code=400)  # nobody is left to read an answer
     except Exception:
         log.exception("S3 request failed")
         failure = S3Error("InternalError", "We encountered an internal error.", 500)
         response = _error_response(failure, request.method, raw_path, request_id)
+    if response.status_code >= 400 and not await receive.drain(request.headers.get("expect", "")):
+        response.headers["connection"] = "close"
     response.headers["x-amz-request-id"] = request_id
     return response
 
@@ -96,13 +96,17 @@ class _TrackedReceive:
         return message
 
     async def drain(self, expect: str) -> bool:
-        """Read and drop what is left of a body we refused; False if too much is left.
+        """Read and drop what is left of a refused body; False if the connection must close.
 
-        A client that sent its body without waiting for "100-continue" reads no answer
-        until it has sent it all; a client that waits must not be made to send it.
+        A client that sent its body without waiting reads no answer until it has sent it
+        all, so we read it (up to a bound). A client waiting for "100-continue" must not be
+        made to send it; the connection then closes, as the server cannot tell where the
+        next request would begin.
         """
-        if expect.lower() == "100-continue":
+        if self.body_done:
             return True
+        if expect.lower() == "100-continue":
+            return False
         dropped = 0
         while not self.body_done:
             dropped += len((await self()).get("body", b""))
@@ -128,20 +132,19 @@ def _authorize(auth: Authenticated, method: str, key: str, query: dict[str, str]
 
 
 def _select(method: str, bucket: str, key: str, query: dict[str, str]) -> Operation:
-    table: dict[tuple[str, str | None], Operation]
-    sub: str | None
+    """The operation a request names: by method, level and sub-resource, as S3 routes."""
+    subs: tuple[str, ...]
+    unsupported: frozenset[str]
     if not bucket:
-        table, sub = {("GET", None): list_buckets, ("HEAD", None): list_buckets}, None
+        table, subs, unsupported = SERVICE_OPERATIONS, (), frozenset()
     elif key:
-        table, unsupported = OBJECT_OPERATIONS, UNSUPPORTED & query.keys()
-        sub = next((s for s in ("uploadId", "uploads") if s in query), None)
+        table, subs, unsupported = OBJECT_OPERATIONS, ("uploadId", "uploads"), UNSUPPORTED
     else:
-        table, unsupported = BUCKET_OPERATIONS, UNSUPPORTED_ON_BUCKETS & query.keys()
-        sub = next((s for s in ("location", "versioning", "delete") if s in query), None)
-    if bucket and unsupported:
-        message = f"The {min(unsupported)!r} sub-resource is not implemented"
-        raise S3Error("NotImplemented", message, 501)
-    operation = table.get((method, sub))
+        table, subs, unsupported = BUCKET_OPERATIONS, BUCKET_SUBRESOURCES, UNSUPPORTED_ON_BUCKETS
+    asked = unsupported & query.keys()
+    if asked:
+        raise S3Error("NotImplemented", f"The {min(asked)!r} sub-resource is not implemented", 501)
+    operation = table.get((method, next((s for s in subs if s in query), None)))
     if operation is None:
         message = "The specified method is not allowed against this resource."
         raise S3Error("MethodNotAllowed", message, 405, Method=method)
@@ -221,6 +224,11 @@ async def delete_objects(call: S3Call) -> Response:
     return xml_response("DeleteResult", results)
 
 
+SERVICE_OPERATIONS: dict[tuple[str, str | None], Operation] = {
+    ("GET", None): list_buckets,
+    ("HEAD", None): list_buckets,
+}
+BUCKET_SUBRESOURCES = ("location", "versioning", "delete")
 BUCKET_OPERATIONS: dict[tuple[str, str | None], Operation] = {
     ("PUT", None): create_bucket,
     ("HEAD", None): head_bucket,

@@ -127,9 +127,16 @@ def _header_signed(req: _RequestParts, services: Services) -> Authenticated:
             f"x-amz-content-sha256 must be a SHA-256 hex digest or one of {', '.join(known)}",
         )
     ok = sigv4.verify(
-        parsed, secret, method=req.method, path=req.raw_path, query=req.query,
-        headers=req.headers, payload_hash=payload_hash, amz_date=amz_date, encode_path=False,
-    )  # fmt: skip
+        parsed,
+        secret,
+        method=req.method,
+        path=req.raw_path,
+        query=req.query,
+        headers=req.headers,
+        payload_hash=payload_hash,
+        amz_date=amz_date,
+        encode_path=False,
+    )
     if not ok:
         raise signature_mismatch()
     chain = None
@@ -170,10 +177,16 @@ def _presigned(req: _RequestParts, services: Services) -> Authenticated:
         raise S3Error("AccessDenied", "Request is not valid yet", 403)
     query = [(k, v) for k, v in req.query if k != "X-Amz-Signature"]
     ok = sigv4.verify(
-        parsed, secret, method=req.method, path=req.raw_path, query=query,
-        headers=req.headers, payload_hash=sigv4.UNSIGNED_PAYLOAD, amz_date=amz_date,
+        parsed,
+        secret,
+        method=req.method,
+        path=req.raw_path,
+        query=query,
+        headers=req.headers,
+        payload_hash=sigv4.UNSIGNED_PAYLOAD,
+        amz_date=amz_date,
         encode_path=False,
-    )  # fmt: skip
+    )
     if not ok:
         raise signature_mismatch()
     return Authenticated(principal, sigv4.UNSIGNED_PAYLOAD)
