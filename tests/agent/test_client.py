@@ -143,9 +143,12 @@ def test_each_thread_keeps_its_connection_alive(tmp_path: Path) -> None:
         other.start()
         other.join()
         client.close()
-    first, second, from_other_thread = (r.client_port for r in server.requests)
+        client.poll_host_command()  # after close(), a fresh connection
+        client.close()
+    first, second, from_other_thread, after_close = (r.client_port for r in server.requests)
     assert first == second
     assert from_other_thread != first
+    assert after_close not in (first, from_other_thread)
 
 
 def test_a_connection_the_server_dropped_is_replaced_transparently(tmp_path: Path) -> None:
@@ -219,6 +222,12 @@ def test_https_trusts_the_configured_ca_file(tmp_path: Path, certificate: tuple[
 def test_a_malformed_endpoint_is_refused_up_front(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="endpoint must be an http"):
         CommandClient(agent_config("ftp://example", tmp_path))
+
+
+def test_an_unreadable_ca_file_is_refused_up_front(tmp_path: Path) -> None:
+    config = agent_config("https://127.0.0.1:1", tmp_path, ca_file=str(tmp_path / "missing.pem"))
+    with pytest.raises(ValueError, match="cannot load CA file"):
+        CommandClient(config)
 
 
 # ---- against the real server: the command service handlers -----------------------------

@@ -43,6 +43,16 @@ from tests.conftest import LiveServer, free_port, start_live_server
 DEPLOYMENT = "d-LOOPTEST1"
 GROUP_ID = "6f0c1e4e-group"
 
+
+def wait_until(condition: Callable[[], Any], what: str, timeout: float = 20.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while not (value := condition()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+    return value
+
+
 # ---- tracking files --------------------------------------------------------------------
 
 
@@ -145,8 +155,10 @@ class Posts:
         self.failures_left = 0
         self.release = threading.Event()
         self.release.set()
+        self.entered = threading.Event()
 
     def __call__(self, command_id: str, chunk: str) -> None:
+        self.entered.set()
         self.release.wait(10)
         if self.failures_left:
             self.failures_left -= 1
@@ -195,15 +207,23 @@ def test_writes_never_wait_for_the_network_and_order_survives_failures() -> None
     posts.failures_left = 2  # and then fails twice
     with streamer(posts, interval=0.01) as stream:
         first, second = stream.open("a"), stream.open("b")
-        started = time.monotonic()
-        for n in range(1000):
-            first(f"a{n}\n")
-            second(f"b{n}\n")
-        assert time.monotonic() - started < 1.0  # nothing blocked on the hung post
+        first("a-1\n")
+        assert posts.entered.wait(5)  # the flusher is now stuck in a post
+
+        def script_output() -> None:
+            for n in range(1000):
+                first(f"a{n}\n")
+                second(f"b{n}\n")
+
+        writer = threading.Thread(target=script_output)
+        writer.start()
+        writer.join(5)
+        assert not writer.is_alive()  # all written while the post is still hanging
+        assert not posts.chunks
         posts.release.set()
         assert stream.finish("a", timeout=10)
         assert stream.finish("b", timeout=10)
-    assert posts.text("a") == "".join(f"a{n}\n" for n in range(1000))
+    assert posts.text("a") == "a-1\n" + "".join(f"a{n}\n" for n in range(1000))
     assert posts.text("b") == "".join(f"b{n}\n" for n in range(1000))
 
 
@@ -440,6 +460,29 @@ def test_commands_of_different_groups_run_at_the_same_time(tmp_path: Path) -> No
     assert completion(server, "2")[0] == "Succeeded"
 
 
+def test_stopping_lets_a_running_command_finish_and_report(tmp_path: Path) -> None:
+    started, gate = tmp_path / "started", tmp_path / "gate"
+    service = Service([])
+    service.add("21", "ApplicationStart", spec_payload())
+    script = f"touch {started}\nwhile [ ! -e {gate} ]; do sleep 0.01; done\necho finished\n"
+    with recording_server(service) as server:
+        config = agent_config(server.url, tmp_path)
+        unpacked_revision(config.root_dir, {"ApplicationStart": script})
+        stop = threading.Event()
+        agent = threading.Thread(target=run_agent, args=(config, stop))
+        agent.start()
+        wait_until(started.exists, "the hook to start")
+        stop.set()
+        agent.join(0.5)
+        assert agent.is_alive()  # still waiting for the hook
+        gate.touch()
+        agent.join(10)
+        assert not agent.is_alive()
+    status, payload = completion(server, "21")
+    assert status == "Succeeded"
+    assert "finished" in payload["log"]
+
+
 def test_poll_errors_are_logged_on_one_line_and_retried(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -518,15 +561,6 @@ def agent_processes() -> Iterator[Callable[[Path], subprocess.Popen[bytes]]]:
             if process.poll() is None:
                 process.kill()
                 process.wait()
-
-
-def wait_until(condition: Callable[[], Any], what: str, timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (value := condition()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
-    return value
 
 
 def last_seen(server: LiveServer, name: str) -> float | None:

@@ -300,6 +300,29 @@ def test_aws_cli_multipart_upload_over_8_mib(
     assert s3.get_object(Bucket="bundles", Key="cli/bundle.zip")["Body"].read() == BIG
 
 
+def test_aws_deploy_push_uploads_and_registers_a_checkable_revision(
+    live_server: LiveServer, s3: Any, tmp_path: Path
+) -> None:
+    source = tmp_path / "app"
+    source.mkdir()
+    (source / "appspec.yml").write_text("version: 0.0\nos: linux\n")
+    (source / "payload.bin").write_bytes(BIG[: 7 * MiB])  # push goes multipart above 6 MB
+    live_server.client("codedeploy").create_application(applicationName="web")
+    env = live_server.cli_env() | {"AWS_ENDPOINT_URL_S3": live_server.url}
+    command = ["deploy", "push", "--application-name", "web", "--source", str(source)]
+    command += ["--s3-location", "s3://bundles/web.zip"]
+    done = subprocess.run(
+        [str(AWS_CLI), *command], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    revisions = live_server.client("codedeploy").list_application_revisions(applicationName="web")
+    location = revisions["revisions"][0]["s3Location"]
+    assert location["eTag"].endswith("-2")
+    found = head_bundle(live_server.services, location)
+    assert found is not None
+    assert (found["etag"], found["version"]) == (location["eTag"], location["version"])
+
+
 def test_boto3_upload_file_multipart_and_download(s3: Any, tmp_path: Path) -> None:
     source, copy = tmp_path / "up.bin", tmp_path / "down.bin"
     source.write_bytes(BIG)

@@ -96,7 +96,10 @@ class CommandClient:
         self._read_timeout = config.poll_seconds + READ_TIMEOUT_MARGIN
         self._ssl_context: ssl.SSLContext | None = None
         if self._https:
-            self._ssl_context = ssl.create_default_context(cafile=config.ca_file or None)
+            try:
+                self._ssl_context = ssl.create_default_context(cafile=config.ca_file or None)
+            except OSError as exc:  # ssl.SSLError is an OSError too
+                raise ValueError(f"cannot load CA file {config.ca_file!r}: {exc}") from None
         self._local = threading.local()
         self._lock = threading.Lock()
         self._open: set[http.client.HTTPConnection] = set()
@@ -253,7 +256,10 @@ class CommandClient:
 
     def _current(self) -> _Connection | None:
         conn: _Connection | None = getattr(self._local, "conn", None)
-        if conn is not None and time.monotonic() - conn.last_used > MAX_IDLE_REUSE:
+        if conn is None:
+            return None
+        # Closed by close(), or idle long enough that the server may be dropping it.
+        if conn.http.sock is None or time.monotonic() - conn.last_used > MAX_IDLE_REUSE:
             self._drop(conn)
             return None
         return conn

@@ -367,7 +367,7 @@ def main(config_path: Path) -> int:
     try:
         config = build(AgentConfig, file=config_path)
         CommandClient(config)  # rejects a malformed endpoint before anything starts
-    except (ValueError, OSError) as exc:  # ConfigError, bad endpoint, unreadable CA file
+    except ValueError as exc:  # ConfigError, a malformed endpoint, an unreadable CA file
         print(f"shipyard agent: {exc}", file=sys.stderr)
         return 2
     configure_logging(config)

@@ -51,9 +51,10 @@ class HostCommandView:
     execution_id: str
 
 
-def execution_id(deployment_id: str, command_id: int, command_name: str, instance: str) -> str:
-    # The model's pattern is ^[^/]+/[^/]+/[^/]+/.+$
-    return f"{deployment_id}/{command_id}/{command_name}/{instance}"
+def execution_id(deployment_id: str, instance: str) -> str:
+    """One id per deployment and host (the model's pattern is ``^[^/]+/[^/]+/[^/]+/.+$``),
+    so an agent may fetch the specification once and reuse it for every event."""
+    return f"{deployment_id}/host/1/{instance}"
 
 
 class Runner:
@@ -71,6 +72,8 @@ class Runner:
         self._waiters: dict[str, asyncio.Event] = {}
         self._sweeper: asyncio.Task[None] | None = None
         self._closing = False
+        # deployment id -> (row version, state) as this process last wrote it
+        self._states: dict[str, tuple[int, store.StoredDeployment]] = {}
 
     # ---- lifecycle ----------------------------------------------------------------
 
@@ -115,17 +118,31 @@ class Runner:
             if on_created is not None:
                 on_created(conn)
             stored = store.StoredDeployment(state, info, app, group)
-            self._step(conn, stored, machine.Start(), woken)
+            version = 2 if self._step(conn, stored, machine.Start(), woken) else 1
+        if state.status not in TERMINAL_DEPLOYMENT_STATUSES:
+            self._states[state.deployment_id] = (version, stored)
         self._wake(woken)
 
     def apply(self, deployment_id: str, event: machine.Input) -> DeploymentStatus | None:
         woken: set[str] = set()
+        # The state this process wrote last is reused when the row's version shows
+        # nobody else (another replica) has written since; otherwise it is re-read.
+        cached = self._states.pop(deployment_id, None)
         with self.db.tx() as conn:
-            stored = store.load(conn, deployment_id, lock=True)
-            if stored is None:
+            version = store.lock_version(conn, deployment_id)
+            if version is None:
                 return None
-            self._step(conn, stored, event, woken)
+            if cached is not None and cached[0] == version:
+                stored = cached[1]
+            else:
+                loaded = store.load(conn, deployment_id)
+                assert loaded is not None  # the row is locked
+                stored = loaded
+            if self._step(conn, stored, event, woken):
+                version += 1
             status = stored.state.status
+        if status not in TERMINAL_DEPLOYMENT_STATUSES:
+            self._states[deployment_id] = (version, stored)
         self._wake(woken)
         return status
 
@@ -135,11 +152,12 @@ class Runner:
         stored: store.StoredDeployment,
         event: machine.Input,
         woken: set[str],
-    ) -> None:
+    ) -> bool:
+        """Step the machine and persist; whether anything was written."""
         now = self.clock()
         outcome = machine.step(stored.state, event, now)
         if not outcome.changed:
-            return
+            return False
         store.save(conn, stored, sorted(outcome.changed_targets))
         for action in outcome.actions:
             match action:
@@ -148,6 +166,7 @@ class Runner:
                     woken.add(target_id)
                 case machine.Finished(status):
                     self._finished(conn, stored, status, now)
+        return True
 
     def _finished(
         self, conn: Connection, stored: store.StoredDeployment, status: DeploymentStatus, now: float
@@ -196,7 +215,7 @@ class Runner:
                     command.id,
                     command.deployment_id,
                     command.command_name,
-                    execution_id(command.deployment_id, command.id, command.command_name, instance),
+                    execution_id(command.deployment_id, instance),
                 )
             remaining = deadline - loop.time()
             if remaining <= 0:
@@ -226,12 +245,11 @@ class Runner:
 
     def specification(self, instance: str, execution: str) -> dict[str, Any]:
         parts = execution.split("/", 3)
-        if len(parts) != 4 or parts[3] != instance or not parts[1].isdigit():
+        if len(parts) != 4 or parts[3] != instance:
             raise ApiError("ClientException", f"Unknown deployment execution {execution!r}")
         with self.db.tx() as conn:
-            self._own_command(conn, instance, int(parts[1]))
             stored = store.load(conn, parts[0])
-        if stored is None:
+        if stored is None or instance not in stored.state.targets:
             raise ApiError("ClientException", f"Unknown deployment execution {execution!r}")
         return self._spec_payload(stored)
 

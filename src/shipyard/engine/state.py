@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from shipyard.model import DeploymentStatus, LifecycleEventStatus, TargetStatus
@@ -81,8 +81,8 @@ class DeploymentState:
 
     def header_doc(self) -> dict[str, Any]:
         """The deployment-level part, without targets (stored in their own rows)."""
-        doc = asdict(self)
-        del doc["targets"]
+        doc = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "targets"}
+        doc["status"] = self.status.value
         return doc
 
     @classmethod

@@ -61,17 +61,17 @@ def _check_host(call: Call, instance: str, *, heartbeat: bool = False) -> str:
     host = _required_string(call.body, "HostIdentifier")
     c = schema.instances.c
     with call.services.db.tx() as conn:
+        row = conn.execute(select(c.iam_arn, c.registered).where(c.name == instance)).first()
+        if row is None or not row.registered:
+            raise _client_error(f"Instance {instance} is not registered")
+        # The stock agent's rule, applied from the server's side: the identifier the
+        # agent sends must contain the registered ARN.
+        if row.iam_arn not in host:
+            raise _client_error(f"HostIdentifier {host!r} does not belong to instance {instance}")
         if heartbeat:
             conn.execute(
                 schema.instances.update().where(c.name == instance).values(last_seen=call.now())
             )
-        row = conn.execute(select(c.iam_arn, c.registered).where(c.name == instance)).first()
-    if row is None or not row.registered:
-        raise _client_error(f"Instance {instance} is not registered")
-    # The stock agent's rule, applied from the server's side: the identifier the agent
-    # sends must contain the registered ARN.
-    if row.iam_arn not in host:
-        raise _client_error(f"HostIdentifier {host!r} does not belong to instance {instance}")
     return str(row.iam_arn)
 
 

@@ -76,6 +76,13 @@ def load(conn: Connection, deployment_id: str, *, lock: bool = False) -> StoredD
     return StoredDeployment(state, doc["info"], row[1], row[2])
 
 
+def lock_version(conn: Connection, deployment_id: str) -> int | None:
+    """Lock the deployment's row for this transaction; return its write version."""
+    query = for_update(select(D.c.version).where(D.c.id == deployment_id), conn.dialect.name)
+    row = conn.execute(query).first()
+    return int(row[0]) if row else None
+
+
 def save(
     conn: Connection, stored: StoredDeployment, changed_targets: Sequence[str] = ()
 ) -> None:
