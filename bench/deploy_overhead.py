@@ -47,9 +47,7 @@ def bundle(with_scripts: bool) -> bytes:
     appspec = "version: 0.0\nos: linux\n"
     files = {}
     if with_scripts:
-        appspec += "hooks:\n" + "".join(
-            f"  {h}:\n    - location: noop.sh\n" for h in HOOKS
-        )
+        appspec += "hooks:\n" + "".join(f"  {h}:\n    - location: noop.sh\n" for h in HOOKS)
         files["noop.sh"] = SCRIPT
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
@@ -109,7 +107,9 @@ class Bench:
             self.cd.add_tags_to_on_premises_instances(
                 instanceNames=[name], tags=[{"Key": "bench", "Value": "yes"}]
             )
-            creds = client.call_extension("ShipyardIssueInstanceCredentials", {"instanceName": name})
+            creds = client.call_extension(
+                "ShipyardIssueInstanceCredentials", {"instanceName": name}
+            )
             host = prepare_host(
                 work / "hosts",
                 name,
@@ -125,7 +125,9 @@ class Bench:
             deploymentGroupName="fleet",
             serviceRoleArn="arn:aws:iam::000000000000:role/bench",
             deploymentConfigName="CodeDeployDefault.AllAtOnce",
-            onPremisesInstanceTagFilters=[{"Key": "bench", "Value": "yes", "Type": "KEY_AND_VALUE"}],
+            onPremisesInstanceTagFilters=[
+                {"Key": "bench", "Value": "yes", "Type": "KEY_AND_VALUE"}
+            ],
         )
         self.s3.create_bucket(Bucket="bench")
 
@@ -163,10 +165,15 @@ def main() -> int:
     parser.add_argument("--hosts", default="1,20")
     args = parser.parse_args()
     per_script = script_seconds()
-    print(f"machine: {subprocess.run(['nproc'], capture_output=True, text=True).stdout.strip()} cores, "
-          f"python {sys.version.split()[0]}; one `exit 0` hook script costs {per_script * 1000:.2f} ms")
-    print(f"{'hosts':>5}  {'hooks':<15} {'wall med':>9} {'wall min':>9} {'server med':>10} "
-          f"{'overhead med':>12} {'per host-event':>14}")
+    cores = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
+    print(
+        f"machine: {cores} cores, python {sys.version.split()[0]}; "
+        f"one `exit 0` hook script costs {per_script * 1000:.2f} ms"
+    )
+    print(
+        f"{'hosts':>5}  {'hooks':<15} {'wall med':>9} {'wall min':>9} {'server med':>10} "
+        f"{'overhead med':>12} {'per host-event':>14}"
+    )
     for count in (int(n) for n in args.hosts.split(",")):
         with tempfile.TemporaryDirectory(prefix="shipyard-bench-") as tmp:
             bench = Bench(Path(tmp), count)
@@ -182,12 +189,16 @@ def main() -> int:
                     script_time = 5 * per_script if with_scripts else 0.0
                     overhead = statistics.median(walls) - script_time
                     label = "exit 0 scripts" if with_scripts else "no scripts"
-                    print(f"{count:>5}  {label:<15} {statistics.median(walls):>8.3f}s "
-                          f"{min(walls):>8.3f}s {statistics.median(servers):>9.3f}s "
-                          f"{overhead:>11.3f}s {overhead / (count * 7) * 1000:>11.2f} ms")
+                    print(
+                        f"{count:>5}  {label:<15} {statistics.median(walls):>8.3f}s "
+                        f"{min(walls):>8.3f}s {statistics.median(servers):>9.3f}s "
+                        f"{overhead:>11.3f}s {overhead / (count * 7) * 1000:>11.2f} ms"
+                    )
                 after = [rss_kib(h.process.pid) for h in bench.hosts if h.process]
-                print(f"       agent RSS: idle {max(idle) / 1024:.1f} MiB (max of {len(idle)}), "
-                      f"after {2 * (args.repeat + 1)} deployments {max(after) / 1024:.1f} MiB")
+                print(
+                    f"       agent RSS: idle {max(idle) / 1024:.1f} MiB (max of {len(idle)}), "
+                    f"after {2 * (args.repeat + 1)} deployments {max(after) / 1024:.1f} MiB"
+                )
             finally:
                 bench.close()
     return 0

@@ -15,6 +15,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import boto3
 
@@ -80,12 +81,12 @@ def _register_hosts(client: ShipyardClient, base: Path, url: str, count: int) ->
     return hosts
 
 
-def _push_sample_app(client: ShipyardClient, work: Path) -> dict[str, object]:
+def _push_sample_app(client: ShipyardClient, work: Path) -> dict[str, Any]:
     archive = work / "demo-app.zip"
     write_zip(APP_SOURCE, archive)
     client.ensure_bucket("shipyard-demo")
     uploaded = client.upload(archive, "shipyard-demo", "webapp/v1.zip")
-    location = {
+    location: dict[str, Any] = {
         "bucket": "shipyard-demo",
         "key": "webapp/v1.zip",
         "bundleType": "zip",
@@ -138,9 +139,11 @@ def run(work: Path, host_count: int) -> int:
         _say(f"finished in {elapsed:.2f} s; what each host now serves:")
         for host in hosts:
             page = host.view(SHARED_PATH / "www" / "index.html")
-            title = next(
-                (ln for ln in page.read_text().splitlines() if "<h1>" in ln), "(no page)"
-            ) if page.exists() else "(no page)"
+            title = (
+                next((ln for ln in page.read_text().splitlines() if "<h1>" in ln), "(no page)")
+                if page.exists()
+                else "(no page)"
+            )
             print(f"    {host.name}: {page}  {title.strip()}")
         _say(f"the hook output of {hosts[0].name}, as `shipyard logs` shows it:")
         logs = client.call_extension(

@@ -36,7 +36,9 @@ def uri_encode(value: str, *, keep_slash: bool) -> str:
 
 
 def canonical_query(pairs: list[tuple[str, str]]) -> str:
-    encoded = sorted((uri_encode(k, keep_slash=False), uri_encode(v, keep_slash=False)) for k, v in pairs)
+    encoded = sorted(
+        (uri_encode(k, keep_slash=False), uri_encode(v, keep_slash=False)) for k, v in pairs
+    )
     return "&".join(f"{k}={v}" for k, v in encoded)
 
 
@@ -74,7 +76,9 @@ def string_to_sign(amz_date: str, scope: str, canonical: str) -> str:
 def signature(secret: str, amz_date: str, scope: str, canonical: str) -> str:
     date, region, service, _ = scope.split("/")
     key = signing_key(secret, date, region, service)
-    return hmac.new(key, string_to_sign(amz_date, scope, canonical).encode(), hashlib.sha256).hexdigest()
+    return hmac.new(
+        key, string_to_sign(amz_date, scope, canonical).encode(), hashlib.sha256
+    ).hexdigest()
 
 
 @dataclass(frozen=True)

@@ -105,10 +105,14 @@ class Fleet:
         cd = self.cd
         ids = cd.list_deployment_targets(deploymentId=deployment_id)["targetIds"]
         found = cd.batch_get_deployment_targets(deploymentId=deployment_id, targetIds=ids)
-        return {t["instanceTarget"]["targetId"]: t["instanceTarget"] for t in found["deploymentTargets"]}
+        return {
+            t["instanceTarget"]["targetId"]: t["instanceTarget"] for t in found["deploymentTargets"]
+        }
 
 
-def make_bundle(files: dict[str, str | bytes], kind: str = "zip", modes: dict[str, int] | None = None) -> bytes:
+def make_bundle(
+    files: dict[str, str | bytes], kind: str = "zip", modes: dict[str, int] | None = None
+) -> bytes:
     """An archive holding ``files`` (path → content); scripts get mode 0755."""
     modes = modes or {}
     buffer = io.BytesIO()

@@ -16,7 +16,8 @@ from tests.e2e.test_in_place import deploy, setup_group
 def bundle_with_hook(event: str, script: str | None, timeout: int = 30) -> bytes:
     files: dict[str, str | bytes] = {
         "appspec.yml": (
-            f"version: 0.0\nos: linux\nfiles:\n  - source: site\n    destination: {SHARED_ROOT}/www\n"
+            "version: 0.0\nos: linux\nfiles:\n"
+            f"  - source: site\n    destination: {SHARED_ROOT}/www\n"
             f"hooks:\n  {event}:\n    - location: scripts/hook.sh\n      timeout: {timeout}\n"
         ),
         "site/index.html": "hello",
@@ -102,7 +103,10 @@ def test_file_exists_behavior(
     line = f"file_exists_behavior: {appspec_value}\n" if appspec_value else ""
     bundle = make_bundle(
         {
-            "appspec.yml": f"version: 0.0\nos: linux\n{line}files:\n  - source: site\n    destination: {SHARED_ROOT}/www\n",
+            "appspec.yml": (
+                f"version: 0.0\nos: linux\n{line}files:\n"
+                f"  - source: site\n    destination: {SHARED_ROOT}/www\n"
+            ),
             "site/index.html": "hello",
         }
     )
@@ -139,7 +143,9 @@ def test_only_one_active_deployment_per_group(fleet: Fleet, upload: Uploader) ->
     script = "#!/bin/sh\nsleep 2\n"
     revision = upload("slow.zip", bundle_with_hook("BeforeInstall", script))
     cd = fleet.cd
-    first = cd.create_deployment(applicationName="shop", deploymentGroupName="web", revision=revision)
+    first = cd.create_deployment(
+        applicationName="shop", deploymentGroupName="web", revision=revision
+    )
     with pytest.raises(ClientError) as info:
         cd.create_deployment(applicationName="shop", deploymentGroupName="web", revision=revision)
     assert info.value.response["Error"]["Code"] == "DeploymentLimitExceededException"

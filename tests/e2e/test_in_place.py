@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 from tests.e2e.conftest import SHARED_ROOT, Fleet, Uploader, call_extension, make_bundle
@@ -18,7 +19,8 @@ EVENTS = [
 HOOKS = ["ApplicationStop", "BeforeInstall", "AfterInstall", "ApplicationStart", "ValidateService"]
 
 RECORD = """#!/bin/sh
-echo "$LIFECYCLE_EVENT $DEPLOYMENT_ID $APPLICATION_NAME $DEPLOYMENT_GROUP_NAME $DEPLOYMENT_GROUP_ID $BUNDLE_BUCKET $BUNDLE_KEY $BUNDLE_ETAG" >> {root}/events.log
+echo "$LIFECYCLE_EVENT $DEPLOYMENT_ID $APPLICATION_NAME $DEPLOYMENT_GROUP_NAME \
+  $DEPLOYMENT_GROUP_ID $BUNDLE_BUCKET $BUNDLE_KEY $BUNDLE_ETAG" >> {root}/events.log
 echo "running $LIFECYCLE_EVENT"
 echo "a warning for $LIFECYCLE_EVENT" >&2
 """
@@ -53,7 +55,9 @@ hooks:
     )
 
 
-def setup_group(fleet: Fleet, hosts: list[str], config: str = "CodeDeployDefault.OneAtATime") -> None:
+def setup_group(
+    fleet: Fleet, hosts: list[str], config: str = "CodeDeployDefault.OneAtATime"
+) -> None:
     fleet.add_hosts(hosts, {"role": "web"})
     cd = fleet.cd
     cd.create_application(applicationName="shop", computePlatform="Server")
@@ -120,14 +124,27 @@ def test_deploys_to_three_hosts_one_at_a_time(fleet: Fleet, upload: Uploader) ->
         fields = lines[0].split()
         group_id = group_info["deploymentGroupId"]
         etag = revision["s3Location"]["eTag"]
-        assert fields[1:] == [info["deploymentId"], "shop", "web", group_id, "bundles", "shop/v1.zip", etag]
+        assert fields[1:] == [
+            info["deploymentId"],
+            "shop",
+            "web",
+            group_id,
+            "bundles",
+            "shop/v1.zip",
+            etag,
+        ]
 
-        log_path = host.home / "deployment-root" / group_id / info["deploymentId"] / "logs" / "scripts.log"
+        log_path = (
+            host.home / "deployment-root" / group_id / info["deploymentId"] / "logs" / "scripts.log"
+        )
         assert "[stdout]running AfterInstall" in log_path.read_text()
     # One at a time: each host starts after the previous one finished.
     assert starts == sorted(starts)
-    for earlier, later in zip(hosts, hosts[1:], strict=False):
-        assert targets[earlier]["lifecycleEvents"][-1]["endTime"] <= targets[later]["lifecycleEvents"][0]["startTime"]
+    for earlier, later in itertools.pairwise(hosts):
+        assert (
+            targets[earlier]["lifecycleEvents"][-1]["endTime"]
+            <= targets[later]["lifecycleEvents"][0]["startTime"]
+        )
 
     # The whole script output is kept and readable, stdout and stderr.
     logs = call_extension(
@@ -149,7 +166,10 @@ def test_second_deployment_runs_previous_stop_script_and_removes_old_files(
     stop_hook = "  ApplicationStop:\n    - location: scripts/stop-v2.sh\n"
     bundle = make_bundle(
         {
-            "appspec.yml": f"version: 0.0\nos: linux\nfiles:\n  - source: site\n    destination: {SHARED_ROOT}/www\nhooks:\n{stop_hook}",
+            "appspec.yml": (
+                "version: 0.0\nos: linux\nfiles:\n"
+                f"  - source: site\n    destination: {SHARED_ROOT}/www\nhooks:\n{stop_hook}"
+            ),
             "site/index.html": "<h1>v2</h1>",
             "scripts/stop-v2.sh": f"#!/bin/sh\necho v2-stop >> {SHARED_ROOT}/events.log\n",
         }

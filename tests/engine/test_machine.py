@@ -51,7 +51,7 @@ def test_one_at_a_time_runs_hosts_in_order_and_events_in_order() -> None:
             machine.step(state, machine.Acknowledged(host, event), 2.0)
             out = machine.step(state, machine.Completed(host, event, True), 3.0)
             seen.extend(dispatched(out))
-    assert seen[:6] == [(f"h0", e) for e in IN_PLACE[1:]]
+    assert seen[:6] == [("h0", e) for e in IN_PLACE[1:]]
     assert ("h1", "ApplicationStop") in seen
     assert state.status == DeploymentStatus.SUCCEEDED
     assert state.complete_time == 3.0

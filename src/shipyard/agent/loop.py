@@ -47,6 +47,7 @@ COMPLETE_RETRY_SECONDS = 300.0  # a result is worth waiting for the server a whi
 OUTPUT_FLUSH_SECONDS = 30.0
 # On SIGTERM, running hooks get as long as CodeDeploy gives one lifecycle event.
 SHUTDOWN_GRACE_SECONDS = 3600.0
+SPEC_CACHE_SIZE = 64  # deployments whose specification a worker remembers
 LOG_FORMAT = "%(asctime)s %(levelname)s [%(threadName)s] %(message)s"
 
 
@@ -130,6 +131,8 @@ class CommandWorker:
         self.client = client
         self.streamer = streamer
         self.tracker = tracker
+        self._specs: dict[str, dict[str, Any]] = {}
+        self._specs_lock = threading.Lock()
 
     def handle(self, command: HostCommand) -> None:
         """Never raises: a failure is reported to the server or, failing that, logged."""
@@ -141,15 +144,29 @@ class CommandWorker:
         except Exception:
             log.exception("%s (command %s): unexpected error", name, command_id)
 
-    def _handle(self, command: HostCommand) -> None:
-        name, command_id = command.command_name, command.command_id
-        # Not cached across commands: every command has its own execution id, and
-        # DownloadBundle needs the fresh presigned bundle URL.
+    def _specification(self, command: HostCommand) -> dict[str, Any]:
+        """The deployment's specification, fetched once per deployment and host (the
+        server's execution id is stable across its commands); DownloadBundle always
+        fetches afresh, since it needs a fresh presigned bundle URL."""
+        key = command.execution_id
+        with self._specs_lock:
+            cached = self._specs.get(key)
+        if cached is not None and command.command_name != "DownloadBundle":
+            return cached
         payload = with_retries(
-            lambda: self.client.get_specification(command.execution_id),
-            f"{name}: deployment specification",
+            lambda: self.client.get_specification(key),
+            f"{command.command_name}: deployment specification",
             SETUP_RETRY_SECONDS,
         )
+        with self._specs_lock:
+            self._specs[key] = payload
+            while len(self._specs) > SPEC_CACHE_SIZE:
+                self._specs.pop(next(iter(self._specs)))
+        return payload
+
+    def _handle(self, command: HostCommand) -> None:
+        name, command_id = command.command_name, command.command_id
+        payload = self._specification(command)
         try:
             spec = executor.parse_spec(payload)
             is_noop = executor.is_noop(name, spec, self.config)

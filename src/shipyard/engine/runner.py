@@ -310,7 +310,9 @@ class Runner:
         self, instance: str, command_id: int, status: str, diagnostics: dict[str, Any]
     ) -> None:
         if status not in (CommandStatus.SUCCEEDED.value, CommandStatus.FAILED.value):
-            raise ApiError("ClientException", f"CommandStatus must be Succeeded or Failed: {status}")
+            raise ApiError(
+                "ClientException", f"CommandStatus must be Succeeded or Failed: {status}"
+            )
         with self.db.tx() as conn:
             command = self._own_command(conn, instance, command_id)
             if command.status in (CommandStatus.SUCCEEDED.value, CommandStatus.FAILED.value):
@@ -339,4 +341,3 @@ def lifecycle_diagnostics(payload: dict[str, Any]) -> dict[str, str]:
         "message": str(payload.get("message", "")) or code.value,
         "logTail": tail,
     }
-

@@ -36,7 +36,9 @@ def authenticate(request: Request, body: bytes, services: Services) -> Principal
     try:
         when = dt.datetime.strptime(amz_date, "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.UTC)
     except ValueError:
-        raise ApiError("IncompleteSignatureException", "Missing or malformed X-Amz-Date", 403) from None
+        raise ApiError(
+            "IncompleteSignatureException", "Missing or malformed X-Amz-Date", 403
+        ) from None
     now = dt.datetime.fromtimestamp(services.clock(), dt.UTC)
     if abs(now - when) > MAX_CLOCK_SKEW:
         raise ApiError("InvalidSignatureException", "Signature expired", 403)

@@ -18,7 +18,9 @@ def new_key_pair(prefix: str) -> tuple[str, str]:
     return key_id, secrets.token_urlsafe(30)[:40]
 
 
-def issue(conn: Connection, principal_type: str, principal_name: str, now: float) -> tuple[str, str]:
+def issue(
+    conn: Connection, principal_type: str, principal_name: str, now: float
+) -> tuple[str, str]:
     key_id, secret = new_key_pair("AKSY" if principal_type == "admin" else "AKSI")
     conn.execute(
         schema.credentials.insert().values(
@@ -54,4 +56,6 @@ def revoke_principal(conn: Connection, principal_type: str, principal_name: str)
 
 def has_admin(conn: Connection) -> bool:
     c = schema.credentials.c
-    return conn.execute(select(c.access_key_id).where(c.principal_type == "admin")).first() is not None
+    return (
+        conn.execute(select(c.access_key_id).where(c.principal_type == "admin")).first() is not None
+    )

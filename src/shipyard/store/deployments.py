@@ -65,9 +65,7 @@ def load(conn: Connection, deployment_id: str, *, lock: bool = False) -> StoredD
     if row is None:
         return None
     doc = row[0]
-    target_rows = conn.execute(
-        select(T.c.doc).where(T.c.deployment_id == deployment_id)
-    ).scalars()
+    target_rows = conn.execute(select(T.c.doc).where(T.c.deployment_id == deployment_id)).scalars()
     targets = [TargetState.from_doc(d) for d in target_rows]
     order = doc["info"].get("targetOrder", [])
     rank = {name: i for i, name in enumerate(order)}
@@ -83,9 +81,7 @@ def lock_version(conn: Connection, deployment_id: str) -> int | None:
     return int(row[0]) if row else None
 
 
-def save(
-    conn: Connection, stored: StoredDeployment, changed_targets: Sequence[str] = ()
-) -> None:
+def save(conn: Connection, stored: StoredDeployment, changed_targets: Sequence[str] = ()) -> None:
     state = stored.state
     conn.execute(
         update(D)
