@@ -185,3 +185,15 @@ def test_terminal_state_is_frozen_and_stale_inputs_ignored() -> None:
 @pytest.mark.parametrize("status", list(DeploymentStatus))
 def test_transition_table_covers_every_status(status: DeploymentStatus) -> None:
     assert status in machine.TRANSITIONS
+
+
+def test_stop_withdraws_commands_no_agent_has_picked_up() -> None:
+    state = new_state(2, ALL_AT_ONCE)
+    machine.step(state, machine.Start(), 0.0)
+    run_host(state, "h0", 1.0)  # h0 done; h1 never acknowledged its first event
+    assert state.status == DeploymentStatus.IN_PROGRESS
+    machine.step(state, machine.StopRequested(), 2.0)
+    assert state.status == DeploymentStatus.STOPPED
+    assert state.targets["h1"].status == TargetStatus.SKIPPED
+    late = machine.step(state, machine.Acknowledged("h1", "ApplicationStop"), 3.0)
+    assert not late.changed

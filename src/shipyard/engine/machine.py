@@ -272,12 +272,31 @@ def _skip_pending(state: DeploymentState, now: float, out: Outcome) -> None:
             out.changed = True
 
 
+def _withdraw_unstarted(state: DeploymentState, now: float, out: Outcome) -> int:
+    """Stopping: end the hosts whose current event no agent has picked up yet.
+    Returns how many hosts are still running an event."""
+    running = 0
+    for target in state.targets.values():
+        if not target.in_flight:
+            continue
+        current = target.current()
+        if current is not None and current.status == LifecycleEventStatus.PENDING:
+            started = any(e.status != LifecycleEventStatus.PENDING for e in target.events)
+            _end_target(target, TargetStatus.FAILED if started else TargetStatus.SKIPPED, now)
+            out.changed_targets.add(target.target_id)
+            out.changed = True
+        else:
+            running += 1
+    return running
+
+
 def _advance(state: DeploymentState, now: float, out: Outcome) -> None:
     """Decide what happens next from the targets' counts."""
     targets = list(state.targets.values())
     in_flight = sum(t.in_flight for t in targets)
     if state.stop_requested:
         _skip_pending(state, now, out)
+        in_flight = _withdraw_unstarted(state, now, out)
         if in_flight == 0:
             state.error_code = ErrorCode.MANUAL_STOP
             state.error_message = "Deployment was stopped by the user"

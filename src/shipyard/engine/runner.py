@@ -27,6 +27,7 @@ from shipyard.model import (
     TERMINAL_DEPLOYMENT_STATUSES,
     CommandStatus,
     DeploymentStatus,
+    LifecycleEventStatus,
 )
 from shipyard.store import deployments as store
 from shipyard.store import resources
@@ -236,12 +237,34 @@ class Runner:
             if command.status != CommandStatus.IN_PROGRESS.value:
                 return command.status
             store.set_command(conn, command_id, acknowledged=self.clock())
-        status = self.apply(
-            command.deployment_id, machine.Acknowledged(instance, command.command_name)
+        self.apply(command.deployment_id, machine.Acknowledged(instance, command.command_name))
+        if self._running(command.deployment_id, instance, command.command_name):
+            return CommandStatus.IN_PROGRESS.value
+        # The engine no longer wants this event (the deployment stopped or ended):
+        # the agent must not run it.
+        with self.db.tx() as conn:
+            store.set_command(
+                conn, command_id, status=CommandStatus.FAILED.value, completed=self.clock()
+            )
+        return CommandStatus.FAILED.value
+
+    def _running(self, deployment_id: str, instance: str, event: str) -> bool:
+        """Whether ``event`` is the one ``instance`` is running in the deployment."""
+        cached = self._states.get(deployment_id)
+        if cached is not None:
+            stored: store.StoredDeployment | None = cached[1]
+        else:
+            with self.db.tx() as conn:
+                stored = store.load(conn, deployment_id)
+        if stored is None:
+            return False
+        target = stored.state.targets.get(instance)
+        current = target.current() if target is not None else None
+        return (
+            current is not None
+            and current.name == event
+            and current.status == LifecycleEventStatus.IN_PROGRESS
         )
-        if status in TERMINAL_DEPLOYMENT_STATUSES:
-            return CommandStatus.FAILED.value
-        return CommandStatus.IN_PROGRESS.value
 
     def specification(self, instance: str, execution: str) -> dict[str, Any]:
         parts = execution.split("/", 3)
