@@ -22,6 +22,9 @@ from shipyard.agent.client import (
     ProtocolError,
 )
 from shipyard.config import AgentConfig
+from shipyard.engine import machine
+from shipyard.engine.state import DeploymentState
+from shipyard.model import DeploymentStatus
 from shipyard.store import credentials, schema
 from shipyard.store import deployments as deployment_store
 from tests.agent.recording_server import HOST_ARN, agent_config, recording_server
@@ -287,8 +290,24 @@ def register(agent_server: LiveServer, tmp_path: Path) -> Iterator[Register]:
 
 
 def queue_command(server: LiveServer, instance: str, name: str = "ApplicationStart") -> int:
+    """Start a one-host, one-event deployment; return the command the engine queued."""
+    state = DeploymentState(
+        deployment_id="d-PROTOCOL1",
+        status=DeploymentStatus.CREATED,
+        health_rule={"type": "HOST_COUNT", "value": 0},
+        event_timeout=60.0,
+        create_time=time.time(),
+        targets={instance: machine.new_target(instance, (name,))},
+    )
+    info = {"deploymentGroupId": "g-1", "revision": None}
+    server.services.runner.create(state, info, "app", "group")
     with server.services.db.tx() as conn:
-        return deployment_store.add_command(conn, instance, "d-PROTOCOL1", name, time.time())
+        row = conn.execute(
+            select(schema.host_commands.c.id).where(
+                schema.host_commands.c.deployment_id == "d-PROTOCOL1"
+            )
+        ).scalar_one()
+    return int(row)
 
 
 def command_row(server: LiveServer, command_id: int) -> Any:

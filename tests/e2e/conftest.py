@@ -174,3 +174,35 @@ def upload(fleet: Fleet) -> Uploader:
         }
 
     return put
+
+
+def fleet_on_server(tmp_path: Path, **overrides: Any) -> Iterator[Fleet]:
+    """What the ``fleet`` fixture yields, on a server started with ``overrides`` for
+    ``start_live_server`` (e.g. ``database=...``, ``git_base_url=...``)."""
+    isolate = can_isolate()
+    if not isolate:
+        service_missing("private mount namespaces (unshare --mount) for per-host filesystem views")
+    for server in start_live_server(tmp_path / "server", **overrides):
+        fleet = Fleet(server, tmp_path / "hosts", isolate)
+        try:
+            yield fleet
+        finally:
+            stop_all(fleet.hosts)
+
+
+def make_uploader(server: LiveServer, **client_args: Any) -> Uploader:
+    """The ``upload`` fixture's function for any server; ``client_args`` go to boto3
+    (e.g. ``verify=`` a CA file)."""
+    s3 = server.client("s3", **client_args)
+    buckets: set[str] = set()
+
+    def put(key: str, data: bytes, bucket: str = "bundles") -> dict[str, Any]:
+        if bucket not in buckets:
+            s3.create_bucket(Bucket=bucket)
+            buckets.add(bucket)
+        kind = "zip" if key.endswith(".zip") else "tgz" if key.endswith(".tgz") else "tar"
+        etag = s3.put_object(Bucket=bucket, Key=key, Body=data)["ETag"].strip('"')
+        location = {"bucket": bucket, "key": key, "bundleType": kind, "eTag": etag}
+        return {"revisionType": "S3", "s3Location": location}
+
+    return put

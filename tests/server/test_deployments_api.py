@@ -244,7 +244,7 @@ def test_deployment_lifecycle_operations_and_their_errors(
             "createTimeRange": {"start": 10, "end": 5},
         },
     )
-    assert body["__type"] == "InvalidTimeRangeException"
+    assert (status, body["__type"]) == (400, "InvalidTimeRangeException")
 
     # Stop: nothing is running on a host, so the stop completes at once.
     stopped = cd.stop_deployment(deploymentId=deployment_id)
@@ -263,7 +263,7 @@ def test_event_log_extension_errors(server: LiveServer) -> None:
     status, body = raw_call(
         server, "ShipyardGetLifecycleEventLog", {"deploymentId": "d-NOTTHERE1", "targetId": "x"}
     )
-    assert body["__type"] == "DeploymentDoesNotExistException"
+    assert (status, body["__type"]) == (400, "DeploymentDoesNotExistException")
 
 
 def test_store_file_is_untouched_by_rejected_calls(server: LiveServer) -> None:

@@ -79,10 +79,29 @@ class Tick:
 
 @dataclass(frozen=True)
 class StopRequested:
-    """A user asked to stop the deployment."""
+    """A user asked to stop the deployment; ``rollback`` is StopDeployment's
+    autoRollbackEnabled (None: the deployment's rollback configuration decides)."""
+
+    rollback: bool | None = None
 
 
-Input = Start | Acknowledged | Completed | Tick | StopRequested
+@dataclass(frozen=True)
+class AlarmFired:
+    """An alarm of the deployment is in ALARM (or could not be read and must be)."""
+
+    name: str
+    message: str
+
+
+@dataclass(frozen=True)
+class AgentSilent:
+    """The agent of ``target_id`` has not polled for ``seconds``: its host is lost."""
+
+    target_id: str
+    seconds: float
+
+
+Input = Start | Acknowledged | Completed | Tick | StopRequested | AlarmFired | AgentSilent
 
 
 # ---- actions: what the runner must do ---------------------------------------------
@@ -103,7 +122,20 @@ class Finished:
     status: DeploymentStatus
 
 
-Action = Dispatch | Finished
+@dataclass(frozen=True)
+class StartRollback:
+    """Redeploy the group's last successful revision as a new deployment."""
+
+
+@dataclass(frozen=True)
+class Notify:
+    """A trigger event (TriggerEventType) happened, for the deployment or one target."""
+
+    event: str
+    target_id: str | None = None
+
+
+Action = Dispatch | Finished | StartRollback | Notify
 
 
 @dataclass
@@ -126,13 +158,69 @@ def step(state: DeploymentState, event: Input, now: float) -> Outcome:
             _completed(state, event, now, out)
         case Tick():
             _tick(state, now, out)
-        case StopRequested():
+        case StopRequested(rollback):
             if not state.stop_requested:
                 state.stop_requested = True
+                state.stop_reason = "MANUAL"
+                state.rollback_on_stop = rollback
+                state.error_code = ErrorCode.MANUAL_STOP
+                state.error_message = "Deployment was stopped by the user"
                 out.changed = True
-    if state.status in (S.IN_PROGRESS,):
+        case AlarmFired(name, message):
+            if not state.stop_requested:
+                state.stop_requested = True
+                state.stop_reason = "ALARM"
+                state.error_code = ErrorCode.ALARM_ACTIVE
+                state.error_message = f"Alarm {name} is active: {message}"
+                out.changed = True
+        case AgentSilent(target_id, seconds):
+            _agent_silent(state, target_id, seconds, now, out)
+    if state.status == S.IN_PROGRESS:
         _advance(state, now, out)
+    elif state.status == S.BAKING:
+        _bake(state, now, out)
     return out
+
+
+def _agent_silent(
+    state: DeploymentState, target_id: str, seconds: float, now: float, out: Outcome
+) -> None:
+    target = state.targets.get(target_id)
+    current = target.current() if target else None
+    if target is None or current is None or not target.in_flight:
+        return
+    _completed(
+        state,
+        Completed(
+            target_id,
+            current.name,
+            succeeded=False,
+            diagnostics={
+                "errorCode": "UnknownError",
+                "scriptName": "",
+                "message": f"The agent on {target_id} has not been heard from for "
+                f"{seconds:.0f} seconds; the host is treated as failed",
+                "logTail": "",
+            },
+        ),
+        now,
+        out,
+    )
+
+
+def _bake(state: DeploymentState, now: float, out: Outcome) -> None:
+    """Every host succeeded; alarms are watched until the bake time is over."""
+    if state.stop_requested:
+        _move(state, S.STOPPED, now, out)
+    elif state.bake_until is not None and now >= state.bake_until:
+        _move(state, S.SUCCEEDED, now, out)
+
+
+_FINAL_NOTICES = {
+    S.SUCCEEDED: "DeploymentSuccess",
+    S.FAILED: "DeploymentFailure",
+    S.STOPPED: "DeploymentStop",
+}
 
 
 def _move(state: DeploymentState, to: DeploymentStatus, now: float, out: Outcome) -> None:
@@ -140,9 +228,36 @@ def _move(state: DeploymentState, to: DeploymentStatus, now: float, out: Outcome
         raise InvalidTransition(f"{state.status} -> {to}")
     state.status = to
     out.changed = True
-    if to in (S.SUCCEEDED, S.FAILED, S.STOPPED):
+    if to == S.IN_PROGRESS:
+        out.actions.append(Notify("DeploymentStart"))
+    if to in _FINAL_NOTICES:
         state.complete_time = now
         out.actions.append(Finished(to))
+        out.actions.append(Notify(_FINAL_NOTICES[to]))
+        if wants_rollback(state):
+            out.actions.append(StartRollback())
+            out.actions.append(Notify("DeploymentRollback"))
+
+
+def wants_rollback(state: DeploymentState) -> bool:
+    """Whether a deployment that just ended should be rolled back (reference §4.4)."""
+    if state.is_rollback or state.status == S.SUCCEEDED:
+        return False
+    touched = any(
+        event.status not in (LifecycleEventStatus.PENDING, LifecycleEventStatus.SKIPPED)
+        for target in state.targets.values()
+        for event in target.events
+    )
+    if not touched:
+        return False  # no host was changed: nothing to roll back
+    events = state.auto_rollback_events
+    if state.status == S.FAILED:
+        return "DEPLOYMENT_FAILURE" in events
+    if state.stop_reason == "ALARM":
+        return "DEPLOYMENT_STOP_ON_ALARM" in events
+    if state.rollback_on_stop is not None:
+        return state.rollback_on_stop
+    return "DEPLOYMENT_STOP_ON_REQUEST" in events
 
 
 def _fail(state: DeploymentState, code: ErrorCode, message: str, now: float, out: Outcome) -> None:
@@ -219,6 +334,7 @@ def _completed(state: DeploymentState, done: Completed, now: float, out: Outcome
         nxt = target.current()
         if nxt is None:
             target.status = TargetStatus.SUCCEEDED
+            out.actions.append(Notify("InstanceSuccess", target.target_id))
         elif state.stop_requested:
             _end_target(target, TargetStatus.FAILED, now)
         else:
@@ -227,6 +343,7 @@ def _completed(state: DeploymentState, done: Completed, now: float, out: Outcome
         return
     current.status = LifecycleEventStatus.FAILED
     _end_target(target, TargetStatus.FAILED, now)
+    out.actions.append(Notify("InstanceFailure", target.target_id))
 
 
 def _end_target(target: TargetState, status: TargetStatus, now: float) -> None:
@@ -298,8 +415,6 @@ def _advance(state: DeploymentState, now: float, out: Outcome) -> None:
         _skip_pending(state, now, out)
         in_flight = _withdraw_unstarted(state, now, out)
         if in_flight == 0:
-            state.error_code = ErrorCode.MANUAL_STOP
-            state.error_message = "Deployment was stopped by the user"
             _move(state, S.STOPPED, now, out)
         return
     rule = plan.HealthRule.from_config(state.health_rule)
@@ -311,7 +426,11 @@ def _advance(state: DeploymentState, now: float, out: Outcome) -> None:
     if state.error_code is None:
         verdict = plan.verdict(rule, total, succeeded, failed, len(pending), in_flight, last_failed)
         if verdict == plan.SUCCEEDED:
-            _move(state, S.SUCCEEDED, now, out)
+            if state.bake_seconds > 0:
+                state.bake_until = now + state.bake_seconds
+                _move(state, S.BAKING, now, out)
+            else:
+                _move(state, S.SUCCEEDED, now, out)
             return
         if verdict == plan.CONTINUE:
             healthy = total - failed - in_flight
@@ -322,6 +441,7 @@ def _advance(state: DeploymentState, now: float, out: Outcome) -> None:
                 out.changed_targets.add(target.target_id)
                 out.changed = True
                 out.actions.append(Dispatch(target.target_id, target.events[0].name))
+                out.actions.append(Notify("InstanceStart", target.target_id))
             return
         # Failing: start nothing more, let the hosts in flight finish their event.
         state.error_code = ErrorCode.HEALTH_CONSTRAINTS

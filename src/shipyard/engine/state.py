@@ -77,6 +77,16 @@ class DeploymentState:
     error_code: str | None = None
     error_message: str | None = None
     stop_requested: bool = False
+    # Why a stop was asked for: "MANUAL" (StopDeployment) or "ALARM".
+    stop_reason: str | None = None
+    # StopDeployment's autoRollbackEnabled, when the caller gave it.
+    rollback_on_stop: bool | None = None
+    # AutoRollbackEvent values that start a rollback (empty: rollback disabled).
+    auto_rollback_events: list[str] = field(default_factory=list)
+    is_rollback: bool = False
+    # After every host succeeded, watch alarms this long before Succeeded (Baking).
+    bake_seconds: float = 0.0
+    bake_until: float | None = None
     targets: dict[str, TargetState] = field(default_factory=dict)
 
     def header_doc(self) -> dict[str, Any]:

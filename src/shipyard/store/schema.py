@@ -139,9 +139,41 @@ host_commands = Table(
     Column("command_name", String(64), nullable=False),
     Column("status", String(16), nullable=False),  # CommandStatus
     Column("created", Float, nullable=False),
+    Column("claimed", Float),  # handed to a poller (may be re-offered if never acknowledged)
     Column("acknowledged", Float),
     Column("completed", Float),
     Index("ix_host_commands_poll", "instance_name", "status"),
+)
+
+# Alarms defined in Shipyard (a PromQL expression or an HTTP check), by name; a
+# deployment group's alarmConfiguration refers to them by name.
+alarms = Table(
+    "alarms",
+    metadata,
+    Column("name", String(255), primary_key=True),
+    Column("create_time", Float, nullable=False),
+    Column("doc", JSON, nullable=False),  # kind, query/url, threshold, bakeSeconds...
+)
+
+# One row per trigger notification to deliver (webhooks), with its outcome.
+trigger_deliveries = Table(
+    "trigger_deliveries",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("deployment_id", String(32), nullable=False),
+    Column("application_name", String(100), nullable=False),
+    Column("group_name", String(100), nullable=False),
+    Column("trigger_name", String(255), nullable=False),
+    Column("event_type", String(32), nullable=False),
+    Column("url", String(2048), nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("status", String(16), nullable=False),  # Pending | Delivered | Failed
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt", Float, nullable=False),
+    Column("last_error", Text),
+    Column("created", Float, nullable=False),
+    Column("delivered", Float),
+    Index("ix_trigger_deliveries_due", "status", "next_attempt"),
 )
 
 # Whole script output of every lifecycle event, in the order the agent sent it.
