@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from shipyard import commands
+from shipyard.alarm_cli import add_alarm_commands
 from shipyard.client import CliError
 from shipyard.commands import DEFAULT_ENDPOINT, DEFAULT_REGION
 from shipyard.config import ConfigError, ServerConfig, build
@@ -196,6 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     push.set_defaults(run=commands.cmd_push)
 
     _add_deploy_command(subparsers, api)
+    add_alarm_commands(subparsers)
 
     status = subparsers.add_parser("status", parents=[api], help="show a deployment")
     status.add_argument("deployment_id", metavar="DEPLOYMENT_ID")

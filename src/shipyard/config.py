@@ -22,6 +22,9 @@ DEFAULT_POLL_SECONDS = 20.0  # how long PollHostCommand holds a request open
 DEFAULT_EVENT_TIMEOUT = 3600.0  # CodeDeploy's per-lifecycle-event limit
 DEFAULT_MAX_BUNDLE_BYTES = 2 * 1024**3
 DEFAULT_MAX_REVISIONS = 5
+DEFAULT_AGENT_TIMEOUT = 60.0
+DEFAULT_ALARM_POLL_SECONDS = 1.0
+DEFAULT_REOFFER_SECONDS = 30.0
 ENV_PREFIX = "SHIPYARD_"
 
 
@@ -48,6 +51,11 @@ class ServerConfig:
     poll_seconds: float = DEFAULT_POLL_SECONDS
     event_timeout: float = DEFAULT_EVENT_TIMEOUT
     max_bundle_bytes: int = DEFAULT_MAX_BUNDLE_BYTES
+    # An agent not heard from for this long has lost its host (CodeDeploy waits an hour).
+    agent_timeout: float = DEFAULT_AGENT_TIMEOUT
+    alarm_poll_seconds: float = DEFAULT_ALARM_POLL_SECONDS
+    # A command handed to a poller but never acknowledged is offered again after this.
+    reoffer_seconds: float = DEFAULT_REOFFER_SECONDS
 
     @property
     def database_url(self) -> str:

@@ -137,15 +137,7 @@ def make_bundle(
 
 @pytest.fixture
 def fleet(tmp_path: Path) -> Iterator[Fleet]:
-    isolate = can_isolate()
-    if not isolate:
-        service_missing("private mount namespaces (unshare --mount) for per-host filesystem views")
-    for server in start_live_server(tmp_path / "server"):
-        fleet = Fleet(server, tmp_path / "hosts", isolate)
-        try:
-            yield fleet
-        finally:
-            stop_all(fleet.hosts)
+    yield from fleet_on_server(tmp_path)
 
 
 Uploader = Callable[[str, bytes], dict[str, Any]]
@@ -154,26 +146,7 @@ Uploader = Callable[[str, bytes], dict[str, Any]]
 @pytest.fixture
 def upload(fleet: Fleet) -> Uploader:
     """Put a bundle in the built-in store; returns the S3 revision for it."""
-    s3 = fleet.server.client("s3")
-    buckets: set[str] = set()
-
-    def put(key: str, data: bytes, bucket: str = "bundles") -> dict[str, Any]:
-        if bucket not in buckets:
-            s3.create_bucket(Bucket=bucket)
-            buckets.add(bucket)
-        kind = "zip" if key.endswith(".zip") else "tgz" if key.endswith(".tgz") else "tar"
-        result = s3.put_object(Bucket=bucket, Key=key, Body=data)
-        return {
-            "revisionType": "S3",
-            "s3Location": {
-                "bucket": bucket,
-                "key": key,
-                "bundleType": kind,
-                "eTag": result["ETag"].strip('"'),
-            },
-        }
-
-    return put
+    return make_uploader(fleet.server)
 
 
 def fleet_on_server(tmp_path: Path, **overrides: Any) -> Iterator[Fleet]:

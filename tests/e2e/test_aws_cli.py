@@ -21,7 +21,8 @@ ROLE_ARN = "arn:aws:iam::000000000000:role/shipyard"
 FAST_WAITER = {"Delay": 1, "MaxAttempts": 60}
 
 RECORD = f"""#!/bin/sh
-echo "$LIFECYCLE_EVENT $DEPLOYMENT_ID $BUNDLE_BUCKET $BUNDLE_KEY $BUNDLE_ETAG" >> {SHARED_ROOT}/cli-events.log
+echo "$LIFECYCLE_EVENT $DEPLOYMENT_ID $BUNDLE_BUCKET $BUNDLE_KEY $BUNDLE_ETAG" \\
+  >> {SHARED_ROOT}/cli-events.log
 echo "cli hook $LIFECYCLE_EVENT"
 """
 
@@ -211,6 +212,7 @@ def test_deployment_successful_waiter_raises_for_a_failing_deployment(
     # The waiter stops at the failure state, not after running out of attempts.
     assert "terminal failure state" in str(raised.value)
     assert time.monotonic() - started < 30
-    last = raised.value.last_response["deploymentInfo"]
+    last_response: Any = raised.value.last_response
+    last = last_response["deploymentInfo"]
     assert last["status"] == "Failed"
     assert last["errorInformation"]["code"] == "HEALTH_CONSTRAINTS"

@@ -4,6 +4,7 @@ output streamed to the server while the script is still running."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 import urllib.error
@@ -101,10 +102,8 @@ def test_output_is_streamed_while_the_hook_runs(fleet: Fleet, upload: Uploader) 
     log = ""
     while "first line" not in log:
         assert time.monotonic() < deadline, f"no output streamed; last log {log!r}"
-        try:
+        with contextlib.suppress(urllib.error.HTTPError):  # the target is not planned yet
             log = event_log(fleet, deployment_id, "live-1", "ApplicationStart")
-        except urllib.error.HTTPError:
-            pass  # the target is not planned yet
         time.sleep(0.05)
     # The first line arrived while the script was still sleeping before its second one.
     running: Any = fleet.cd.get_deployment_target(deploymentId=deployment_id, targetId="live-1")

@@ -83,6 +83,8 @@ class StopRequested:
     autoRollbackEnabled (None: the deployment's rollback configuration decides)."""
 
     rollback: bool | None = None
+    # Emergency: do not wait for the events in flight; their hosts count as failed.
+    abandon: bool = False
 
 
 @dataclass(frozen=True)
@@ -158,7 +160,7 @@ def step(state: DeploymentState, event: Input, now: float) -> Outcome:
             _completed(state, event, now, out)
         case Tick():
             _tick(state, now, out)
-        case StopRequested(rollback):
+        case StopRequested(rollback, abandon):
             if not state.stop_requested:
                 state.stop_requested = True
                 state.stop_reason = "MANUAL"
@@ -166,6 +168,8 @@ def step(state: DeploymentState, event: Input, now: float) -> Outcome:
                 state.error_code = ErrorCode.MANUAL_STOP
                 state.error_message = "Deployment was stopped by the user"
                 out.changed = True
+            if abandon:
+                _abandon_in_flight(state, now, out)
         case AlarmFired(name, message):
             if not state.stop_requested:
                 state.stop_requested = True
@@ -180,6 +184,24 @@ def step(state: DeploymentState, event: Input, now: float) -> Outcome:
     elif state.status == S.BAKING:
         _bake(state, now, out)
     return out
+
+
+def _abandon_in_flight(state: DeploymentState, now: float, out: Outcome) -> None:
+    for target in state.targets.values():
+        current = target.current()
+        if not target.in_flight or current is None:
+            continue
+        current.status = LifecycleEventStatus.FAILED
+        current.end_time = now
+        current.diagnostics = {
+            "errorCode": "UnknownError",
+            "scriptName": "",
+            "message": "Abandoned: the deployment was stopped for an emergency rollback",
+            "logTail": "",
+        }
+        _end_target(target, TargetStatus.FAILED, now)
+        out.changed_targets.add(target.target_id)
+        out.changed = True
 
 
 def _agent_silent(

@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from shipyard.config import ServerConfig
-from shipyard.engine import machine
+from shipyard.engine import launch, machine, rollback
 from shipyard.engine.state import DeploymentState
 from shipyard.errors import ApiError
 from shipyard.model import (
@@ -73,6 +73,8 @@ class Runner:
         self._waiters: dict[str, asyncio.Event] = {}
         self._sweeper: asyncio.Task[None] | None = None
         self._closing = False
+        # instance name -> polls this process holds open for it right now
+        self._polling: dict[str, int] = {}
         # deployment id -> (row version, state) as this process last wrote it
         self._states: dict[str, tuple[int, store.StoredDeployment]] = {}
 
@@ -96,33 +98,119 @@ class Runner:
                 log.exception("sweep failed")
 
     def sweep(self) -> None:
-        """Feed a Tick to every active deployment (deadlines, resumed work)."""
+        """Feed timer inputs to every active deployment: a Tick for deadlines, and
+        AgentSilent for hosts whose agent stopped polling."""
         with self.db.tx() as conn:
             ids = store.active_ids(conn)
         for deployment_id in ids:
             self.apply(deployment_id, machine.Tick())
+            self._check_agents(deployment_id)
+
+    def _check_agents(self, deployment_id: str) -> None:
+        cached = self._states.get(deployment_id)
+        if cached is None:
+            return  # reloaded on its next step; checked on the next sweep
+        state = cached[1].state
+        running = [t.target_id for t in state.targets.values() if t.in_flight]
+        if not running:
+            return
+        now = self.clock()
+        # A host counts from the later of its last poll and the deployment's start.
+        since = max(now - self.config.agent_timeout, 0.0)
+        with self.db.tx() as conn:
+            silent = store.silent_instances(conn, running, since)
+        started = state.start_time or state.create_time
+        for name, last_seen in silent.items():
+            if name in self._polling:
+                continue
+            heard = max(last_seen or 0.0, started)
+            if now - heard >= self.config.agent_timeout:
+                self.apply(deployment_id, machine.AgentSilent(name, now - heard))
 
     # ---- the one way to change a deployment -------------------------------------------
 
-    def create(
-        self,
-        state: DeploymentState,
-        info: dict[str, Any],
-        app: str,
-        group: str,
-        on_created: Callable[[Connection], None] | None = None,
-    ) -> None:
-        """Store a new deployment and start it, atomically."""
+    def create(self, request: launch.LaunchRequest) -> str:
+        """Build, store and start a new deployment atomically; returns its id.
+
+        Raises DeploymentLimitExceededException when the group already has an active
+        deployment (checked in the same transaction that inserts the new one)."""
         woken: set[str] = set()
         with self.db.tx() as conn:
-            store.insert(conn, state, info, app, group)
-            if on_created is not None:
-                on_created(conn)
-            stored = store.StoredDeployment(state, info, app, group)
-            version = 2 if self._step(conn, stored, machine.Start(), woken) else 1
-        if state.status not in TERMINAL_DEPLOYMENT_STATUSES:
-            self._states[state.deployment_id] = (version, stored)
+            group_name = request.group["deploymentGroupName"]
+            active = store.active_for_group(conn, request.app_name, group_name)
+            if active is not None:
+                raise ApiError(
+                    "DeploymentLimitExceededException",
+                    f"The Deployment Group '{group_name}' already has an active "
+                    f"Deployment '{active}'",
+                )
+            stored = self._launch(conn, request, woken)
+        if stored.state.status not in TERMINAL_DEPLOYMENT_STATUSES:
+            self._states[stored.state.deployment_id] = (2, stored)
         self._wake(woken)
+        return stored.state.deployment_id
+
+    def manual_rollback(self, app: str, group_name: str, *, emergency: bool) -> dict[str, Any]:
+        """``shipyard rollback``: stop what runs and go back to the last good revision.
+
+        Normally the active deployment is stopped with rollback requested, so the
+        rollback starts once its hosts finish their current event. In an emergency the
+        events in flight are abandoned and the rollback starts at once, on every host,
+        skipping the failed revision's stop scripts."""
+        with self.db.tx() as conn:
+            group = resources.get_deployment_group(conn, app, group_name)
+            if group is None:
+                raise ApiError(
+                    "DeploymentGroupDoesNotExistException",
+                    f"No deployment group {group_name} in application {app}",
+                )
+            active = store.active_for_group(conn, app, group_name)
+        if active is not None and not emergency:
+            self.apply(active, machine.StopRequested(rollback=True))
+            with self.db.tx() as conn:
+                stopped = store.load(conn, active)
+            started = ((stopped.info if stopped else {}).get("rollbackInfo") or {}).get(
+                "rollbackDeploymentId"
+            )
+            result: dict[str, Any] = {"stoppedDeploymentId": active}
+            if started:
+                result["rollbackDeploymentId"] = started
+            return result
+        if active is not None:
+            self.apply(active, machine.StopRequested(rollback=False, abandon=True))
+        woken: set[str] = set()
+        with self.db.tx() as conn:
+            group = resources.get_deployment_group(conn, app, group_name)
+            assert group is not None
+            try:
+                if active is not None and group.get("targetRevision"):
+                    revision = dict(group["targetRevision"])
+                else:
+                    revision = rollback.manual_revision(conn, group)
+            except rollback.RollbackError as exc:
+                raise ApiError("RevisionDoesNotExistException", str(exc)) from None
+            request = rollback.manual_request(conn, app, group, revision, emergency=emergency)
+            new = self._launch(conn, request, woken)
+            result = {"rollbackDeploymentId": new.state.deployment_id}
+            if active is not None:
+                stopped = store.load(conn, active)
+                if stopped is not None:
+                    rollback.link(stopped, new, "Emergency rollback to the last good revision")
+                    store.save(conn, stopped)
+                    store.save(conn, new)
+                result["stoppedDeploymentId"] = active
+        self._wake(woken)
+        return result
+
+    def _launch(
+        self, conn: Connection, request: launch.LaunchRequest, woken: set[str]
+    ) -> store.StoredDeployment:
+        now = self.clock()
+        stored = launch.build(conn, request, now, self.config.event_timeout)
+        store.insert(conn, stored.state, stored.info, stored.application_name, stored.group_name)
+        launch.record_start(conn, stored, now)
+        self._step(conn, stored, machine.Start(), woken)
+        return stored
 
     def apply(self, deployment_id: str, event: machine.Input) -> DeploymentStatus | None:
         woken: set[str] = set()
@@ -159,7 +247,6 @@ class Runner:
         outcome = machine.step(stored.state, event, now)
         if not outcome.changed:
             return False
-        store.save(conn, stored, sorted(outcome.changed_targets))
         for action in outcome.actions:
             match action:
                 case machine.Dispatch(target_id, event_name):
@@ -167,6 +254,10 @@ class Runner:
                     woken.add(target_id)
                 case machine.Finished(status):
                     self._finished(conn, stored, status, now)
+                case machine.StartRollback():
+                    rollback.start(conn, stored, lambda req: self._launch(conn, req, woken))
+        # Saved after the actions, which may add to the stored info (rollbackInfo).
+        store.save(conn, stored, sorted(outcome.changed_targets))
         return True
 
     def _finished(
@@ -207,10 +298,25 @@ class Runner:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         waiter = self._waiters.setdefault(instance, asyncio.Event())
+        self._polling[instance] = self._polling.get(instance, 0) + 1
+        try:
+            return await self._poll(instance, waiter, deadline)
+        finally:
+            self._polling[instance] -= 1
+            if not self._polling[instance]:
+                del self._polling[instance]
+
+    async def _poll(
+        self, instance: str, waiter: asyncio.Event, deadline: float
+    ) -> HostCommandView | None:
+        loop = asyncio.get_running_loop()
         while not self._closing:
             waiter.clear()
+            now = self.clock()
             with self.db.tx() as conn:
-                command = store.claim_next_command(conn, instance)
+                command = store.claim_next_command(
+                    conn, instance, now, now - self.config.reoffer_seconds
+                )
             if command is not None:
                 return HostCommandView(
                     command.id,

@@ -85,9 +85,13 @@ def create_app(services: Services) -> Starlette:
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         services.runner.start()
+        for worker in services.workers:
+            worker.start()
         try:
             yield
         finally:
+            for worker in reversed(services.workers):
+                await worker.stop()
             await services.runner.stop()
 
     async def root_post(request: Request) -> Response:

@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
 
 from shipyard.config import ServerConfig
 from shipyard.store.db import Database
 
 if TYPE_CHECKING:
     from shipyard.engine.runner import Runner
+
+
+class Worker(Protocol):
+    """A background task of the server (alarm watcher, notification deliverer)."""
+
+    def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
 
 
 @dataclass
@@ -21,6 +29,8 @@ class Services:
     db: Database
     runner: Runner
     clock: Callable[[], float]
+    # Started and stopped with the app, after and before the runner.
+    workers: list[Worker] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

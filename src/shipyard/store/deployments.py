@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, select, update
+from sqlalchemy import Connection, and_, func, or_, select, update
 
 from shipyard.engine.state import DeploymentState, TargetState
 from shipyard.model import TERMINAL_DEPLOYMENT_STATUSES, CommandStatus
@@ -193,21 +193,36 @@ def add_command(
     return int(key[0])
 
 
-def claim_next_command(conn: Connection, instance: str) -> HostCommand | None:
-    """Hand the oldest pending command of ``instance`` to exactly one poller."""
+def claim_next_command(
+    conn: Connection, instance: str, now: float, reoffer_before: float
+) -> HostCommand | None:
+    """Hand the oldest pending command of ``instance`` to exactly one poller.
+
+    A command claimed before ``reoffer_before`` but never acknowledged is offered
+    again: its poll answer was lost (a dropped connection, a server killed after its
+    commit), and the agent has not started it."""
+    unclaimed = H.c.status == CommandStatus.PENDING.value
+    lost = and_(
+        H.c.status == CommandStatus.IN_PROGRESS.value,
+        H.c.acknowledged.is_(None),
+        H.c.claimed < reoffer_before,
+    )
     while True:
         row = conn.execute(
             select(H)
-            .where(and_(H.c.instance_name == instance, H.c.status == CommandStatus.PENDING.value))
+            .where(and_(H.c.instance_name == instance, or_(unclaimed, lost)))
             .order_by(H.c.id)
             .limit(1)
         ).first()
         if row is None:
             return None
+        still_free = (
+            or_(unclaimed, lost) if row.status != CommandStatus.PENDING.value else unclaimed
+        )
         claimed = conn.execute(
             update(H)
-            .where(and_(H.c.id == row.id, H.c.status == CommandStatus.PENDING.value))
-            .values(status=CommandStatus.IN_PROGRESS.value)
+            .where(and_(H.c.id == row.id, still_free))
+            .values(status=CommandStatus.IN_PROGRESS.value, claimed=now)
         )
         if claimed.rowcount == 1:
             return HostCommand(
@@ -217,6 +232,18 @@ def claim_next_command(conn: Connection, instance: str) -> HostCommand | None:
                 row.command_name,
                 CommandStatus.IN_PROGRESS.value,
             )
+
+
+def silent_instances(
+    conn: Connection, names: Sequence[str], silent_since: float
+) -> dict[str, float | None]:
+    """Of ``names``, those whose agent last polled before ``silent_since`` (or never),
+    with their last contact."""
+    c = schema.instances.c
+    rows = conn.execute(select(c.name, c.last_seen).where(c.name.in_(list(names))))
+    return {
+        name: last_seen for name, last_seen in rows if last_seen is None or last_seen < silent_since
+    }
 
 
 def get_command(conn: Connection, command_id: int) -> HostCommand | None:

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 from shipyard.server.context import Handler
 from shipyard.server.operations import (
+    alarms,
     applications,
     configs,
     deployments,
     groups,
     instances,
     revisions,
+    rollbacks,
     tags,
     targets,
 )
@@ -26,4 +28,6 @@ API_OPERATIONS: dict[str, Handler] = {
     **tags.OPERATIONS,
     **deployments.OPERATIONS,
     **targets.OPERATIONS,
+    **alarms.OPERATIONS,
+    **rollbacks.OPERATIONS,
 }

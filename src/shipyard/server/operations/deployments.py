@@ -8,17 +8,9 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from shipyard.engine import machine, plan
-from shipyard.engine.lifecycle import events_for
-from shipyard.engine.state import DeploymentState
+from shipyard.engine import launch, machine
 from shipyard.errors import ApiError
-from shipyard.model import (
-    TERMINAL_DEPLOYMENT_STATUSES,
-    DeploymentCreator,
-    DeploymentStatus,
-    FileExistsBehavior,
-    new_deployment_id,
-)
+from shipyard.model import TERMINAL_DEPLOYMENT_STATUSES, DeploymentStatus, FileExistsBehavior
 from shipyard.server import validate
 from shipyard.server.context import Call, Handler, Json
 from shipyard.server.operations import revision_check
@@ -126,7 +118,6 @@ def _revision(call: Call, conn: Connection, body: Json, group: dict[str, Any], m
 
 def create_deployment(call: Call) -> Json:
     body = call.body
-    now = call.now()
     options = _options(body)
     if options["deploymentMode"] == "RESTART" and options["updateOutdatedInstancesOnly"]:
         raise ApiError(
@@ -137,76 +128,20 @@ def create_deployment(call: Call) -> Json:
         app, group = _app_and_group(conn, body)
         config = _config(conn, body, group)
         revision = _revision(call, conn, body, group, options["deploymentMode"])
-        active = store.active_for_group(conn, app["applicationName"], group["deploymentGroupName"])
-        if active is not None:
-            raise ApiError(
-                "DeploymentLimitExceededException",
-                f"The Deployment Group '{group['deploymentGroupName']}' already has an active "
-                f"Deployment '{active}'",
-            )
-        instances = resources.instances_for_group(conn, group)
-        health = store.instance_health(
-            conn, app["applicationName"], group["deploymentGroupName"], instances, revision
+        request = launch.LaunchRequest(
+            app_name=app["applicationName"],
+            group=group,
+            config=config,
+            revision=revision,
+            description=options["description"],
+            file_exists_behavior=options["fileExistsBehavior"],
+            ignore_application_stop_failures=options["ignoreApplicationStopFailures"],
+            update_outdated_only=options["updateOutdatedInstancesOnly"],
+            deployment_mode=options["deploymentMode"],
+            auto_rollback=body.get("autoRollbackConfiguration"),
+            alarm_configuration=body.get("overrideAlarmConfiguration"),
         )
-    style = group.get("deploymentStyle") or {}
-    events = events_for(
-        style.get("deploymentType", "IN_PLACE"),
-        style.get("deploymentOption", "WITHOUT_TRAFFIC_CONTROL"),
-    )
-    ordered = plan.order_hosts([(name, health[name]) for name in instances])
-    deployment_id = new_deployment_id()
-    state = DeploymentState(
-        deployment_id=deployment_id,
-        status=DeploymentStatus.CREATED,
-        health_rule=dict(config["minimumHealthyHosts"]),
-        event_timeout=call.services.config.event_timeout,
-        ignore_application_stop_failures=options["ignoreApplicationStopFailures"],
-        create_time=now,
-        targets={name: machine.new_target(name, events) for name in ordered},
-    )
-    info: Json = {
-        "deploymentConfigName": config["deploymentConfigName"],
-        "deploymentGroupId": group["deploymentGroupId"],
-        "revision": revision,
-        "creator": DeploymentCreator.USER.value,
-        "description": options["description"],
-        "ignoreApplicationStopFailures": options["ignoreApplicationStopFailures"],
-        "updateOutdatedInstancesOnly": options["updateOutdatedInstancesOnly"],
-        "fileExistsBehavior": options["fileExistsBehavior"],
-        "deploymentStyle": {
-            "deploymentType": style.get("deploymentType", "IN_PLACE"),
-            "deploymentOption": style.get("deploymentOption", "WITHOUT_TRAFFIC_CONTROL"),
-        },
-        "computePlatform": "Server",
-        "deploymentStatusMessages": [],
-        "targetOrder": ordered,
-    }
-    if options["deploymentMode"] == "RESTART":
-        info["deploymentMode"] = "RESTART"
-    if group.get("targetRevision"):
-        info["previousRevision"] = group["targetRevision"]
-    for member in ("autoRollbackConfiguration", "loadBalancerInfo"):
-        value = body.get(member, group.get(member))
-        if value:
-            info[member] = value
-    app_name, group_name = app["applicationName"], group["deploymentGroupName"]
-
-    def on_created(conn: Connection) -> None:
-        resources.record_revision_use(conn, app_name, revision, now)
-        resources.update_deployment_group_doc(
-            conn,
-            app_name,
-            group_name,
-            {
-                "lastAttemptedDeployment": {
-                    "deploymentId": deployment_id,
-                    "status": DeploymentStatus.CREATED.value,
-                    "createTime": now,
-                }
-            },
-        )
-
-    call.services.runner.create(state, info, app_name, group_name, on_created)
+    deployment_id = call.services.runner.create(request)
     return {"deploymentId": deployment_id}
 
 
@@ -298,7 +233,10 @@ def stop_deployment(call: Call) -> Json:
             "DeploymentAlreadyCompletedException",
             f"Deployment {deployment_id} is already {stored.state.status.value}",
         )
-    status = call.services.runner.apply(deployment_id, machine.StopRequested())
+    rollback = call.body.get("autoRollbackEnabled")
+    if rollback is not None:
+        validate.boolean(rollback, "InvalidInputException", "autoRollbackEnabled")
+    status = call.services.runner.apply(deployment_id, machine.StopRequested(rollback=rollback))
     if status == DeploymentStatus.STOPPED:
         return {"status": "Succeeded", "statusMessage": "Deployment stopped"}
     return {

@@ -1,0 +1,473 @@
+"""What the scale benchmarks share: a Shipyard server in its own process (so its CPU
+time and peak memory can be read from /proc), an admin client, a throwaway
+PostgreSQL database, bundles, and a small keep-alive HTTP/1.1 JSON client on asyncio
+streams that signs with ``shipyard.sigv4`` (the load generator's agents use it).
+
+Not a benchmark by itself: ``fleet_overhead.py``, ``control_plane.py``,
+``agent_footprint.py`` and ``vs_ansible.py`` import it (``python bench/x.py`` puts
+``bench/`` first on ``sys.path``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import configparser
+import contextlib
+import io
+import json
+import os
+import resource
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore.config import Config as BotoConfig
+
+from shipyard import sigv4
+
+REGION = "us-east-1"
+API_PREFIX = "CodeDeploy_20141006."
+AGENT_PREFIX = "CodeDeployCommandService_v20141006."
+JSON_TYPE = "application/x-amz-json-1.1"
+PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+HOOKS = ("ApplicationStop", "BeforeInstall", "AfterInstall", "ApplicationStart", "ValidateService")
+SEVEN_EVENTS = 7  # ApplicationStop, DownloadBundle, BeforeInstall, Install, AfterInstall, ...
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def raise_fd_limit() -> int:
+    """Lift this process's open-file limit to its hard limit; return the new soft limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+# ---- reading a process from /proc --------------------------------------------------------
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time the process has used so far."""
+    text = Path(f"/proc/{pid}/stat").read_text()
+    fields = text[text.rindex(")") + 2 :].split()  # the command name may hold spaces
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def status_kib(pid: int, key: str) -> int:
+    """A ``kB`` line of /proc/<pid>/status, e.g. ``VmRSS`` or ``VmHWM`` (peak RSS)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+def open_sockets(pid: int) -> int:
+    fd_dir = Path(f"/proc/{pid}/fd")
+    count = 0
+    for fd in fd_dir.iterdir():
+        with contextlib.suppress(OSError):
+            if os.readlink(fd).startswith("socket:"):
+                count += 1
+    return count
+
+
+# ---- the server, in its own process ------------------------------------------------------
+
+
+def _lift_fd_limit_in_child() -> None:
+    raise_fd_limit()
+
+
+class ServerProcess:
+    """``python -m shipyard server`` in a process group of its own, stopped on exit."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        database: str = "",
+        poll_seconds: float | None = None,
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
+        self.data_dir = data_dir
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        data_dir.mkdir(parents=True, exist_ok=True)
+        command = [
+            sys.executable,
+            "-m",
+            "shipyard",
+            "server",
+            "--data-dir",
+            str(data_dir),
+            "--port",
+            str(self.port),
+        ]
+        if database:
+            command += ["--database", database]
+        env = dict(os.environ)
+        if poll_seconds is not None:
+            env["SHIPYARD_POLL_SECONDS"] = str(poll_seconds)
+        env.update(extra_env or {})
+        self.log_path = data_dir / "server.out"
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
+                preexec_fn=_lift_fd_limit_in_child,
+            )
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def _wait_ready(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the server exited: {self.log_path.read_text()[-2000:]}")
+            if (self.data_dir / "credentials").exists():
+                with contextlib.suppress(OSError), socket.create_connection(
+                    ("127.0.0.1", self.port), timeout=1
+                ):
+                    return
+            if time.monotonic() > deadline:
+                raise RuntimeError("the server did not start in time")
+            time.sleep(0.05)
+
+    def admin_keys(self) -> tuple[str, str]:
+        parser = configparser.ConfigParser()
+        parser.read(self.data_dir / "credentials")
+        keys = parser["default"]
+        return keys["aws_access_key_id"], keys["aws_secret_access_key"]
+
+    def cpu(self) -> float:
+        return cpu_seconds(self.pid)
+
+    def rss_mib(self) -> float:
+        return status_kib(self.pid, "VmRSS") / 1024
+
+    def peak_mib(self) -> float:
+        return status_kib(self.pid, "VmHWM") / 1024
+
+    def stop(self) -> None:
+        if self.process.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(15)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+
+@contextlib.contextmanager
+def postgres_database() -> Iterator[str]:
+    """A fresh database on the local PostgreSQL, dropped afterwards."""
+    import psycopg
+
+    name = f"shipyard_bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextlib.contextmanager
+def database_for(kind: str) -> Iterator[str]:
+    """``--database`` value for a kind: "" (SQLite in the data dir) or a fresh PostgreSQL."""
+    if kind == "sqlite":
+        yield ""
+    elif kind == "postgres":
+        with postgres_database() as url:
+            yield url
+    else:
+        raise SystemExit(f"unknown database {kind!r}: sqlite or postgres")
+
+
+# ---- administration through the public API -------------------------------------------
+
+
+@dataclass
+class DeployResult:
+    deployment_id: str
+    wall: float  # CreateDeployment sent .. GetDeployment reports Succeeded (client side)
+    server_seconds: float  # the server's own createTime .. completeTime
+    server_cpu: float  # CPU the server process used over ``wall``
+
+
+class Admin:
+    """boto3 clients with the server's admin key, plus the Shipyard extension calls."""
+
+    def __init__(self, server: ServerProcess) -> None:
+        self.server = server
+        key_id, secret = server.admin_keys()
+        self.creds = sigv4.Credentials(key_id, secret)
+        session = boto3.Session(
+            aws_access_key_id=key_id, aws_secret_access_key=secret, region_name=REGION
+        )
+        config = BotoConfig(retries={"mode": "standard", "total_max_attempts": 3})
+        self.cd = session.client("codedeploy", endpoint_url=server.url, config=config)
+        self.s3 = session.client("s3", endpoint_url=server.url, config=config)
+
+    def extension(self, op: str, body: dict[str, Any]) -> dict[str, Any]:
+        import urllib.request
+
+        data = json.dumps(body).encode()
+        headers = sigv4.sign_headers(
+            self.creds,
+            method="POST",
+            host=self.server.url.removeprefix("http://"),
+            path="/",
+            body=data,
+            headers={"Content-Type": JSON_TYPE, "X-Amz-Target": API_PREFIX + op},
+            region=REGION,
+            service="codedeploy",
+            amz_date=time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()),
+        )
+        request = urllib.request.Request(self.server.url + "/", data, headers, method="POST")
+        with urllib.request.urlopen(request, timeout=60) as reply:
+            result: dict[str, Any] = json.loads(reply.read() or b"{}")
+        return result
+
+    def register(self, name: str) -> tuple[str, str, str]:
+        """Register one instance; (access key id, secret, host identifier) for its agent."""
+        self.cd.register_on_premises_instance(
+            instanceName=name, iamUserArn=f"arn:aws:iam::000000000000:user/{name}"
+        )
+        creds = self.extension("ShipyardIssueInstanceCredentials", {"instanceName": name})
+        return creds["accessKeyId"], creds["secretAccessKey"], creds["hostIdentifier"]
+
+    def tag(self, names: list[str], key: str, value: str = "yes") -> None:
+        for start in range(0, len(names), 100):  # the API takes 100 instances per call
+            self.cd.add_tags_to_on_premises_instances(
+                instanceNames=names[start : start + 100], tags=[{"Key": key, "Value": value}]
+            )
+
+    def group(self, app: str, group: str, tag_key: str) -> None:
+        """An AllAtOnce deployment group choosing the instances tagged ``tag_key=yes``."""
+        with contextlib.suppress(self.cd.exceptions.ApplicationAlreadyExistsException):
+            self.cd.create_application(applicationName=app)
+        self.cd.create_deployment_group(
+            applicationName=app,
+            deploymentGroupName=group,
+            serviceRoleArn="arn:aws:iam::000000000000:role/bench",
+            deploymentConfigName="CodeDeployDefault.AllAtOnce",
+            onPremisesInstanceTagFilters=[{"Key": tag_key, "Value": "yes", "Type": "KEY_AND_VALUE"}],
+        )
+
+    def upload(self, bucket: str, key: str, data: bytes) -> dict[str, Any]:
+        with contextlib.suppress(self.s3.exceptions.BucketAlreadyOwnedByYou):
+            self.s3.create_bucket(Bucket=bucket)
+        etag = self.s3.put_object(Bucket=bucket, Key=key, Body=data)["ETag"].strip('"')
+        return {
+            "revisionType": "S3",
+            "s3Location": {"bucket": bucket, "key": key, "bundleType": "zip", "eTag": etag},
+        }
+
+    def deploy(
+        self,
+        app: str,
+        group: str,
+        revision: dict[str, Any],
+        *,
+        poll_interval: float = 0.005,
+        timeout: float = 600.0,
+    ) -> DeployResult:
+        """Create a deployment and wait for it to end; raise unless it Succeeded."""
+        cpu_before = self.server.cpu()
+        started = time.perf_counter()
+        deployment_id = self.cd.create_deployment(
+            applicationName=app, deploymentGroupName=group, revision=revision
+        )["deploymentId"]
+        deadline = time.monotonic() + timeout
+        while True:
+            info = self.cd.get_deployment(deploymentId=deployment_id)["deploymentInfo"]
+            if info["status"] in ("Succeeded", "Failed", "Stopped"):
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"deployment {deployment_id} still {info['status']}")
+            time.sleep(poll_interval)
+        wall = time.perf_counter() - started
+        cpu = self.server.cpu() - cpu_before
+        if info["status"] != "Succeeded":
+            overview = info.get("deploymentOverview")
+            raise RuntimeError(f"deployment {deployment_id} ended {info['status']}: {overview}")
+        server_side = (info["completeTime"] - info["createTime"]).total_seconds()
+        return DeployResult(deployment_id, wall, server_side, cpu)
+
+
+# ---- bundles ---------------------------------------------------------------------------
+
+
+def zip_bundle(files: dict[str, bytes | str], appspec: str) -> bytes:
+    """A zip revision: ``appspec.yml`` plus ``files`` (``.sh`` files executable)."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("appspec.yml", appspec)
+        for name, content in files.items():
+            info = zipfile.ZipInfo(name)
+            mode = 0o755 if name.endswith(".sh") else 0o644
+            info.external_attr = (0o100000 | mode) << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, content)
+    return buffer.getvalue()
+
+
+def noop_bundle() -> bytes:
+    """The no-op revision: an appspec with no files and no hooks (seven empty events)."""
+    return zip_bundle({}, "version: 0.0\nos: linux\n")
+
+
+# ---- a small signed JSON 1.1 client on asyncio streams ----------------------------------
+
+
+class HttpError(Exception):
+    """The exchange failed or the server answered with an error object."""
+
+
+class JsonConnection:
+    """One keep-alive HTTP/1.1 connection sending SigV4-signed JSON 1.1 requests.
+
+    Just enough HTTP for a Shipyard server: requests with Content-Length, responses
+    with Content-Length (what uvicorn sends for these). Reconnects when the server
+    has closed the connection.
+    """
+
+    def __init__(
+        self, host: str, port: int, creds: sigv4.Credentials, service: str, prefix: str
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.host_header = f"{host}:{port}"
+        self.creds = creds
+        self.service = service
+        self.prefix = prefix
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+
+    async def call(self, op: str, body: dict[str, Any]) -> dict[str, Any]:
+        data = json.dumps(body, separators=(",", ":")).encode()
+        headers = sigv4.sign_headers(
+            self.creds,
+            method="POST",
+            host=self.host_header,
+            path="/",
+            body=data,
+            headers={"Content-Type": JSON_TYPE, "X-Amz-Target": self.prefix + op},
+            region=REGION,
+            service=self.service,
+            amz_date=time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()),
+        )
+        head = "POST / HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+        request = (head + f"Content-Length: {len(data)}\r\n\r\n").encode() + data
+        fresh = self._writer is None
+        try:
+            status, raw = await self._exchange(request)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            await self.close()
+            if fresh:
+                raise
+            status, raw = await self._exchange(request)  # the server closed an idle one
+        decoded = json.loads(raw) if raw else {}
+        if status != 200 or "__type" in decoded:
+            raise HttpError(f"{op}: HTTP {status} {decoded}")
+        result: dict[str, Any] = decoded
+        return result
+
+    async def _exchange(self, request: bytes) -> tuple[int, bytes]:
+        if self._writer is None:
+            self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
+        assert self._reader is not None
+        self._writer.write(request)
+        head = await self._reader.readuntil(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split(" ", 2)[1])
+        length, close = 0, False
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            name = name.strip().lower()
+            if name == "content-length":
+                length = int(value)
+            elif name == "connection" and value.strip().lower() == "close":
+                close = True
+        raw = await self._reader.readexactly(length) if length else b""
+        if close:
+            await self.close()
+        return status, raw
+
+    async def close(self) -> None:
+        writer, self._writer, self._reader = self._writer, None, None
+        if writer is not None:
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+
+
+@contextlib.contextmanager
+def py_spy(pid: int, output: Path | None) -> Iterator[None]:
+    """Sample ``pid`` with py-spy (collapsed stacks in ``output``) for the block's length."""
+    if output is None:
+        yield
+        return
+    spy = Path(sys.executable).with_name("py-spy")
+    command = [str(spy), "record", "--pid", str(pid), "--format", "raw", "--rate", "250"]
+    recorder = subprocess.Popen(
+        [*command, "--nonblocking", "--output", str(output)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        time.sleep(0.5)  # py-spy attaches
+        yield
+    finally:
+        recorder.send_signal(signal.SIGINT)
+        try:
+            recorder.wait(30)
+        except subprocess.TimeoutExpired:
+            recorder.kill()
+            recorder.wait()
+
+
+def top_frames(collapsed: Path, count: int = 25) -> list[tuple[float, str]]:
+    """From py-spy's collapsed stacks: the functions with the most inclusive samples,
+    as (share of all samples, frame)."""
+    inclusive: dict[str, int] = {}
+    total = 0
+    for line in collapsed.read_text().splitlines():
+        stack, _, samples = line.rpartition(" ")
+        n = int(samples)
+        total += n
+        for frame in set(stack.split(";")):
+            inclusive[frame] = inclusive.get(frame, 0) + n
+    ranked = sorted(inclusive.items(), key=lambda item: -item[1])[:count]
+    return [(n / max(total, 1), frame) for frame, n in ranked]

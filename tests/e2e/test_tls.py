@@ -1,0 +1,167 @@
+"""The server over HTTPS with a self-signed certificate: boto3 trusting it explicitly,
+and an agent whose config names it as its CA file, through a whole deployment (the
+agent's API calls and its bundle download both go over TLS)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import ssl
+import subprocess
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+import yaml
+from botocore.exceptions import SSLError
+
+from shipyard import sigv4
+from shipyard.localfleet import prepare_host
+from tests.conftest import LiveServer
+from tests.e2e.conftest import SHARED_ROOT, Fleet, fleet_on_server, make_bundle, make_uploader
+from tests.e2e.test_failures import event_of
+from tests.e2e.test_in_place import deploy
+
+
+@pytest.fixture
+def certificate(tmp_path: Path) -> tuple[Path, Path]:
+    """A self-signed certificate (and its key) for 127.0.0.1."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [
+            *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"),
+            *("-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"),
+            *("-keyout", str(key), "-out", str(cert)),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key
+
+
+def call_extension_tls(server: LiveServer, cafile: Path, op: str, body: dict[str, Any]) -> Any:
+    """A signed extension call over HTTPS, trusting only ``cafile``."""
+    data = json.dumps(body).encode()
+    headers = sigv4.sign_headers(
+        sigv4.Credentials(server.access_key_id, server.secret_access_key),
+        method="POST",
+        host=urlsplit(server.url).netloc,
+        path="/",
+        body=data,
+        headers={
+            "Content-Type": "application/x-amz-json-1.1",
+            "X-Amz-Target": f"CodeDeploy_20141006.{op}",
+        },
+        region=server.region,
+        service="codedeploy",
+        amz_date=dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ"),
+    )
+    request = urllib.request.Request(server.url + "/", data=data, headers=headers, method="POST")
+    context = ssl.create_default_context(cafile=str(cafile))
+    with urllib.request.urlopen(request, timeout=30, context=context) as response:
+        return json.loads(response.read() or b"{}")
+
+
+class TlsFleet(Fleet):
+    """A fleet whose API calls trust the server's self-signed certificate, and whose
+    agents are configured with it as their CA file."""
+
+    cafile: Path
+
+    @property
+    def cd(self) -> Any:
+        return self.server.client("codedeploy", verify=str(self.cafile))
+
+    def add_hosts(self, names: list[str], tags: dict[str, str], *, start: bool = True) -> None:
+        cd = self.cd
+        for name in names:
+            arn = f"arn:aws:iam::000000000000:user/shipyard/{name}"
+            cd.register_on_premises_instance(instanceName=name, iamUserArn=arn)
+            cd.add_tags_to_on_premises_instances(
+                instanceNames=[name], tags=[{"Key": k, "Value": v} for k, v in tags.items()]
+            )
+            creds = call_extension_tls(
+                self.server, self.cafile, "ShipyardIssueInstanceCredentials", {"instanceName": name}
+            )
+            host = prepare_host(
+                self.base,
+                name,
+                self.server.url,
+                (creds["accessKeyId"], creds["secretAccessKey"], creds["hostIdentifier"]),
+                [SHARED_ROOT],
+                isolate=self.isolate,
+                poll_seconds=5.0,
+            )
+            config = yaml.safe_load(host.config_path.read_text())
+            config["ca_file"] = str(self.cafile)
+            host.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+            self.hosts.append(host)
+            if start:
+                host.start()
+
+
+@pytest.fixture
+def tls_fleet(tmp_path: Path, certificate: tuple[Path, Path]) -> Iterator[TlsFleet]:
+    cert, key = certificate
+    for fleet in fleet_on_server(tmp_path, tls_cert=str(cert), tls_key=str(key)):
+        tls = TlsFleet(fleet.server, fleet.base, fleet.isolate, fleet.hosts)
+        tls.cafile = cert
+        yield tls
+
+
+def test_api_over_https_needs_the_certificate_trusted(tls_fleet: TlsFleet) -> None:
+    server = tls_fleet.server
+    assert server.url.startswith("https://127.0.0.1:")
+    # Not trusted by default: the certificate is self-signed.
+    with pytest.raises(SSLError):
+        server.client("codedeploy").list_applications()
+    cd = tls_fleet.cd
+    cd.create_application(applicationName="secure")
+    assert cd.list_applications()["applications"] == ["secure"]
+
+
+def test_agent_with_ca_file_deploys_over_https(tls_fleet: TlsFleet) -> None:
+    tls_fleet.add_hosts(["tls-1"], {"role": "web"})
+    agent_config = yaml.safe_load(tls_fleet.host("tls-1").config_path.read_text())
+    assert agent_config["endpoint"] == tls_fleet.server.url
+    assert agent_config["ca_file"] == str(tls_fleet.cafile)
+
+    cd = tls_fleet.cd
+    cd.create_application(applicationName="shop", computePlatform="Server")
+    cd.create_deployment_group(
+        applicationName="shop",
+        deploymentGroupName="web",
+        serviceRoleArn="arn:aws:iam::000000000000:role/shipyard",
+        onPremisesInstanceTagFilters=[{"Key": "role", "Value": "web", "Type": "KEY_AND_VALUE"}],
+    )
+    upload = make_uploader(tls_fleet.server, verify=str(tls_fleet.cafile))
+    bundle = make_bundle(
+        {
+            "appspec.yml": (
+                "version: 0.0\nos: linux\nfiles:\n"
+                f"  - source: site\n    destination: {SHARED_ROOT}/tls-www\n"
+                "hooks:\n  ValidateService:\n    - location: scripts/check.sh\n"
+            ),
+            "site/index.html": "served after a TLS deployment",
+            "scripts/check.sh": f"#!/bin/sh\ncat {SHARED_ROOT}/tls-www/index.html\n",
+        }
+    )
+    info = deploy(tls_fleet, upload("shop/tls.zip", bundle))
+    assert info["status"] == "Succeeded", info
+
+    target = tls_fleet.targets(info["deploymentId"])["tls-1"]
+    assert target["status"] == "Succeeded"
+    assert event_of(target, "DownloadBundle")["status"] == "Succeeded"
+    page = tls_fleet.host("tls-1").view(SHARED_ROOT / "tls-www" / "index.html")
+    assert page.read_text() == "served after a TLS deployment"
+    logs = call_extension_tls(
+        tls_fleet.server,
+        tls_fleet.cafile,
+        "ShipyardGetLifecycleEventLog",
+        {"deploymentId": info["deploymentId"], "targetId": "tls-1"},
+    )
+    by_event = {e["lifecycleEventName"]: e["log"] for e in logs["events"]}
+    assert "[stdout]served after a TLS deployment" in by_event["ValidateService"]
