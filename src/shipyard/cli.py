@@ -205,8 +205,26 @@ def build_parser() -> argparse.ArgumentParser:
 
     stop = subparsers.add_parser("stop", parents=[api], help="stop a deployment")
     stop.add_argument("deployment_id", metavar="DEPLOYMENT_ID")
-    stop.add_argument("--rollback", action="store_true", help="roll updated hosts back")
+    stop.add_argument(
+        "--rollback",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="roll updated hosts back (default: the deployment's rollback configuration)",
+    )
     stop.set_defaults(run=commands.cmd_stop)
+
+    rollback = subparsers.add_parser(
+        "rollback", parents=[api], help="go back to the last good revision of a group"
+    )
+    rollback.add_argument("--application", required=True)
+    rollback.add_argument("--group", required=True)
+    rollback.add_argument(
+        "--emergency",
+        action="store_true",
+        help="abandon events in flight, skip stop scripts, and redeploy every host now",
+    )
+    rollback.add_argument("--no-wait", action="store_true", help="do not follow the rollback")
+    rollback.set_defaults(run=commands.cmd_rollback)
 
     logs = subparsers.add_parser("logs", parents=[api], help="print hook script output")
     logs.add_argument("deployment_id", metavar="DEPLOYMENT_ID")

@@ -265,11 +265,36 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
-    answer = _client(args).api(
-        "StopDeployment", deploymentId=args.deployment_id, autoRollbackEnabled=args.rollback
-    )
+    params: dict[str, Any] = {"deploymentId": args.deployment_id}
+    if args.rollback is not None:
+        params["autoRollbackEnabled"] = args.rollback
+    answer = _client(args).api("StopDeployment", **params)
     print(f"{answer.get('status', '?')}: {answer.get('statusMessage', '')}".rstrip(": "))
     return 0
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    client = _client(args)
+    answer = client.call_extension(
+        "ShipyardRollback",
+        {
+            "applicationName": args.application,
+            "deploymentGroupName": args.group,
+            "emergency": args.emergency,
+        },
+    )
+    if answer.get("stoppedDeploymentId"):
+        print(f"Stopped deployment {answer['stoppedDeploymentId']}")
+    rollback_id = answer.get("rollbackDeploymentId")
+    if not rollback_id:
+        print("The rollback starts when the hosts in flight finish their current event")
+        return 0
+    print(f"Rollback deployment {rollback_id}")
+    if args.no_wait:
+        return 0
+    deployment, targets = follow(client, rollback_id, sys.stdout)
+    _print_lines(progress.final_report(deployment, targets, time.time()))
+    return 0 if deployment.get("status") == "Succeeded" else 1
 
 
 def cmd_logs(args: argparse.Namespace) -> int:

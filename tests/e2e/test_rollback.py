@@ -37,7 +37,10 @@ def version_bundle(
     if hang_at:
         hooks[hang_at] += "\nsleep 60"
     files: dict[str, str | bytes] = {"site/version.txt": version}
-    spec = f"version: 0.0\nos: linux\nfiles:\n  - source: site\n    destination: {SHARED_ROOT}/www\nhooks:\n"
+    spec = (
+        "version: 0.0\nos: linux\nfiles:\n"
+        f"  - source: site\n    destination: {SHARED_ROOT}/www\nhooks:\n"
+    )
     for event, body in hooks.items():
         files[f"scripts/{event}.sh"] = f"#!/bin/sh\n{body}\n"
         spec += f"  {event}:\n    - location: scripts/{event}.sh\n      timeout: 120\n"

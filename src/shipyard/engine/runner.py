@@ -20,7 +20,6 @@ from sqlalchemy import Connection
 
 from shipyard.config import ServerConfig
 from shipyard.engine import launch, machine, rollback
-from shipyard.engine.state import DeploymentState
 from shipyard.errors import ApiError
 from shipyard.model import (
     AGENT_ERROR_CODES,

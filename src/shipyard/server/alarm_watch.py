@@ -50,9 +50,16 @@ def watched(
     deployment_id: str, status: DeploymentStatus, info: Mapping[str, Any]
 ) -> Watched | None:
     """Whether (and how) a deployment's alarms are watched now."""
-    config = info.get("alarmConfiguration") or {}
-    names = tuple(a["name"] for a in config.get("alarms") or [] if a.get("name"))
-    if status not in WATCHED_STATUSES or not config.get("enabled") or not names:
+    config = info.get("alarmConfiguration")
+    if status not in WATCHED_STATUSES or not isinstance(config, Mapping):
+        return None
+    listed = config.get("alarms")
+    names = tuple(
+        alarm["name"]
+        for alarm in (listed if isinstance(listed, list) else [])
+        if isinstance(alarm, Mapping) and isinstance(alarm.get("name"), str) and alarm["name"]
+    )
+    if config.get("enabled") is not True or not names:
         return None
     return Watched(deployment_id, names, bool(config.get("ignorePollAlarmFailure")))
 

@@ -15,6 +15,7 @@ import uvicorn
 
 from shipyard.config import ServerConfig
 from shipyard.engine.runner import Runner
+from shipyard.notify.delivery import Deliverer
 from shipyard.server.alarm_watch import AlarmWatcher
 from shipyard.server.app import create_app
 from shipyard.server.bundle_urls import bundle_url
@@ -31,6 +32,7 @@ def build_services(config: ServerConfig) -> Services:
     # Agents get a ready-to-GET URL for S3 bundles, so they never need S3 keys.
     runner.bundle_url = functools.partial(bundle_url, services)
     services.workers.append(AlarmWatcher(services))
+    services.workers.append(Deliverer(services))
     return services
 
 

@@ -17,6 +17,7 @@ from shipyard.server.operations import (
     rollbacks,
     tags,
     targets,
+    triggers,
 )
 
 API_OPERATIONS: dict[str, Handler] = {
@@ -30,4 +31,5 @@ API_OPERATIONS: dict[str, Handler] = {
     **targets.OPERATIONS,
     **alarms.OPERATIONS,
     **rollbacks.OPERATIONS,
+    **triggers.OPERATIONS,
 }
