@@ -334,9 +334,10 @@ def run_database(kind: str, args: argparse.Namespace) -> None:
             )
             time.sleep(args.settle_seconds)
 
-            cpu0, gen0, t0 = server.cpu(), workers.cpu(), time.monotonic()
-            time.sleep(args.idle_seconds)
-            span = time.monotonic() - t0
+            with py_spy(server.pid, _profile_path(args, "idle", kind)):
+                cpu0, gen0, t0 = server.cpu(), workers.cpu(), time.monotonic()
+                time.sleep(args.idle_seconds)
+                span = time.monotonic() - t0
             idle_rate = (server.cpu() - cpu0) / span
             print(
                 f"idle: server {idle_rate:.3f} of a core with {args.agents} agents polling "
@@ -344,8 +345,7 @@ def run_database(kind: str, args: argparse.Namespace) -> None:
                 f"server RSS {server.rss_mib():.0f} MiB"
             )
 
-            profile = args.profile.with_suffix(f".{kind}.txt") if args.profile else None
-            with py_spy(server.pid, profile):
+            with py_spy(server.pid, _profile_path(args, "deploy", kind)):
                 result = admin.deploy(
                     "scale",
                     f"first-{args.deploy}",
@@ -373,6 +373,10 @@ def run_database(kind: str, args: argparse.Namespace) -> None:
             f"{totals.get('specs', 0)} specifications, {totals.get('errors', 0)} errors"
             + (f" (last: {totals['last_error']})" if totals.get("last_error") else "")
         )
+
+
+def _profile_path(args: argparse.Namespace, phase: str, kind: str) -> Path | None:
+    return Path(f"{args.profile}.{phase}.{kind}.txt") if args.profile else None
 
 
 def _wait_for_sockets(server: ServerProcess, count: int, timeout: float = 120.0) -> None:

@@ -76,6 +76,12 @@ def status_kib(pid: int, key: str) -> int:
     return 0
 
 
+def _has_socket(pid: int) -> bool:
+    with contextlib.suppress(OSError):
+        return open_sockets(pid) > 0
+    return False
+
+
 def open_sockets(pid: int) -> int:
     fd_dir = Path(f"/proc/{pid}/fd")
     count = 0
@@ -471,3 +477,64 @@ def top_frames(collapsed: Path, count: int = 25) -> list[tuple[float, str]]:
             inclusive[frame] = inclusive.get(frame, 0) + n
     ranked = sorted(inclusive.items(), key=lambda item: -item[1])[:count]
     return [(n / max(total, 1), frame) for frame, n in ranked]
+
+
+# ---- real agent processes ----------------------------------------------------------------
+
+
+class AgentFleet:
+    """Real ``python -m shipyard.agent`` processes, one per registered instance, each
+    with its own directory (``shipyard.localfleet``), started a few at a time."""
+
+    def __init__(self, admin: Admin, base: Path, tag_key: str) -> None:
+        self.admin = admin
+        self.base = base
+        self.tag_key = tag_key
+        self.hosts: list[Any] = []  # shipyard.localfleet.LocalHost
+
+    def start(self, count: int, *, batch: int = 8, pause: float = 0.4) -> float:
+        """Register, tag and start ``count`` agents; wait until each is long-polling.
+        Returns the seconds it took."""
+        from shipyard.localfleet import prepare_host
+
+        started = time.monotonic()
+        names = [f"{self.tag_key}-{i:03d}" for i in range(len(self.hosts), count)]
+        for index, name in enumerate(names):
+            host = prepare_host(
+                self.base, name, self.admin.server.url, self.admin.register(name), isolate=False
+            )
+            host.start()
+            self.hosts.append(host)
+            if (index + 1) % batch == 0:
+                time.sleep(pause)  # imports cost CPU: do not start them all at once
+        self.admin.tag(names, self.tag_key)
+        deadline = time.monotonic() + 60 + count
+        # An agent holds a socket only while a call is open: at rest, its long poll.
+        waiting = list(self.hosts)
+        while waiting:
+            for host in waiting:
+                if host.process.poll() is not None:
+                    out = (host.home / "agent.out").read_text()[-2000:]
+                    raise RuntimeError(f"agent {host.name} exited: {out}")
+            waiting = [h for h in waiting if not _has_socket(h.process.pid)]
+            if time.monotonic() > deadline:
+                raise RuntimeError("the agents did not all connect in time")
+            time.sleep(0.1)
+        return time.monotonic() - started
+
+    def pids(self) -> list[int]:
+        return [h.process.pid for h in self.hosts if h.process is not None]
+
+    def rss_mib(self) -> list[float]:
+        return [status_kib(pid, "VmRSS") / 1024 for pid in self.pids()]
+
+    def cpu(self) -> float:
+        return sum(cpu_seconds(pid) for pid in self.pids())
+
+    def stop(self) -> None:
+        for host in self.hosts:
+            with contextlib.suppress(ProcessLookupError):
+                if host.process is not None and host.process.poll() is None:
+                    os.killpg(host.process.pid, signal.SIGTERM)
+        for host in self.hosts:
+            host.stop()  # waits, and SIGKILLs one that lingers

@@ -300,7 +300,9 @@ def queue_command(server: LiveServer, instance: str, name: str = "ApplicationSta
         targets={instance: machine.new_target(instance, (name,))},
     )
     info = {"deploymentGroupId": "g-1", "revision": None}
-    server.services.runner.create(state, info, "app", "group")
+    with server.services.db.tx() as conn:
+        deployment_store.insert(conn, state, info, "app", "group")
+    server.services.runner.apply("d-PROTOCOL1", machine.Start())
     with server.services.db.tx() as conn:
         row = conn.execute(
             select(schema.host_commands.c.id).where(

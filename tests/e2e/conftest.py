@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import tarfile
 import time
 import zipfile
@@ -179,3 +180,27 @@ def make_uploader(server: LiveServer, **client_args: Any) -> Uploader:
         return {"revisionType": "S3", "s3Location": location}
 
     return put
+
+
+# ---- helpers for the fault tests (test_faults.py, test_server_crash.py) -------------------
+
+
+def wait_until(check: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
+    """Poll ``check`` every 50 ms until it returns something truthy, and return that;
+    fail naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up after {timeout:g} s waiting for {what}")
+        time.sleep(0.05)
+
+
+def signal_agent(host: LocalHost, signum: int) -> None:
+    """Send ``signum`` to the agent's whole process group (with isolation the agent is
+    ``unshare … sh -c 'mount …; exec python …'`` in a session of its own). Hook scripts
+    run in sessions of their own, so they are not hit."""
+    assert host.process is not None, f"the agent of {host.name} was never started"
+    os.killpg(host.process.pid, signum)

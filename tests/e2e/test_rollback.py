@@ -126,7 +126,7 @@ def test_stop_with_rollback_goes_back(fleet: Fleet, upload: Uploader) -> None:
     stopped = fleet.cd.get_deployment(deploymentId=slow)["deploymentInfo"]
     assert stopped["status"] == "Stopped"
     rollback = fleet.wait(result["rollbackDeploymentId"])
-    assert rollback["status"] == "Succeeded"
+    assert rollback["status"] == "Succeeded", fleet.targets(rollback["deploymentId"])
     events = fleet.targets(rollback["deploymentId"])["web-1"]["lifecycleEvents"]
     assert "ApplicationStop" not in [e["lifecycleEventName"] for e in events]
     assert versions(fleet) == ["v1"]

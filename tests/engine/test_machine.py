@@ -197,3 +197,15 @@ def test_stop_withdraws_commands_no_agent_has_picked_up() -> None:
     assert state.targets["h1"].status == TargetStatus.SKIPPED
     late = machine.step(state, machine.Acknowledged("h1", "ApplicationStop"), 3.0)
     assert not late.changed
+
+
+def test_emergency_stop_overrides_an_earlier_stop_with_rollback() -> None:
+    state = new_state(1, ONE_AT_A_TIME)
+    state.auto_rollback_events = ["DEPLOYMENT_STOP_ON_REQUEST"]
+    machine.step(state, machine.Start(), 0.0)
+    machine.step(state, machine.Acknowledged("h0", "ApplicationStop"), 1.0)
+    machine.step(state, machine.StopRequested(rollback=True), 2.0)
+    out = machine.step(state, machine.StopRequested(rollback=False, abandon=True), 3.0)
+    assert state.status == DeploymentStatus.STOPPED
+    assert not any(isinstance(a, machine.StartRollback) for a in out.actions)
+    assert state.targets["h0"].status == TargetStatus.FAILED

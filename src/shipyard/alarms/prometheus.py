@@ -41,7 +41,7 @@ def evaluate(definition: AlarmDefinition, timeout: float) -> AlarmReading:
     try:
         answer = json.loads(body)
         return _reading(definition, answer)
-    except (ValueError, TypeError, KeyError, IndexError):
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError):
         return AlarmReading(
             "UNKNOWN",
             f"{definition.prometheus_url} did not answer like the Prometheus query API",

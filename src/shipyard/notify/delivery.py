@@ -186,7 +186,9 @@ class Deliverer:
                 return
             error = error[:MAX_ERROR_CHARS]
             if attempts >= self.max_attempts:
-                log.warning("delivery %s failed after %d attempts: %s", delivery_id, attempts, error)
+                log.warning(
+                    "delivery %s failed after %d attempts: %s", delivery_id, attempts, error
+                )
                 deliveries.mark_failed(conn, delivery_id, attempts, error)
             else:
                 delay = self.retry_base * 2 ** (attempts - 1)

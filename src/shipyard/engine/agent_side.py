@@ -1,0 +1,257 @@
+"""The half of the runner that agents talk to: the long poll, acknowledgements,
+the deployment specification, streamed output and results.
+
+Every result goes back through ``apply`` (the engine); nothing here decides.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection
+
+from shipyard.config import ServerConfig
+from shipyard.engine import machine
+from shipyard.errors import ApiError
+from shipyard.model import (
+    AGENT_ERROR_CODES,
+    CommandStatus,
+    DeploymentStatus,
+    LifecycleEventStatus,
+)
+from shipyard.store import deployments as store
+from shipyard.store.db import Database
+
+# Between wake-ups a poller re-reads the database, so work queued by another
+# replica is found even though only this process's waiters are notified.
+POLL_RECHECK_SECONDS = 1.0
+LOG_TAIL_BYTES = 4096
+
+BundleUrl = Callable[[dict[str, Any]], str]
+
+
+@dataclass(frozen=True)
+class HostCommandView:
+    id: int
+    deployment_id: str
+    command_name: str
+    execution_id: str
+
+
+def execution_id(deployment_id: str, instance: str) -> str:
+    """One id per deployment and host (the model's pattern is ``^[^/]+/[^/]+/[^/]+/.+$``),
+    so an agent may fetch the specification once and reuse it for every event."""
+    return f"{deployment_id}/host/1/{instance}"
+
+
+class AgentSide(ABC):
+    config: ServerConfig
+    db: Database
+    clock: Callable[[], float]
+    bundle_url: BundleUrl | None
+    _states: dict[str, tuple[int, store.StoredDeployment]]
+
+    def __init__(self) -> None:
+        self._waiters: dict[str, asyncio.Event] = {}
+        self._closing = False
+        # instance name -> polls this process holds open for it right now
+        self._polling: dict[str, int] = {}
+
+    @abstractmethod
+    def apply(self, deployment_id: str, event: machine.Input) -> DeploymentStatus | None:
+        """Feed one input to a deployment (the runner's core)."""
+
+    def release_polls(self) -> None:
+        """Shutting down: answer every open long poll now, with no command."""
+        self._closing = True
+        for waiter in self._waiters.values():
+            waiter.set()
+
+    def _wake(self, instances: set[str]) -> None:
+        for name in instances:
+            waiter = self._waiters.get(name)
+            if waiter is not None:
+                waiter.set()
+
+    async def poll(self, instance: str, timeout: float) -> HostCommandView | None:
+        """The next command for ``instance``, waiting up to ``timeout`` seconds for one."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        waiter = self._waiters.setdefault(instance, asyncio.Event())
+        self._polling[instance] = self._polling.get(instance, 0) + 1
+        try:
+            return await self._poll(instance, waiter, deadline)
+        finally:
+            self._polling[instance] -= 1
+            if not self._polling[instance]:
+                del self._polling[instance]
+
+    async def _poll(
+        self, instance: str, waiter: asyncio.Event, deadline: float
+    ) -> HostCommandView | None:
+        loop = asyncio.get_running_loop()
+        while not self._closing:
+            waiter.clear()
+            now = self.clock()
+            with self.db.tx() as conn:
+                command = store.claim_next_command(
+                    conn, instance, now, now - self.config.reoffer_seconds
+                )
+            if command is not None:
+                return HostCommandView(
+                    command.id,
+                    command.deployment_id,
+                    command.command_name,
+                    execution_id(command.deployment_id, instance),
+                )
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return None
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(waiter.wait(), min(remaining, POLL_RECHECK_SECONDS))
+        return None
+
+    def _own_command(self, conn: Connection, instance: str, command_id: int) -> store.HostCommand:
+        command = store.get_command(conn, command_id)
+        if command is None or command.instance_name != instance:
+            raise ApiError("ClientException", f"Unknown host command {command_id}")
+        return command
+
+    def acknowledge(self, instance: str, command_id: int) -> str:
+        with self.db.tx() as conn:
+            command = self._own_command(conn, instance, command_id)
+            if command.status != CommandStatus.IN_PROGRESS.value:
+                return command.status
+            store.set_command(conn, command_id, acknowledged=self.clock())
+        self.apply(command.deployment_id, machine.Acknowledged(instance, command.command_name))
+        if self._running(command.deployment_id, instance, command.command_name):
+            return CommandStatus.IN_PROGRESS.value
+        # The engine no longer wants this event (the deployment stopped or ended):
+        # the agent must not run it.
+        with self.db.tx() as conn:
+            store.set_command(
+                conn, command_id, status=CommandStatus.FAILED.value, completed=self.clock()
+            )
+        return CommandStatus.FAILED.value
+
+    def _running(self, deployment_id: str, instance: str, event: str) -> bool:
+        """Whether ``event`` is the one ``instance`` is running in the deployment."""
+        cached = self._states.get(deployment_id)
+        if cached is not None:
+            stored: store.StoredDeployment | None = cached[1]
+        else:
+            with self.db.tx() as conn:
+                stored = store.load(conn, deployment_id)
+        if stored is None:
+            return False
+        target = stored.state.targets.get(instance)
+        current = target.current() if target is not None else None
+        return (
+            current is not None
+            and current.name == event
+            and current.status == LifecycleEventStatus.IN_PROGRESS
+        )
+
+    def specification(self, instance: str, execution: str) -> dict[str, Any]:
+        parts = execution.split("/", 3)
+        if len(parts) != 4 or parts[3] != instance:
+            raise ApiError("ClientException", f"Unknown deployment execution {execution!r}")
+        with self.db.tx() as conn:
+            stored = store.load(conn, parts[0])
+        if stored is None or instance not in stored.state.targets:
+            raise ApiError("ClientException", f"Unknown deployment execution {execution!r}")
+        return self._spec_payload(stored)
+
+    def _spec_payload(self, stored: store.StoredDeployment) -> dict[str, Any]:
+        info = stored.info
+        revision = info.get("revision") or {}
+        payload: dict[str, Any] = {
+            "DeploymentId": stored.state.deployment_id,
+            "DeploymentGroupId": info["deploymentGroupId"],
+            "DeploymentGroupName": stored.group_name,
+            "ApplicationName": stored.application_name,
+            "DeploymentCreator": info.get("creator", "user"),
+            "DeploymentType": "IN_PLACE",
+            "AppSpecFilename": "appspec.yml",
+            "AgentActionOverrides": {
+                "AgentOverrides": {"FileExistsBehavior": info.get("fileExistsBehavior", "DISALLOW")}
+            },
+            "MaxBundleBytes": self.config.max_bundle_bytes,
+        }
+        if revision.get("revisionType") == "S3":
+            loc = revision["s3Location"]
+            s3: dict[str, Any] = {
+                "Bucket": loc["bucket"],
+                "Key": loc["key"],
+                "BundleType": loc.get("bundleType", "zip"),
+            }
+            if loc.get("version"):
+                s3["Version"] = loc["version"]
+            if loc.get("eTag"):
+                s3["ETag"] = loc["eTag"]
+            payload["Revision"] = {"RevisionType": "S3", "S3Revision": s3}
+            if self.bundle_url is not None:
+                payload["BundleUrl"] = self.bundle_url(loc)
+        elif revision.get("revisionType") == "GitHub":
+            loc = revision["gitHubLocation"]
+            account, _, repo = loc["repository"].partition("/")
+            payload["Revision"] = {
+                "RevisionType": "GitHub",
+                "GitHubRevision": {
+                    "Account": account,
+                    "Repository": repo,
+                    "CommitId": loc["commitId"],
+                    "BundleType": "tar",
+                },
+            }
+            payload["GitUrl"] = f"{self.config.git_base_url.rstrip('/')}/{loc['repository']}"
+        return payload
+
+    def append_log(self, instance: str, command_id: int, chunk: str) -> str:
+        with self.db.tx() as conn:
+            command = self._own_command(conn, instance, command_id)
+            store.append_log(
+                conn, command.deployment_id, instance, command.command_name, chunk, self.clock()
+            )
+            return command.status
+
+    def complete(
+        self, instance: str, command_id: int, status: str, diagnostics: dict[str, Any]
+    ) -> None:
+        if status not in (CommandStatus.SUCCEEDED.value, CommandStatus.FAILED.value):
+            raise ApiError(
+                "ClientException", f"CommandStatus must be Succeeded or Failed: {status}"
+            )
+        with self.db.tx() as conn:
+            command = self._own_command(conn, instance, command_id)
+            if command.status in (CommandStatus.SUCCEEDED.value, CommandStatus.FAILED.value):
+                return  # a repeated completion changes nothing
+            store.set_command(conn, command_id, status=status, completed=self.clock())
+        succeeded = status == CommandStatus.SUCCEEDED.value
+        self.apply(
+            command.deployment_id,
+            machine.Completed(
+                instance, command.command_name, succeeded, lifecycle_diagnostics(diagnostics)
+            ),
+        )
+
+
+def lifecycle_diagnostics(payload: dict[str, Any]) -> dict[str, str]:
+    """The agent's completion payload as a LifecycleEvent ``diagnostics`` member."""
+    try:
+        code = AGENT_ERROR_CODES[int(payload.get("error_code", 5))]
+    except (KeyError, ValueError, TypeError):
+        code = AGENT_ERROR_CODES[5]
+    log_text = str(payload.get("log", ""))
+    tail = log_text.encode()[-LOG_TAIL_BYTES:].decode(errors="ignore")
+    return {
+        "errorCode": code.value,
+        "scriptName": str(payload.get("script_name", "")),
+        "message": str(payload.get("message", "")) or code.value,
+        "logTail": tail,
+    }

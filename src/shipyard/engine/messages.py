@@ -1,0 +1,101 @@
+"""What the machine is told (inputs: things that happened) and what it answers
+(actions: things the runner must do). Plain frozen data, no behaviour."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from shipyard.model import DeploymentStatus
+
+# ---- inputs: things that happened ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Start:
+    """The deployment was created and its targets chosen."""
+
+
+@dataclass(frozen=True)
+class Acknowledged:
+    """The agent picked up the command for ``event`` on ``target_id``."""
+
+    target_id: str
+    event: str
+
+
+@dataclass(frozen=True)
+class Completed:
+    """The agent (or the server itself) finished ``event`` on ``target_id``."""
+
+    target_id: str
+    event: str
+    succeeded: bool
+    diagnostics: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Tick:
+    """Time passed: deadlines may have run out."""
+
+
+@dataclass(frozen=True)
+class StopRequested:
+    """A user asked to stop the deployment; ``rollback`` is StopDeployment's
+    autoRollbackEnabled (None: the deployment's rollback configuration decides)."""
+
+    rollback: bool | None = None
+    # Emergency: do not wait for the events in flight; their hosts count as failed.
+    abandon: bool = False
+
+
+@dataclass(frozen=True)
+class AlarmFired:
+    """An alarm of the deployment is in ALARM (or could not be read and must be)."""
+
+    name: str
+    message: str
+
+
+@dataclass(frozen=True)
+class AgentSilent:
+    """The agent of ``target_id`` has not polled for ``seconds``: its host is lost."""
+
+    target_id: str
+    seconds: float
+
+
+Input = Start | Acknowledged | Completed | Tick | StopRequested | AlarmFired | AgentSilent
+
+
+# ---- actions: what the runner must do ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class Dispatch:
+    """Send the command for ``event`` to the agent of ``target_id``."""
+
+    target_id: str
+    event: str
+
+
+@dataclass(frozen=True)
+class Finished:
+    """The deployment reached a terminal status."""
+
+    status: DeploymentStatus
+
+
+@dataclass(frozen=True)
+class StartRollback:
+    """Redeploy the group's last successful revision as a new deployment."""
+
+
+@dataclass(frozen=True)
+class Notify:
+    """A trigger event (TriggerEventType) happened, for the deployment or one target."""
+
+    event: str
+    target_id: str | None = None
+
+
+Action = Dispatch | Finished | StartRollback | Notify
