@@ -56,6 +56,9 @@ def cmd_server(args: argparse.Namespace) -> int:
         "tls_cert": args.tls_cert,
         "tls_key": args.tls_key,
         "public_url": args.public_url,
+        "traffic_router": args.traffic_router,
+        "traffic_address": args.traffic_address,
+        "agent_timeout": args.agent_timeout,
     }
     config: ServerConfig = build(ServerConfig, flags=flags)
     if bool(config.tls_cert) != bool(config.tls_key):
@@ -180,6 +183,22 @@ def build_parser() -> argparse.ArgumentParser:
     server.add_argument("--tls-cert", metavar="FILE")
     server.add_argument("--tls-key", metavar="FILE")
     server.add_argument("--public-url", metavar="URL", help="URL agents use to reach the server")
+    server.add_argument(
+        "--traffic-router",
+        choices=["haproxy", "memory"],
+        help="load balancer for WITH_TRAFFIC_CONTROL deployment groups",
+    )
+    server.add_argument(
+        "--traffic-address",
+        metavar="ADDR",
+        help="HAProxy runtime API: unix:/path/admin.sock or tcp:HOST:PORT",
+    )
+    server.add_argument(
+        "--agent-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="a host whose agent is silent this long fails (default 60)",
+    )
     server.set_defaults(run=cmd_server)
 
     agent = subparsers.add_parser("agent", help="run the agent on this host")

@@ -25,6 +25,8 @@ DEFAULT_MAX_REVISIONS = 5
 DEFAULT_AGENT_TIMEOUT = 60.0
 DEFAULT_ALARM_POLL_SECONDS = 1.0
 DEFAULT_REOFFER_SECONDS = 30.0
+DEFAULT_DRAIN_SECONDS = 30.0
+DEFAULT_HEALTH_SECONDS = 30.0
 ENV_PREFIX = "SHIPYARD_"
 
 
@@ -56,6 +58,12 @@ class ServerConfig:
     alarm_poll_seconds: float = DEFAULT_ALARM_POLL_SECONDS
     # A command handed to a poller but never acknowledged is offered again after this.
     reoffer_seconds: float = DEFAULT_REOFFER_SECONDS
+    # Load balancer for WITH_TRAFFIC_CONTROL groups: "haproxy" (runtime API at
+    # traffic_address, "unix:/path" or "tcp:host:port"), "memory", or "" for none.
+    traffic_router: str = ""
+    traffic_address: str = ""
+    drain_seconds: float = DEFAULT_DRAIN_SECONDS
+    health_seconds: float = DEFAULT_HEALTH_SECONDS
 
     @property
     def database_url(self) -> str:

@@ -213,7 +213,7 @@ def test_deployment_survives_repeated_server_kills(crash_fleet: Fleet) -> None:
         deploymentGroupName="web",
         revision=upload("v2.zip", recording_bundle("v2")),
     )["deploymentId"]
-    rng = random.Random("server-crash-" + ("postgres" if server.database else "sqlite"))
+    rng = random.Random(os.environ.get("CRASH_SEED", "x"))
     killed_at: list[str] = []  # what the hosts had started at each kill, for failures
 
     def first_host_finished() -> bool:
@@ -246,6 +246,7 @@ def test_deployment_survives_repeated_server_kills(crash_fleet: Fleet) -> None:
         killed_at.append(f"{what}: {hook_lines(fleet, deployment_id)}")
         server.start()
 
+    print("\nKILLS", killed_at)
     info = fleet.wait(deployment_id, timeout=90)
     assert info["status"] == "Succeeded", (info, killed_at, server.output())
     assert info["deploymentOverview"]["Succeeded"] == 3

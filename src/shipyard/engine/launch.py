@@ -12,11 +12,11 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+import shipyard.store.alarms as alarm_store
 from shipyard.engine import machine, plan
 from shipyard.engine.lifecycle import STOP_EVENTS, events_for
 from shipyard.engine.state import DeploymentState
 from shipyard.model import DeploymentCreator, DeploymentStatus, new_deployment_id
-from shipyard.store import alarms as alarm_store
 from shipyard.store import deployments as store
 from shipyard.store import resources
 

@@ -25,6 +25,7 @@ from shipyard.engine.messages import (
     Finished,
     Input,
     Notify,
+    RestoreTraffic,
     Start,
     StartRollback,
     StopRequested,
@@ -70,6 +71,7 @@ __all__ = [
     "InvalidTransition",
     "Notify",
     "Outcome",
+    "RestoreTraffic",
     "Start",
     "StartRollback",
     "StopRequested",
@@ -312,6 +314,17 @@ def _completed(state: DeploymentState, done: Completed, now: float, out: Outcome
     current.status = LifecycleEventStatus.FAILED
     _end_target(target, TargetStatus.FAILED, now)
     out.actions.append(Notify("InstanceFailure", target.target_id))
+    if _traffic_left_blocked(target):
+        out.actions.append(RestoreTraffic(target.target_id))
+
+
+def _traffic_left_blocked(target: TargetState) -> bool:
+    status = {event.name: event.status for event in target.events}
+    blocked = status.get("BlockTraffic") in (
+        LifecycleEventStatus.SUCCEEDED,
+        LifecycleEventStatus.FAILED,
+    )
+    return blocked and status.get("AllowTraffic") != LifecycleEventStatus.SUCCEEDED
 
 
 def _end_target(target: TargetState, status: TargetStatus, now: float) -> None:

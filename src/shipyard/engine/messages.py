@@ -98,4 +98,11 @@ class Notify:
     target_id: str | None = None
 
 
-Action = Dispatch | Finished | StartRollback | Notify
+@dataclass(frozen=True)
+class RestoreTraffic:
+    """A host failed with its traffic blocked: put it back only if it is healthy."""
+
+    target_id: str
+
+
+Action = Dispatch | Finished | StartRollback | Notify | RestoreTraffic

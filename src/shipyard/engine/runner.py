@@ -13,14 +13,16 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection
 
 from shipyard import notify
 from shipyard.config import ServerConfig
-from shipyard.engine import launch, machine, rollback
+from shipyard.engine import launch, machine, rollback, traffic_steps
 from shipyard.engine.agent_side import AgentSide, BundleUrl
+from shipyard.engine.lifecycle import SERVER_EVENTS
 from shipyard.errors import ApiError
 from shipyard.model import (
     TERMINAL_DEPLOYMENT_STATUSES,
@@ -29,10 +31,19 @@ from shipyard.model import (
 from shipyard.store import deployments as store
 from shipyard.store import resources
 from shipyard.store.db import Database
+from shipyard.traffic import RouterConfig, TrafficRouter, get_router
 
 log = logging.getLogger("shipyard.runner")
 
 SWEEP_SECONDS = 1.0
+
+
+@dataclass
+class AfterCommit:
+    """What a transaction leaves to do once it has committed."""
+
+    wake: set[str] = field(default_factory=set)  # agents with new commands
+    traffic: list[traffic_steps.TrafficJob] = field(default_factory=list)
 
 
 class Runner(AgentSide):
@@ -52,6 +63,14 @@ class Runner(AgentSide):
         self._sweeper: asyncio.Task[None] | None = None
         # deployment id -> (row version, state) as this process last wrote it
         self._states: dict[str, tuple[int, store.StoredDeployment]] = {}
+        self.router: TrafficRouter | None = None
+        if config.traffic_router:
+            self.router = get_router(
+                RouterConfig(kind=config.traffic_router, address=config.traffic_address)
+            )
+        # (deployment, target, event) of the traffic jobs running in worker threads
+        self._traffic_running: set[tuple[str, str, str]] = set()
+        self._traffic_tasks: set[asyncio.Task[None]] = set()
         super().__init__()
 
     # ---- lifecycle ----------------------------------------------------------------
@@ -86,8 +105,13 @@ class Runner(AgentSide):
         cached = self._states.get(deployment_id)
         if cached is None:
             return  # reloaded on its next step; checked on the next sweep
+        self._resume_traffic(cached[1])
         state = cached[1].state
-        running = [t.target_id for t in state.targets.values() if t.in_flight]
+        running = [
+            t.target_id
+            for t in state.targets.values()
+            if t.in_flight and (current := t.current()) and current.name not in SERVER_EVENTS
+        ]
         if not running:
             return
         now = self.clock()
@@ -110,7 +134,7 @@ class Runner(AgentSide):
 
         Raises DeploymentLimitExceededException when the group already has an active
         deployment (checked in the same transaction that inserts the new one)."""
-        woken: set[str] = set()
+        after = AfterCommit()
         with self.db.tx() as conn:
             group_name = request.group["deploymentGroupName"]
             active = store.active_for_group(conn, request.app_name, group_name)
@@ -120,10 +144,10 @@ class Runner(AgentSide):
                     f"The Deployment Group '{group_name}' already has an active "
                     f"Deployment '{active}'",
                 )
-            stored = self._launch(conn, request, woken)
+            stored = self._launch(conn, request, after)
         if stored.state.status not in TERMINAL_DEPLOYMENT_STATUSES:
             self._states[stored.state.deployment_id] = (2, stored)
-        self._wake(woken)
+        self._after_commit(after)
         return stored.state.deployment_id
 
     def manual_rollback(self, app: str, group_name: str, *, emergency: bool) -> dict[str, Any]:
@@ -154,7 +178,7 @@ class Runner(AgentSide):
             return result
         if active is not None:
             self.apply(active, machine.StopRequested(rollback=False, abandon=True))
-        woken: set[str] = set()
+        after = AfterCommit()
         with self.db.tx() as conn:
             group = resources.get_deployment_group(conn, app, group_name)
             assert group is not None
@@ -173,7 +197,7 @@ class Runner(AgentSide):
                     f"The Deployment Group '{group_name}' already has an active "
                     f"Deployment '{running}'",
                 )
-            new = self._launch(conn, request, woken)
+            new = self._launch(conn, request, after)
             result = {"rollbackDeploymentId": new.state.deployment_id}
             if active is not None:
                 stopped = store.load(conn, active)
@@ -182,21 +206,21 @@ class Runner(AgentSide):
                     store.save(conn, stopped)
                     store.save(conn, new)
                 result["stoppedDeploymentId"] = active
-        self._wake(woken)
+        self._after_commit(after)
         return result
 
     def _launch(
-        self, conn: Connection, request: launch.LaunchRequest, woken: set[str]
+        self, conn: Connection, request: launch.LaunchRequest, after: AfterCommit
     ) -> store.StoredDeployment:
         now = self.clock()
         stored = launch.build(conn, request, now, self.config.event_timeout)
         store.insert(conn, stored.state, stored.info, stored.application_name, stored.group_name)
         launch.record_start(conn, stored, now)
-        self._step(conn, stored, machine.Start(), woken)
+        self._step(conn, stored, machine.Start(), after)
         return stored
 
     def apply(self, deployment_id: str, event: machine.Input) -> DeploymentStatus | None:
-        woken: set[str] = set()
+        after = AfterCommit()
         # The state this process wrote last is reused when the row's version shows
         # nobody else (another replica) has written since; otherwise it is re-read.
         cached = self._states.pop(deployment_id, None)
@@ -210,12 +234,12 @@ class Runner(AgentSide):
                 loaded = store.load(conn, deployment_id)
                 assert loaded is not None  # the row is locked
                 stored = loaded
-            if self._step(conn, stored, event, woken):
+            if self._step(conn, stored, event, after):
                 version += 1
             status = stored.state.status
         if status not in TERMINAL_DEPLOYMENT_STATUSES:
             self._states[deployment_id] = (version, stored)
-        self._wake(woken)
+        self._after_commit(after)
         return status
 
     def _step(
@@ -223,7 +247,7 @@ class Runner(AgentSide):
         conn: Connection,
         stored: store.StoredDeployment,
         event: machine.Input,
-        woken: set[str],
+        after: AfterCommit,
     ) -> bool:
         """Step the machine and persist; whether anything was written."""
         now = self.clock()
@@ -232,13 +256,19 @@ class Runner(AgentSide):
             return False
         for action in outcome.actions:
             match action:
+                case machine.Dispatch(target_id, event_name) if event_name in SERVER_EVENTS:
+                    after.traffic.append(self._traffic_job(stored, target_id, event_name))
                 case machine.Dispatch(target_id, event_name):
                     store.add_command(conn, target_id, stored.state.deployment_id, event_name, now)
-                    woken.add(target_id)
+                    after.wake.add(target_id)
+                case machine.RestoreTraffic(target_id):
+                    after.traffic.append(
+                        self._traffic_job(stored, target_id, traffic_steps.RESTORE)
+                    )
                 case machine.Finished(status):
                     self._finished(conn, stored, status, now)
                 case machine.StartRollback():
-                    rollback.start(conn, stored, lambda req: self._launch(conn, req, woken))
+                    rollback.start(conn, stored, lambda req: self._launch(conn, req, after))
                 case machine.Notify(event_type, target_id):
                     notify.enqueue(conn, stored, event_type, target_id, now, self.config.region)
         # Saved after the actions, which may add to the stored info (rollbackInfo).
@@ -263,3 +293,63 @@ class Runner(AgentSide):
         resources.update_deployment_group_doc(
             conn, stored.application_name, stored.group_name, changes
         )
+
+    # ---- what happens after a commit ------------------------------------------------
+
+    def _after_commit(self, after: AfterCommit) -> None:
+        self._wake(after.wake)
+        for job in after.traffic:
+            self._start_traffic(job)
+
+    def _traffic_job(
+        self, stored: store.StoredDeployment, target_id: str, event: str
+    ) -> traffic_steps.TrafficJob:
+        backends = traffic_steps.backends_of(stored.info.get("loadBalancerInfo"))
+        return traffic_steps.TrafficJob(stored.state.deployment_id, target_id, event, backends)
+
+    def _start_traffic(self, job: traffic_steps.TrafficJob) -> None:
+        key = (job.deployment_id, job.target_id, job.event)
+        if key in self._traffic_running:
+            return
+        self._traffic_running.add(key)
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # called outside the server's loop (tools, tests)
+            self._finish_traffic(job, self._run_traffic(job))
+            return
+        task = loop.create_task(self._traffic_task(job))
+        self._traffic_tasks.add(task)  # a reference, so the task is not collected early
+        task.add_done_callback(self._traffic_tasks.discard)
+
+    async def _traffic_task(self, job: traffic_steps.TrafficJob) -> None:
+        try:
+            if job.event != traffic_steps.RESTORE:
+                self.apply(job.deployment_id, machine.Acknowledged(job.target_id, job.event))
+            result = await asyncio.to_thread(self._run_traffic, job)
+            self._finish_traffic(job, result)
+        except Exception:
+            self._traffic_running.discard((job.deployment_id, job.target_id, job.event))
+            log.exception("traffic job %s failed", job)
+
+    def _run_traffic(self, job: traffic_steps.TrafficJob) -> tuple[bool, dict[str, str]]:
+        config = self.config
+        return traffic_steps.run(self.router, job, config.drain_seconds, config.health_seconds)
+
+    def _finish_traffic(
+        self, job: traffic_steps.TrafficJob, result: tuple[bool, dict[str, str]]
+    ) -> None:
+        self._traffic_running.discard((job.deployment_id, job.target_id, job.event))
+        succeeded, diagnostics = result
+        if job.event == traffic_steps.RESTORE:
+            log.info("restore traffic for %s: %s", job.target_id, diagnostics["message"])
+            return
+        self.apply(
+            job.deployment_id, machine.Completed(job.target_id, job.event, succeeded, diagnostics)
+        )
+
+    def _resume_traffic(self, stored: store.StoredDeployment) -> None:
+        """After a restart: server events in flight that no worker is running."""
+        for target in stored.state.targets.values():
+            current = target.current()
+            if target.in_flight and current is not None and current.name in SERVER_EVENTS:
+                self._start_traffic(self._traffic_job(stored, target.target_id, current.name))

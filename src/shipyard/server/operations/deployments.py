@@ -116,6 +116,22 @@ def _revision(call: Call, conn: Connection, body: Json, group: dict[str, Any], m
     return revision_check.checked(call.services, revision)
 
 
+def _check_style(call: Call, group: dict[str, Any]) -> None:
+    style = group.get("deploymentStyle") or {}
+    if style.get("deploymentType") == "BLUE_GREEN":
+        raise ApiError(
+            "InvalidDeploymentStyleException",
+            "Blue/green deployments to servers are not supported by this Shipyard version",
+        )
+    traffic = style.get("deploymentOption") == "WITH_TRAFFIC_CONTROL"
+    if traffic and call.services.runner.router is None:
+        raise ApiError(
+            "InvalidLoadBalancerInfoException",
+            "The group deploys WITH_TRAFFIC_CONTROL but this server has no load balancer "
+            "configured (shipyard server --traffic-router haproxy --traffic-address ...)",
+        )
+
+
 def create_deployment(call: Call) -> Json:
     body = call.body
     options = _options(body)
@@ -126,6 +142,7 @@ def create_deployment(call: Call) -> Json:
         )
     with call.services.db.tx() as conn:
         app, group = _app_and_group(conn, body)
+        _check_style(call, group)
         config = _config(conn, body, group)
         revision = _revision(call, conn, body, group, options["deploymentMode"])
         request = launch.LaunchRequest(

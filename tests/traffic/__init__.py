@@ -1,0 +1,1 @@
+"""Tests of the traffic routers (memory and real HAProxy)."""
