@@ -232,6 +232,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     stop.set_defaults(run=commands.cmd_stop)
 
+    for verb, text in (
+        ("pause", "start no more hosts until resumed"),
+        ("resume", "go on starting hosts"),
+        ("approve", "let a deployment that waits for approval go on"),
+    ):
+        steer = subparsers.add_parser(verb, parents=[api], help=text)
+        steer.add_argument("deployment_id", metavar="DEPLOYMENT_ID")
+        steer.set_defaults(run=commands.cmd_steer, verb=verb)
+
     rollback = subparsers.add_parser(
         "rollback", parents=[api], help="go back to the last good revision of a group"
     )

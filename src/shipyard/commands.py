@@ -273,6 +273,22 @@ def cmd_stop(args: argparse.Namespace) -> int:
     return 0
 
 
+STEER_OPERATIONS = {
+    "pause": "ShipyardPauseDeployment",
+    "resume": "ShipyardResumeDeployment",
+    "approve": "ShipyardApproveDeployment",
+}
+
+
+def cmd_steer(args: argparse.Namespace) -> int:
+    """shipyard pause|resume|approve DEPLOYMENT_ID"""
+    answer = _client(args).call_extension(
+        STEER_OPERATIONS[args.verb], {"deploymentId": args.deployment_id}
+    )
+    print(f"{args.deployment_id}: {args.verb}d; status {answer.get('status', '?')}")
+    return 0
+
+
 def cmd_rollback(args: argparse.Namespace) -> int:
     client = _client(args)
     answer = client.call_extension(

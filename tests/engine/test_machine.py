@@ -209,3 +209,24 @@ def test_emergency_stop_overrides_an_earlier_stop_with_rollback() -> None:
     assert state.status == DeploymentStatus.STOPPED
     assert not any(isinstance(a, machine.StartRollback) for a in out.actions)
     assert state.targets["h0"].status == TargetStatus.FAILED
+
+
+def test_pause_holds_new_hosts_and_resume_goes_on() -> None:
+    state = new_state(2, ONE_AT_A_TIME)
+    machine.step(state, machine.Start(), 0.0)
+    machine.step(state, machine.Paused(), 0.5)
+    run_host(state, "h0", 1.0)  # the host in flight finishes
+    assert state.targets["h1"].status == TargetStatus.PENDING
+    assert state.status == DeploymentStatus.IN_PROGRESS
+    out = machine.step(state, machine.Resumed(), 2.0)
+    assert dispatched(out) == [("h1", "ApplicationStop")]
+
+
+def test_approval_gates_the_first_host() -> None:
+    state = new_state(1, ALL_AT_ONCE)
+    state.awaiting_approval = True
+    out = machine.step(state, machine.Start(), 0.0)
+    assert state.status == DeploymentStatus.IN_PROGRESS
+    assert dispatched(out) == []
+    out = machine.step(state, machine.Approved(), 1.0)
+    assert dispatched(out) == [("h0", "ApplicationStop")]

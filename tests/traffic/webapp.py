@@ -67,7 +67,7 @@ class WebApp:
         self.port = server.server_address[1]  # kept, so a restart comes back on it
         self._server = server
         self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+            target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
         )
         self._thread.start()
         return self
@@ -100,4 +100,3 @@ class WebApp:
         with self._changed:
             self._in_flight += delta
             self._changed.notify_all()
-

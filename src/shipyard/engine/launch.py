@@ -80,6 +80,7 @@ def build(
         auto_rollback_events=_rollback_events(auto_rollback),
         is_rollback=request.creator == DeploymentCreator.ROLLBACK.value,
         bake_seconds=bake,
+        awaiting_approval=bool((group.get("shipyardOptions") or {}).get("requireApproval")),
         targets={name: machine.new_target(name, events) for name in ordered},
     )
     info: dict[str, Any] = {

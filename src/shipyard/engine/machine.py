@@ -20,12 +20,15 @@ from shipyard.engine.messages import (
     Action,
     AgentSilent,
     AlarmFired,
+    Approved,
     Completed,
     Dispatch,
     Finished,
     Input,
     Notify,
+    Paused,
     RestoreTraffic,
+    Resumed,
     Start,
     StartRollback,
     StopRequested,
@@ -64,6 +67,7 @@ __all__ = [
     "Action",
     "AgentSilent",
     "AlarmFired",
+    "Approved",
     "Completed",
     "Dispatch",
     "Finished",
@@ -71,7 +75,9 @@ __all__ = [
     "InvalidTransition",
     "Notify",
     "Outcome",
+    "Paused",
     "RestoreTraffic",
+    "Resumed",
     "Start",
     "StartRollback",
     "StopRequested",
@@ -127,6 +133,15 @@ def step(state: DeploymentState, event: Input, now: float) -> Outcome:
                 out.changed = True
         case AgentSilent(target_id, seconds):
             _agent_silent(state, target_id, seconds, now, out)
+        case Paused():
+            out.changed = not state.paused
+            state.paused = True
+        case Resumed():
+            out.changed = state.paused
+            state.paused = False
+        case Approved():
+            out.changed = state.awaiting_approval
+            state.awaiting_approval = False
     if state.status == S.IN_PROGRESS:
         _advance(state, now, out)
     elif state.status == S.BAKING:
@@ -413,6 +428,8 @@ def _advance(state: DeploymentState, now: float, out: Outcome) -> None:
             else:
                 _move(state, S.SUCCEEDED, now, out)
             return
+        if verdict == plan.CONTINUE and (state.paused or state.awaiting_approval):
+            return  # hosts in flight finish; no new one starts
         if verdict == plan.CONTINUE:
             healthy = total - failed - in_flight
             for target in pending[: max(0, plan.can_start_more(rule, total, healthy, in_flight))]:

@@ -64,7 +64,33 @@ class AgentSilent:
     seconds: float
 
 
-Input = Start | Acknowledged | Completed | Tick | StopRequested | AlarmFired | AgentSilent
+@dataclass(frozen=True)
+class Paused:
+    """Start no more hosts until resumed; hosts in flight finish their events."""
+
+
+@dataclass(frozen=True)
+class Resumed:
+    """Go on starting hosts."""
+
+
+@dataclass(frozen=True)
+class Approved:
+    """Someone approved the deployment to move traffic."""
+
+
+Input = (
+    Start
+    | Acknowledged
+    | Completed
+    | Tick
+    | StopRequested
+    | AlarmFired
+    | AgentSilent
+    | Paused
+    | Resumed
+    | Approved
+)
 
 
 # ---- actions: what the runner must do ---------------------------------------------

@@ -87,6 +87,9 @@ class DeploymentState:
     # After every host succeeded, watch alarms this long before Succeeded (Baking).
     bake_seconds: float = 0.0
     bake_until: float | None = None
+    # No new host starts while paused (between batches) or before an approval.
+    paused: bool = False
+    awaiting_approval: bool = False
     targets: dict[str, TargetState] = field(default_factory=dict)
 
     def header_doc(self) -> dict[str, Any]:

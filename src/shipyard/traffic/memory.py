@@ -162,12 +162,14 @@ class MemoryRouter:
         )
 
     def _servers(self, backend: str) -> dict[str, _Server]:
+        check_name("backend", backend)
         servers = self._backends.get(backend)
         if servers is None:
             raise TrafficError(f"unknown backend {backend!r}")
         return servers
 
     def _find(self, backend: str, server: str) -> _Server:
+        check_name("server", server)
         entry = self._servers(backend).get(server)
         if entry is None:
             raise TrafficError(f"unknown server {server!r} in backend {backend!r}")

@@ -10,6 +10,7 @@ from shipyard.server.operations import (
     alarms,
     applications,
     configs,
+    controls,
     deployments,
     groups,
     instances,
@@ -31,5 +32,6 @@ API_OPERATIONS: dict[str, Handler] = {
     **targets.OPERATIONS,
     **alarms.OPERATIONS,
     **rollbacks.OPERATIONS,
+    **controls.OPERATIONS,
     **triggers.OPERATIONS,
 }

@@ -5,7 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from shipyard.engine.state import DeploymentState, TargetState
-from shipyard.model import ACCOUNT_ID, TargetStatus
+from shipyard.model import (
+    ACCOUNT_ID,
+    TERMINAL_DEPLOYMENT_STATUSES,
+    DeploymentStatus,
+    TargetStatus,
+)
 from shipyard.store.deployments import StoredDeployment
 
 
@@ -38,6 +43,15 @@ def deployment_info(stored: StoredDeployment) -> dict[str, Any]:
         info["completeTime"] = state.complete_time
     if state.error_code:
         info["errorInformation"] = {"code": state.error_code, "message": state.error_message or ""}
+    messages = list(info.get("deploymentStatusMessages") or [])
+    if state.status not in TERMINAL_DEPLOYMENT_STATUSES:
+        if state.awaiting_approval:
+            messages.append("Waiting for approval (shipyard approve) before starting hosts")
+        if state.paused:
+            messages.append("Paused: no new host starts until resumed (shipyard resume)")
+        if state.status == DeploymentStatus.BAKING and state.bake_until is not None:
+            messages.append("Baking: watching alarms before declaring success")
+    info["deploymentStatusMessages"] = messages
     return info
 
 
