@@ -366,8 +366,10 @@ def run_database(kind: str, args: argparse.Namespace) -> None:
                 print(Point(size, result.wall, result.server_seconds, result.server_cpu, idle_rate).line())
             print(f"memory: server peak RSS {server.peak_mib():.0f} MiB, now {server.rss_mib():.0f} MiB")
         finally:
-            totals = workers.stop()
-            server.stop()
+            try:
+                totals = workers.stop()
+            finally:
+                server.stop()
         print(
             f"load generator: {totals.get('polls', 0)} polls, {totals.get('commands', 0)} commands, "
             f"{totals.get('specs', 0)} specifications, {totals.get('errors', 0)} errors"

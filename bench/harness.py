@@ -95,8 +95,13 @@ def open_sockets(pid: int) -> int:
 # ---- the server, in its own process ------------------------------------------------------
 
 
-def _lift_fd_limit_in_child() -> None:
+def _server_child_setup() -> None:
+    """In the server's child process: room for thousands of sockets, and die with us."""
+    import ctypes
+
     raise_fd_limit()
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 class ServerProcess:
@@ -138,7 +143,7 @@ class ServerProcess:
                 stderr=subprocess.STDOUT,
                 env=env,
                 start_new_session=True,
-                preexec_fn=_lift_fd_limit_in_child,
+                preexec_fn=_server_child_setup,
             )
         try:
             self._wait_ready()

@@ -352,13 +352,15 @@ def test_quiet_bake_time_ends_in_success(alarm_fleet: Fleet, errors: Prometheus)
 
 
 def test_unreadable_alarm_stops_unless_poll_failures_are_ignored(
-    alarm_fleet: Fleet,
+    alarm_fleet: Fleet, tmp_path: Path
 ) -> None:
     fleet = alarm_fleet
     upload = make_uploader(fleet.server)
     put_alarm(fleet, f"http://127.0.0.1:{free_port()}")  # no Prometheus there
     create_group(fleet, {**ENABLED, "ignorePollAlarmFailure": True})
-    info = fleet.wait(start(fleet, upload("v1.zip", bundle("v1"))))
+    # ValidateService takes long enough for several watcher rounds (every 0.25 s).
+    slow = bundle("v1", "#!/bin/sh\nsleep 1.5\n")
+    info = fleet.wait(start(fleet, upload("v1.zip", slow)))
     assert info["status"] == "Succeeded", info
 
     fleet.cd.update_deployment_group(
@@ -366,7 +368,13 @@ def test_unreadable_alarm_stops_unless_poll_failures_are_ignored(
         currentDeploymentGroupName="web",
         alarmConfiguration={**ENABLED, "ignorePollAlarmFailure": False},
     )
-    info = fleet.wait(start(fleet, upload("v2.zip", bundle("v2"))))
+    release = tmp_path / "release"
+    second = start(fleet, upload("v2.zip", bundle("v2", waiting_validate(release))))
+    wait_for(fleet, second, lambda i: "errorInformation" in i)
+    release.touch()
+    info = fleet.wait(second)
     assert info["status"] == "Stopped"
     assert info["errorInformation"]["code"] == "ALARM_ACTIVE"
-    assert "cannot reach Prometheus" in info["errorInformation"]["message"]
+    assert info["errorInformation"]["message"].startswith(
+        "Alarm errors is active: its state cannot be read: cannot reach Prometheus at "
+    )

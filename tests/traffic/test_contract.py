@@ -112,7 +112,7 @@ def test_allow_fails_when_the_health_check_does_not_pass(harness: Harness) -> No
     harness.take_down("s2")
     started = harness.clock()
 
-    with pytest.raises(TrafficError, match="'s2' in backend 'web' is .* after it was allowed"):
+    with pytest.raises(TrafficError, match=r"'s2' in backend 'web' is .* after it was allowed"):
         harness.router.allow("web", "s2", health_timeout=0.6)
 
     assert harness.clock() - started >= 0.6 - EPSILON
@@ -163,7 +163,7 @@ def test_registry_builds_each_kind_and_refuses_unknown_ones() -> None:
     assert isinstance(get_router(RouterConfig("memory")), MemoryRouter)
     with pytest.raises(TrafficError, match="unknown traffic router kind 'f5' \\(known: haproxy"):
         get_router(RouterConfig("f5"))
-    with pytest.raises(TrafficError, match="invalid HAProxy runtime API address 'admin.sock'"):
+    with pytest.raises(TrafficError, match=r"invalid HAProxy runtime API address 'admin.sock'"):
         get_router(RouterConfig("haproxy", "admin.sock"))
 
 

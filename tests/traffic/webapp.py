@@ -4,6 +4,8 @@
 - ``GET /sleep/<ms>``: holds the request open for that many milliseconds, then 200;
 - any other GET: 200.
 
+HTTP/1.0, one request per connection, as simple as an app gets.
+
 Every answer's body is the app's name, so a test sees which server took a request.
 ``wait_in_flight`` lets a test know a slow request has reached the app before it acts.
 """
@@ -20,6 +22,7 @@ from typing import Any
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 128  # a load test must not meet a full accept queue
     app: WebApp
 
     def handle_error(self, request: Any, client_address: Any) -> None:
@@ -40,6 +43,7 @@ class _Handler(BaseHTTPRequestHandler):
             if self.path.startswith("/sleep/"):
                 time.sleep(int(self.path.removeprefix("/sleep/")) / 1000)
             self._answer(app.name.encode())
+            app.completed.append((self.path, time.monotonic()))
 
     def _answer(self, body: bytes) -> None:
         self.send_response(200)
@@ -57,6 +61,8 @@ class WebApp:
         self.name = name
         self.port = port
         self._in_flight = 0
+        # (path, time.monotonic() once the answer was written) of every request served
+        self.completed: list[tuple[str, float]] = []
         self._changed = threading.Condition()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None

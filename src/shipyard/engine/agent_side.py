@@ -176,7 +176,7 @@ class AgentSide(ABC):
             "DeploymentGroupName": stored.group_name,
             "ApplicationName": stored.application_name,
             "DeploymentCreator": info.get("creator", "user"),
-            "DeploymentType": "IN_PLACE",
+            "DeploymentType": (info.get("deploymentStyle") or {}).get("deploymentType", "IN_PLACE"),
             "AppSpecFilename": "appspec.yml",
             "AgentActionOverrides": {
                 "AgentOverrides": {"FileExistsBehavior": info.get("fileExistsBehavior", "DISALLOW")}

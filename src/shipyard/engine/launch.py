@@ -13,9 +13,9 @@ from typing import Any
 from sqlalchemy import Connection
 
 import shipyard.store.alarms as alarm_store
-from shipyard.engine import machine, plan
-from shipyard.engine.lifecycle import STOP_EVENTS, events_for
-from shipyard.engine.state import DeploymentState
+from shipyard.engine import bluegreen, machine, plan
+from shipyard.engine.lifecycle import IN_PLACE, STOP_EVENTS, events_for
+from shipyard.engine.state import DeploymentState, TargetState
 from shipyard.model import DeploymentCreator, DeploymentStatus, new_deployment_id
 from shipyard.store import deployments as store
 from shipyard.store import resources
@@ -39,6 +39,11 @@ class LaunchRequest:
     only_targets: tuple[str, ...] | None = None
     # Emergency rollback: the failed revision's stop scripts may be what is broken.
     skip_stop_events: bool = False
+    # Blue/green: the replacement hosts' tag filters (CreateDeployment targetInstances).
+    target_instances: dict[str, Any] | None = None
+    # Blue/green rollback: hosts that take the traffic back, and hosts that give it up.
+    allow_hosts: tuple[str, ...] | None = None
+    block_hosts: tuple[str, ...] | None = None
 
 
 def _rollback_events(auto_rollback: dict[str, Any] | None) -> list[str]:
@@ -70,6 +75,9 @@ def build(
     alarm_names = [a["name"] for a in alarm_config.get("alarms") or []]
     bake = alarm_store.bake_seconds(conn, alarm_names) if alarm_config.get("enabled") else 0.0
     auto_rollback = request.auto_rollback or group.get("autoRollbackConfiguration")
+    targets = {name: machine.new_target(name, events) for name in ordered}
+    if deployment_type == "BLUE_GREEN":
+        targets = _blue_green_targets(conn, request, instances, ordered)
     state = DeploymentState(
         deployment_id=new_deployment_id(),
         status=DeploymentStatus.CREATED,
@@ -81,8 +89,12 @@ def build(
         is_rollback=request.creator == DeploymentCreator.ROLLBACK.value,
         bake_seconds=bake,
         awaiting_approval=bool((group.get("shipyardOptions") or {}).get("requireApproval")),
-        targets={name: machine.new_target(name, events) for name in ordered},
+        targets=targets,
     )
+    if deployment_type == "BLUE_GREEN":
+        _blue_green_options(state, group.get("blueGreenDeploymentConfiguration") or {})
+        if request.allow_hosts is not None:
+            state.phase = "allow"  # a rollback installs nothing
     info: dict[str, Any] = {
         "deploymentConfigName": request.config["deploymentConfigName"],
         "deploymentGroupId": group["deploymentGroupId"],
@@ -112,7 +124,46 @@ def build(
         info["overrideAlarmConfiguration"] = request.alarm_configuration
     if group.get("loadBalancerInfo"):
         info["loadBalancerInfo"] = group["loadBalancerInfo"]
+    if request.target_instances:
+        info["targetInstances"] = request.target_instances
+    if deployment_type == "BLUE_GREEN":
+        info["blueGreenDeploymentConfiguration"] = group.get("blueGreenDeploymentConfiguration")
+        info["instanceTerminationWaitTimeStarted"] = False
+        info["targetOrder"] = list(state.targets)
     return store.StoredDeployment(state, info, request.app_name, group_name)
+
+
+def _blue_green_targets(
+    conn: Connection, request: LaunchRequest, group_hosts: list[str], ordered: list[str]
+) -> dict[str, TargetState]:
+    """Green (replacement) hosts install then take traffic; blue (original) hosts give
+    it up. A rollback swaps the roles and installs nothing."""
+    targets: dict[str, TargetState] = {}
+    if request.allow_hosts is not None:
+        for name in request.allow_hosts:
+            targets[name] = machine.new_target(name, bluegreen.ALLOW_EVENTS, label="Blue")
+        for name in request.block_hosts or ():
+            targets[name] = machine.new_target(name, bluegreen.BLOCK_EVENTS, label="Green")
+        return targets
+    selector = {"onPremisesInstanceTagFilters": (request.target_instances or {}).get("tagFilters")}
+    green = set(resources.instances_for_group(conn, selector))
+    green_events = (*IN_PLACE, *bluegreen.ALLOW_EVENTS)
+    for name in sorted(green):
+        targets[name] = machine.new_target(name, green_events, label="Green")
+    for name in ordered:
+        if name not in green:
+            targets[name] = machine.new_target(name, bluegreen.BLOCK_EVENTS, label="Blue")
+    return targets
+
+
+def _blue_green_options(state: DeploymentState, options: dict[str, Any]) -> None:
+    state.phase = "install"
+    ready = options.get("deploymentReadyOption") or {}
+    if ready.get("actionOnTimeout") == "STOP_DEPLOYMENT":
+        state.ready_wait = float(ready.get("waitTimeInMinutes", 0)) * 60
+    terminate = options.get("terminateBlueInstancesOnDeploymentSuccess") or {}
+    if terminate.get("action", "KEEP_ALIVE") == "TERMINATE":
+        state.terminate_wait = float(terminate.get("terminationWaitTimeInMinutes", 0)) * 60
 
 
 def record_start(conn: Connection, stored: store.StoredDeployment, now: float) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from shipyard.engine import plan
+from shipyard.engine import bluegreen, plan
 from shipyard.engine.lifecycle import STOP_EVENTS
 from shipyard.engine.messages import (
     Acknowledged,
@@ -22,6 +22,7 @@ from shipyard.engine.messages import (
     AlarmFired,
     Approved,
     Completed,
+    Continued,
     Dispatch,
     Finished,
     Input,
@@ -29,6 +30,7 @@ from shipyard.engine.messages import (
     Paused,
     RestoreTraffic,
     Resumed,
+    RetireHosts,
     Start,
     StartRollback,
     StopRequested,
@@ -69,6 +71,7 @@ __all__ = [
     "AlarmFired",
     "Approved",
     "Completed",
+    "Continued",
     "Dispatch",
     "Finished",
     "Input",
@@ -78,6 +81,7 @@ __all__ = [
     "Paused",
     "RestoreTraffic",
     "Resumed",
+    "RetireHosts",
     "Start",
     "StartRollback",
     "StopRequested",
@@ -142,11 +146,57 @@ def step(state: DeploymentState, event: Input, now: float) -> Outcome:
         case Approved():
             out.changed = state.awaiting_approval
             state.awaiting_approval = False
-    if state.status == S.IN_PROGRESS:
+        case Continued(wait_type):
+            _continued(state, wait_type, now, out)
+    if state.status == S.IN_PROGRESS and state.phase is not None:
+        _advance_blue_green(state, now, out)
+    elif state.status == S.IN_PROGRESS:
         _advance(state, now, out)
     elif state.status == S.BAKING:
         _bake(state, now, out)
+    elif state.status == S.READY:
+        _ready(state, now, out)
     return out
+
+
+def _advance_blue_green(state: DeploymentState, now: float, out: Outcome) -> None:
+    actions: list[object] = []
+    changed: set[str] = set()
+
+    def fail(code: ErrorCode, message: str) -> None:
+        _fail(state, code, message, now, out)
+
+    bluegreen.advance(state, now, actions, changed, lambda to: _move(state, to, now, out), fail)
+    _merge(out, actions, changed)
+
+
+def _merge(out: Outcome, actions: list[object], changed: set[str]) -> None:
+    out.actions.extend(a for a in actions if isinstance(a, (Dispatch, Notify, RetireHosts)))
+    out.changed_targets |= changed
+    out.changed = out.changed or bool(actions) or bool(changed)
+
+
+def _ready(state: DeploymentState, now: float, out: Outcome) -> None:
+    """Blue/green waiting for ContinueDeployment(READY_WAIT)."""
+    if state.stop_requested:
+        _move(state, S.STOPPED, now, out)
+    elif state.ready_until is not None and now >= state.ready_until:
+        state.stop_requested = True
+        state.stop_reason = "READY_TIMEOUT"
+        state.error_code = ErrorCode.TIMEOUT
+        state.error_message = "Nobody continued the deployment before its ready wait ran out"
+        _move(state, S.STOPPED, now, out)
+
+
+def _continued(state: DeploymentState, wait_type: str, now: float, out: Outcome) -> None:
+    actions: list[object] = []
+    changed: set[str] = set()
+    move = lambda to: _move(state, to, now, out)  # noqa: E731 - a local callback
+    if wait_type == "READY_WAIT" and state.status == S.READY:
+        bluegreen.continue_ready(state, now, actions, changed, move)
+    elif wait_type == "TERMINATION_WAIT" and state.phase == "terminate":
+        bluegreen.skip_termination_wait(state, actions, move)
+    _merge(out, actions, changed)
 
 
 def _abandon_in_flight(state: DeploymentState, now: float, out: Outcome) -> None:
@@ -211,9 +261,10 @@ _FINAL_NOTICES = {
 def _move(state: DeploymentState, to: DeploymentStatus, now: float, out: Outcome) -> None:
     if to not in TRANSITIONS[state.status]:
         raise InvalidTransition(f"{state.status} -> {to}")
+    started = state.status == S.CREATED
     state.status = to
     out.changed = True
-    if to == S.IN_PROGRESS:
+    if started and to == S.IN_PROGRESS:
         out.actions.append(Notify("DeploymentStart"))
     if to in _FINAL_NOTICES:
         state.complete_time = now
@@ -238,6 +289,8 @@ def wants_rollback(state: DeploymentState) -> bool:
     events = state.auto_rollback_events
     if state.status == S.FAILED:
         return "DEPLOYMENT_FAILURE" in events
+    if state.stop_reason == "READY_TIMEOUT":
+        return False  # traffic never moved
     if state.stop_reason == "ALARM":
         return "DEPLOYMENT_STOP_ON_ALARM" in events
     if state.rollback_on_stop is not None:
@@ -255,7 +308,10 @@ def _start(state: DeploymentState, now: float, out: Outcome) -> None:
     if state.status != S.CREATED:
         return
     state.start_time = now
-    total = len(state.targets)
+    if state.phase == "install":  # blue/green: the health rule counts replacement hosts
+        total = sum(t.label == "Green" for t in state.targets.values())
+    else:
+        total = len(state.targets)
     if total == 0:
         _fail(
             state,
@@ -268,7 +324,8 @@ def _start(state: DeploymentState, now: float, out: Outcome) -> None:
         )
         return
     rule = plan.HealthRule.from_config(state.health_rule)
-    if plan.constraints_invalid(rule, total):
+    # A blue/green rollback installs nothing: no health rule to meet, only traffic to move.
+    if state.phase in (None, "install") and plan.constraints_invalid(rule, total):
         _fail(
             state,
             ErrorCode.HEALTH_CONSTRAINTS_INVALID,
@@ -286,8 +343,8 @@ def _acknowledged(
 ) -> None:
     target = state.targets.get(target_id)
     current = target.current() if target else None
-    if target is None or current is None or current.name != name:
-        return  # stale or foreign: nothing to change
+    if target is None or current is None or current.name != name or not target.in_flight:
+        return  # stale, foreign or not dispatched: nothing to change
     if current.status == LifecycleEventStatus.PENDING:
         current.status = LifecycleEventStatus.IN_PROGRESS
         current.start_time = now
@@ -320,6 +377,8 @@ def _completed(state: DeploymentState, done: Completed, now: float, out: Outcome
         if nxt is None:
             target.status = TargetStatus.SUCCEEDED
             out.actions.append(Notify("InstanceSuccess", target.target_id))
+        elif bluegreen.hold(target, nxt.name, state):
+            pass  # Ready: its next events belong to a later phase
         elif state.stop_requested:
             _end_target(target, TargetStatus.FAILED, now)
         else:
@@ -459,5 +518,7 @@ def _last_finished_failed(targets: list[TargetState]) -> bool:
     return last.status == TargetStatus.FAILED
 
 
-def new_target(target_id: str, events: tuple[str, ...]) -> TargetState:
-    return TargetState(target_id=target_id, events=[EventState(name) for name in events])
+def new_target(target_id: str, events: tuple[str, ...], label: str | None = None) -> TargetState:
+    return TargetState(
+        target_id=target_id, events=[EventState(name) for name in events], label=label
+    )

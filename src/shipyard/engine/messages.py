@@ -75,6 +75,13 @@ class Resumed:
 
 
 @dataclass(frozen=True)
+class Continued:
+    """ContinueDeployment: READY_WAIT (reroute now) or TERMINATION_WAIT (retire now)."""
+
+    wait_type: str
+
+
+@dataclass(frozen=True)
 class Approved:
     """Someone approved the deployment to move traffic."""
 
@@ -90,6 +97,7 @@ Input = (
     | Paused
     | Resumed
     | Approved
+    | Continued
 )
 
 
@@ -131,4 +139,11 @@ class RestoreTraffic:
     target_id: str
 
 
-Action = Dispatch | Finished | StartRollback | Notify | RestoreTraffic
+@dataclass(frozen=True)
+class RetireHosts:
+    """Blue/green TERMINATE: the original hosts leave the fleet (deregistered)."""
+
+    target_ids: tuple[str, ...]
+
+
+Action = Dispatch | Finished | StartRollback | Notify | RestoreTraffic | RetireHosts

@@ -84,8 +84,58 @@ def link(failed: store.StoredDeployment, rollback: store.StoredDeployment, messa
     }
 
 
+def _traffic_moved(failed: store.StoredDeployment) -> tuple[str, ...]:
+    """Blue/green: the replacement hosts that began taking traffic."""
+    moved = []
+    for target in failed.state.targets.values():
+        allow = next((e for e in target.events if e.name == "AllowTraffic"), None)
+        started = allow is not None and allow.status not in (
+            LifecycleEventStatus.PENDING,
+            LifecycleEventStatus.SKIPPED,
+        )
+        if target.label == "Green" and started:
+            moved.append(target.target_id)
+    return tuple(moved)
+
+
+def _start_blue_green(conn: Connection, failed: store.StoredDeployment, launch: Launch) -> None:
+    """Traffic goes back to the original hosts while they still exist."""
+    green = _traffic_moved(failed)
+    if not green:
+        failed.info["rollbackInfo"] = {
+            "rollbackMessage": "No rollback needed: traffic never left the original instances."
+        }
+        return
+    group = resources.get_deployment_group(conn, failed.application_name, failed.group_name)
+    config = resources.get_deployment_config(conn, failed.info["deploymentConfigName"])
+    if group is None or config is None:
+        failed.info["rollbackInfo"] = {"rollbackMessage": "The deployment group is gone"}
+        return
+    blue = tuple(t.target_id for t in failed.state.targets.values() if t.label == "Blue")
+    request = LaunchRequest(
+        app_name=failed.application_name,
+        group=group,
+        config=config,
+        revision=group.get("targetRevision") or failed.info["revision"],
+        creator=DeploymentCreator.ROLLBACK.value,
+        description=f"Rollback of {failed.state.deployment_id}",
+        allow_hosts=blue,
+        block_hosts=green,
+    )
+    rollback = launch(request)
+    link(
+        failed,
+        rollback,
+        f"Traffic moved back to the original instances in {rollback.state.deployment_id}",
+    )
+    store.save(conn, rollback)
+
+
 def start(conn: Connection, failed: store.StoredDeployment, launch: Launch) -> None:
     """Roll back the deployment that just ended, or record why it cannot be."""
+    if failed.state.phase is not None:
+        _start_blue_green(conn, failed, launch)
+        return
     group = resources.get_deployment_group(conn, failed.application_name, failed.group_name)
     revision = (group or {}).get("targetRevision")
     if group is None or not revision:

@@ -28,8 +28,9 @@ from shipyard.model import (
     TERMINAL_DEPLOYMENT_STATUSES,
     DeploymentStatus,
 )
+from shipyard.store import credentials, resources
 from shipyard.store import deployments as store
-from shipyard.store import resources
+from shipyard.store import instances as instance_store
 from shipyard.store.db import Database
 from shipyard.traffic import RouterConfig, TrafficRouter, get_router
 
@@ -261,6 +262,12 @@ class Runner(AgentSide):
                 case machine.Dispatch(target_id, event_name):
                     store.add_command(conn, target_id, stored.state.deployment_id, event_name, now)
                     after.wake.add(target_id)
+                case machine.RetireHosts(target_ids):
+                    # TERMINATE: the original hosts leave the fleet; their agents'
+                    # keys stop working (a provisioned host is removed by its owner).
+                    for name in target_ids:
+                        instance_store.deregister_instance(conn, name, now)
+                        credentials.revoke_principal(conn, "instance", name)
                 case machine.RestoreTraffic(target_id):
                     after.traffic.append(
                         self._traffic_job(stored, target_id, traffic_steps.RESTORE)

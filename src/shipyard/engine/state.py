@@ -26,6 +26,7 @@ class TargetState:
     last_updated: float = 0.0
     # When the server gives up waiting for the in-flight event's result.
     deadline: float | None = None
+    label: str | None = None  # blue/green: "Blue" (original) or "Green" (replacement)
 
     def current(self) -> EventState | None:
         """The first event that has not finished, if any."""
@@ -59,6 +60,7 @@ class TargetState:
             status=TargetStatus(doc["status"]),
             last_updated=doc.get("last_updated", 0.0),
             deadline=doc.get("deadline"),
+            label=doc.get("label"),
         )
 
 
@@ -90,6 +92,14 @@ class DeploymentState:
     # No new host starts while paused (between batches) or before an approval.
     paused: bool = False
     awaiting_approval: bool = False
+    # Blue/green: the phase whose events may run now ("install", "allow", "block",
+    # "terminate"); None for in-place deployments, where events are never gated.
+    phase: str | None = None
+    # Blue/green options (blueGreenDeploymentConfiguration, in seconds).
+    ready_wait: float | None = None  # None: reroute at once; else wait for ContinueDeployment
+    ready_until: float | None = None
+    terminate_wait: float | None = None  # None: KEEP_ALIVE; else TERMINATE after this
+    terminate_at: float | None = None
     targets: dict[str, TargetState] = field(default_factory=dict)
 
     def header_doc(self) -> dict[str, Any]:

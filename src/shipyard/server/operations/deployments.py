@@ -119,10 +119,21 @@ def _revision(call: Call, conn: Connection, body: Json, group: dict[str, Any], m
 def _check_style(call: Call, group: dict[str, Any]) -> None:
     style = group.get("deploymentStyle") or {}
     if style.get("deploymentType") == "BLUE_GREEN":
-        raise ApiError(
-            "InvalidDeploymentStyleException",
-            "Blue/green deployments to servers are not supported by this Shipyard version",
-        )
+        provisioning = (group.get("blueGreenDeploymentConfiguration") or {}).get(
+            "greenFleetProvisioningOption"
+        ) or {}
+        if provisioning.get("action", "DISCOVER_EXISTING") != "DISCOVER_EXISTING":
+            raise ApiError(
+                "InvalidTargetInstancesException",
+                "Only DISCOVER_EXISTING replacement hosts are supported (tag them and name "
+                "the tags in targetInstances)",
+            )
+        if not (call.body.get("targetInstances") or {}).get("tagFilters"):
+            raise ApiError(
+                "InvalidTargetInstancesException",
+                "A blue/green deployment needs targetInstances.tagFilters naming the "
+                "replacement hosts",
+            )
     traffic = style.get("deploymentOption") == "WITH_TRAFFIC_CONTROL"
     if traffic and call.services.runner.router is None:
         raise ApiError(
@@ -156,6 +167,7 @@ def create_deployment(call: Call) -> Json:
             update_outdated_only=options["updateOutdatedInstancesOnly"],
             deployment_mode=options["deploymentMode"],
             auto_rollback=body.get("autoRollbackConfiguration"),
+            target_instances=body.get("targetInstances"),
             alarm_configuration=body.get("overrideAlarmConfiguration"),
         )
     deployment_id = call.services.runner.create(request)
@@ -271,24 +283,35 @@ def continue_deployment(call: Call) -> Json:
         "InvalidDeploymentWaitTypeException",
         "deploymentWaitType",
     )
+    return _continue(call, deployment_id, wait_type)
+
+
+def _continue(call: Call, deployment_id: str, wait_type: str) -> Json:
     stored = load_deployment(call, deployment_id)
-    if stored.state.status in TERMINAL_DEPLOYMENT_STATUSES:
+    state = stored.state
+    if state.status in TERMINAL_DEPLOYMENT_STATUSES:
         raise ApiError("DeploymentAlreadyCompletedException", f"{deployment_id} has completed")
-    raise ApiError(
-        "DeploymentIsNotInReadyStateException",
-        f"{deployment_id} is an in-place deployment and never waits in Ready",
-    )
+    if state.phase is None:
+        raise ApiError(
+            "UnsupportedActionForDeploymentTypeException",
+            f"{deployment_id} is an in-place deployment and never waits",
+        )
+    if wait_type == "READY_WAIT" and state.status != DeploymentStatus.READY:
+        raise ApiError(
+            "DeploymentIsNotInReadyStateException", f"{deployment_id} is not waiting in Ready"
+        )
+    if wait_type == "TERMINATION_WAIT" and state.phase != "terminate":
+        raise ApiError(
+            "DeploymentIsNotInReadyStateException",
+            f"{deployment_id} is not waiting to terminate its original instances",
+        )
+    call.services.runner.apply(deployment_id, machine.Continued(wait_type))
+    return {}
 
 
 def skip_wait_time(call: Call) -> Json:
     deployment_id = _deployment_id(call.body)
-    stored = load_deployment(call, deployment_id)
-    if stored.state.status in TERMINAL_DEPLOYMENT_STATUSES:
-        raise ApiError("DeploymentAlreadyCompletedException", f"{deployment_id} has completed")
-    raise ApiError(
-        "UnsupportedActionForDeploymentTypeException",
-        "Only blue/green deployments wait before terminating instances",
-    )
+    return _continue(call, deployment_id, "TERMINATION_WAIT")
 
 
 def put_hook_status(call: Call) -> Json:

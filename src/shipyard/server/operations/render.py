@@ -43,6 +43,8 @@ def deployment_info(stored: StoredDeployment) -> dict[str, Any]:
         info["completeTime"] = state.complete_time
     if state.error_code:
         info["errorInformation"] = {"code": state.error_code, "message": state.error_message or ""}
+    if state.phase is not None:
+        info["instanceTerminationWaitTimeStarted"] = state.terminate_at is not None
     messages = list(info.get("deploymentStatusMessages") or [])
     if state.status not in TERMINAL_DEPLOYMENT_STATUSES:
         if state.awaiting_approval:
@@ -87,6 +89,7 @@ def instance_target(deployment_id: str, target: TargetState, region: str) -> dic
             "status": target.status.value,
             "lastUpdatedAt": target.last_updated,
             "lifecycleEvents": lifecycle_events(target),
+            **({"instanceLabel": target.label} if target.label else {}),
         },
     }
 
@@ -99,4 +102,5 @@ def instance_summary(deployment_id: str, target: TargetState) -> dict[str, Any]:
         "status": target.status.value,
         "lastUpdatedAt": target.last_updated,
         "lifecycleEvents": lifecycle_events(target),
+        **({"instanceType": target.label} if target.label else {}),
     }

@@ -68,11 +68,13 @@ def get_target(call: Call) -> Json:
     }
 
 
-def _filtered_ids(call: Call, stored: StoredDeployment, statuses: list[str]) -> Json:
+def _filtered_ids(
+    call: Call, stored: StoredDeployment, statuses: list[str], labels: list[str]
+) -> Json:
     ids = [
         t.target_id
         for t in stored.state.targets.values()
-        if not statuses or t.status.value in statuses
+        if (not statuses or t.status.value in statuses) and (not labels or t.label in labels)
     ]
     page, token = validate.paginate(sorted(ids), call.body.get("nextToken"))
     return {"ids": page, "token": token}
@@ -92,10 +94,13 @@ def list_targets(call: Call) -> Json:
                 validate.enum(value, LABELS, "InvalidInstanceTypeException", key)
         else:
             raise ApiError("InvalidTargetFilterNameException", f"Unknown target filter {key!r}")
-    # In-place targets carry no Blue/Green label, so a label filter matches none.
-    if filters.get("ServerInstanceLabel"):
-        return {"targetIds": []}
-    found = _filtered_ids(call, stored, list(filters.get("TargetStatus") or []))
+    # In-place targets carry no Blue/Green label, so a label filter matches none of them.
+    found = _filtered_ids(
+        call,
+        stored,
+        list(filters.get("TargetStatus") or []),
+        list(filters.get("ServerInstanceLabel") or []),
+    )
     result: Json = {"targetIds": found["ids"]}
     if found["token"]:
         result["nextToken"] = found["token"]
@@ -139,9 +144,9 @@ def list_instances(call: Call) -> Json:
         validate.enum(value, TARGET_STATUSES, "InvalidInstanceStatusException", "status filter")
     for value in call.body.get("instanceTypeFilter") or []:
         validate.enum(value, LABELS, "InvalidInstanceTypeException", "instanceTypeFilter")
-    if call.body.get("instanceTypeFilter"):
-        return {"instancesList": []}
-    found = _filtered_ids(call, stored, list(statuses))
+    found = _filtered_ids(
+        call, stored, list(statuses), list(call.body.get("instanceTypeFilter") or [])
+    )
     result: Json = {"instancesList": found["ids"]}
     if found["token"]:
         result["nextToken"] = found["token"]
