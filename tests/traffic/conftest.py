@@ -26,7 +26,8 @@ from typing import Protocol
 
 import pytest
 
-from shipyard.traffic import RouterConfig, TrafficRouter, get_router
+from shipyard.traffic import RouterConfig, TrafficError, TrafficRouter, get_router
+from shipyard.traffic.haproxy import RuntimeApi
 from shipyard.traffic.memory import MemoryRouter
 from tests.conftest import free_port, service_missing
 from tests.traffic.webapp import WebApp
@@ -129,13 +130,18 @@ def start_haproxy(directory: Path, apps: dict[str, WebApp]) -> HAProxy:
         apps=apps,
         process=process,
     )
+    # The socket file appears a moment before HAProxy listens on it: wait for an answer.
+    api = RuntimeApi(proxy.admin_address, timeout=1)
     deadline = time.monotonic() + 10
-    while not (directory / "admin.sock").exists():
-        if process.poll() is not None or time.monotonic() > deadline:
-            stop_haproxy(proxy)
-            raise RuntimeError(f"haproxy did not start:\n{proxy.log()}")
-        time.sleep(0.01)
-    return proxy
+    while True:
+        try:
+            api.run("show info")
+            return proxy
+        except TrafficError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                stop_haproxy(proxy)
+                raise RuntimeError(f"haproxy did not start:\n{proxy.log()}") from None
+            time.sleep(0.01)
 
 
 def stop_haproxy(proxy: HAProxy) -> None:

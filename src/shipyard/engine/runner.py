@@ -32,7 +32,7 @@ from shipyard.store import credentials, resources
 from shipyard.store import deployments as store
 from shipyard.store import instances as instance_store
 from shipyard.store.db import Database
-from shipyard.traffic import RouterConfig, TrafficRouter, get_router
+from shipyard.traffic import RouterConfig, TrafficRouter, backends_for, get_router
 
 log = logging.getLogger("shipyard.runner")
 
@@ -311,7 +311,7 @@ class Runner(AgentSide):
     def _traffic_job(
         self, stored: store.StoredDeployment, target_id: str, event: str
     ) -> traffic_steps.TrafficJob:
-        backends = traffic_steps.backends_of(stored.info.get("loadBalancerInfo"))
+        backends = tuple(backends_for(stored.info.get("loadBalancerInfo")))
         return traffic_steps.TrafficJob(stored.state.deployment_id, target_id, event, backends)
 
     def _start_traffic(self, job: traffic_steps.TrafficJob) -> None:

@@ -10,7 +10,6 @@ requests), so the runner runs them in a worker thread.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from shipyard.traffic import TrafficError, TrafficRouter
 
@@ -27,13 +26,6 @@ class TrafficJob:
     target_id: str
     event: str  # BLOCK, ALLOW or RESTORE
     backends: tuple[str, ...]
-
-
-def backends_of(load_balancer_info: dict[str, Any] | None) -> tuple[str, ...]:
-    info = load_balancer_info or {}
-    names = [t.get("name", "") for t in info.get("targetGroupInfoList") or []]
-    names += [e.get("name", "") for e in info.get("elbInfoList") or []]
-    return tuple(name for name in names if name)
 
 
 def run(
