@@ -413,7 +413,9 @@ def test_cli_mistakes_are_one_line(
 # --- the watcher stopping a real deployment -----------------------------------------------
 
 
-def start_waiting_deployment(server: LiveServer, alarm_configuration: dict[str, Any]) -> str:
+def start_waiting_deployment(
+    server: LiveServer, alarm_configuration: dict[str, Any], **deployment: Any
+) -> str:
     """A deployment to a registered host with no agent: it stays InProgress."""
     cd = server.client("codedeploy")
     cd.register_on_premises_instance(
@@ -435,9 +437,9 @@ def start_waiting_deployment(server: LiveServer, alarm_configuration: dict[str, 
         "gitHubLocation": {"repository": "acme/shop", "commitId": "a" * 40},
     }
     return str(
-        cd.create_deployment(applicationName="shop", deploymentGroupName="web", revision=revision)[
-            "deploymentId"
-        ]
+        cd.create_deployment(
+            applicationName="shop", deploymentGroupName="web", revision=revision, **deployment
+        )["deploymentId"]
     )
 
 
@@ -513,3 +515,18 @@ def test_unreadable_alarm_stops_unless_poll_failures_are_ignored(
     assert error["code"] == "ALARM_ACTIVE"
     assert error["message"].startswith("Alarm errors is active: its state cannot be read: ")
     assert "cannot reach Prometheus" in error["message"]
+
+
+def test_override_alarm_configuration_replaces_the_groups(server: LiveServer, stub: Stub) -> None:
+    stub.answers["/health"] = Answer(500)  # the group's alarm is firing
+    stub.answers["/ready"] = Answer(200)
+    call(server, "ShipyardPutAlarm", {"alarmName": "health", "http": {"url": stub.url + "/health"}})
+    call(server, "ShipyardPutAlarm", {"alarmName": "ready", "http": {"url": stub.url + "/ready"}})
+    deployment_id = start_waiting_deployment(
+        server,
+        {"enabled": True, "alarms": [{"name": "health"}]},
+        overrideAlarmConfiguration={"enabled": True, "alarms": [{"name": "ready"}]},
+    )
+    wait_until(lambda: stub.hit_count("/ready") >= 3)
+    assert deployment_info(server, deployment_id)["status"] == "InProgress"
+    assert stub.hit_count("/health") == 0

@@ -222,7 +222,7 @@ def test_deployment_lifecycle_operations_and_their_errors(
         (
             cd.continue_deployment,
             {"deploymentId": deployment_id, "deploymentWaitType": "READY_WAIT"},
-            "DeploymentIsNotInReadyStateException",
+            "UnsupportedActionForDeploymentTypeException",
         ),
         (
             cd.put_lifecycle_event_hook_execution_status,

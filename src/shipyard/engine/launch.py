@@ -53,7 +53,11 @@ def _rollback_events(auto_rollback: dict[str, Any] | None) -> list[str]:
 
 
 def build(
-    conn: Connection, request: LaunchRequest, now: float, event_timeout: float
+    conn: Connection,
+    request: LaunchRequest,
+    now: float,
+    event_timeout: float,
+    alarm_poll_seconds: float = 1.0,
 ) -> store.StoredDeployment:
     group = request.group
     group_name = group["deploymentGroupName"]
@@ -72,8 +76,15 @@ def build(
     if request.skip_stop_events:
         events = tuple(e for e in events if e not in STOP_EVENTS)
     alarm_config = request.alarm_configuration or group.get("alarmConfiguration") or {}
+    if request.creator == DeploymentCreator.ROLLBACK.value:
+        # A rollback must not be stopped by the alarm that caused it.
+        alarm_config = {}
     alarm_names = [a["name"] for a in alarm_config.get("alarms") or []]
-    bake = alarm_store.bake_seconds(conn, alarm_names) if alarm_config.get("enabled") else 0.0
+    bake = 0.0
+    if alarm_config.get("enabled") and alarm_names:
+        # At least one full round of alarm readings after the hosts finish, so a short
+        # deployment cannot succeed before its alarms were ever read.
+        bake = max(alarm_store.bake_seconds(conn, alarm_names), 2 * alarm_poll_seconds)
     auto_rollback = request.auto_rollback or group.get("autoRollbackConfiguration")
     targets = {name: machine.new_target(name, events) for name in ordered}
     if deployment_type == "BLUE_GREEN":

@@ -214,7 +214,9 @@ class Runner(AgentSide):
         self, conn: Connection, request: launch.LaunchRequest, after: AfterCommit
     ) -> store.StoredDeployment:
         now = self.clock()
-        stored = launch.build(conn, request, now, self.config.event_timeout)
+        stored = launch.build(
+            conn, request, now, self.config.event_timeout, self.config.alarm_poll_seconds
+        )
         store.insert(conn, stored.state, stored.info, stored.application_name, stored.group_name)
         launch.record_start(conn, stored, now)
         self._step(conn, stored, machine.Start(), after)

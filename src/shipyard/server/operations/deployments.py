@@ -13,7 +13,7 @@ from shipyard.errors import ApiError
 from shipyard.model import TERMINAL_DEPLOYMENT_STATUSES, DeploymentStatus, FileExistsBehavior
 from shipyard.server import validate
 from shipyard.server.context import Call, Handler, Json
-from shipyard.server.operations import revision_check
+from shipyard.server.operations import group_members, revision_check
 from shipyard.server.operations.render import deployment_info
 from shipyard.store import deployments as store
 from shipyard.store import resources
@@ -143,6 +143,10 @@ def _check_style(call: Call, group: dict[str, Any]) -> None:
         )
 
 
+def _override_alarms(value: Any) -> dict[str, Any] | None:
+    return None if value is None else group_members.alarm_configuration(value)
+
+
 def create_deployment(call: Call) -> Json:
     body = call.body
     options = _options(body)
@@ -168,7 +172,7 @@ def create_deployment(call: Call) -> Json:
             deployment_mode=options["deploymentMode"],
             auto_rollback=body.get("autoRollbackConfiguration"),
             target_instances=body.get("targetInstances"),
-            alarm_configuration=body.get("overrideAlarmConfiguration"),
+            alarm_configuration=_override_alarms(body.get("overrideAlarmConfiguration")),
         )
     deployment_id = call.services.runner.create(request)
     return {"deploymentId": deployment_id}
