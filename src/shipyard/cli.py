@@ -46,7 +46,7 @@ def _import_entry(module: str, what: str) -> Callable[..., Any]:
 
 
 def cmd_server(args: argparse.Namespace) -> int:
-    if args.data_dir is None and "SHIPYARD_DATA_DIR" not in os.environ:
+    if args.data_dir is None and args.config is None and "SHIPYARD_DATA_DIR" not in os.environ:
         raise CliError("server: --data-dir is required", 2)
     flags = {
         "data_dir": args.data_dir,
@@ -60,7 +60,8 @@ def cmd_server(args: argparse.Namespace) -> int:
         "traffic_address": args.traffic_address,
         "agent_timeout": args.agent_timeout,
     }
-    config: ServerConfig = build(ServerConfig, flags=flags)
+    config_file = Path(args.config) if args.config else None
+    config: ServerConfig = build(ServerConfig, file=config_file, flags=flags)
     if bool(config.tls_cert) != bool(config.tls_key):
         raise CliError("server: --tls-cert and --tls-key must be given together", 2)
     import sqlalchemy.exc
@@ -176,6 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
     api = _api_options()
 
     server = subparsers.add_parser("server", help="run the control plane")
+    server.add_argument("--config", metavar="FILE", help="YAML file with any ServerConfig setting")
     server.add_argument("--data-dir", help="where the database and credentials live")
     server.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     server.add_argument("--port", type=_port, help="port to listen on (default 8420)")

@@ -28,6 +28,9 @@ DEFAULT_REOFFER_SECONDS = 30.0
 DEFAULT_DRAIN_SECONDS = 30.0
 DEFAULT_HEALTH_SECONDS = 30.0
 ENV_PREFIX = "SHIPYARD_"
+# The agent has its own prefix: SHIPYARD_ENDPOINT, say, is the CLI's server URL and
+# must not redirect an agent started from the same shell.
+AGENT_ENV_PREFIX = "SHIPYARD_AGENT_"
 
 
 class ConfigError(ValueError):
@@ -117,8 +120,9 @@ def build(
     file: Path | None = None,
     env: Mapping[str, str] | None = None,
     flags: Mapping[str, Any] | None = None,
+    prefix: str = ENV_PREFIX,
 ) -> Any:
-    """Build ``cls`` from defaults, an optional YAML file, ``SHIPYARD_*`` env and flags."""
+    """Build ``cls`` from defaults, an optional YAML file, ``<prefix>*`` env and flags."""
     values: dict[str, Any] = {}
     if file is not None:
         try:
@@ -131,7 +135,7 @@ def build(
     env = os.environ if env is None else env
     known = {f.name: f for f in fields(cls)}
     for name in known:
-        key = ENV_PREFIX + name.upper()
+        key = prefix + name.upper()
         if key in env:
             values[name] = env[key]
     for name, value in (flags or {}).items():

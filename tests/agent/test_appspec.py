@@ -435,3 +435,10 @@ def test_the_annotated_example_parses() -> None:
     ]
     assert parsed.scripts_for("AfterInstall")[0].runas == "nobody"
     assert parsed.scripts_for("BeforeAllowTraffic") == []
+
+
+@pytest.mark.parametrize("location", ["../outside.sh", "scripts/../../x.sh", "/bin/true"])
+def test_hook_location_must_stay_inside_the_bundle(location: str) -> None:
+    text = f"version: 0.0\nos: linux\nhooks:\n  AfterInstall:\n    - location: {location}\n"
+    with pytest.raises(AppSpecError, match="must stay inside the bundle"):
+        parse(text)

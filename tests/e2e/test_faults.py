@@ -126,7 +126,9 @@ def test_agent_killed_mid_script_reports_the_event_failed_when_back(
     # The restarted agent takes new work at once: the poll the dead process left open
     # on the server must not swallow the host's next command (it would then wait for
     # the 30 s re-offer).
-    after = start_deployment(fleet, upload("next.zip", bundle_with_hook("BeforeInstall", "")))
+    after = start_deployment(
+        fleet, upload("next.zip", bundle_with_hook("BeforeInstall", "#!/bin/sh\n"))
+    )
     assert fleet.wait(after, timeout=15)["status"] == "Succeeded"
 
 

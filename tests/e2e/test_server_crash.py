@@ -187,6 +187,29 @@ def commands_run(fleet: Fleet, deployment_id: str) -> dict[str, list[str]]:
 
 
 def test_deployment_survives_repeated_server_kills(crash_fleet: Fleet) -> None:
+    try:
+        _body(crash_fleet)
+    except BaseException:
+        import sqlalchemy
+
+        fleet = crash_fleet
+        url = fleet.server.database or f"sqlite:///{fleet.server.data_dir}/shipyard.db"
+        eng = sqlalchemy.create_engine(url)
+        with eng.connect() as c:
+            for row in c.execute(
+                sqlalchemy.text(
+                    "select id, instance_name, deployment_id, command_name, status, created, claimed, acknowledged, completed from host_commands order by id"
+                )
+            ):
+                print("CMD", row)
+        eng.dispose()
+        for h in fleet.hosts:
+            print("AGENT", h.name, (h.home / "agent.out").read_text()[-6000:])
+        print("SERVER", fleet.server.output())
+        raise
+
+
+def _body(crash_fleet: Fleet) -> None:
     fleet = crash_fleet
     server: ServerProcess = fleet.server  # type: ignore[assignment]
     upload = make_uploader(fleet.server)  # type: ignore[arg-type]

@@ -27,6 +27,7 @@ import math
 import posixpath
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -221,6 +222,9 @@ def _parse_script(where: str, script: object) -> HookScript:
     location = script.get("location")
     if location is None or isinstance(location, dict | list) or not str(location).strip():
         raise AppSpecError(f"{where} has no location")
+    if str(location).strip().startswith("/") or ".." in Path(str(location).strip()).parts:
+        # Scripts run from the bundle; a location must not reach outside it.
+        raise AppSpecError(f"{where}: location {location!r} must stay inside the bundle")
     runas = script.get("runas")
     if isinstance(runas, dict | list | bool):
         raise AppSpecError(f"{where}: runas {runas!r} must be a user name")

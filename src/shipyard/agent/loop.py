@@ -30,7 +30,7 @@ from shipyard.agent.client import (
 )
 from shipyard.agent.state import CommandTracker
 from shipyard.agent.stream import OutputStreamer
-from shipyard.config import AgentConfig, build
+from shipyard.config import AGENT_ENV_PREFIX, AgentConfig, build
 
 log = logging.getLogger("shipyard.agent")
 T = TypeVar("T")
@@ -382,7 +382,7 @@ def configure_logging(config: AgentConfig) -> None:
 def main(config_path: Path) -> int:
     """``shipyard agent --config FILE``: run until SIGTERM or SIGINT."""
     try:
-        config = build(AgentConfig, file=config_path)
+        config = build(AgentConfig, file=config_path, prefix=AGENT_ENV_PREFIX)
         CommandClient(config)  # rejects a malformed endpoint before anything starts
     except ValueError as exc:  # ConfigError, a malformed endpoint, an unreadable CA file
         print(f"shipyard agent: {exc}", file=sys.stderr)

@@ -1,5 +1,5 @@
-"""The control plane: one ASGI app serving the CodeDeploy API, the agent protocol,
-the S3-compatible bundle store, the console and /metrics.
+"""The control plane: one ASGI app serving the CodeDeploy API (plus Shipyard's
+extension operations), the agent protocol and the S3-compatible bundle store.
 
 Invariants:
 - handlers are thin: validate, then call the store or the runner;
