@@ -113,7 +113,13 @@ class CommandClient:
 
     def poll_host_command(self) -> HostCommand | None:
         """Long-poll for the next command; None when the server had nothing to hand out."""
-        out = self.call("PollHostCommand", {"HostIdentifier": self._config.host_identifier})
+        # ShipyardPollSeconds (an extension member) caps how long the server holds the
+        # poll, so it always answers before this client's read timeout.
+        body = {
+            "HostIdentifier": self._config.host_identifier,
+            "ShipyardPollSeconds": self._config.poll_seconds,
+        }
+        out = self.call("PollHostCommand", body)
         command = out.get("HostCommand")
         if not command:
             return None

@@ -109,7 +109,11 @@ async def poll_host_command(call: Call) -> Json:
     instance = _instance(call)
     iam_arn = _check_host(call, instance, heartbeat=True)
     services = call.services
-    command = await services.runner.poll(instance, services.config.poll_seconds)
+    hold = services.config.poll_seconds
+    asked = call.body.get("ShipyardPollSeconds")
+    if isinstance(asked, int | float) and not isinstance(asked, bool) and asked >= 0:
+        hold = min(hold, float(asked))  # the agent's read timeout is built on its own value
+    command = await services.runner.poll(instance, hold)
     if command is None:
         return {}
     return {
