@@ -83,7 +83,9 @@ def main() -> int:
             server.stop()
     baseline = next((rss for n, rss in samples if n >= args.every), samples[0][1])
     growth = samples[-1][1] - baseline
-    print(f"agent RSS idle after {args.deployments} deployments: {after:.1f} MiB; peak {peak:.1f} MiB")
+    print(
+        f"agent RSS idle after {args.deployments} deployments: {after:.1f} MiB; peak {peak:.1f} MiB"
+    )
     print(
         f"under {TARGET_MIB:g} MiB: idle {'met' if idle < TARGET_MIB else 'MISSED'}, "
         f"after deployments {'met' if after < TARGET_MIB else 'MISSED'}, "

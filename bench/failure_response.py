@@ -19,9 +19,9 @@ third host's hook starts, one of these happens:
 - agent crash, restarted: the agent is killed and started again at once, as a service
   manager would; the new process reports the interrupted event failed.
 - alarm fires: the alarm endpoint answers 500 from then on, until the rollback has
-  ended, as the health check of a broken release would. Once with the alarm on the
-  group (``watched``: the rollback inherits the alarm), once named only by the bad
-  deployment's overrideAlarmConfiguration (``plain``: the rollback watches nothing).
+  ended, as the health check of a broken release would (a rollback must not be
+  stopped by it). Once with the alarm on the group (``watched``), once named only by
+  the bad deployment's overrideAlarmConfiguration (``plain``).
 
 Figures, per case the median of ``--repeat`` runs (client-side clock, polled every 5 ms):
 ``detect`` from the fault to the deployment reported Failed/Stopped; ``to rollback`` from
@@ -161,7 +161,7 @@ class Bench:
             region_name="us-east-1",
         )
         self.client = ShipyardClient(self.server.url, "us-east-1", session)
-        self.cd = self.client.codedeploy
+        self.cd: Any = self.client.codedeploy  # plain dicts in, plain dicts out
         self._add_hosts()
         self.client.call_extension(
             "ShipyardPutAlarm", {"alarmName": ALARM, "http": {"url": self.alarm.url}}

@@ -40,15 +40,13 @@ from harness import (
     ServerProcess,
     database_for,
     noop_bundle,
-    py_spy,
 )
+from profiling import py_spy
 
 TARGETS = {1: 0.3, 100: 3.0}
 
 
-def measure(
-    hosts: int, repeat: int, database: str, work: Path, profile: Path | None
-) -> list[str]:
+def measure(hosts: int, repeat: int, database: str, work: Path, profile: Path | None) -> list[str]:
     server = ServerProcess(work / "server", database=database)
     fleet: AgentFleet | None = None
     try:
@@ -75,7 +73,9 @@ def measure(
     server_cpu = statistics.median(r.server_cpu for r, _ in runs)
     agent_cpu = statistics.median(a for _, a in runs)
     target = TARGETS.get(hosts)
-    verdict = "" if target is None else f"  target < {target:g} s: {'met' if wall < target else 'MISSED'}"
+    verdict = (
+        "" if target is None else f"  target < {target:g} s: {'met' if wall < target else 'MISSED'}"
+    )
     return [
         f"{hosts:>5} {wall:>8.3f}s {min(walls):>8.3f}s "
         f"{statistics.median(r.server_seconds for r, _ in runs):>8.3f}s "
@@ -104,9 +104,10 @@ def main() -> int:
         f"{'srv CPU':>11} {'agent CPU':>11}   (per h-ev: per host-event)"
     )
     for hosts in (int(n) for n in args.hosts.split(",")):
-        with tempfile.TemporaryDirectory(prefix="shipyard-fleet-") as tmp, database_for(
-            args.database
-        ) as url:
+        with (
+            tempfile.TemporaryDirectory(prefix="shipyard-fleet-") as tmp,
+            database_for(args.database) as url,
+        ):
             for line in measure(hosts, args.repeat, url, Path(tmp), args.profile):
                 print(line, flush=True)
     return 0

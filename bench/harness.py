@@ -1,7 +1,6 @@
 """What the scale benchmarks share: a Shipyard server in its own process (so its CPU
-time and peak memory can be read from /proc), an admin client, a throwaway
-PostgreSQL database, bundles, and a small keep-alive HTTP/1.1 JSON client on asyncio
-streams that signs with ``shipyard.sigv4`` (the load generator's agents use it).
+time and peak memory can be read from /proc), an admin client, a throwaway PostgreSQL
+database, bundles, and real agent processes started a few at a time.
 
 Not a benchmark by itself: ``fleet_overhead.py``, ``control_plane.py``,
 ``agent_footprint.py`` and ``vs_ansible.py`` import it (``python bench/x.py`` puts
@@ -10,7 +9,6 @@ Not a benchmark by itself: ``fleet_overhead.py``, ``control_plane.py``,
 
 from __future__ import annotations
 
-import asyncio
 import configparser
 import contextlib
 import io
@@ -31,13 +29,10 @@ from typing import Any
 
 import boto3
 from botocore.config import Config as BotoConfig
+from jsonwire import API_PREFIX, JSON_TYPE, REGION
 
 from shipyard import sigv4
 
-REGION = "us-east-1"
-API_PREFIX = "CodeDeploy_20141006."
-AGENT_PREFIX = "CodeDeployCommandService_v20141006."
-JSON_TYPE = "application/x-amz-json-1.1"
 PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 HOOKS = ("ApplicationStop", "BeforeInstall", "AfterInstall", "ApplicationStart", "ValidateService")
@@ -116,6 +111,7 @@ class ServerProcess:
         extra_env: dict[str, str] | None = None,
     ) -> None:
         self.data_dir = data_dir
+        self.database = database
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         data_dir.mkdir(parents=True, exist_ok=True)
@@ -161,8 +157,9 @@ class ServerProcess:
             if self.process.poll() is not None:
                 raise RuntimeError(f"the server exited: {self.log_path.read_text()[-2000:]}")
             if (self.data_dir / "credentials").exists():
-                with contextlib.suppress(OSError), socket.create_connection(
-                    ("127.0.0.1", self.port), timeout=1
+                with (
+                    contextlib.suppress(OSError),
+                    socket.create_connection(("127.0.0.1", self.port), timeout=1),
                 ):
                     return
             if time.monotonic() > deadline:
@@ -183,6 +180,27 @@ class ServerProcess:
 
     def peak_mib(self) -> float:
         return status_kib(self.pid, "VmHWM") / 1024
+
+    def database_cpu(self) -> dict[int, float]:
+        """CPU seconds so far of each PostgreSQL backend connected to the server's
+        database (none on SQLite, where the database is inside the server process)."""
+        if not self.database:
+            return {}
+        import psycopg
+
+        name = self.database.rsplit("/", 1)[1]
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
+            pids = [
+                int(row[0])
+                for row in admin.execute(
+                    "SELECT pid FROM pg_stat_activity WHERE datname = %s", (name,)
+                )
+            ]
+        found = {}
+        for pid in pids:
+            with contextlib.suppress(OSError):
+                found[pid] = cpu_seconds(pid)
+        return found
 
     def stop(self) -> None:
         if self.process.poll() is not None:
@@ -233,6 +251,7 @@ class DeployResult:
     wall: float  # CreateDeployment sent .. GetDeployment reports Succeeded (client side)
     server_seconds: float  # the server's own createTime .. completeTime
     server_cpu: float  # CPU the server process used over ``wall``
+    database_cpu: float  # CPU of the PostgreSQL backends serving it (0 on SQLite)
 
 
 class Admin:
@@ -292,7 +311,9 @@ class Admin:
             deploymentGroupName=group,
             serviceRoleArn="arn:aws:iam::000000000000:role/bench",
             deploymentConfigName="CodeDeployDefault.AllAtOnce",
-            onPremisesInstanceTagFilters=[{"Key": tag_key, "Value": "yes", "Type": "KEY_AND_VALUE"}],
+            onPremisesInstanceTagFilters=[
+                {"Key": tag_key, "Value": "yes", "Type": "KEY_AND_VALUE"}
+            ],
         )
 
     def upload(self, bucket: str, key: str, data: bytes) -> dict[str, Any]:
@@ -314,10 +335,12 @@ class Admin:
         timeout: float = 600.0,
     ) -> DeployResult:
         """Create a deployment and wait for it to end; raise unless it Succeeded."""
-        cpu_before = self.server.cpu()
+        cpu_before, db_before = self.server.cpu(), self.server.database_cpu()
         started = time.perf_counter()
         deployment_id = self.cd.create_deployment(
-            applicationName=app, deploymentGroupName=group, revision=revision
+            applicationName=app,
+            deploymentGroupName=group,
+            revision=revision,  # type: ignore[arg-type]
         )["deploymentId"]
         deadline = time.monotonic() + timeout
         while True:
@@ -329,11 +352,13 @@ class Admin:
             time.sleep(poll_interval)
         wall = time.perf_counter() - started
         cpu = self.server.cpu() - cpu_before
+        db_after = self.server.database_cpu()
+        db_cpu = sum(v - db_before.get(pid, 0.0) for pid, v in db_after.items())
         if info["status"] != "Succeeded":
             overview = info.get("deploymentOverview")
             raise RuntimeError(f"deployment {deployment_id} ended {info['status']}: {overview}")
         server_side = (info["completeTime"] - info["createTime"]).total_seconds()
-        return DeployResult(deployment_id, wall, server_side, cpu)
+        return DeployResult(deployment_id, wall, server_side, cpu, db_cpu)
 
 
 # ---- bundles ---------------------------------------------------------------------------
@@ -356,132 +381,6 @@ def zip_bundle(files: dict[str, bytes | str], appspec: str) -> bytes:
 def noop_bundle() -> bytes:
     """The no-op revision: an appspec with no files and no hooks (seven empty events)."""
     return zip_bundle({}, "version: 0.0\nos: linux\n")
-
-
-# ---- a small signed JSON 1.1 client on asyncio streams ----------------------------------
-
-
-class HttpError(Exception):
-    """The exchange failed or the server answered with an error object."""
-
-
-class JsonConnection:
-    """One keep-alive HTTP/1.1 connection sending SigV4-signed JSON 1.1 requests.
-
-    Just enough HTTP for a Shipyard server: requests with Content-Length, responses
-    with Content-Length (what uvicorn sends for these). Reconnects when the server
-    has closed the connection.
-    """
-
-    def __init__(
-        self, host: str, port: int, creds: sigv4.Credentials, service: str, prefix: str
-    ) -> None:
-        self.host = host
-        self.port = port
-        self.host_header = f"{host}:{port}"
-        self.creds = creds
-        self.service = service
-        self.prefix = prefix
-        self._reader: asyncio.StreamReader | None = None
-        self._writer: asyncio.StreamWriter | None = None
-
-    async def call(self, op: str, body: dict[str, Any]) -> dict[str, Any]:
-        data = json.dumps(body, separators=(",", ":")).encode()
-        headers = sigv4.sign_headers(
-            self.creds,
-            method="POST",
-            host=self.host_header,
-            path="/",
-            body=data,
-            headers={"Content-Type": JSON_TYPE, "X-Amz-Target": self.prefix + op},
-            region=REGION,
-            service=self.service,
-            amz_date=time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()),
-        )
-        head = "POST / HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
-        request = (head + f"Content-Length: {len(data)}\r\n\r\n").encode() + data
-        fresh = self._writer is None
-        try:
-            status, raw = await self._exchange(request)
-        except (ConnectionError, asyncio.IncompleteReadError):
-            await self.close()
-            if fresh:
-                raise
-            status, raw = await self._exchange(request)  # the server closed an idle one
-        decoded = json.loads(raw) if raw else {}
-        if status != 200 or "__type" in decoded:
-            raise HttpError(f"{op}: HTTP {status} {decoded}")
-        result: dict[str, Any] = decoded
-        return result
-
-    async def _exchange(self, request: bytes) -> tuple[int, bytes]:
-        if self._writer is None:
-            self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
-        assert self._reader is not None
-        self._writer.write(request)
-        head = await self._reader.readuntil(b"\r\n\r\n")
-        lines = head.decode("latin-1").split("\r\n")
-        status = int(lines[0].split(" ", 2)[1])
-        length, close = 0, False
-        for line in lines[1:]:
-            name, _, value = line.partition(":")
-            name = name.strip().lower()
-            if name == "content-length":
-                length = int(value)
-            elif name == "connection" and value.strip().lower() == "close":
-                close = True
-        raw = await self._reader.readexactly(length) if length else b""
-        if close:
-            await self.close()
-        return status, raw
-
-    async def close(self) -> None:
-        writer, self._writer, self._reader = self._writer, None, None
-        if writer is not None:
-            writer.close()
-            with contextlib.suppress(Exception):
-                await writer.wait_closed()
-
-
-@contextlib.contextmanager
-def py_spy(pid: int, output: Path | None) -> Iterator[None]:
-    """Sample ``pid`` with py-spy (collapsed stacks in ``output``) for the block's length."""
-    if output is None:
-        yield
-        return
-    spy = Path(sys.executable).with_name("py-spy")
-    command = [str(spy), "record", "--pid", str(pid), "--format", "raw", "--rate", "250"]
-    recorder = subprocess.Popen(
-        [*command, "--nonblocking", "--output", str(output)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        time.sleep(0.5)  # py-spy attaches
-        yield
-    finally:
-        recorder.send_signal(signal.SIGINT)
-        try:
-            recorder.wait(30)
-        except subprocess.TimeoutExpired:
-            recorder.kill()
-            recorder.wait()
-
-
-def top_frames(collapsed: Path, count: int = 25) -> list[tuple[float, str]]:
-    """From py-spy's collapsed stacks: the functions with the most inclusive samples,
-    as (share of all samples, frame)."""
-    inclusive: dict[str, int] = {}
-    total = 0
-    for line in collapsed.read_text().splitlines():
-        stack, _, samples = line.rpartition(" ")
-        n = int(samples)
-        total += n
-        for frame in set(stack.split(";")):
-            inclusive[frame] = inclusive.get(frame, 0) + n
-    ranked = sorted(inclusive.items(), key=lambda item: -item[1])[:count]
-    return [(n / max(total, 1), frame) for frame, n in ranked]
 
 
 # ---- real agent processes ----------------------------------------------------------------

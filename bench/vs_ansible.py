@@ -79,7 +79,8 @@ def job_bundle() -> bytes:
     for number, script in enumerate(SCRIPTS, 1):
         files[script] = f'#!/bin/sh\necho "step {number} on $(hostname)" > /dev/null\n'
     hooks = "".join(
-        f"  {hook}:\n    - location: {script}\n" for hook, script in zip(HOOKS, SCRIPTS, strict=True)
+        f"  {hook}:\n    - location: {script}\n"
+        for hook, script in zip(HOOKS, SCRIPTS, strict=True)
     )
     return zip_bundle(files, f"version: 0.0\nos: linux\nhooks:\n{hooks}")
 
@@ -129,7 +130,9 @@ class AnsibleRun:
         )
         wall = time.perf_counter() - started
         if done.returncode != 0:
-            raise RuntimeError(f"ansible-playbook failed: {done.stdout[-2000:]}{done.stderr[-2000:]}")
+            raise RuntimeError(
+                f"ansible-playbook failed: {done.stdout[-2000:]}{done.stderr[-2000:]}"
+            )
         return wall
 
     def check(self, hosts: int) -> None:
@@ -195,7 +198,9 @@ def main() -> int:
         a, s = statistics.median(ansible_walls), statistics.median(shipyard_walls)
         verdict = ""
         if hosts >= 100:
-            verdict = f"  target >= {TARGET_RATIO:g}x: {'met' if a / s >= TARGET_RATIO else 'MISSED'}"
+            verdict = (
+                f"  target >= {TARGET_RATIO:g}x: {'met' if a / s >= TARGET_RATIO else 'MISSED'}"
+            )
         print(f"{hosts:>5} {a:>8.2f}s {s:>8.2f}s {a / s:>6.1f}x{verdict}", flush=True)
     return 0
 

@@ -59,6 +59,7 @@ def cmd_server(args: argparse.Namespace) -> int:
         "traffic_router": args.traffic_router,
         "traffic_address": args.traffic_address,
         "agent_timeout": args.agent_timeout,
+        "provisioner": args.provisioner,
     }
     config_file = Path(args.config) if args.config else None
     config: ServerConfig = build(ServerConfig, file=config_file, flags=flags)
@@ -194,6 +195,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--traffic-address",
         metavar="ADDR",
         help="HAProxy runtime API: unix:/path/admin.sock or tcp:HOST:PORT",
+    )
+    server.add_argument(
+        "--provisioner",
+        choices=["podman", "memory"],
+        help="starts replacement hosts for blue/green COPY_AUTO_SCALING_GROUP",
     )
     server.add_argument(
         "--agent-timeout",

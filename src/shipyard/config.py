@@ -67,6 +67,8 @@ class ServerConfig:
     traffic_address: str = ""
     drain_seconds: float = DEFAULT_DRAIN_SECONDS
     health_seconds: float = DEFAULT_HEALTH_SECONDS
+    # Replacement hosts for blue/green COPY_AUTO_SCALING_GROUP: "podman", "memory" or "".
+    provisioner: str = ""
 
     @property
     def database_url(self) -> str:

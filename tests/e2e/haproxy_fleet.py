@@ -8,25 +8,24 @@ Shared by tests/e2e/test_traffic_haproxy.py and bench/zero_downtime.py.
   are added later with ``WebFleet.add_hosts`` (each gets its own 127.0.0.1 port).
 - ``app_bundle(version, ...)``: a revision whose appspec installs a stdlib web app and
   stops, starts and validates it with hook scripts.
-- ``StateSampler``: what HAProxy says about each server, sampled with timestamps.
 """
 
 from __future__ import annotations
 
 import contextlib
+import csv
 import os
 import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from shipyard.localfleet import LocalHost
+from shipyard.localfleet import LocalHost, stop_all
 from shipyard.traffic import RouterConfig, TrafficError, TrafficRouter, get_router
 from shipyard.traffic.haproxy import RuntimeApi
 from tests.conftest import free_port, service_missing
@@ -66,6 +65,8 @@ backend {backend}
     option httpchk GET /health
 {servers}
 """
+# show stat columns: connection errors, response errors, retries, redispatches
+TROUBLE = ("econ", "eresp", "wretr", "wredis")
 SERVER_LINE = "    server {name} 127.0.0.1:{port} check inter 100ms fall 2 rise 1"
 
 
@@ -92,6 +93,14 @@ class Balancer:
 
     def log(self) -> str:
         return (self.directory / "haproxy.log").read_text(errors="replace")
+
+    def trouble(self) -> dict[str, int]:
+        """What HAProxy hid from clients or could not: connection and response errors,
+        retries and redispatches, summed over the backend's servers since it started.
+        With traffic control working, a deployment adds nothing here."""
+        answer = RuntimeApi(self.admin_address, timeout=2).run(f"show stat {BACKEND} 4 -1")
+        rows = list(csv.DictReader(answer.removeprefix("# ").splitlines()))
+        return {key: sum(int(row[key] or 0) for row in rows) for key in TROUBLE}
 
     def stop(self) -> None:
         self.process.terminate()
@@ -167,23 +176,22 @@ class WebFleet:
 def web_fleet(directory: Path, servers: Sequence[str]) -> Iterator[WebFleet]:
     """HAProxy for ``servers``, and a Shipyard server driving it (drain 5 s, health 10 s).
 
-    On the way out: agents, then the apps they started, then HAProxy."""
+    On the way out: the agents, the apps they started, the server, then HAProxy."""
     balancer = start_balancer(directory / "haproxy", servers)
-    fleets = fleet_on_server(
-        directory,
-        traffic_router="haproxy",
-        traffic_address=balancer.admin_address,
-        drain_seconds=5,
-        health_seconds=10,
-    )
+    fleet_context = contextlib.contextmanager(fleet_on_server)
     try:
-        fleet = next(fleets)
-        try:
-            yield WebFleet(fleet, balancer, make_uploader(fleet.server))
-        finally:
-            hosts = list(fleet.hosts)
-            fleets.close()  # stops the agents, then the server
-            stop_apps(hosts)
+        with fleet_context(
+            directory,
+            traffic_router="haproxy",
+            traffic_address=balancer.admin_address,
+            drain_seconds=5,
+            health_seconds=10,
+        ) as fleet:
+            try:
+                yield WebFleet(fleet, balancer, make_uploader(fleet.server))
+            finally:
+                stop_all(fleet.hosts)  # first, so that no agent starts an app any more
+                stop_apps(fleet.hosts)
     finally:
         balancer.stop()
 
@@ -360,6 +368,9 @@ echo "stopped app $pid"
 
 START = """\
 #!/bin/sh
+# An app left running by a failed deployment (whose ApplicationStop never ran, as a
+# host without a successful revision has none) would still hold the port: stop it.
+"$(dirname "$0")/stop.sh" || exit 1
 # Fully detached: the hook must not leave anything holding its stdout.
 mkdir -p {run}
 cd {run}
@@ -428,44 +439,3 @@ def app_bundle(
         "scripts/fail.sh": FAIL,
     }
     return make_bundle(files, modes={"scripts/validate.py": 0o755})
-
-
-# ---- HAProxy's state over time -----------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Sample:
-    """HAProxy's servers as seen by one ``describe`` call made between ``after`` and
-    ``before`` (wall clock): server -> (admin state, health)."""
-
-    after: float
-    before: float
-    servers: dict[str, tuple[str, bool | None]]
-
-
-class StateSampler:
-    """Samples HAProxy's servers in a thread until stopped (about every ``interval`` s)."""
-
-    def __init__(self, balancer: Balancer, interval: float = 0.02) -> None:
-        self._router = balancer.router()
-        self._interval = interval
-        self._stop = threading.Event()
-        self.samples: list[Sample] = []
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> StateSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            after = time.time()
-            found = self._router.describe(BACKEND)
-            before = time.time()
-            states = {s.server: (s.admin, s.healthy) for s in found}
-            self.samples.append(Sample(after, before, states))
-            self._stop.wait(self._interval)

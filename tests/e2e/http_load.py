@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import os
 import select
 import signal
@@ -21,6 +22,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TextIO
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -44,6 +46,18 @@ class Load:
     process: subprocess.Popen[str]
     out: Path
     requests: list[Request] = field(default_factory=list)
+
+    def sent(self) -> int:
+        """Requests answered (or failed) so far; the record is flushed every 50 ms."""
+        return self.out.read_bytes().count(b"\n")
+
+    def wait_for(self, count: int, timeout: float = 30.0) -> None:
+        """Return once ``count`` requests are done (AssertionError after ``timeout``)."""
+        deadline = time.monotonic() + timeout
+        while self.sent() < count:
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"the load never reached {count} requests: {self.sent()}")
+            time.sleep(0.05)
 
     def stop(self, timeout: float = 20.0) -> list[Request]:
         """End the load now (requests in flight are finished) and read the record."""
@@ -114,10 +128,8 @@ class Summary:
 def summarize(requests: Sequence[Request]) -> Summary:
     latencies = sorted(r.seconds for r in requests)
 
-    def percentile(p: float) -> float:
-        if not latencies:
-            return 0.0
-        return latencies[min(len(latencies) - 1, int(p * len(latencies)))]
+    def percentile(p: float) -> float:  # nearest rank
+        return latencies[max(0, math.ceil(p * len(latencies)) - 1)] if latencies else 0.0
 
     bodies: dict[str, int] = {}
     for request in requests:
@@ -172,43 +184,44 @@ async def _read_answer(reader: asyncio.StreamReader) -> tuple[int, str, bool]:
     return int(status), body.decode(errors="replace").strip(), keep
 
 
-async def _connection(host: str, port: int, pace: _Pace, records: list[str]) -> None:
+async def _connection(host: str, port: int, pace: _Pace, record: TextIO) -> None:
     request = f"GET / HTTP/1.1\r\nHost: {host}:{port}\r\nUser-Agent: shipyard-load\r\n\r\n"
-    writer: asyncio.StreamWriter | None = None
-    reader: asyncio.StreamReader | None = None
+    stream: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
     while await pace.next():
         started, clock = time.time(), time.perf_counter()
         try:
-            if writer is None or reader is None:
-                reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 5)
+            if stream is None:
+                stream = await asyncio.wait_for(asyncio.open_connection(host, port), 5)
+            reader, writer = stream
             writer.write(request.encode())
             status, body, keep = await asyncio.wait_for(_read_answer(reader), 10)
         except (OSError, TimeoutError, asyncio.IncompleteReadError, ValueError) as exc:
-            status, body, keep = 0, f"{type(exc).__name__}: {exc}".replace("\t", " "), False
+            status, body, keep = 0, f"{type(exc).__name__}: {exc}", False
         body = body.replace("\n", " ").replace("\t", " ")
-        records.append(f"{started:.6f}\t{time.perf_counter() - clock:.6f}\t{status}\t{body}")
-        if not keep and writer is not None:
-            writer.close()
-            writer = reader = None
-    if writer is not None:
-        writer.close()
+        record.write(f"{started:.6f}\t{time.perf_counter() - clock:.6f}\t{status}\t{body}\n")
+        if not keep and stream is not None:
+            stream[1].close()
+            stream = None
+    if stream is not None:
+        stream[1].close()
 
 
-async def _generate(args: argparse.Namespace) -> list[str]:
+async def _generate(args: argparse.Namespace, record: TextIO) -> None:
     host_port = args.url.removeprefix("http://").split("/", 1)[0]
     host, _, port = host_port.rpartition(":")
     pace = _Pace(args.rate, args.max_requests, time.monotonic() + args.seconds)
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, lambda: setattr(pace, "stopped", True))
-    records: list[str] = []
-    workers = [_connection(host, int(port), pace, records) for _ in range(args.connections)]
+    workers = [_connection(host, int(port), pace, record) for _ in range(args.connections)]
     tasks = [asyncio.ensure_future(w) for w in workers]
-    while not records and not all(t.done() for t in tasks):
+    while record.tell() == 0 and not all(t.done() for t in tasks):
         await asyncio.sleep(0.005)
     print("started", flush=True)
+    while not all(t.done() for t in tasks):  # the parent counts what is flushed
+        record.flush()
+        await asyncio.wait(tasks, timeout=0.05)
     await asyncio.gather(*tasks)
-    return records
 
 
 def _load_main(argv: Sequence[str]) -> int:
@@ -220,8 +233,8 @@ def _load_main(argv: Sequence[str]) -> int:
     parser.add_argument("--seconds", type=float, default=120.0)
     parser.add_argument("--max-requests", type=int, default=1_000_000)
     args = parser.parse_args(argv)
-    records = asyncio.run(_generate(args))
-    args.out.write_text("".join(line + "\n" for line in records))
+    with args.out.open("w") as record:
+        asyncio.run(_generate(args, record))
     return 0
 
 

@@ -20,7 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
+from shipyard.localfleet import LocalHost
+from shipyard.store import schema
 from tests.e2e.conftest import (
     SHARED_ROOT,
     Fleet,
@@ -83,6 +86,18 @@ def process_gone(pid: int) -> bool:
 # ---- an agent killed mid-script ------------------------------------------------------------
 
 
+def kill_and_restart_mid_script(fleet: Fleet) -> LocalHost:
+    """kill -9 the agent of the first host whose gated hook runs, start it again, and
+    open the gates; returns that host."""
+    victim = fleet.host(first_started(fleet))
+    signal_agent(victim, signal.SIGKILL)
+    assert victim.process is not None
+    victim.process.wait(10)
+    victim.start()  # crash recovery reports the interrupted command
+    release(fleet)
+    return victim
+
+
 @pytest.mark.parametrize(
     ("config", "hosts", "status", "error_code"),
     [
@@ -102,12 +117,7 @@ def test_agent_killed_mid_script_reports_the_event_failed_when_back(
 ) -> None:
     setup_group(fleet, hosts, config)
     deployment_id = start_deployment(fleet, upload("gated.zip", gated_bundle("BeforeInstall")))
-    victim = fleet.host(first_started(fleet))
-    signal_agent(victim, signal.SIGKILL)
-    assert victim.process is not None
-    victim.process.wait(10)
-    victim.start()  # crash recovery reports the interrupted command
-    release(fleet)
+    victim = kill_and_restart_mid_script(fleet)
 
     info = fleet.wait(deployment_id, timeout=30)
     assert info["status"] == status, info
@@ -123,12 +133,18 @@ def test_agent_killed_mid_script_reports_the_event_failed_when_back(
     expected_others = "Succeeded" if status == "Succeeded" else "Skipped"
     assert [t["status"] for t in others] == [expected_others] * len(others)
 
-    # The restarted agent takes new work at once: the poll the dead process left open
-    # on the server must not swallow the host's next command (it would then wait for
-    # the 30 s re-offer).
-    after = start_deployment(
-        fleet, upload("next.zip", bundle_with_hook("BeforeInstall", "#!/bin/sh\n"))
-    )
+
+def test_agent_restarted_after_a_kill_takes_new_work_at_once(
+    fleet: Fleet, upload: Uploader
+) -> None:
+    """The poll the dead process left open on the server must not swallow the host's
+    next command (which would then wait for the 30 s re-offer)."""
+    setup_group(fleet, ["web-1"])
+    first = start_deployment(fleet, upload("gated.zip", gated_bundle("BeforeInstall")))
+    kill_and_restart_mid_script(fleet)
+    assert fleet.wait(first, timeout=30)["status"] == "Failed"
+    noop = bundle_with_hook("BeforeInstall", "#!/bin/sh\n")
+    after = start_deployment(fleet, upload("next.zip", noop))
     assert fleet.wait(after, timeout=15)["status"] == "Succeeded"
 
 
@@ -178,6 +194,57 @@ def test_silent_agent_is_noticed_by_heartbeat(quick_fleet: Fleet) -> None:
     assert after["status"] == "Succeeded", after
     assert after["deploymentOverview"]["Succeeded"] == 2
     assert fleet.cd.get_deployment(deploymentId=deployment_id)["deploymentInfo"] == info
+
+
+REOFFER = 2.0
+
+
+@pytest.fixture
+def reoffer_fleet(tmp_path: Path) -> Iterator[Fleet]:
+    yield from fleet_on_server(tmp_path, reoffer_seconds=REOFFER)
+
+
+def test_agent_paused_before_acknowledging_runs_the_command_once(reoffer_fleet: Fleet) -> None:
+    """The agent stalls (a paused VM, a swap storm) after its poll was answered and
+    before it acknowledged: the server offers the command again, and the agent, awake,
+    holds it twice. It must still run once."""
+    fleet = reoffer_fleet
+    upload = make_uploader(fleet.server)
+    setup_group(fleet, ["web-1"])
+    log = SHARED_ROOT / "events.log"
+    record = f'#!/bin/sh\necho "$LIFECYCLE_EVENT" >> {log}\n'
+    files: dict[str, str | bytes] = {"scripts/record.sh": record}
+    spec = "version: 0.0\nos: linux\nhooks:\n"
+    for event in ("ApplicationStop", "BeforeInstall", "ValidateService"):
+        spec += f"  {event}:\n    - location: scripts/record.sh\n"
+    revision = upload("record.zip", make_bundle({**files, "appspec.yml": spec}))
+    assert deploy(fleet, revision)["status"] == "Succeeded"  # a revision to stop
+    host = fleet.host("web-1")
+    host.view(log).unlink()
+
+    signal_agent(host, signal.SIGSTOP)  # while its poll is open on the server
+    try:
+        deployment_id = start_deployment(fleet, revision)
+        commands = schema.host_commands.c
+
+        def claimed() -> float | None:
+            with fleet.server.services.db.tx() as conn:
+                found: float | None = conn.execute(
+                    select(commands.claimed).where(
+                        commands.deployment_id == deployment_id, commands.claimed.is_not(None)
+                    )
+                ).scalar()
+            return found
+
+        handed_out = wait_until(claimed, "the first command to be handed to the poll")
+        # The stall is the scenario: it lasts until the command is due to be re-offered.
+        time.sleep(max(0.0, handed_out + REOFFER + 0.5 - time.time()))
+    finally:
+        signal_agent(host, signal.SIGCONT)
+    info = fleet.wait(deployment_id, timeout=30)
+    assert info["status"] == "Succeeded", info
+    ran = host.view(log).read_text().splitlines()
+    assert ran == ["ApplicationStop", "BeforeInstall", "ValidateService"]
 
 
 # ---- a full disk during the download -------------------------------------------------------

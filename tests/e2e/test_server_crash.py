@@ -19,7 +19,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,13 +29,19 @@ from botocore.config import Config as BotoConfig
 
 from shipyard.localfleet import can_isolate, stop_all
 from tests.conftest import free_port, service_missing
-from tests.e2e.conftest import SHARED_ROOT, Fleet, make_bundle, make_uploader, wait_until
+from tests.e2e.conftest import (
+    SHARED_ROOT,
+    Fleet,
+    Uploader,
+    make_bundle,
+    make_uploader,
+    wait_until,
+)
 from tests.e2e.test_in_place import EVENTS, HOOKS
 
 SERVER_POLL_SECONDS = 2
-# Long enough that an agent retrying its acknowledgement through a restart is never
-# handed the same command a second time; short enough that a poll answer lost in a
-# crash is offered again soon.
+# A poll answer lost in a crash is offered again after this; an agent still retrying
+# its acknowledgement through a restart when that happens must not run it twice.
 REOFFER_SECONDS = 5
 HOOK_SECONDS = 0.3
 EVENTS_FILE = SHARED_ROOT / "events.log"
@@ -186,33 +192,35 @@ def commands_run(fleet: Fleet, deployment_id: str) -> dict[str, list[str]]:
     return found
 
 
-def test_deployment_survives_repeated_server_kills(crash_fleet: Fleet) -> None:
-    try:
-        _body(crash_fleet)
-    except BaseException:
-        import sqlalchemy
-
-        fleet = crash_fleet
-        url = fleet.server.database or f"sqlite:///{fleet.server.data_dir}/shipyard.db"
-        eng = sqlalchemy.create_engine(url)
-        with eng.connect() as c:
-            for row in c.execute(
-                sqlalchemy.text(
-                    "select id, instance_name, deployment_id, command_name, status, created, claimed, acknowledged, completed from host_commands order by id"
-                )
-            ):
-                print("CMD", row)
-        eng.dispose()
-        for h in fleet.hosts:
-            print("AGENT", h.name, (h.home / "agent.out").read_text()[-6000:])
-        print("SERVER", fleet.server.output())
-        raise
+KillPoint = tuple[str, Callable[[], bool], float]  # what, reached yet?, then wait this long
 
 
-def _body(crash_fleet: Fleet) -> None:
-    fleet = crash_fleet
-    server: ServerProcess = fleet.server  # type: ignore[assignment]
-    upload = make_uploader(fleet.server)  # type: ignore[arg-type]
+def kill_points(fleet: Fleet, deployment_id: str, rng: random.Random) -> list[KillPoint]:
+    """When to kill the server: two fixed moments, then two seeded random ones.
+
+    Five hooks per host, one host at a time: 15 hook starts in all; the second host
+    starts its second hook (BeforeInstall) at start number 7."""
+
+    def first_host_finished() -> bool:
+        targets = fleet.targets(deployment_id)
+        return any(t["status"] == "Succeeded" for t in targets.values())
+
+    def hooks_started(count: int) -> Callable[[], bool]:
+        return lambda: started_hooks(fleet, deployment_id) >= count
+
+    points: list[KillPoint] = [
+        ("after the first host finished", first_host_finished, 0.0),
+        ("while a hook runs on the second host", hooks_started(7), 0.0),
+    ]
+    for count in sorted(rng.sample(range(8, 15), 2)):
+        pause = rng.uniform(0, HOOK_SECONDS + 0.2)  # inside that hook or just after it
+        points.append((f"{pause:.2f} s after hook start {count}", hooks_started(count), pause))
+    return points
+
+
+def create_group_with_first_revision(fleet: Fleet, upload: Uploader) -> None:
+    """The group (OneAtATime), with a first revision already on every host, so the
+    deployment under test runs ApplicationStop too."""
     cd = fleet.cd
     cd.create_application(applicationName="shop")
     cd.create_deployment_group(
@@ -222,7 +230,6 @@ def _body(crash_fleet: Fleet) -> None:
         deploymentConfigName="CodeDeployDefault.OneAtATime",
         onPremisesInstanceTagFilters=[{"Key": "role", "Value": "web", "Type": "KEY_AND_VALUE"}],
     )
-    # A first revision on every host, so the deployment under test runs ApplicationStop.
     first = cd.create_deployment(
         applicationName="shop",
         deploymentGroupName="web",
@@ -231,53 +238,42 @@ def _body(crash_fleet: Fleet) -> None:
     )["deploymentId"]
     assert fleet.wait(first)["status"] == "Succeeded"
 
-    deployment_id = cd.create_deployment(
+
+def test_deployment_survives_repeated_server_kills(crash_fleet: Fleet) -> None:
+    fleet = crash_fleet
+    server: ServerProcess = fleet.server  # type: ignore[assignment]
+    upload = make_uploader(fleet.server)  # type: ignore[arg-type]
+    create_group_with_first_revision(fleet, upload)
+    deployment_id = fleet.cd.create_deployment(
         applicationName="shop",
         deploymentGroupName="web",
         revision=upload("v2.zip", recording_bundle("v2")),
     )["deploymentId"]
-    rng = random.Random(os.environ.get("CRASH_SEED", "x"))
-    killed_at: list[str] = []  # what the hosts had started at each kill, for failures
+    rng = random.Random("server-crash-" + ("postgres" if server.database else "sqlite"))
+    kills: list[str] = []  # what the hosts had started at each kill
 
-    def first_host_finished() -> bool:
-        targets = fleet.targets(deployment_id)
-        return any(t["status"] == "Succeeded" for t in targets.values())
+    def story() -> str:
+        agents = {h.name: (h.home / "agent.out").read_text()[-3000:] for h in fleet.hosts}
+        return f"kills: {kills}\nagents: {agents}\nserver: {server.output()}"
 
-    # Five hooks per host, one host at a time: 15 hook starts in all. The second host
-    # starts its second hook (BeforeInstall) at start number 7.
-    kill_points = [
-        ("after the first host finished", first_host_finished, 0.0),
-        (
-            "while a hook runs on the second host",
-            lambda: started_hooks(fleet, deployment_id) >= 7,
-            0.0,
-        ),
-    ]
-    for count in sorted(rng.sample(range(8, 15), 2)):
-        pause = rng.uniform(0, HOOK_SECONDS + 0.2)
-        kill_points.append(
-            (
-                f"{pause:.2f} s after hook start {count}",
-                lambda count=count: started_hooks(fleet, deployment_id) >= count,
-                pause,
-            )
-        )
-    for what, reached, pause in kill_points:
-        wait_until(reached, f"the moment to kill the server: {what}", timeout=60)
+    for what, reached, pause in kill_points(fleet, deployment_id, rng):
+        try:
+            wait_until(reached, f"the moment to kill the server: {what}", timeout=60)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{story()}") from None
         time.sleep(pause)  # lands the kill somewhere inside or after that hook
         server.kill()
-        killed_at.append(f"{what}: {hook_lines(fleet, deployment_id)}")
+        kills.append(f"{what}: {hook_lines(fleet, deployment_id)}")
         server.start()
 
-    print("\nKILLS", killed_at)
     info = fleet.wait(deployment_id, timeout=90)
-    assert info["status"] == "Succeeded", (info, killed_at, server.output())
+    assert info["status"] == "Succeeded", (info, story())
     assert info["deploymentOverview"]["Succeeded"] == 3
 
     # Every hook ran exactly once per host, in order ...
-    assert hook_lines(fleet, deployment_id) == {h.name: HOOKS for h in fleet.hosts}
+    assert hook_lines(fleet, deployment_id) == {h.name: HOOKS for h in fleet.hosts}, story()
     # ... and so did every command, DownloadBundle and Install included.
-    assert commands_run(fleet, deployment_id) == {h.name: EVENTS for h in fleet.hosts}
+    assert commands_run(fleet, deployment_id) == {h.name: EVENTS for h in fleet.hosts}, story()
     # The API says the same.
     for name, target in fleet.targets(deployment_id).items():
         assert target["status"] == "Succeeded", (name, target)
@@ -286,6 +282,5 @@ def _body(crash_fleet: Fleet) -> None:
         assert [e["status"] for e in events] == ["Succeeded"] * len(EVENTS), (name, events)
         starts = [e["startTime"] for e in events]
         assert starts == sorted(starts)
-    assert [h.view(SHARED_ROOT / "www" / "version.txt").read_text() for h in fleet.hosts] == [
-        "v2"
-    ] * 3
+    versions = [h.view(SHARED_ROOT / "www" / "version.txt").read_text() for h in fleet.hosts]
+    assert versions == ["v2"] * 3

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +27,13 @@ from shipyard.errors import ApiError
 from shipyard.model import (
     TERMINAL_DEPLOYMENT_STATUSES,
     DeploymentStatus,
+)
+from shipyard.provision import (
+    GREEN_TAG,
+    Provisioner,
+    ProvisionerConfig,
+    ProvisionError,
+    get_provisioner,
 )
 from shipyard.store import credentials, resources
 from shipyard.store import deployments as store
@@ -45,6 +52,7 @@ class AfterCommit:
 
     wake: set[str] = field(default_factory=set)  # agents with new commands
     traffic: list[traffic_steps.TrafficJob] = field(default_factory=list)
+    unprovision: list[str] = field(default_factory=list)  # provisioned hosts to remove
 
 
 class Runner(AgentSide):
@@ -72,6 +80,11 @@ class Runner(AgentSide):
         # (deployment, target, event) of the traffic jobs running in worker threads
         self._traffic_running: set[tuple[str, str, str]] = set()
         self._traffic_tasks: set[asyncio.Task[None]] = set()
+        self.provisioner: Provisioner | None = None
+        if config.provisioner:
+            self.provisioner = get_provisioner(
+                ProvisionerConfig(kind=config.provisioner, work_dir=config.data_dir / "hosts")
+            )
         super().__init__()
 
     # ---- lifecycle ----------------------------------------------------------------
@@ -268,6 +281,8 @@ class Runner(AgentSide):
                     # TERMINATE: the original hosts leave the fleet; their agents'
                     # keys stop working (a provisioned host is removed by its owner).
                     for name in target_ids:
+                        if GREEN_TAG in instance_store.instance_tags(conn, name):
+                            after.unprovision.append(name)
                         instance_store.deregister_instance(conn, name, now)
                         credentials.revoke_principal(conn, "instance", name)
                 case machine.RestoreTraffic(target_id):
@@ -309,6 +324,20 @@ class Runner(AgentSide):
         self._wake(after.wake)
         for job in after.traffic:
             self._start_traffic(job)
+        if after.unprovision and self.provisioner is not None:
+            self._in_background(self._remove_hosts(self.provisioner, list(after.unprovision)))
+
+    def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._traffic_tasks.add(task)  # a reference, so the task is not collected early
+        task.add_done_callback(self._traffic_tasks.discard)
+
+    async def _remove_hosts(self, provisioner: Provisioner, names: list[str]) -> None:
+        for name in names:
+            try:
+                await asyncio.to_thread(provisioner.stop_host, name)
+            except ProvisionError as exc:
+                log.warning("could not remove provisioned host %s: %s", name, exc)
 
     def _traffic_job(
         self, stored: store.StoredDeployment, target_id: str, event: str
@@ -322,13 +351,11 @@ class Runner(AgentSide):
             return
         self._traffic_running.add(key)
         try:
-            loop = asyncio.get_running_loop()
+            asyncio.get_running_loop()
         except RuntimeError:  # called outside the server's loop (tools, tests)
             self._finish_traffic(job, self._run_traffic(job))
             return
-        task = loop.create_task(self._traffic_task(job))
-        self._traffic_tasks.add(task)  # a reference, so the task is not collected early
-        task.add_done_callback(self._traffic_tasks.discard)
+        self._in_background(self._traffic_task(job))
 
     async def _traffic_task(self, job: traffic_steps.TrafficJob) -> None:
         try:

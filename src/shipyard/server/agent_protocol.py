@@ -18,6 +18,7 @@ from shipyard.server.context import Call, Handler, Json
 from shipyard.store import schema
 
 MAX_PAYLOAD_CHARS = 1024 * 1024  # output chunks are batched to well under this
+MAX_HEARTBEAT_SECONDS = 5.0
 COMPLETION_STATUSES = (CommandStatus.SUCCEEDED.value, CommandStatus.FAILED.value)
 _DIAGNOSTIC_TYPES: dict[str, type] = {
     "error_code": int,
@@ -56,22 +57,37 @@ def _command_id(body: dict[str, Any]) -> int:
     return int(value)
 
 
+def heartbeat_interval(agent_timeout: float) -> float:
+    """How stale ``last_seen`` may grow before a poll rewrites it.
+
+    ``last_seen`` only has to tell the sweeper that an agent is alive between polls
+    (a poll in progress counts by itself), against ``agent_timeout``. Refreshing it at
+    most every quarter of that (5 s at most) keeps it accurate well within the timeout
+    and spares a write on nearly every poll: during a deployment an agent polls after
+    each event, and on PostgreSQL each write is a durable commit the event loop waits for.
+    """
+    return min(MAX_HEARTBEAT_SECONDS, agent_timeout / 4)
+
+
 def _check_host(call: Call, instance: str, *, heartbeat: bool = False) -> str:
     """The instance's IAM ARN, after checking the request's HostIdentifier contains it."""
     host = _required_string(call.body, "HostIdentifier")
     c = schema.instances.c
     with call.services.db.tx() as conn:
-        row = conn.execute(select(c.iam_arn, c.registered).where(c.name == instance)).first()
+        row = conn.execute(
+            select(c.iam_arn, c.registered, c.last_seen).where(c.name == instance)
+        ).first()
         if row is None or not row.registered:
             raise _client_error(f"Instance {instance} is not registered")
         # The stock agent's rule, applied from the server's side: the identifier the
         # agent sends must contain the registered ARN.
         if row.iam_arn not in host:
             raise _client_error(f"HostIdentifier {host!r} does not belong to instance {instance}")
-        if heartbeat:
-            conn.execute(
-                schema.instances.update().where(c.name == instance).values(last_seen=call.now())
-            )
+        now = call.now()
+        interval = heartbeat_interval(call.services.config.agent_timeout)
+        fresh = row.last_seen is not None and 0 <= now - row.last_seen < interval
+        if heartbeat and not fresh:
+            conn.execute(schema.instances.update().where(c.name == instance).values(last_seen=now))
     return str(row.iam_arn)
 
 

@@ -11,7 +11,7 @@ from sqlalchemy import Connection
 from shipyard.engine import launch, machine
 from shipyard.errors import ApiError
 from shipyard.model import TERMINAL_DEPLOYMENT_STATUSES, DeploymentStatus, FileExistsBehavior
-from shipyard.server import validate
+from shipyard.server import green_fleet, validate
 from shipyard.server.context import Call, Handler, Json
 from shipyard.server.operations import group_members, revision_check
 from shipyard.server.operations.render import deployment_info
@@ -122,12 +122,8 @@ def _check_style(call: Call, group: dict[str, Any]) -> None:
         provisioning = (group.get("blueGreenDeploymentConfiguration") or {}).get(
             "greenFleetProvisioningOption"
         ) or {}
-        if provisioning.get("action", "DISCOVER_EXISTING") != "DISCOVER_EXISTING":
-            raise ApiError(
-                "InvalidTargetInstancesException",
-                "Only DISCOVER_EXISTING replacement hosts are supported (tag them and name "
-                "the tags in targetInstances)",
-            )
+        if provisioning.get("action") == "COPY_AUTO_SCALING_GROUP":
+            return  # the server provisions the replacement hosts
         if not (call.body.get("targetInstances") or {}).get("tagFilters"):
             raise ApiError(
                 "InvalidTargetInstancesException",
@@ -147,7 +143,18 @@ def _override_alarms(value: Any) -> dict[str, Any] | None:
     return None if value is None else group_members.alarm_configuration(value)
 
 
-def create_deployment(call: Call) -> Json:
+def _provisions(group: dict[str, Any]) -> bool:
+    style = group.get("deploymentStyle") or {}
+    option = (group.get("blueGreenDeploymentConfiguration") or {}).get(
+        "greenFleetProvisioningOption"
+    ) or {}
+    return bool(
+        style.get("deploymentType") == "BLUE_GREEN"
+        and option.get("action") == "COPY_AUTO_SCALING_GROUP"
+    )
+
+
+async def create_deployment(call: Call) -> Json:
     body = call.body
     options = _options(body)
     if options["deploymentMode"] == "RESTART" and options["updateOutdatedInstancesOnly"]:
@@ -160,20 +167,32 @@ def create_deployment(call: Call) -> Json:
         _check_style(call, group)
         config = _config(conn, body, group)
         revision = _revision(call, conn, body, group, options["deploymentMode"])
-        request = launch.LaunchRequest(
-            app_name=app["applicationName"],
-            group=group,
-            config=config,
-            revision=revision,
-            description=options["description"],
-            file_exists_behavior=options["fileExistsBehavior"],
-            ignore_application_stop_failures=options["ignoreApplicationStopFailures"],
-            update_outdated_only=options["updateOutdatedInstancesOnly"],
-            deployment_mode=options["deploymentMode"],
-            auto_rollback=body.get("autoRollbackConfiguration"),
-            target_instances=body.get("targetInstances"),
-            alarm_configuration=_override_alarms(body.get("overrideAlarmConfiguration")),
+        active = store.active_for_group(conn, app["applicationName"], group["deploymentGroupName"])
+    if active is not None:  # checked again atomically when the deployment is stored
+        raise ApiError(
+            "DeploymentLimitExceededException",
+            f"The Deployment Group '{group['deploymentGroupName']}' already has an active "
+            f"Deployment '{active}'",
         )
+    target_instances = body.get("targetInstances")
+    if _provisions(group):
+        target_instances = await green_fleet.provision(
+            call, call.services.runner.provisioner, app["applicationName"], group
+        )
+    request = launch.LaunchRequest(
+        app_name=app["applicationName"],
+        group=group,
+        config=config,
+        revision=revision,
+        description=options["description"],
+        file_exists_behavior=options["fileExistsBehavior"],
+        ignore_application_stop_failures=options["ignoreApplicationStopFailures"],
+        update_outdated_only=options["updateOutdatedInstancesOnly"],
+        deployment_mode=options["deploymentMode"],
+        auto_rollback=body.get("autoRollbackConfiguration"),
+        target_instances=target_instances,
+        alarm_configuration=_override_alarms(body.get("overrideAlarmConfiguration")),
+    )
     deployment_id = call.services.runner.create(request)
     return {"deploymentId": deployment_id}
 

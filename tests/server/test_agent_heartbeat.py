@@ -1,0 +1,83 @@
+"""PollHostCommand records the agent's last contact, without a write on every poll."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from shipyard.agent.client import CommandClient
+from shipyard.config import AgentConfig
+from shipyard.server.agent_protocol import heartbeat_interval
+from shipyard.store import schema
+from tests.conftest import LiveServer
+from tests.e2e.conftest import call_extension
+
+NAME = "heartbeat-1"
+
+
+def _agent(server: LiveServer, codedeploy: Any, tmp_path: Path) -> CommandClient:
+    arn = f"arn:aws:iam::000000000000:user/{NAME}"
+    codedeploy.register_on_premises_instance(instanceName=NAME, iamUserArn=arn)
+    keys = call_extension(server, "ShipyardIssueInstanceCredentials", {"instanceName": NAME})
+    config = AgentConfig(
+        endpoint=server.url,
+        instance_name=NAME,
+        access_key_id=keys["accessKeyId"],
+        secret_access_key=keys["secretAccessKey"],
+        host_identifier=keys["hostIdentifier"],
+        root_dir=tmp_path / "root",
+        log_dir=tmp_path / "log",
+        poll_seconds=0.0,  # the server answers at once
+    )
+    return CommandClient(config)
+
+
+def _last_seen(server: LiveServer) -> float | None:
+    c = schema.instances.c
+    with server.services.db.tx() as conn:
+        value = conn.execute(select(c.last_seen).where(c.name == NAME)).scalar_one()
+    return None if value is None else float(value)
+
+
+def _set_last_seen(server: LiveServer, value: float) -> None:
+    c = schema.instances.c
+    with server.services.db.tx() as conn:
+        conn.execute(schema.instances.update().where(c.name == NAME).values(last_seen=value))
+
+
+def test_the_first_poll_records_the_contact_and_a_quick_second_one_writes_nothing(
+    live_server: LiveServer, codedeploy: Any, tmp_path: Path
+) -> None:
+    agent = _agent(live_server, codedeploy, tmp_path)
+    assert _last_seen(live_server) is None
+    assert agent.poll_host_command() is None
+    first = _last_seen(live_server)
+    assert first is not None
+    assert agent.poll_host_command() is None
+    assert _last_seen(live_server) == first
+    agent.close()
+
+
+def test_a_stale_contact_is_refreshed_by_the_next_poll(
+    live_server: LiveServer, codedeploy: Any, tmp_path: Path
+) -> None:
+    agent = _agent(live_server, codedeploy, tmp_path)
+    now = live_server.services.clock()
+    interval = heartbeat_interval(live_server.services.config.agent_timeout)
+    _set_last_seen(live_server, now - interval - 1)
+    agent.poll_host_command()
+    refreshed = _last_seen(live_server)
+    assert refreshed is not None and refreshed >= now
+    # A last_seen in the future (the clock went back) is rewritten, not trusted.
+    _set_last_seen(live_server, now + 3600)
+    agent.poll_host_command()
+    rewritten = _last_seen(live_server)
+    assert rewritten is not None and rewritten < now + 3600
+    agent.close()
+
+
+def test_the_interval_stays_well_within_the_agent_timeout() -> None:
+    assert heartbeat_interval(60.0) == 5.0
+    assert heartbeat_interval(2.0) == 0.5
