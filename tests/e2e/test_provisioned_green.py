@@ -68,7 +68,9 @@ def test_provisioned_replacement_fleet_takes_over_and_blue_is_retired(
     )
     bundle = make_bundle(
         {
-            "appspec.yml": f"version: 0.0\nos: linux\nfiles:\n  - source: site\n    destination: {SITE}\n",
+            "appspec.yml": (
+                f"version: 0.0\nos: linux\nfiles:\n  - source: site\n    destination: {SITE}\n"
+            ),
             "site/index.html": "green fleet",
         }
     )
