@@ -316,6 +316,20 @@ class Admin:
             ],
         )
 
+    def first_failure(self, deployment_id: str) -> str:
+        """What the first failed target says went wrong (for the error message)."""
+        ids = self.cd.list_deployment_targets(
+            deploymentId=deployment_id, targetFilters={"TargetStatus": ["Failed"]}
+        )["targetIds"][:1]
+        if not ids:
+            return "no failed target"
+        target = self.cd.batch_get_deployment_targets(deploymentId=deployment_id, targetIds=ids)
+        instance = target["deploymentTargets"][0]["instanceTarget"]
+        for event in instance.get("lifecycleEvents", []):
+            if event.get("status") == "Failed":
+                return f"{ids[0]} {event['lifecycleEventName']}: {event.get('diagnostics')}"
+        return f"{ids[0]}: {instance.get('status')}"
+
     def upload(self, bucket: str, key: str, data: bytes) -> dict[str, Any]:
         with contextlib.suppress(self.s3.exceptions.BucketAlreadyOwnedByYou):
             self.s3.create_bucket(Bucket=bucket)
@@ -355,8 +369,10 @@ class Admin:
         db_after = self.server.database_cpu()
         db_cpu = sum(v - db_before.get(pid, 0.0) for pid, v in db_after.items())
         if info["status"] != "Succeeded":
-            overview = info.get("deploymentOverview")
-            raise RuntimeError(f"deployment {deployment_id} ended {info['status']}: {overview}")
+            raise RuntimeError(
+                f"deployment {deployment_id} ended {info['status']}: "
+                f"{info.get('deploymentOverview')}; {self.first_failure(deployment_id)}"
+            )
         server_side = (info["completeTime"] - info["createTime"]).total_seconds()
         return DeployResult(deployment_id, wall, server_side, cpu, db_cpu)
 

@@ -142,7 +142,11 @@ class AnsibleRun:
                 raise RuntimeError(f"Ansible did not unpack the bundle on h{i:03d}")
 
 
-def shipyard_runs(work: Path, bundle: bytes, hosts: int, repeat: int) -> list[float]:
+def shipyard_runs(
+    work: Path, bundle: bytes, hosts: int, repeat: int
+) -> tuple[list[float], float, float]:
+    """Wall times of ``repeat`` deployments; the server's and the agents' CPU seconds
+    over the last one."""
     server = ServerProcess(work / "server")
     fleet: AgentFleet | None = None
     try:
@@ -154,12 +158,14 @@ def shipyard_runs(work: Path, bundle: bytes, hosts: int, repeat: int) -> list[fl
         revision = admin.upload("bench", "job-warm-up.zip", bundle)
         admin.deploy("job", "fleet", revision, poll_interval=interval)  # warm-up
         walls = []
+        server_cpu = agents_cpu = 0.0
         for run in range(repeat):
-            started = time.perf_counter()
+            started, server0, agents0 = time.perf_counter(), server.cpu(), fleet.cpu()
             revision = admin.upload("bench", f"job-{run}.zip", bundle)
             admin.deploy("job", "fleet", revision, poll_interval=interval)
             walls.append(time.perf_counter() - started)
-        return walls
+            server_cpu, agents_cpu = server.cpu() - server0, fleet.cpu() - agents0
+        return walls, server_cpu, agents_cpu
     finally:
         if fleet is not None:
             fleet.stop()
@@ -194,14 +200,21 @@ def main() -> int:
             ansible_walls = [ansible.run() for _ in range(args.repeat)]
             ansible.check(hosts)
             shutil.rmtree(ansible.hosts_dir, ignore_errors=True)
-            shipyard_walls = shipyard_runs(work / "shipyard", bundle, hosts, args.repeat)
+            shipyard_walls, server_cpu, agents_cpu = shipyard_runs(
+                work / "shipyard", bundle, hosts, args.repeat
+            )
         a, s = statistics.median(ansible_walls), statistics.median(shipyard_walls)
         verdict = ""
         if hosts >= 100:
             verdict = (
                 f"  target >= {TARGET_RATIO:g}x: {'met' if a / s >= TARGET_RATIO else 'MISSED'}"
             )
-        print(f"{hosts:>5} {a:>8.2f}s {s:>8.2f}s {a / s:>6.1f}x{verdict}", flush=True)
+        print(
+            f"{hosts:>5} {a:>8.2f}s {s:>8.2f}s {a / s:>6.1f}x{verdict}\n"
+            f"      (Shipyard's last run: server CPU {server_cpu:.1f} s, "
+            f"agents CPU {agents_cpu:.1f} s)",
+            flush=True,
+        )
     return 0
 
 

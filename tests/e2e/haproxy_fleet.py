@@ -4,10 +4,16 @@ that Shipyard deploys.
 Shared by tests/e2e/test_traffic_haproxy.py and bench/zero_downtime.py.
 
 - ``web_fleet(directory, servers)``: HAProxy with one server per host (named exactly as
-  the instance), then a Shipyard server whose traffic router drives that HAProxy; hosts
-  are added later with ``WebFleet.add_hosts`` (each gets its own 127.0.0.1 port).
-- ``app_bundle(version, ...)``: a revision whose appspec installs a stdlib web app and
-  stops, starts and validates it with hook scripts.
+  the instance, checked every 100 ms), then a Shipyard server whose traffic router drives
+  that HAProxy; hosts are added later with ``WebFleet.add_hosts``. Hosts share the
+  network namespace, so each app gets its own 127.0.0.1 port, written with the host's
+  name into the host's private view of /srv/shipyard-e2e (``port``, ``name``).
+- ``app_bundle(version, ...)``: a revision whose appspec installs a stdlib web app
+  ("/" answers "<version> <host>", "/health" 200) and stops it (ApplicationStop), starts
+  it detached (ApplicationStart) and waits for its /health (ValidateService). The app
+  keeps its pid under /srv/shipyard-e2e/run; ``web_fleet`` ends every app on the way out.
+- ``create_in_place_group``, ``make_blue_green``, ``deploy``, ``info``: application
+  ``shop``, group ``web``, load balancer target group ``web`` (the HAProxy backend).
 """
 
 from __future__ import annotations

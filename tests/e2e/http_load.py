@@ -195,7 +195,13 @@ async def _connection(host: str, port: int, pace: _Pace, record: TextIO) -> None
             reader, writer = stream
             writer.write(request.encode())
             status, body, keep = await asyncio.wait_for(_read_answer(reader), 10)
-        except (OSError, TimeoutError, asyncio.IncompleteReadError, ValueError) as exc:
+        except (
+            OSError,
+            TimeoutError,
+            asyncio.IncompleteReadError,
+            asyncio.LimitOverrunError,
+            ValueError,
+        ) as exc:
             status, body, keep = 0, f"{type(exc).__name__}: {exc}", False
         body = body.replace("\n", " ").replace("\t", " ")
         record.write(f"{started:.6f}\t{time.perf_counter() - clock:.6f}\t{status}\t{body}\n")

@@ -236,7 +236,10 @@ def test_in_place_deployment_and_its_rollback_drop_no_request(in_place: WebFleet
     assert rollback["status"] == "Succeeded", web.fleet.targets(rollback_id)
     during = between(run.requests, failed["createTime"].timestamp(), finished)
     no_failures(run, during)
-    assert {body.split()[0] for body in summarize(during).bodies} == {"v2", "v3"}
+    served = summarize(during).bodies
+    assert {body.split()[0] for body in served} == {"v2", "v3"}
+    # HAProxy never sent a request to broken web-2's v3, nor to web-3 (never reached).
+    assert "v3 web-2" not in served and "v3 web-3" not in served
     events = web.fleet.targets(failing)["web-2"]["lifecycleEvents"]
     assert [e["lifecycleEventName"] for e in events if e["status"] == "Failed"] == [
         "ValidateService"

@@ -248,6 +248,9 @@ class WorkerPool:
         self._cond = threading.Condition()
         self._busy = 0
         self._threads = 0
+        # Command ids being handled: a command the server offers again (its poll answer
+        # seemed lost) while we already hold it must not run twice.
+        self._in_hand: set[str] = set()
 
     def wait_for_slot(self, stop: threading.Event) -> bool:
         """Block while every worker is busy; False once ``stop`` is set."""
@@ -258,6 +261,10 @@ class WorkerPool:
 
     def submit(self, command: HostCommand) -> None:
         with self._cond:
+            if command.command_id in self._in_hand:
+                log.info("command %s offered again while running; ignored", command.command_id)
+                return
+            self._in_hand.add(command.command_id)
             self._busy += 1
             if self._threads < self._busy:
                 self._threads += 1
@@ -277,6 +284,7 @@ class WorkerPool:
             finally:
                 with self._cond:
                     self._busy -= 1
+                    self._in_hand.discard(command.command_id)
                     self._cond.notify_all()
 
 

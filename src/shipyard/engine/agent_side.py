@@ -61,6 +61,10 @@ class AgentSide(ABC):
         self._closing = False
         # instance name -> polls this process holds open for it right now
         self._polling: dict[str, int] = {}
+        # instance name -> number of its latest poll: an agent polls one at a time, so
+        # a newer poll means an older one belongs to a dead connection (a killed agent)
+        # and must not claim the host's next command.
+        self._poll_generation: dict[str, int] = {}
 
     @abstractmethod
     def apply(self, deployment_id: str, event: machine.Input) -> DeploymentStatus | None:
@@ -84,18 +88,23 @@ class AgentSide(ABC):
         deadline = loop.time() + timeout
         waiter = self._waiters.setdefault(instance, asyncio.Event())
         self._polling[instance] = self._polling.get(instance, 0) + 1
+        generation = self._poll_generation.get(instance, 0) + 1
+        self._poll_generation[instance] = generation
+        waiter.set()  # wake any older poll of this instance, so it can give up
         try:
-            return await self._poll(instance, waiter, deadline)
+            return await self._poll(instance, waiter, deadline, generation)
         finally:
             self._polling[instance] -= 1
             if not self._polling[instance]:
                 del self._polling[instance]
 
     async def _poll(
-        self, instance: str, waiter: asyncio.Event, deadline: float
+        self, instance: str, waiter: asyncio.Event, deadline: float, generation: int
     ) -> HostCommandView | None:
         loop = asyncio.get_running_loop()
         while not self._closing:
+            if self._poll_generation.get(instance) != generation:
+                return None  # superseded by a newer poll of the same agent
             waiter.clear()
             now = self.clock()
             with self.db.tx() as conn:
@@ -229,9 +238,11 @@ class AgentSide(ABC):
             )
         with self.db.tx() as conn:
             command = self._own_command(conn, instance, command_id)
-            if command.status in (CommandStatus.SUCCEEDED.value, CommandStatus.FAILED.value):
-                return  # a repeated completion changes nothing
-            store.set_command(conn, command_id, status=status, completed=self.clock())
+            if command.status not in (CommandStatus.SUCCEEDED.value, CommandStatus.FAILED.value):
+                store.set_command(conn, command_id, status=status, completed=self.clock())
+        # Applied even for a repeated completion: if the server died between recording
+        # the command and stepping the deployment, the agent's retry must still count.
+        # The machine ignores a result for an event that is no longer running.
         succeeded = status == CommandStatus.SUCCEEDED.value
         self.apply(
             command.deployment_id,

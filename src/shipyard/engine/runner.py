@@ -80,6 +80,7 @@ class Runner(AgentSide):
         # (deployment, target, event) of the traffic jobs running in worker threads
         self._traffic_running: set[tuple[str, str, str]] = set()
         self._traffic_tasks: set[asyncio.Task[None]] = set()
+        self._host_epoch: dict[str, int] = {}
         self.provisioner: Provisioner | None = None
         if config.provisioner:
             self.provisioner = get_provisioner(
@@ -270,7 +271,12 @@ class Runner(AgentSide):
         outcome = machine.step(stored.state, event, now)
         if not outcome.changed:
             return False
+        # Saved first: a rollback launched below ranks hosts by these very results.
+        store.save(conn, stored, sorted(outcome.changed_targets))
+        rolled_back = False
         for action in outcome.actions:
+            if isinstance(action, machine.Dispatch):
+                self._count_dispatch(action.target_id)
             match action:
                 case machine.Dispatch(target_id, event_name) if event_name in SERVER_EVENTS:
                     after.traffic.append(self._traffic_job(stored, target_id, event_name))
@@ -293,10 +299,12 @@ class Runner(AgentSide):
                     self._finished(conn, stored, status, now)
                 case machine.StartRollback():
                     rollback.start(conn, stored, lambda req: self._launch(conn, req, after))
+                    rolled_back = True
                 case machine.Notify(event_type, target_id):
                     notify.enqueue(conn, stored, event_type, target_id, now, self.config.region)
-        # Saved after the actions, which may add to the stored info (rollbackInfo).
-        store.save(conn, stored, sorted(outcome.changed_targets))
+        if rolled_back:  # rollbackInfo was added to the stored info
+            store.save(conn, stored)
+            self._states.pop(stored.state.deployment_id, None)  # two writes: re-read it
         return True
 
     def _finished(
@@ -319,6 +327,11 @@ class Runner(AgentSide):
         )
 
     # ---- what happens after a commit ------------------------------------------------
+
+    def _count_dispatch(self, target_id: str) -> None:
+        """Every event dispatched to a host bumps its epoch: a traffic restore made
+        before it must then leave the host's traffic alone."""
+        self._host_epoch[target_id] = self._host_epoch.get(target_id, 0) + 1
 
     def _after_commit(self, after: AfterCommit) -> None:
         self._wake(after.wake)
@@ -343,7 +356,10 @@ class Runner(AgentSide):
         self, stored: store.StoredDeployment, target_id: str, event: str
     ) -> traffic_steps.TrafficJob:
         backends = tuple(backends_for(stored.info.get("loadBalancerInfo")))
-        return traffic_steps.TrafficJob(stored.state.deployment_id, target_id, event, backends)
+        epoch = self._host_epoch.get(target_id, 0)
+        return traffic_steps.TrafficJob(
+            stored.state.deployment_id, target_id, event, backends, epoch
+        )
 
     def _start_traffic(self, job: traffic_steps.TrafficJob) -> None:
         key = (job.deployment_id, job.target_id, job.event)
@@ -369,7 +385,13 @@ class Runner(AgentSide):
 
     def _run_traffic(self, job: traffic_steps.TrafficJob) -> tuple[bool, dict[str, str]]:
         config = self.config
-        return traffic_steps.run(self.router, job, config.drain_seconds, config.health_seconds)
+
+        def still_ours() -> bool:
+            return self._host_epoch.get(job.target_id, 0) == job.epoch
+
+        return traffic_steps.run(
+            self.router, job, config.drain_seconds, config.health_seconds, still_ours
+        )
 
     def _finish_traffic(
         self, job: traffic_steps.TrafficJob, result: tuple[bool, dict[str, str]]

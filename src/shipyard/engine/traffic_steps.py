@@ -9,6 +9,7 @@ requests), so the runner runs them in a worker thread.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from shipyard.traffic import TrafficError, TrafficRouter
@@ -26,10 +27,15 @@ class TrafficJob:
     target_id: str
     event: str  # BLOCK, ALLOW or RESTORE
     backends: tuple[str, ...]
+    epoch: int = 0  # the host's dispatch count when the job was made (see Runner)
 
 
 def run(
-    router: TrafficRouter | None, job: TrafficJob, drain_seconds: float, health_seconds: float
+    router: TrafficRouter | None,
+    job: TrafficJob,
+    drain_seconds: float,
+    health_seconds: float,
+    still_ours: Callable[[], bool] = lambda: True,
 ) -> tuple[bool, dict[str, str]]:
     """Carry out one job; returns (succeeded, lifecycle diagnostics)."""
     if router is None:
@@ -45,19 +51,27 @@ def run(
             elif job.event == ALLOW:
                 router.allow(backend, job.target_id, health_timeout=health_seconds)
             else:
-                _restore(router, backend, job.target_id, health_seconds)
+                _restore(router, backend, job.target_id, health_seconds, still_ours)
     except TrafficError as exc:
         return False, _diagnostics("UnknownError", f"{job.event} on {job.target_id}: {exc}")
     where = ", ".join(job.backends)
     return True, _diagnostics("Success", f"{job.event} done for {job.target_id} in {where}")
 
 
-def _restore(router: TrafficRouter, backend: str, server: str, health_seconds: float) -> None:
+def _restore(
+    router: TrafficRouter,
+    backend: str,
+    server: str,
+    health_seconds: float,
+    still_ours: Callable[[], bool],
+) -> None:
     try:
         router.allow(backend, server, health_timeout=health_seconds)
     except TrafficError:
-        # Unhealthy: it must not take traffic. Put it back out and say so.
-        router.block(backend, server, drain_timeout=0.0)
+        # Unhealthy: it must not take traffic. Put it back out, unless another deployment
+        # (a rollback, say) has started on the host meanwhile: its traffic is theirs now.
+        if still_ours():
+            router.block(backend, server, drain_timeout=0.0)
         raise
 
 
