@@ -309,7 +309,9 @@ def test_alarm_stops_the_deployment_and_rolls_back(
     assert info["status"] == "Stopped"
     assert info["errorInformation"]["code"] == "ALARM_ACTIVE"
     assert info["errorInformation"]["message"].startswith("Alarm errors is active: app_errors")
-    assert (fleet.host("web-1").view(SHARED_ROOT / "www/index.html")).read_text() == "v2"
+    # v2 had been installed (the rollback, which starts at once, puts v1 back).
+    installed = fleet.targets(second)["web-1"]["lifecycleEvents"]
+    assert {e["lifecycleEventName"]: e["status"] for e in installed}["Install"] == "Succeeded"
 
     rollback_id = info["rollbackInfo"]["rollbackDeploymentId"]
     rollback = fleet.wait(rollback_id)

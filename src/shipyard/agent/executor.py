@@ -48,6 +48,8 @@ BUNDLE_TYPES = frozenset({"tar", "tgz", "zip"})
 SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 # The agent's own keys (when given through the environment) are not the scripts' business.
 AGENT_SECRETS = frozenset({"SHIPYARD_ACCESS_KEY_ID", "SHIPYARD_SECRET_ACCESS_KEY"})
+# Everything the agent's own configuration may come from (keys included).
+AGENT_ENV_PREFIX = "SHIPYARD_AGENT_"
 
 
 @dataclass(frozen=True)
@@ -372,7 +374,11 @@ def _load_appspec(archive: Path, spec: DeploymentSpec) -> AppSpec:
 
 def script_environment(spec: DeploymentSpec, event: str) -> dict[str, str]:
     """The agent's environment plus the variables CodeDeploy gives hook scripts."""
-    env = {k: v for k, v in os.environ.items() if k not in AGENT_SECRETS}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in AGENT_SECRETS and not k.startswith(AGENT_ENV_PREFIX)
+    }
     env.update(
         LIFECYCLE_EVENT=event,
         DEPLOYMENT_ID=spec.deployment_id,

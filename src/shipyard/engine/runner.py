@@ -81,6 +81,7 @@ class Runner(AgentSide):
         self._traffic_running: set[tuple[str, str, str]] = set()
         self._traffic_tasks: set[asyncio.Task[None]] = set()
         self._host_epoch: dict[str, int] = {}
+        self._started_at = 0.0
         self.provisioner: Provisioner | None = None
         if config.provisioner:
             self.provisioner = get_provisioner(
@@ -91,6 +92,7 @@ class Runner(AgentSide):
     # ---- lifecycle ----------------------------------------------------------------
 
     def start(self) -> None:
+        self._started_at = self.clock()
         self._sweeper = asyncio.get_running_loop().create_task(self._sweep_forever())
 
     async def stop(self) -> None:
@@ -134,7 +136,8 @@ class Runner(AgentSide):
         since = max(now - self.config.agent_timeout, 0.0)
         with self.db.tx() as conn:
             silent = store.silent_instances(conn, running, since)
-        started = state.start_time or state.create_time
+        # Nobody could poll a server that was down: count from its own start too.
+        started = max(state.start_time or state.create_time, self._started_at)
         for name, last_seen in silent.items():
             if name in self._polling:
                 continue

@@ -118,6 +118,13 @@ def _revision(call: Call, conn: Connection, body: Json, group: dict[str, Any], m
 
 def _check_style(call: Call, group: dict[str, Any]) -> None:
     style = group.get("deploymentStyle") or {}
+    traffic = style.get("deploymentOption") == "WITH_TRAFFIC_CONTROL"
+    if traffic and call.services.runner.router is None:
+        raise ApiError(
+            "InvalidLoadBalancerInfoException",
+            "The group deploys WITH_TRAFFIC_CONTROL but this server has no load balancer "
+            "configured (shipyard server --traffic-router haproxy --traffic-address ...)",
+        )
     if style.get("deploymentType") == "BLUE_GREEN":
         provisioning = (group.get("blueGreenDeploymentConfiguration") or {}).get(
             "greenFleetProvisioningOption"
@@ -130,13 +137,6 @@ def _check_style(call: Call, group: dict[str, Any]) -> None:
                 "A blue/green deployment needs targetInstances.tagFilters naming the "
                 "replacement hosts",
             )
-    traffic = style.get("deploymentOption") == "WITH_TRAFFIC_CONTROL"
-    if traffic and call.services.runner.router is None:
-        raise ApiError(
-            "InvalidLoadBalancerInfoException",
-            "The group deploys WITH_TRAFFIC_CONTROL but this server has no load balancer "
-            "configured (shipyard server --traffic-router haproxy --traffic-address ...)",
-        )
 
 
 def _override_alarms(value: Any) -> dict[str, Any] | None:
