@@ -20,7 +20,7 @@ from sqlalchemy import Connection
 
 from shipyard import notify
 from shipyard.config import ServerConfig
-from shipyard.engine import launch, machine, rollback, traffic_steps
+from shipyard.engine import launch, machine, outdated, rollback, traffic_steps
 from shipyard.engine.agent_side import AgentSide, BundleUrl
 from shipyard.engine.lifecycle import SERVER_EVENTS
 from shipyard.errors import ApiError
@@ -37,6 +37,7 @@ from shipyard.provision import (
 )
 from shipyard.store import credentials, resources
 from shipyard.store import deployments as store
+from shipyard.store import groups as group_store
 from shipyard.store import instances as instance_store
 from shipyard.store.db import Database
 from shipyard.traffic import RouterConfig, TrafficRouter, backends_for, get_router
@@ -44,6 +45,7 @@ from shipyard.traffic import RouterConfig, TrafficRouter, backends_for, get_rout
 log = logging.getLogger("shipyard.runner")
 
 SWEEP_SECONDS = 1.0
+OUTDATED_EVERY = 5  # sweeps between looks for hosts that joined a group
 
 
 @dataclass
@@ -82,6 +84,7 @@ class Runner(AgentSide):
         self._traffic_tasks: set[asyncio.Task[None]] = set()
         self._host_epoch: dict[str, int] = {}
         self._started_at = 0.0
+        self._sweeps = 0
         self.provisioner: Provisioner | None = None
         if config.provisioner:
             self.provisioner = get_provisioner(
@@ -117,6 +120,32 @@ class Runner(AgentSide):
         for deployment_id in ids:
             self.apply(deployment_id, machine.Tick())
             self._check_agents(deployment_id)
+        self._sweeps += 1
+        if self._sweeps % OUTDATED_EVERY == 0:
+            self.update_outdated()
+
+    def update_outdated(self) -> list[str]:
+        """Start follow-on deployments for hosts that joined groups after their last
+        success (outdatedInstancesStrategy UPDATE); returns the new deployments' ids."""
+        started: list[str] = []
+        with self.db.tx() as conn:
+            groups = group_store.all_deployment_groups(conn)
+        for group in groups:
+            after = AfterCommit()
+            with self.db.tx() as conn:
+                found = outdated.outdated_hosts(conn, group)
+                request = outdated.request(conn, group, *found) if found else None
+                if found is None or request is None:
+                    continue
+                new = self._launch(conn, request, after)
+                root = store.load(conn, found[0])
+                if root is not None:
+                    outdated.link(root, new)
+                    store.save(conn, root)
+                    store.save(conn, new)
+                started.append(new.state.deployment_id)
+            self._after_commit(after)
+        return started
 
     def _check_agents(self, deployment_id: str) -> None:
         cached = self._states.get(deployment_id)

@@ -331,3 +331,24 @@ def instance_health(
         else:
             health[target_id] = "old"
     return health
+
+
+def targets_of_revision(
+    conn: Connection, app: str, group: str, revision: dict[str, Any]
+) -> set[str]:
+    """Hosts that any deployment of ``revision`` in this group has targeted."""
+    rows = conn.execute(
+        select(T.c.target_id, D.c.doc)
+        .join(D, D.c.id == T.c.deployment_id)
+        .where(and_(D.c.application_name == app, D.c.group_name == group))
+    )
+    return {target_id for target_id, doc in rows if doc["info"].get("revision") == revision}
+
+
+def agents_heard_from(conn: Connection, names: Sequence[str]) -> list[str]:
+    """Of ``names``, the instances whose agent has polled at least once."""
+    c = schema.instances.c
+    rows = conn.execute(
+        select(c.name).where(and_(c.name.in_(list(names)), c.last_seen.is_not(None)))
+    )
+    return sorted(row[0] for row in rows)
