@@ -27,9 +27,6 @@ from shipyard.model import (
 from shipyard.store import deployments as store
 from shipyard.store.db import Database
 
-# Between wake-ups a poller re-reads the database, so work queued by another
-# replica is found even though only this process's waiters are notified.
-POLL_RECHECK_SECONDS = 1.0
 LOG_TAIL_BYTES = 4096
 
 BundleUrl = Callable[[dict[str, Any]], str]
@@ -76,6 +73,19 @@ class AgentSide(ABC):
         for waiter in self._waiters.values():
             waiter.set()
 
+    def recheck_waiting(self) -> None:
+        """One query for all open polls (the sweeper calls this every second): wake
+        the pollers whose host has work queued by another replica, or a command whose
+        poll answer was lost and is due to be offered again."""
+        if not self._polling:
+            return
+        now = self.clock()
+        with self.db.tx() as conn:
+            ready = store.instances_with_work(
+                conn, list(self._polling), now - self.config.reoffer_seconds
+            )
+        self._wake(ready)
+
     def _wake(self, instances: set[str]) -> None:
         for name in instances:
             waiter = self._waiters.get(name)
@@ -121,8 +131,10 @@ class AgentSide(ABC):
             remaining = deadline - loop.time()
             if remaining <= 0:
                 return None
+            # Woken by work queued here, by a newer poll, at shutdown, or by
+            # recheck_waiting() for work another replica queued.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(waiter.wait(), min(remaining, POLL_RECHECK_SECONDS))
+                await asyncio.wait_for(waiter.wait(), remaining)
         return None
 
     def _own_command(self, conn: Connection, instance: str, command_id: int) -> store.HostCommand:
@@ -170,8 +182,12 @@ class AgentSide(ABC):
         parts = execution.split("/", 3)
         if len(parts) != 4 or parts[3] != instance:
             raise ApiError("ClientException", f"Unknown deployment execution {execution!r}")
-        with self.db.tx() as conn:
-            stored = store.load(conn, parts[0])
+        cached = self._states.get(parts[0])
+        if cached is not None:  # this process stepped it last: no need to re-read it
+            stored: store.StoredDeployment | None = cached[1]
+        else:
+            with self.db.tx() as conn:
+                stored = store.load(conn, parts[0])
         if stored is None or instance not in stored.state.targets:
             raise ApiError("ClientException", f"Unknown deployment execution {execution!r}")
         return self._spec_payload(stored)

@@ -108,6 +108,7 @@ class Runner(AgentSide):
         while True:
             await asyncio.sleep(SWEEP_SECONDS)
             try:
+                self.recheck_waiting()
                 self.sweep()
             except Exception:
                 log.exception("sweep failed")

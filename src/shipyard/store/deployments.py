@@ -246,6 +246,28 @@ def silent_instances(
     }
 
 
+def instances_with_work(
+    conn: Connection, instances: Sequence[str], reoffer_before: float
+) -> set[str]:
+    """Of ``instances``, those with a command a poll would hand out now."""
+    lost = and_(
+        H.c.status == CommandStatus.IN_PROGRESS.value,
+        H.c.acknowledged.is_(None),
+        H.c.claimed < reoffer_before,
+    )
+    rows = conn.execute(
+        select(H.c.instance_name)
+        .where(
+            and_(
+                H.c.instance_name.in_(list(instances)),
+                or_(H.c.status == CommandStatus.PENDING.value, lost),
+            )
+        )
+        .distinct()
+    )
+    return {row[0] for row in rows}
+
+
 def get_command(conn: Connection, command_id: int) -> HostCommand | None:
     row = conn.execute(select(H).where(H.c.id == command_id)).first()
     return _command(row) if row else None
