@@ -3,14 +3,20 @@ standing in for the load balancer (the HAProxy runs are in test_traffic_haproxy.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import SHARED_ROOT, Fleet, fleet_on_server, make_bundle, make_uploader
+from tests.e2e.conftest import (
+    SHARED_ROOT,
+    Fleet,
+    fleet_on_server,
+    make_bundle,
+    make_uploader,
+    wait_until,
+)
 
 ROLE = "arn:aws:iam::000000000000:role/shipyard"
 BLUE = ["blue-1", "blue-2"]
@@ -95,13 +101,6 @@ def create(fleet: Fleet, revision: dict[str, Any]) -> str:
             },
         )["deploymentId"]
     )
-
-
-def wait_until(check: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.05)
 
 
 def info(fleet: Fleet, deployment_id: str) -> dict[str, Any]:

@@ -4,15 +4,8 @@ from __future__ import annotations
 
 import time
 
-from tests.e2e.conftest import Fleet, Uploader, call_extension
+from tests.e2e.conftest import Fleet, Uploader, call_extension, wait_until
 from tests.e2e.test_rollback import make_group, start, version_bundle, versions
-
-
-def wait_for(condition: object, what: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():  # type: ignore[operator]
-        assert time.monotonic() < deadline, what
-        time.sleep(0.05)
 
 
 def test_pause_between_hosts_then_resume(fleet: Fleet, upload: Uploader) -> None:
@@ -22,7 +15,7 @@ def test_pause_between_hosts_then_resume(fleet: Fleet, upload: Uploader) -> None
     info = fleet.cd.get_deployment(deploymentId=deployment_id)["deploymentInfo"]
     assert any("Paused" in m for m in info["deploymentStatusMessages"])
     # The host in flight finishes; the other one does not start.
-    wait_for(
+    wait_until(
         lambda: (
             fleet.cd.get_deployment(deploymentId=deployment_id)["deploymentInfo"][
                 "deploymentOverview"

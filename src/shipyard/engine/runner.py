@@ -48,6 +48,14 @@ SWEEP_SECONDS = 1.0
 OUTDATED_EVERY = 5  # sweeps between looks for hosts that joined a group
 
 
+def limit_exceeded(group_name: str, active: str) -> ApiError:
+    """CodeDeploy's answer to a second deployment while one is active in the group."""
+    return ApiError(
+        "DeploymentLimitExceededException",
+        f"The Deployment Group '{group_name}' already has an active Deployment '{active}'",
+    )
+
+
 @dataclass
 class AfterCommit:
     """What a transaction leaves to do once it has committed."""
@@ -187,11 +195,7 @@ class Runner(AgentSide):
             group_name = request.group["deploymentGroupName"]
             active = store.active_for_group(conn, request.app_name, group_name)
             if active is not None:
-                raise ApiError(
-                    "DeploymentLimitExceededException",
-                    f"The Deployment Group '{group_name}' already has an active "
-                    f"Deployment '{active}'",
-                )
+                raise limit_exceeded(group_name, active)
             stored = self._launch(conn, request, after)
         if stored.state.status not in TERMINAL_DEPLOYMENT_STATUSES:
             self._states[stored.state.deployment_id] = (2, stored)
@@ -240,11 +244,7 @@ class Runner(AgentSide):
             request = rollback.manual_request(conn, app, group, revision, emergency=emergency)
             running = store.active_for_group(conn, app, group_name)
             if running is not None:
-                raise ApiError(
-                    "DeploymentLimitExceededException",
-                    f"The Deployment Group '{group_name}' already has an active "
-                    f"Deployment '{running}'",
-                )
+                raise limit_exceeded(group_name, running)
             new = self._launch(conn, request, after)
             result = {"rollbackDeploymentId": new.state.deployment_id}
             if active is not None:
@@ -335,9 +335,8 @@ class Runner(AgentSide):
                     rolled_back = True
                 case machine.Notify(event_type, target_id):
                     notify.enqueue(conn, stored, event_type, target_id, now, self.config.region)
-        if rolled_back:  # rollbackInfo was added to the stored info
-            store.save(conn, stored)
-            self._states.pop(stored.state.deployment_id, None)  # two writes: re-read it
+        if rolled_back:  # rollbackInfo was added to the stored info (a terminal
+            store.save(conn, stored)  # deployment, so no cached state to keep in step)
         return True
 
     def _finished(

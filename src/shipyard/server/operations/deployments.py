@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from shipyard.engine import launch, machine
+from shipyard.engine.runner import limit_exceeded
 from shipyard.errors import ApiError
 from shipyard.model import TERMINAL_DEPLOYMENT_STATUSES, DeploymentStatus, FileExistsBehavior
 from shipyard.server import green_fleet, validate
@@ -169,11 +170,7 @@ async def create_deployment(call: Call) -> Json:
         revision = _revision(call, conn, body, group, options["deploymentMode"])
         active = store.active_for_group(conn, app["applicationName"], group["deploymentGroupName"])
     if active is not None:  # checked again atomically when the deployment is stored
-        raise ApiError(
-            "DeploymentLimitExceededException",
-            f"The Deployment Group '{group['deploymentGroupName']}' already has an active "
-            f"Deployment '{active}'",
-        )
+        raise limit_exceeded(group["deploymentGroupName"], active)
     target_instances = body.get("targetInstances")
     if _provisions(group):
         target_instances = await green_fleet.provision(
