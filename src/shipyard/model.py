@@ -6,7 +6,6 @@ travel unchanged over the API.
 
 from __future__ import annotations
 
-import secrets
 import string
 import time
 import uuid
@@ -145,6 +144,10 @@ _ID_ALPHABET = string.ascii_uppercase + string.digits
 
 def new_deployment_id() -> str:
     """``d-`` followed by nine upper-case alphanumerics, like CodeDeploy's."""
+    # Imported here: ``secrets`` maps OpenSSL's libcrypto (3.5 MiB of resident memory),
+    # and the agent, which imports this module, never makes an id.
+    import secrets
+
     return "d-" + "".join(secrets.choice(_ID_ALPHABET) for _ in range(9))
 
 

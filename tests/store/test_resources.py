@@ -116,7 +116,8 @@ def test_renames_carry_the_deployments_along(db: Database) -> None:
                 create_time=1.0,
                 active=True,
                 version=1,
-                doc={},
+                state={},
+                info={},
             )
         )
         resources.rename_application(conn, "app", "app2", REGION)

@@ -14,12 +14,10 @@ the executor treats the existence of that directory as "this revision is downloa
 
 from __future__ import annotations
 
-import hashlib
-import http.client
+import importlib
 import os
 import re
 import shutil
-import ssl
 import stat
 import subprocess
 import tarfile
@@ -29,7 +27,13 @@ import zipfile
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
-from typing import IO, Protocol
+from typing import IO, TYPE_CHECKING, Protocol, cast
+
+from shipyard.agent.http import CertificateError, Connection, Response, tls_context
+
+if TYPE_CHECKING:
+    import ssl
+    from hashlib import _Hash
 
 CHUNK = 64 * 1024
 SIMPLE_ETAG = re.compile(r"[0-9a-fA-F]{32}")  # a single-part upload: the ETag is the MD5
@@ -100,48 +104,52 @@ def _download_once(
             if response.status >= 500:
                 raise _TransientError(problem)
             raise BundleError(f"bundle download refused: {problem}")
-        declared = response.getheader("Content-Length")
+        declared = response.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > max_bytes:
             raise BundleError(f"bundle exceeds {max_bytes} bytes ({declared} bytes in store)")
-        digest = hashlib.md5(usedforsecurity=False)
+        digest = _md5()
         with dest.open("wb") as out:
             written = _copy_limited(_NetworkReader(response), out, max_bytes, digest)
         if declared is not None and declared.isdigit() and written != int(declared):
             raise _TransientError(f"download truncated at {written} of {declared} bytes")
         if etag:
-            _check_etag(etag, response.getheader("ETag"), digest.hexdigest())
+            _check_etag(etag, response.headers.get("etag"), digest.hexdigest())
     finally:
         connection.close()
 
 
-def _get(
-    url: str, *, ca_file: str, timeout: float
-) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
-    """GET ``url`` with http.client (already loaded by the agent's protocol client; urllib
-    would add a megabyte), following a few redirects."""
+def _get(url: str, *, ca_file: str, timeout: float) -> tuple[Connection, Response]:
+    """GET ``url`` with the agent's own small HTTP client (``http.client`` or urllib would
+    add megabytes, and ``ssl`` is loaded only for https), following a few redirects."""
     for _ in range(MAX_REDIRECTS + 1):
         parts = urllib.parse.urlsplit(url)
-        connection: http.client.HTTPConnection
-        if parts.scheme == "https":
-            context = ssl.create_default_context(cafile=ca_file or None)
-            connection = http.client.HTTPSConnection(parts.netloc, timeout=timeout, context=context)
-        elif parts.scheme == "http":
-            connection = http.client.HTTPConnection(parts.netloc, timeout=timeout)
-        else:
-            raise BundleError(f"unsupported bundle URL {_redact(url)}: use http or https")
-        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         try:
-            connection.request("GET", target, headers={"User-Agent": "shipyard-agent"})
-            response = connection.getresponse()
-        except ssl.SSLCertVerificationError as exc:
+            port = parts.port
+        except ValueError:
+            raise BundleError(f"invalid port in bundle URL {_redact(url)}") from None
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise BundleError(f"unsupported bundle URL {_redact(url)}: use http or https")
+        https = parts.scheme == "https"
+        connection = Connection(
+            parts.hostname,
+            port or (443 if https else 80),
+            tls=_tls(ca_file) if https else None,
+            connect_timeout=timeout,
+            read_timeout=timeout,
+        )
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        headers = {"User-Agent": "shipyard-agent", "Accept-Encoding": "identity"}
+        try:
+            response = connection.request("GET", target, headers)
+        except CertificateError as exc:
             connection.close()
             raise BundleError(
                 f"cannot verify the TLS certificate of {parts.hostname}: {exc}"
             ) from None
-        except (OSError, http.client.HTTPException) as exc:
+        except OSError as exc:
             connection.close()
             raise _TransientError(f"cannot reach {_redact(url)}: {exc}") from None
-        location = response.getheader("Location")
+        location = response.headers.get("location")
         if response.status in REDIRECTS and location:
             connection.close()
             url = urllib.parse.urljoin(url, location)
@@ -150,21 +158,28 @@ def _get(
     raise BundleError(f"too many redirects fetching {_redact(url)}")
 
 
+def _tls(ca_file: str) -> ssl.SSLContext:
+    try:
+        return tls_context(ca_file)
+    except OSError as exc:  # ssl.SSLError is an OSError too
+        raise BundleError(f"cannot load CA file {ca_file!r}: {exc}") from None
+
+
 class _NetworkReader:
     """Reads the response body; network trouble mid-body is worth a retry, disk trouble not."""
 
-    def __init__(self, response: http.client.HTTPResponse) -> None:
+    def __init__(self, response: Response) -> None:
         self._response = response
 
     def read(self, size: int, /) -> bytes:
         try:
             return self._response.read(size)
-        except (OSError, http.client.HTTPException) as exc:
+        except OSError as exc:  # the HTTP client's errors are all OSErrors
             raise _TransientError(f"download interrupted: {exc!r}") from None
 
 
 def _copy_limited(
-    source: _Readable, out: IO[bytes], max_bytes: int, digest: hashlib._Hash | None = None
+    source: _Readable, out: IO[bytes], max_bytes: int, digest: _Hash | None = None
 ) -> int:
     written = 0
     while chunk := source.read(CHUNK):
@@ -175,6 +190,16 @@ def _copy_limited(
             digest.update(chunk)
         out.write(chunk)
     return written
+
+
+def _md5() -> _Hash:
+    """CPython's built-in MD5 where there is one: hashlib would map libcrypto (3.5 MiB)."""
+    try:
+        return cast("_Hash", importlib.import_module("_md5").md5())
+    except (ImportError, AttributeError):
+        import hashlib
+
+        return hashlib.md5(usedforsecurity=False)
 
 
 def _check_etag(expected: str, served: str | None, md5_hex: str) -> None:
@@ -193,10 +218,10 @@ def _check_etag(expected: str, served: str | None, md5_hex: str) -> None:
         raise BundleError(f"cannot verify bundle eTag {want}: the store sent no ETag")
 
 
-def _error_detail(response: http.client.HTTPResponse) -> str:
+def _error_detail(response: Response) -> str:
     try:
         body = response.read(300).decode("utf-8", "replace")
-    except (OSError, http.client.HTTPException):
+    except OSError:
         return ""
     # S3-style XML errors carry a Message element; show just that when present.
     found = re.search(r"<Message>(.*?)</Message>", body, re.DOTALL)

@@ -1,7 +1,8 @@
 """A small JSON 1.1 client for the command service agents talk to.
 
-Speaks ``CodeDeployCommandService_v20141006.<Op>`` over ``http.client``, signed with
-``shipyard.sigv4`` (service ``codedeploy-commands``). No botocore: the agent stays small.
+Speaks ``CodeDeployCommandService_v20141006.<Op>`` over :mod:`shipyard.agent.http`, signed
+with ``shipyard.sigv4`` (service ``codedeploy-commands``). No botocore, no ``http.client``
+(it drags in ``ssl`` and ``email``): the agent stays small.
 
 Errors, so callers can catch broadly or narrowly::
 
@@ -16,20 +17,20 @@ and each command worker reuse their TCP (and TLS) session across calls.
 
 from __future__ import annotations
 
-import contextlib
-import http.client
 import json
-import socket
-import ssl
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from shipyard import __version__, sigv4
+from shipyard.agent.http import Connection, ConnectionClosed, tls_context
 from shipyard.config import AgentConfig
+
+if TYPE_CHECKING:
+    import ssl
 
 TARGET_PREFIX = "CodeDeployCommandService_v20141006."
 SIGNING_SERVICE = "codedeploy-commands"
@@ -70,11 +71,14 @@ class HostCommand:
     execution_id: str
     command_name: str
     nonce: int = 0
+    # Handed back with a completion and acknowledged by the server already: run it
+    # without PutHostCommandAcknowledgement.
+    acknowledged: bool = False
 
 
 @dataclass
 class _Connection:
-    http: http.client.HTTPConnection
+    http: Connection
     last_used: float
 
 
@@ -97,12 +101,13 @@ class CommandClient:
         self._ssl_context: ssl.SSLContext | None = None
         if self._https:
             try:
-                self._ssl_context = ssl.create_default_context(cafile=config.ca_file or None)
+                # ssl is imported here, for https endpoints only.
+                self._ssl_context = tls_context(config.ca_file)
             except OSError as exc:  # ssl.SSLError is an OSError too
                 raise ValueError(f"cannot load CA file {config.ca_file!r}: {exc}") from None
         self._local = threading.local()
         self._lock = threading.Lock()
-        self._open: set[http.client.HTTPConnection] = set()
+        self._open: set[Connection] = set()
         self._shut_down = False
 
     @property
@@ -123,16 +128,7 @@ class CommandClient:
         command = out.get("HostCommand")
         if not command:
             return None
-        try:
-            return HostCommand(
-                command_id=str(command["HostCommandIdentifier"]),
-                host_identifier=str(command.get("HostIdentifier", "")),
-                execution_id=str(command["DeploymentExecutionId"]),
-                command_name=str(command["CommandName"]),
-                nonce=int(command.get("Nonce") or 0),
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ProtocolError("InvalidResponse", f"malformed HostCommand: {command!r}") from exc
+        return _host_command(command, str(command.get("HostIdentifier", "")))
 
     def acknowledge(self, command_id: str, *, is_noop: bool) -> str | None:
         """PutHostCommandAcknowledgement; returns the CommandStatus the server sent back."""
@@ -177,15 +173,27 @@ class CommandClient:
         )
         return _optional_str(out.get("CommandStatus"))
 
-    def complete(self, command_id: str, status: str, diagnostics: dict[str, Any]) -> None:
-        """PutHostCommandComplete with ``Succeeded``/``Failed`` and the result payload."""
-        self.call(
-            "PutHostCommandComplete",
-            {
-                "HostCommandIdentifier": command_id,
-                "CommandStatus": status,
-                "Diagnostics": _json_diagnostics(diagnostics),
-            },
+    def complete(
+        self, command_id: str, status: str, diagnostics: dict[str, Any], *, then_next: bool = False
+    ) -> HostCommand | None:
+        """PutHostCommandComplete with ``Succeeded``/``Failed`` and the result payload.
+
+        With ``then_next``, Shipyard's extension: the answer may carry the host's next
+        command (returned), so no poll is needed between two lifecycle events."""
+        body: dict[str, Any] = {
+            "HostCommandIdentifier": command_id,
+            "CommandStatus": status,
+            "Diagnostics": _json_diagnostics(diagnostics),
+        }
+        if then_next:
+            body["ShipyardNextCommand"] = True
+        out = self.call("PutHostCommandComplete", body)
+        handed = out.get("ShipyardNextCommand")
+        if not then_next or not handed:
+            return None
+        # No HostIdentifier: the command comes back on this host's own completion.
+        return _host_command(
+            handed, self._config.host_identifier, bool(handed.get("ShipyardAcknowledged"))
         )
 
     # -- transport -----------------------------------------------------------------------
@@ -195,7 +203,7 @@ class CommandClient:
         data = json.dumps(body, separators=(",", ":")).encode()
         try:
             status, raw = self._exchange(operation, data)
-        except (OSError, http.client.HTTPException) as exc:
+        except OSError as exc:  # the transport's errors are all OSErrors
             reason = str(exc) or type(exc).__name__
             raise ConnectionFailed(
                 f"{operation}: cannot reach {self._config.endpoint}: {reason}"
@@ -207,9 +215,7 @@ class CommandClient:
         with self._lock:
             self._shut_down = True
             for conn in self._open:
-                if conn.sock is not None:
-                    with contextlib.suppress(OSError):
-                        conn.sock.shutdown(socket.SHUT_RDWR)
+                conn.abort()
 
     def close(self) -> None:
         """Close every connection this client opened."""
@@ -224,7 +230,7 @@ class CommandClient:
         reused = self._current() is not None
         try:
             return self._send(operation, data)
-        except (ConnectionResetError, BrokenPipeError, http.client.RemoteDisconnected):
+        except ConnectionClosed:
             # A reused keep-alive connection the server had already closed: the
             # request never reached a handler, so sending it once more is safe.
             if not reused or self._shut_down:
@@ -249,8 +255,7 @@ class CommandClient:
             amz_date=time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(self._clock())),
         )
         try:
-            conn.http.request("POST", self._path, body=data, headers=headers)
-            response = conn.http.getresponse()
+            response = conn.http.request("POST", self._path, headers, data)
             raw = response.read()
         except BaseException:
             self._drop(conn)
@@ -265,7 +270,7 @@ class CommandClient:
         if conn is None:
             return None
         # Closed by close(), or idle long enough that the server may be dropping it.
-        if conn.http.sock is None or time.monotonic() - conn.last_used > MAX_IDLE_REUSE:
+        if not conn.http.is_open or time.monotonic() - conn.last_used > MAX_IDLE_REUSE:
             self._drop(conn)
             return None
         return conn
@@ -274,15 +279,13 @@ class CommandClient:
         current = self._current()
         if current is not None:
             return current
-        http_conn: http.client.HTTPConnection
-        if self._ssl_context is not None:
-            http_conn = http.client.HTTPSConnection(
-                self._hostname, self._port, timeout=CONNECT_TIMEOUT, context=self._ssl_context
-            )
-        else:
-            http_conn = http.client.HTTPConnection(
-                self._hostname, self._port, timeout=CONNECT_TIMEOUT
-            )
+        http_conn = Connection(
+            self._hostname,
+            self._port,
+            tls=self._ssl_context,
+            connect_timeout=CONNECT_TIMEOUT,
+            read_timeout=self._read_timeout,  # the long poll
+        )
         with self._lock:
             if self._shut_down:
                 raise ConnectionAbortedError("client shut down")
@@ -294,9 +297,6 @@ class CommandClient:
         except BaseException:
             self._drop(conn)
             raise
-        assert http_conn.sock is not None
-        # Connecting may take CONNECT_TIMEOUT at most; reads wait out the long poll.
-        http_conn.sock.settimeout(self._read_timeout)
         return conn
 
     def _drop(self, conn: _Connection) -> None:
@@ -305,6 +305,20 @@ class CommandClient:
             self._open.discard(conn.http)
         if getattr(self._local, "conn", None) is conn:
             self._local.conn = None
+
+
+def _host_command(command: Any, host: str, acknowledged: bool = False) -> HostCommand:
+    try:
+        return HostCommand(
+            command_id=str(command["HostCommandIdentifier"]),
+            host_identifier=host,
+            execution_id=str(command["DeploymentExecutionId"]),
+            command_name=str(command["CommandName"]),
+            nonce=int(command.get("Nonce") or 0),
+            acknowledged=acknowledged,
+        )
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise ProtocolError("InvalidResponse", f"malformed HostCommand: {command!r}") from exc
 
 
 def _json_diagnostics(payload: dict[str, Any]) -> dict[str, str]:

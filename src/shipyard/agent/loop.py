@@ -5,6 +5,10 @@ Per command (as the stock agent does): fetch the deployment specification, ackno
 streaming its output, report the result, forget the tracking file. The poller asks for
 the next command as soon as one is handed to a worker, so commands of different
 deployment groups run side by side, up to ``max_concurrent_commands``.
+
+Between events the agent does not poll: it asks for the next command with the
+result (``ShipyardNextCommand``), and the server hands it back already acknowledged
+when it is queued, so a lifecycle event costs one request instead of three.
 """
 
 from __future__ import annotations
@@ -48,6 +52,9 @@ OUTPUT_FLUSH_SECONDS = 30.0
 # On SIGTERM, running hooks get as long as CodeDeploy gives one lifecycle event.
 SHUTDOWN_GRACE_SECONDS = 3600.0
 SPEC_CACHE_SIZE = 64  # deployments whose specification a worker remembers
+# The server presigns bundle URLs for an hour; a specification younger than this still
+# has a usable one, so DownloadBundle need not fetch it again.
+SPEC_FRESH_SECONDS = 600.0
 LOG_FORMAT = "%(asctime)s %(levelname)s [%(threadName)s] %(message)s"
 
 
@@ -131,62 +138,75 @@ class CommandWorker:
         self.client = client
         self.streamer = streamer
         self.tracker = tracker
-        self._specs: dict[str, dict[str, Any]] = {}
+        # execution id -> (specification, when it was fetched)
+        self._specs: dict[str, tuple[dict[str, Any], float]] = {}
         self._specs_lock = threading.Lock()
 
-    def handle(self, command: HostCommand) -> None:
-        """Never raises: a failure is reported to the server or, failing that, logged."""
+    def handle(self, command: HostCommand) -> HostCommand | None:
+        """Run ``command``; the next one the server handed back with its result.
+
+        Never raises: a failure is reported to the server or, failing that, logged."""
         name, command_id = command.command_name, command.command_id
         try:
-            self._handle(command)
+            handed = self._handle(command)
+            if handed is not None:
+                _check_command(handed, self.config)
+            return handed
         except CommandServiceError as exc:
             log.error("%s (command %s): %s", name, command_id, exc)
         except Exception:
             log.exception("%s (command %s): unexpected error", name, command_id)
+        return None
 
     def _specification(self, command: HostCommand) -> dict[str, Any]:
         """The deployment's specification, fetched once per deployment and host (the
-        server's execution id is stable across its commands); DownloadBundle always
-        fetches afresh, since it needs a fresh presigned bundle URL."""
+        server's execution id is stable across its commands); DownloadBundle fetches
+        it afresh once the presigned bundle URL in it may be close to expiring."""
         key = command.execution_id
         with self._specs_lock:
             cached = self._specs.get(key)
-        if cached is not None and command.command_name != "DownloadBundle":
-            return cached
+        if cached is not None:
+            payload, fetched = cached
+            fresh = time.monotonic() - fetched < SPEC_FRESH_SECONDS
+            if fresh or command.command_name != "DownloadBundle":
+                return payload
         payload = with_retries(
             lambda: self.client.get_specification(key),
             f"{command.command_name}: deployment specification",
             SETUP_RETRY_SECONDS,
         )
         with self._specs_lock:
-            self._specs[key] = payload
+            self._specs[key] = (payload, time.monotonic())
             while len(self._specs) > SPEC_CACHE_SIZE:
                 self._specs.pop(next(iter(self._specs)))
         return payload
 
-    def _handle(self, command: HostCommand) -> None:
+    def _handle(self, command: HostCommand) -> HostCommand | None:
         name, command_id = command.command_name, command.command_id
         payload = self._specification(command)
         try:
             spec = executor.parse_spec(payload)
             is_noop = executor.is_noop(name, spec, self.config)
         except Exception as exc:  # a bad spec fails the command, visibly
-            self._acknowledge(command, is_noop=False)
-            self._complete(command_id, diagnostics(UNKNOWN_ERROR_CODE, "", f"{name}: {exc}", ""))
-            return
-        status = self._acknowledge(command, is_noop=is_noop)
+            if not command.acknowledged:
+                self._acknowledge(command, is_noop=False)
+            outcome = diagnostics(UNKNOWN_ERROR_CODE, "", f"{name}: {exc}", "")
+            return self._complete(command_id, outcome)
+        status = (
+            "InProgress" if command.acknowledged else self._acknowledge(command, is_noop=is_noop)
+        )
         if status in ("Succeeded", "Failed"):
             # The server already settled this command; it must not run (again).
             if status == "Failed" and is_noop:
-                self._complete(command_id, diagnostics(0, "", "Succeeded", "CompletedNoopCommand"))
-            return
+                outcome = diagnostics(0, "", "Succeeded", "CompletedNoopCommand")
+                return self._complete(command_id, outcome)
+            return None
         deployment_id = spec.deployment_id
         try:
             self.tracker.begin(deployment_id, command_id)
         except OSError as exc:
             message = f"cannot record the running command: {exc}"
-            self._complete(command_id, diagnostics(UNKNOWN_ERROR_CODE, "", message, ""))
-            return
+            return self._complete(command_id, diagnostics(UNKNOWN_ERROR_CODE, "", message, ""))
         log.info("%s: running (command %s, deployment %s)", name, command_id, deployment_id)
         write = self.streamer.open(command_id)
         try:
@@ -199,7 +219,7 @@ class CommandWorker:
             outcome = diagnostics(UNKNOWN_ERROR_CODE, "", f"{type(exc).__name__}: {exc}", "")
         finally:
             self.streamer.finish(command_id, OUTPUT_FLUSH_SECONDS)
-        self._complete(command_id, outcome, deployment_id)
+        return self._complete(command_id, outcome, deployment_id)
 
     def _acknowledge(self, command: HostCommand, *, is_noop: bool) -> str | None:
         return with_retries(
@@ -210,19 +230,21 @@ class CommandWorker:
 
     def _complete(
         self, command_id: str, outcome: dict[str, Any], deployment_id: str | None = None
-    ) -> None:
-        """Report the result; then forget the tracking file of ``deployment_id``."""
+    ) -> HostCommand | None:
+        """Report the result; then forget the tracking file of ``deployment_id``.
+        Returns the next command the server handed back with the answer."""
         status = "Succeeded" if outcome["error_code"] == 0 else "Failed"
+        handed: HostCommand | None = None
         try:
-            with_retries(
-                lambda: self.client.complete(command_id, status, outcome),
+            handed = with_retries(
+                lambda: self.client.complete(command_id, status, outcome, then_next=True),
                 f"command {command_id}: reporting the result",
                 COMPLETE_RETRY_SECONDS,
             )
         except ConnectionFailed as exc:
             # The tracking file stays: the next agent start reports the command failed.
             log.error("command %s: result not delivered: %s", command_id, exc)
-            return
+            return None
         except ProtocolError as exc:
             log.error("command %s: result refused: %s", command_id, exc)
         if status == "Succeeded":
@@ -232,6 +254,7 @@ class CommandWorker:
             log.warning("command %s: Failed with error code %s: %s", command_id, code, message)
         if deployment_id is not None:
             self.tracker.end(deployment_id)
+        return handed
 
 
 class WorkerPool:
@@ -241,7 +264,7 @@ class WorkerPool:
     keep the process alive.
     """
 
-    def __init__(self, size: int, handle: Callable[[HostCommand], None]) -> None:
+    def __init__(self, size: int, handle: Callable[[HostCommand], HostCommand | None]) -> None:
         self._size = max(1, size)
         self._handle = handle
         self._queue: queue.SimpleQueue[HostCommand] = queue.SimpleQueue()
@@ -278,14 +301,29 @@ class WorkerPool:
 
     def _work(self) -> None:
         while True:
-            command = self._queue.get()
+            command: HostCommand | None = self._queue.get()
             try:
-                self._handle(command)
+                while command is not None:
+                    handed = self._handle(command)
+                    with self._cond:
+                        self._in_hand.discard(command.command_id)
+                        command = self._take(handed)
             finally:
                 with self._cond:
+                    if command is not None:
+                        self._in_hand.discard(command.command_id)
                     self._busy -= 1
-                    self._in_hand.discard(command.command_id)
                     self._cond.notify_all()
+
+    def _take(self, handed: HostCommand | None) -> HostCommand | None:
+        """Keep the worker (and its slot) for a command handed back with a result."""
+        if handed is None:
+            return None
+        if handed.command_id in self._in_hand:
+            log.info("command %s offered again while running; ignored", handed.command_id)
+            return None
+        self._in_hand.add(handed.command_id)
+        return handed
 
 
 def poll_forever(

@@ -17,11 +17,11 @@ from sqlalchemy import Connection
 
 from shipyard.config import ServerConfig
 from shipyard.engine import machine
+from shipyard.engine.after_commit import AfterCommit
 from shipyard.errors import ApiError
 from shipyard.model import (
     AGENT_ERROR_CODES,
     CommandStatus,
-    DeploymentStatus,
     LifecycleEventStatus,
 )
 from shipyard.store import deployments as store
@@ -38,6 +38,7 @@ class HostCommandView:
     deployment_id: str
     command_name: str
     execution_id: str
+    acknowledged: bool = False  # handed out already acknowledged (Shipyard's agent)
 
 
 def execution_id(deployment_id: str, instance: str) -> str:
@@ -64,8 +65,15 @@ class AgentSide(ABC):
         self._poll_generation: dict[str, int] = {}
 
     @abstractmethod
-    def apply(self, deployment_id: str, event: machine.Input) -> DeploymentStatus | None:
-        """Feed one input to a deployment (the runner's core)."""
+    def _apply_in(
+        self, conn: Connection, deployment_id: str, event: machine.Input, after: AfterCommit
+    ) -> store.StoredDeployment | None:
+        """Feed one input to a deployment inside the caller's transaction (the
+        runner's core)."""
+
+    @abstractmethod
+    def _after_commit(self, after: AfterCommit) -> None:
+        """Carry out what a committed transaction left to do."""
 
     def release_polls(self) -> None:
         """Shutting down: answer every open long poll now, with no command."""
@@ -122,12 +130,7 @@ class AgentSide(ABC):
                     conn, instance, now, now - self.config.reoffer_seconds
                 )
             if command is not None:
-                return HostCommandView(
-                    command.id,
-                    command.deployment_id,
-                    command.command_name,
-                    execution_id(command.deployment_id, instance),
-                )
+                return _view(command, instance)
             remaining = deadline - loop.time()
             if remaining <= 0:
                 return None
@@ -144,39 +147,30 @@ class AgentSide(ABC):
         return command
 
     def acknowledge(self, instance: str, command_id: int) -> str:
+        after = AfterCommit()
         with self.db.tx() as conn:
             command = self._own_command(conn, instance, command_id)
-            if command.status != CommandStatus.IN_PROGRESS.value:
-                return command.status
-            store.set_command(conn, command_id, acknowledged=self.clock())
-        self.apply(command.deployment_id, machine.Acknowledged(instance, command.command_name))
-        if self._running(command.deployment_id, instance, command.command_name):
+            status = self._acknowledge_in(conn, command, after)
+        self._after_commit(after)
+        return status
+
+    def _acknowledge_in(
+        self, conn: Connection, command: store.HostCommand, after: AfterCommit
+    ) -> str:
+        """Acknowledge ``command`` in the caller's transaction; the status the agent
+        must act on: InProgress to run it, anything else not to."""
+        if command.status != CommandStatus.IN_PROGRESS.value:
+            return command.status
+        now = self.clock()
+        event = machine.Acknowledged(command.instance_name, command.command_name)
+        stored = self._apply_in(conn, command.deployment_id, event, after)
+        if stored is not None and _running(stored, command.instance_name, command.command_name):
+            store.set_command(conn, command.id, acknowledged=now)
             return CommandStatus.IN_PROGRESS.value
         # The engine no longer wants this event (the deployment stopped or ended):
         # the agent must not run it.
-        with self.db.tx() as conn:
-            store.set_command(
-                conn, command_id, status=CommandStatus.FAILED.value, completed=self.clock()
-            )
+        store.set_command(conn, command.id, status=CommandStatus.FAILED.value, completed=now)
         return CommandStatus.FAILED.value
-
-    def _running(self, deployment_id: str, instance: str, event: str) -> bool:
-        """Whether ``event`` is the one ``instance`` is running in the deployment."""
-        cached = self._states.get(deployment_id)
-        if cached is not None:
-            stored: store.StoredDeployment | None = cached[1]
-        else:
-            with self.db.tx() as conn:
-                stored = store.load(conn, deployment_id)
-        if stored is None:
-            return False
-        target = stored.state.targets.get(instance)
-        current = target.current() if target is not None else None
-        return (
-            current is not None
-            and current.name == event
-            and current.status == LifecycleEventStatus.IN_PROGRESS
-        )
 
     def specification(self, instance: str, execution: str) -> dict[str, Any]:
         parts = execution.split("/", 3)
@@ -246,26 +240,96 @@ class AgentSide(ABC):
             return command.status
 
     def complete(
-        self, instance: str, command_id: int, status: str, diagnostics: dict[str, Any]
-    ) -> None:
+        self,
+        instance: str,
+        command_id: int,
+        status: str,
+        diagnostics: dict[str, Any],
+        *,
+        then_next: bool = False,
+    ) -> HostCommandView | None:
+        """Record a command's result and step its deployment.
+
+        With ``then_next`` (Shipyard's agent asks for it) the host's next command, if
+        one is queued now, is claimed in the same transaction and returned, already
+        acknowledged when it belongs to the same deployment: one request per
+        lifecycle event instead of a poll, an acknowledgement and a completion."""
         if status not in (CommandStatus.SUCCEEDED.value, CommandStatus.FAILED.value):
             raise ApiError(
                 "ClientException", f"CommandStatus must be Succeeded or Failed: {status}"
             )
+        after = AfterCommit()
         with self.db.tx() as conn:
             command = self._own_command(conn, instance, command_id)
-            if command.status not in (CommandStatus.SUCCEEDED.value, CommandStatus.FAILED.value):
+            repeated = command.status in (
+                CommandStatus.SUCCEEDED.value,
+                CommandStatus.FAILED.value,
+            )
+            if not repeated:
                 store.set_command(conn, command_id, status=status, completed=self.clock())
-        # Applied even for a repeated completion: if the server died between recording
-        # the command and stepping the deployment, the agent's retry must still count.
-        # The machine ignores a result for an event that is no longer running.
-        succeeded = status == CommandStatus.SUCCEEDED.value
-        self.apply(
-            command.deployment_id,
-            machine.Completed(
+            # Applied even for a repeated completion: if the server died between
+            # recording the command and stepping the deployment, the agent's retry must
+            # still count. The machine ignores a result for an event no longer running.
+            succeeded = status == CommandStatus.SUCCEEDED.value
+            done = machine.Completed(
                 instance, command.command_name, succeeded, lifecycle_diagnostics(diagnostics)
-            ),
-        )
+            )
+            self._apply_in(conn, command.deployment_id, done, after)
+            handed: HostCommandView | None = None
+            if then_next and not self._closing:
+                handed = self._next_in(conn, command, after, repeated=repeated)
+        self._after_commit(after)
+        return handed
+
+    def _next_in(
+        self, conn: Connection, done: store.HostCommand, after: AfterCommit, *, repeated: bool
+    ) -> HostCommandView | None:
+        """The command to hand back with ``done``'s completion."""
+        instance = done.instance_name
+        if repeated:
+            # A retried completion: its first answer may have been lost on the way,
+            # with the command it carried. That command was acknowledged, so no poll
+            # would offer it again: offer it here (an agent that did get it ignores a
+            # command it already holds).
+            again = store.handed_after(conn, done)
+            return _view(again, instance, acknowledged=True) if again is not None else None
+        now = self.clock()
+        command = store.claim_next_command(conn, instance, now, now - self.config.reoffer_seconds)
+        if command is None:
+            return None
+        if command.deployment_id != done.deployment_id:
+            # Another deployment's command: acknowledging it locks that deployment's
+            # row, which needs a transaction of its own (two hosts taking two row locks
+            # in opposite orders could deadlock). The agent acknowledges it.
+            return _view(command, instance)
+        # The only command this transaction queued for the host: no poll needs waking.
+        after.wake.discard(instance)
+        if self._acknowledge_in(conn, command, after) != CommandStatus.IN_PROGRESS.value:
+            return None
+        return _view(command, instance, acknowledged=True)
+
+
+def _view(
+    command: store.HostCommand, instance: str, *, acknowledged: bool = False
+) -> HostCommandView:
+    return HostCommandView(
+        command.id,
+        command.deployment_id,
+        command.command_name,
+        execution_id(command.deployment_id, instance),
+        acknowledged,
+    )
+
+
+def _running(stored: store.StoredDeployment, instance: str, event: str) -> bool:
+    """Whether ``event`` is the one ``instance`` is running in the deployment."""
+    target = stored.state.targets.get(instance)
+    current = target.current() if target is not None else None
+    return (
+        current is not None
+        and current.name == event
+        and current.status == LifecycleEventStatus.IN_PROGRESS
+    )
 
 
 def lifecycle_diagnostics(payload: dict[str, Any]) -> dict[str, str]:

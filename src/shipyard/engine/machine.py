@@ -112,8 +112,11 @@ def step(state: DeploymentState, event: Input, now: float) -> Outcome:
             _start(state, now, out)
         case Acknowledged(target_id, name):
             _acknowledged(state, target_id, name, now, out)
+            return out  # no host's status changed: nothing new to decide
         case Completed():
             _completed(state, event, now, out)
+            if _moved_on(out, event.target_id):
+                return out  # the host went on to its next event: counts are unchanged
         case Tick():
             _tick(state, now, out)
         case StopRequested(rollback, abandon):
@@ -157,6 +160,15 @@ def step(state: DeploymentState, event: Input, now: float) -> Outcome:
     elif state.status == S.READY:
         _ready(state, now, out)
     return out
+
+
+def _moved_on(out: Outcome, target_id: str) -> bool:
+    """Whether the step only sent ``target_id`` on to its next event.
+
+    Deciding the deployment's next move needs a scan of every host; it is skipped
+    when no host's status changed, since the previous step decided on the same counts.
+    """
+    return any(isinstance(a, Dispatch) and a.target_id == target_id for a in out.actions)
 
 
 def _advance_blue_green(state: DeploymentState, now: float, out: Outcome) -> None:
@@ -464,19 +476,25 @@ def _withdraw_unstarted(state: DeploymentState, now: float, out: Outcome) -> int
 
 def _advance(state: DeploymentState, now: float, out: Outcome) -> None:
     """Decide what happens next from the targets' counts."""
-    targets = list(state.targets.values())
-    in_flight = sum(t.in_flight for t in targets)
     if state.stop_requested:
         _skip_pending(state, now, out)
-        in_flight = _withdraw_unstarted(state, now, out)
-        if in_flight == 0:
+        if _withdraw_unstarted(state, now, out) == 0:
             _move(state, S.STOPPED, now, out)
         return
+    targets = list(state.targets.values())
     rule = plan.HealthRule.from_config(state.health_rule)
     total = len(targets)
-    succeeded = sum(t.status == TargetStatus.SUCCEEDED for t in targets)
-    failed = sum(t.status == TargetStatus.FAILED for t in targets)
-    pending = [t for t in targets if t.status == TargetStatus.PENDING]
+    in_flight = succeeded = failed = 0
+    pending: list[TargetState] = []
+    for target in targets:  # one pass: this runs whenever a host's status changes
+        if target.status == TargetStatus.IN_PROGRESS:
+            in_flight += 1
+        elif target.status == TargetStatus.SUCCEEDED:
+            succeeded += 1
+        elif target.status == TargetStatus.FAILED:
+            failed += 1
+        elif target.status == TargetStatus.PENDING:
+            pending.append(target)
     last_failed = failed > 0 and not pending and in_flight == 0 and _last_finished_failed(targets)
     if state.error_code is None:
         verdict = plan.verdict(rule, total, succeeded, failed, len(pending), in_flight, last_failed)

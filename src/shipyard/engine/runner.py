@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection
@@ -21,6 +20,7 @@ from sqlalchemy import Connection
 from shipyard import notify
 from shipyard.config import ServerConfig
 from shipyard.engine import launch, machine, outdated, rollback, traffic_steps
+from shipyard.engine.after_commit import AfterCommit
 from shipyard.engine.agent_side import AgentSide, BundleUrl
 from shipyard.engine.lifecycle import SERVER_EVENTS
 from shipyard.errors import ApiError
@@ -54,15 +54,6 @@ def limit_exceeded(group_name: str, active: str) -> ApiError:
         "DeploymentLimitExceededException",
         f"The Deployment Group '{group_name}' already has an active Deployment '{active}'",
     )
-
-
-@dataclass
-class AfterCommit:
-    """What a transaction leaves to do once it has committed."""
-
-    wake: set[str] = field(default_factory=set)  # agents with new commands
-    traffic: list[traffic_steps.TrafficJob] = field(default_factory=list)
-    unprovision: list[str] = field(default_factory=list)  # provisioned hosts to remove
 
 
 class Runner(AgentSide):
@@ -271,26 +262,34 @@ class Runner(AgentSide):
 
     def apply(self, deployment_id: str, event: machine.Input) -> DeploymentStatus | None:
         after = AfterCommit()
-        # The state this process wrote last is reused when the row's version shows
-        # nobody else (another replica) has written since; otherwise it is re-read.
-        cached = self._states.pop(deployment_id, None)
         with self.db.tx() as conn:
-            version = store.lock_version(conn, deployment_id)
-            if version is None:
-                return None
-            if cached is not None and cached[0] == version:
-                stored = cached[1]
-            else:
-                loaded = store.load(conn, deployment_id)
-                assert loaded is not None  # the row is locked
-                stored = loaded
-            if self._step(conn, stored, event, after):
-                version += 1
-            status = stored.state.status
-        if status not in TERMINAL_DEPLOYMENT_STATUSES:
-            self._states[deployment_id] = (version, stored)
+            stored = self._apply_in(conn, deployment_id, event, after)
         self._after_commit(after)
-        return status
+        return stored.state.status if stored is not None else None
+
+    def _apply_in(
+        self, conn: Connection, deployment_id: str, event: machine.Input, after: AfterCommit
+    ) -> store.StoredDeployment | None:
+        """Lock, step and save one deployment inside the caller's transaction.
+
+        The state this process wrote last is reused when the row's version shows
+        nobody else (another replica) has written since; otherwise it is re-read. A
+        second step in the same transaction starts from the first one's result."""
+        earlier = self._states.pop(deployment_id, None)
+        cached = after.states.pop(deployment_id, None) or earlier
+        version = store.lock_version(conn, deployment_id)
+        if version is None:
+            return None
+        if cached is not None and cached[0] == version:
+            stored = cached[1]
+        else:
+            loaded = store.load(conn, deployment_id)
+            assert loaded is not None  # the row is locked
+            stored = loaded
+        if self._step(conn, stored, event, after):
+            version += 1
+        after.states[deployment_id] = (version, stored)
+        return stored
 
     def _step(
         self,
@@ -305,7 +304,7 @@ class Runner(AgentSide):
         if not outcome.changed:
             return False
         # Saved first: a rollback launched below ranks hosts by these very results.
-        store.save(conn, stored, sorted(outcome.changed_targets))
+        store.save(conn, stored, sorted(outcome.changed_targets), with_info=False)
         rolled_back = False
         for action in outcome.actions:
             if isinstance(action, machine.Dispatch):
@@ -366,6 +365,9 @@ class Runner(AgentSide):
         self._host_epoch[target_id] = self._host_epoch.get(target_id, 0) + 1
 
     def _after_commit(self, after: AfterCommit) -> None:
+        for deployment_id, (version, stored) in after.states.items():
+            if stored.state.status not in TERMINAL_DEPLOYMENT_STATUSES:
+                self._states[deployment_id] = (version, stored)
         self._wake(after.wake)
         for job in after.traffic:
             self._start_traffic(job)

@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from shipyard.engine.agent_side import HostCommandView
 from shipyard.errors import ApiError
 from shipyard.model import CommandStatus
 from shipyard.server.context import Call, Handler, Json
@@ -132,14 +133,15 @@ async def poll_host_command(call: Call) -> Json:
     command = await services.runner.poll(instance, hold)
     if command is None:
         return {}
+    return {"HostCommand": {**_host_command(command), "HostIdentifier": iam_arn}}
+
+
+def _host_command(command: HostCommandView) -> Json:
     return {
-        "HostCommand": {
-            "HostCommandIdentifier": str(command.id),
-            "HostIdentifier": iam_arn,
-            "DeploymentExecutionId": command.execution_id,
-            "CommandName": command.command_name,
-            "Nonce": command.id,
-        }
+        "HostCommandIdentifier": str(command.id),
+        "DeploymentExecutionId": command.execution_id,
+        "CommandName": command.command_name,
+        "Nonce": command.id,
     }
 
 
@@ -176,6 +178,9 @@ def post_host_command_update(call: Call) -> Json:
 
 
 def put_host_command_complete(call: Call) -> Json:
+    """PutHostCommandComplete; with the extension member ``ShipyardNextCommand: true``
+    the answer carries the host's next command when one is queued (see
+    ``Runner.complete``), so Shipyard's agent needs no poll between events."""
     instance = _instance(call)
     command_id = _command_id(call.body)
     status = _required_string(call.body, "CommandStatus")
@@ -186,8 +191,21 @@ def put_host_command_complete(call: Call) -> Json:
         value = diagnostics.get(member)
         if value is not None and (not isinstance(value, expected) or isinstance(value, bool)):
             raise _client_error(f"Diagnostics Payload member {member} has the wrong type")
-    call.services.runner.complete(instance, command_id, status, diagnostics)
-    return {}
+    then_next = call.body.get("ShipyardNextCommand", False)
+    if not isinstance(then_next, bool):
+        raise _client_error("ShipyardNextCommand must be true or false")
+    handed = call.services.runner.complete(
+        instance, command_id, status, diagnostics, then_next=then_next
+    )
+    if handed is None:
+        return {}
+    return {
+        "ShipyardNextCommand": {
+            **_host_command(handed),
+            # Acknowledged already: the agent runs it without PutHostCommandAcknowledgement.
+            "ShipyardAcknowledged": handed.acknowledged,
+        }
+    }
 
 
 AGENT_OPERATIONS: dict[str, Handler] = {

@@ -168,10 +168,10 @@ def get_delivery(conn: Connection, delivery_id: int) -> Delivery | None:
 def deployment_group_id(conn: Connection, deployment_id: str) -> str | None:
     """The deploymentGroupId a deployment was made to (stable across renames)."""
     d = schema.deployments.c
-    row = conn.execute(select(d.doc).where(d.id == deployment_id)).first()
+    row = conn.execute(select(d.info).where(d.id == deployment_id)).first()
     if row is None:
         return None
-    group_id = row[0].get("info", {}).get("deploymentGroupId")
+    group_id = row[0].get("deploymentGroupId")
     return str(group_id) if group_id else None
 
 

@@ -41,7 +41,8 @@ def insert(
             external_id=info.get("externalId"),
             active=state.status not in TERMINAL_DEPLOYMENT_STATUSES,
             version=1,
-            doc={"state": state.header_doc(), "info": info},
+            state=state.header_doc(),
+            info=info,
         )
     )
     if state.targets:
@@ -60,18 +61,20 @@ def insert(
 
 
 def load(conn: Connection, deployment_id: str, *, lock: bool = False) -> StoredDeployment | None:
-    query = select(D.c.doc, D.c.application_name, D.c.group_name).where(D.c.id == deployment_id)
+    query = select(D.c.state, D.c.info, D.c.application_name, D.c.group_name).where(
+        D.c.id == deployment_id
+    )
     row = conn.execute(for_update(query, conn.dialect.name) if lock else query).first()
     if row is None:
         return None
-    doc = row[0]
+    header, info = row[0], row[1]
     target_rows = conn.execute(select(T.c.doc).where(T.c.deployment_id == deployment_id)).scalars()
     targets = [TargetState.from_doc(d) for d in target_rows]
-    order = doc["info"].get("targetOrder", [])
+    order = info.get("targetOrder", [])
     rank = {name: i for i, name in enumerate(order)}
     targets.sort(key=lambda t: rank.get(t.target_id, len(rank)))
-    state = DeploymentState.from_docs(doc["state"], targets)
-    return StoredDeployment(state, doc["info"], row[1], row[2])
+    state = DeploymentState.from_docs(header, targets)
+    return StoredDeployment(state, info, row[2], row[3])
 
 
 def lock_version(conn: Connection, deployment_id: str) -> int | None:
@@ -81,19 +84,26 @@ def lock_version(conn: Connection, deployment_id: str) -> int | None:
     return int(row[0]) if row else None
 
 
-def save(conn: Connection, stored: StoredDeployment, changed_targets: Sequence[str] = ()) -> None:
+def save(
+    conn: Connection,
+    stored: StoredDeployment,
+    changed_targets: Sequence[str] = (),
+    *,
+    with_info: bool = True,
+) -> None:
+    """Write the state and ``changed_targets``; ``info`` too unless ``with_info`` is
+    False (an engine step never changes it)."""
     state = stored.state
-    conn.execute(
-        update(D)
-        .where(D.c.id == state.deployment_id)
-        .values(
-            status=state.status.value,
-            complete_time=state.complete_time,
-            active=state.status not in TERMINAL_DEPLOYMENT_STATUSES,
-            version=D.c.version + 1,
-            doc={"state": state.header_doc(), "info": stored.info},
-        )
-    )
+    values: dict[str, Any] = {
+        "status": state.status.value,
+        "complete_time": state.complete_time,
+        "active": state.status not in TERMINAL_DEPLOYMENT_STATUSES,
+        "version": D.c.version + 1,
+        "state": state.header_doc(),
+    }
+    if with_info:
+        values["info"] = stored.info
+    conn.execute(update(D).where(D.c.id == state.deployment_id).values(**values))
     for target_id in changed_targets:
         target = state.targets[target_id]
         conn.execute(
@@ -234,6 +244,29 @@ def claim_next_command(
             )
 
 
+def handed_after(conn: Connection, done: HostCommand) -> HostCommand | None:
+    """The command a completion of ``done`` handed its agent, if it still runs.
+
+    Only ``done``'s own completion dispatches the host's next event of that
+    deployment, so the first acknowledged, unfinished command of the same host and
+    deployment queued after ``done`` is the one its answer carried."""
+    row = conn.execute(
+        select(H)
+        .where(
+            and_(
+                H.c.instance_name == done.instance_name,
+                H.c.deployment_id == done.deployment_id,
+                H.c.id > done.id,
+                H.c.status == CommandStatus.IN_PROGRESS.value,
+                H.c.acknowledged.is_not(None),
+            )
+        )
+        .order_by(H.c.id)
+        .limit(1)
+    ).first()
+    return _command(row) if row is not None else None
+
+
 def silent_instances(
     conn: Connection, names: Sequence[str], silent_since: float
 ) -> dict[str, float | None]:
@@ -329,7 +362,7 @@ def instance_health(
     if not instances:
         return health
     rows = conn.execute(
-        select(T.c.target_id, T.c.status, D.c.doc)
+        select(T.c.target_id, T.c.status, D.c.info)
         .join(D, D.c.id == T.c.deployment_id)
         .where(
             and_(
@@ -342,13 +375,13 @@ def instance_health(
         .order_by(D.c.create_time.desc())
     )
     seen: set[str] = set()
-    for target_id, status, doc in rows:
+    for target_id, status, info in rows:
         if target_id in seen:
             continue
         seen.add(target_id)
         if status == "Failed":
             health[target_id] = "unhealthy"
-        elif doc["info"].get("revision") == revision:
+        elif info.get("revision") == revision:
             health[target_id] = "current"
         else:
             health[target_id] = "old"
@@ -360,11 +393,11 @@ def targets_of_revision(
 ) -> set[str]:
     """Hosts that any deployment of ``revision`` in this group has targeted."""
     rows = conn.execute(
-        select(T.c.target_id, D.c.doc)
+        select(T.c.target_id, D.c.info)
         .join(D, D.c.id == T.c.deployment_id)
         .where(and_(D.c.application_name == app, D.c.group_name == group))
     )
-    return {target_id for target_id, doc in rows if doc["info"].get("revision") == revision}
+    return {target_id for target_id, info in rows if info.get("revision") == revision}
 
 
 def agents_heard_from(conn: Connection, names: Sequence[str]) -> list[str]:

@@ -116,7 +116,11 @@ deployments = Table(
     Column("external_id", String(255)),
     Column("active", Boolean, nullable=False),  # not yet terminal
     Column("version", Integer, nullable=False),  # bumped on every write
-    Column("doc", JSON, nullable=False),  # the engine's DeploymentState, serialised
+    # The engine's DeploymentState without its targets (rewritten on every step) and
+    # the static deploymentInfo members (written at launch and by rollback links): kept
+    # apart so a step does not re-serialise info, whose targetOrder names every host.
+    Column("state", JSON, nullable=False),
+    Column("info", JSON, nullable=False),
     Index("ix_deployments_group", "application_name", "group_name", "create_time"),
     Index("ix_deployments_active", "active"),
 )

@@ -1,0 +1,23 @@
+"""What a runner transaction leaves to do once it has committed.
+
+Nothing here may happen inside the transaction: an agent woken before the commit
+would find no command, a cached state from a transaction that rolled back would be
+wrong, and traffic must not move for a step that was never stored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from shipyard.engine import traffic_steps
+from shipyard.store import deployments as store
+
+
+@dataclass
+class AfterCommit:
+    wake: set[str] = field(default_factory=set)  # agents with new commands
+    traffic: list[traffic_steps.TrafficJob] = field(default_factory=list)
+    unprovision: list[str] = field(default_factory=list)  # provisioned hosts to remove
+    # deployment id -> (row version, state) as this transaction wrote it: the cache
+    # the next step starts from, and what a second step in the same transaction uses.
+    states: dict[str, tuple[int, store.StoredDeployment]] = field(default_factory=dict)
