@@ -16,6 +16,9 @@ from shipyard.store import deployments as store
 @dataclass
 class AfterCommit:
     wake: set[str] = field(default_factory=set)  # agents with new commands
+    # instance -> (command id, event) queued already acknowledged, for the agent
+    # waiting on this transaction's answer (Dispatch.acknowledged)
+    handed: dict[str, tuple[int, str]] = field(default_factory=dict)
     traffic: list[traffic_steps.TrafficJob] = field(default_factory=list)
     unprovision: list[str] = field(default_factory=list)  # provisioned hosts to remove
     # deployment id -> (row version, state) as this transaction wrote it: the cache

@@ -165,12 +165,22 @@ class AgentSide(ABC):
         event = machine.Acknowledged(command.instance_name, command.command_name)
         stored = self._apply_in(conn, command.deployment_id, event, after)
         if stored is not None and _running(stored, command.instance_name, command.command_name):
-            store.set_command(conn, command.id, acknowledged=now)
+            store.acknowledge_command(conn, command.id, now)
             return CommandStatus.IN_PROGRESS.value
         # The engine no longer wants this event (the deployment stopped or ended):
         # the agent must not run it.
-        store.set_command(conn, command.id, status=CommandStatus.FAILED.value, completed=now)
+        store.finish_command(conn, command.id, CommandStatus.FAILED.value, now)
         return CommandStatus.FAILED.value
+
+    def current(self, deployment_id: str) -> store.StoredDeployment | None:
+        """The deployment as stored now, for reading only: the state this process
+        wrote last when the row's version shows nobody wrote since, else read afresh
+        (watchers polling GetDeployment then cost one small query)."""
+        cached = self._states.get(deployment_id)
+        with self.db.tx() as conn:
+            if cached is not None and store.version(conn, deployment_id) == cached[0]:
+                return cached[1]
+            return store.load(conn, deployment_id)
 
     def specification(self, instance: str, execution: str) -> dict[str, Any]:
         parts = execution.split("/", 3)
@@ -250,10 +260,10 @@ class AgentSide(ABC):
     ) -> HostCommandView | None:
         """Record a command's result and step its deployment.
 
-        With ``then_next`` (Shipyard's agent asks for it) the host's next command, if
-        one is queued now, is claimed in the same transaction and returned, already
-        acknowledged when it belongs to the same deployment: one request per
-        lifecycle event instead of a poll, an acknowledgement and a completion."""
+        With ``then_next`` (Shipyard's agent asks for it) the host's next event of the
+        same deployment, when the step dispatches one, is queued already acknowledged
+        and returned: one request per lifecycle event instead of a poll, an
+        acknowledgement and a completion. Other work reaches the agent by its poll."""
         if status not in (CommandStatus.SUCCEEDED.value, CommandStatus.FAILED.value):
             raise ApiError(
                 "ClientException", f"CommandStatus must be Succeeded or Failed: {status}"
@@ -266,47 +276,38 @@ class AgentSide(ABC):
                 CommandStatus.FAILED.value,
             )
             if not repeated:
-                store.set_command(conn, command_id, status=status, completed=self.clock())
+                store.finish_command(conn, command_id, status, self.clock())
             # Applied even for a repeated completion: if the server died between
             # recording the command and stepping the deployment, the agent's retry must
             # still count. The machine ignores a result for an event no longer running.
             succeeded = status == CommandStatus.SUCCEEDED.value
             done = machine.Completed(
-                instance, command.command_name, succeeded, lifecycle_diagnostics(diagnostics)
+                instance,
+                command.command_name,
+                succeeded,
+                lifecycle_diagnostics(diagnostics),
+                agent_waiting=then_next and not self._closing,
             )
             self._apply_in(conn, command.deployment_id, done, after)
             handed: HostCommandView | None = None
-            if then_next and not self._closing:
-                handed = self._next_in(conn, command, after, repeated=repeated)
+            if instance in after.handed:
+                next_id, next_event = after.handed[instance]
+                handed = HostCommandView(
+                    next_id,
+                    command.deployment_id,
+                    next_event,
+                    execution_id(command.deployment_id, instance),
+                    acknowledged=True,
+                )
+            elif then_next and repeated:
+                # A retried completion: its first answer may have been lost on the
+                # way, with the command it carried. That command is acknowledged, so
+                # no poll would offer it again: offer it here (an agent that did get
+                # it ignores a command it already holds).
+                again = store.handed_after(conn, command)
+                handed = _view(again, instance, acknowledged=True) if again else None
         self._after_commit(after)
         return handed
-
-    def _next_in(
-        self, conn: Connection, done: store.HostCommand, after: AfterCommit, *, repeated: bool
-    ) -> HostCommandView | None:
-        """The command to hand back with ``done``'s completion."""
-        instance = done.instance_name
-        if repeated:
-            # A retried completion: its first answer may have been lost on the way,
-            # with the command it carried. That command was acknowledged, so no poll
-            # would offer it again: offer it here (an agent that did get it ignores a
-            # command it already holds).
-            again = store.handed_after(conn, done)
-            return _view(again, instance, acknowledged=True) if again is not None else None
-        now = self.clock()
-        command = store.claim_next_command(conn, instance, now, now - self.config.reoffer_seconds)
-        if command is None:
-            return None
-        if command.deployment_id != done.deployment_id:
-            # Another deployment's command: acknowledging it locks that deployment's
-            # row, which needs a transaction of its own (two hosts taking two row locks
-            # in opposite orders could deadlock). The agent acknowledges it.
-            return _view(command, instance)
-        # The only command this transaction queued for the host: no poll needs waking.
-        after.wake.discard(instance)
-        if self._acknowledge_in(conn, command, after) != CommandStatus.IN_PROGRESS.value:
-            return None
-        return _view(command, instance, acknowledged=True)
 
 
 def _view(

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from shipyard.engine import bluegreen, plan
-from shipyard.engine.lifecycle import STOP_EVENTS
+from shipyard.engine.lifecycle import SERVER_EVENTS, STOP_EVENTS
 from shipyard.engine.messages import (
     Acknowledged,
     Action,
@@ -395,7 +395,11 @@ def _completed(state: DeploymentState, done: Completed, now: float, out: Outcome
             _end_target(target, TargetStatus.FAILED, now)
         else:
             target.deadline = now + state.event_timeout
-            out.actions.append(Dispatch(target.target_id, nxt.name))
+            handed = done.agent_waiting and nxt.name not in SERVER_EVENTS
+            if handed:  # the same as its acknowledgement arriving now
+                nxt.status = LifecycleEventStatus.IN_PROGRESS
+                nxt.start_time = now
+            out.actions.append(Dispatch(target.target_id, nxt.name, acknowledged=handed))
         return
     current.status = LifecycleEventStatus.FAILED
     _end_target(target, TargetStatus.FAILED, now)

@@ -31,6 +31,9 @@ class Completed:
     event: str
     succeeded: bool
     diagnostics: dict[str, str] = field(default_factory=dict)
+    # The agent waits on this very answer for its next command (Shipyard's agent): a
+    # next event for the host is handed over, and so acknowledged, at once.
+    agent_waiting: bool = False
 
 
 @dataclass(frozen=True)
@@ -110,6 +113,8 @@ class Dispatch:
 
     target_id: str
     event: str
+    # Handed to the waiting agent with its last result: already acknowledged.
+    acknowledged: bool = False
 
 
 @dataclass(frozen=True)

@@ -312,6 +312,11 @@ class Runner(AgentSide):
             match action:
                 case machine.Dispatch(target_id, event_name) if event_name in SERVER_EVENTS:
                     after.traffic.append(self._traffic_job(stored, target_id, event_name))
+                case machine.Dispatch(target_id, event_name, acknowledged=True):
+                    command_id = store.add_command(
+                        conn, target_id, stored.state.deployment_id, event_name, now, handed=True
+                    )
+                    after.handed[target_id] = (command_id, event_name)
                 case machine.Dispatch(target_id, event_name):
                     store.add_command(conn, target_id, stored.state.deployment_id, event_name, now)
                     after.wake.add(target_id)

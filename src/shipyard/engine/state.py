@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from shipyard.model import DeploymentStatus, LifecycleEventStatus, TargetStatus
@@ -40,7 +40,25 @@ class TargetState:
         return self.status == TargetStatus.IN_PROGRESS
 
     def to_doc(self) -> dict[str, Any]:
-        return asdict(self)
+        # Written out by hand: dataclasses.asdict deep-copies recursively, and this
+        # runs on every lifecycle event.
+        return {
+            "target_id": self.target_id,
+            "events": [
+                {
+                    "name": e.name,
+                    "status": e.status,
+                    "start_time": e.start_time,
+                    "end_time": e.end_time,
+                    "diagnostics": e.diagnostics,
+                }
+                for e in self.events
+            ],
+            "status": self.status,
+            "last_updated": self.last_updated,
+            "deadline": self.deadline,
+            "label": self.label,
+        }
 
     @classmethod
     def from_doc(cls, doc: dict[str, Any]) -> TargetState:

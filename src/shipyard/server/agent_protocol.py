@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from shipyard.engine.agent_side import HostCommandView
 from shipyard.errors import ApiError
@@ -27,6 +27,11 @@ _DIAGNOSTIC_TYPES: dict[str, type] = {
     "message": str,
     "log": str,
 }
+
+
+_i = schema.instances.c
+# Built once: every poll runs it (a reused statement keeps its memoised cache key).
+_HOST_ROW = select(_i.iam_arn, _i.registered, _i.last_seen).where(_i.name == bindparam("instance"))
 
 
 def _client_error(message: str) -> ApiError:
@@ -75,9 +80,7 @@ def _check_host(call: Call, instance: str, *, heartbeat: bool = False) -> str:
     host = _required_string(call.body, "HostIdentifier")
     c = schema.instances.c
     with call.services.db.tx() as conn:
-        row = conn.execute(
-            select(c.iam_arn, c.registered, c.last_seen).where(c.name == instance)
-        ).first()
+        row = conn.execute(_HOST_ROW, {"instance": instance}).first()
         if row is None or not row.registered:
             raise _client_error(f"Instance {instance} is not registered")
         # The stock agent's rule, applied from the server's side: the identifier the

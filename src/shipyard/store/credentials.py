@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 import string
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, bindparam, select
 
 from shipyard.store import schema
 
@@ -34,14 +34,16 @@ def issue(
     return key_id, secret
 
 
+_c = schema.credentials.c
+# Built once: every request runs it (a reused statement keeps its memoised cache key).
+_LOOKUP = select(_c.secret_access_key, _c.principal_type, _c.principal_name).where(
+    _c.access_key_id == bindparam("key_id")
+)
+
+
 def lookup(conn: Connection, access_key_id: str) -> tuple[str, str, str] | None:
     """``(secret, principal_type, principal_name)`` for a key, or None."""
-    c = schema.credentials.c
-    row = conn.execute(
-        select(c.secret_access_key, c.principal_type, c.principal_name).where(
-            c.access_key_id == access_key_id
-        )
-    ).first()
+    row = conn.execute(_LOOKUP, {"key_id": access_key_id}).first()
     return (row[0], row[1], row[2]) if row else None
 
 

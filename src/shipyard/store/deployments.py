@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, func, or_, select, update
 
 from shipyard.engine.state import DeploymentState, TargetState
 from shipyard.model import TERMINAL_DEPLOYMENT_STATUSES, CommandStatus
@@ -17,6 +17,70 @@ D = schema.deployments
 T = schema.targets
 H = schema.host_commands
 L = schema.event_logs
+
+
+# The statements every lifecycle event runs are built once: SQLAlchemy memoises a
+# statement's cache key on the object, so reusing it skips rebuilding the expression
+# and recomputing the key (about two thirds of a simple query's cost here).
+_VERSION = select(D.c.version).where(D.c.id == bindparam("deployment_id"))
+_VERSION_LOCKED = _VERSION.with_for_update()
+_SAVE_STATE = (
+    update(D)
+    .where(D.c.id == bindparam("deployment_id"))
+    .values(
+        status=bindparam("new_status"),
+        complete_time=bindparam("new_complete_time"),
+        active=bindparam("new_active"),
+        version=D.c.version + 1,
+        state=bindparam("new_state", type_=D.c.state.type),
+    )
+)
+_SAVE_TARGET = (
+    update(T)
+    .where(and_(T.c.deployment_id == bindparam("in_deployment"), T.c.target_id == bindparam("tid")))
+    .values(status=bindparam("new_status"), doc=bindparam("new_doc", type_=T.c.doc.type))
+)
+_UNCLAIMED = H.c.status == CommandStatus.PENDING.value
+# Claimed before reoffer_before but never acknowledged: its poll answer was lost.
+_LOST = and_(
+    H.c.status == CommandStatus.IN_PROGRESS.value,
+    H.c.acknowledged.is_(None),
+    H.c.claimed < bindparam("reoffer_before"),
+)
+_NEXT_COMMAND = (
+    select(H)
+    .where(and_(H.c.instance_name == bindparam("instance"), or_(_UNCLAIMED, _LOST)))
+    .order_by(H.c.id)
+    .limit(1)
+)
+_CLAIM_PENDING = (
+    update(H)
+    .where(and_(H.c.id == bindparam("command_id"), _UNCLAIMED))
+    .values(status=CommandStatus.IN_PROGRESS.value, claimed=bindparam("now"))
+)
+_CLAIM_LOST = (
+    update(H)
+    .where(and_(H.c.id == bindparam("command_id"), or_(_UNCLAIMED, _LOST)))
+    .values(status=CommandStatus.IN_PROGRESS.value, claimed=bindparam("now"))
+)
+_GET_COMMAND = select(H).where(H.c.id == bindparam("command_id"))
+_ACKNOWLEDGE_COMMAND = (
+    update(H).where(H.c.id == bindparam("command_id")).values(acknowledged=bindparam("now"))
+)
+_FINISH_COMMAND = (
+    update(H)
+    .where(H.c.id == bindparam("command_id"))
+    .values(status=bindparam("new_status"), completed=bindparam("now"))
+)
+_ADD_COMMAND = H.insert().values(
+    instance_name=bindparam("new_instance"),
+    deployment_id=bindparam("new_deployment"),
+    command_name=bindparam("new_command"),
+    status=bindparam("new_status"),
+    created=bindparam("now"),
+    claimed=bindparam("claimed_at"),
+    acknowledged=bindparam("acknowledged_at"),
+)
 
 
 @dataclass
@@ -78,9 +142,16 @@ def load(conn: Connection, deployment_id: str, *, lock: bool = False) -> StoredD
 
 
 def lock_version(conn: Connection, deployment_id: str) -> int | None:
-    """Lock the deployment's row for this transaction; return its write version."""
-    query = for_update(select(D.c.version).where(D.c.id == deployment_id), conn.dialect.name)
-    row = conn.execute(query).first()
+    """Lock the deployment's row for this transaction; return its write version.
+    (SQLite's single writer makes the lock implicit: see dialects.for_update.)"""
+    query = _VERSION if conn.dialect.name == "sqlite" else _VERSION_LOCKED
+    row = conn.execute(query, {"deployment_id": deployment_id}).first()
+    return int(row[0]) if row else None
+
+
+def version(conn: Connection, deployment_id: str) -> int | None:
+    """The deployment's write version, without a lock."""
+    row = conn.execute(_VERSION, {"deployment_id": deployment_id}).first()
     return int(row[0]) if row else None
 
 
@@ -94,22 +165,30 @@ def save(
     """Write the state and ``changed_targets``; ``info`` too unless ``with_info`` is
     False (an engine step never changes it)."""
     state = stored.state
-    values: dict[str, Any] = {
-        "status": state.status.value,
-        "complete_time": state.complete_time,
-        "active": state.status not in TERMINAL_DEPLOYMENT_STATUSES,
-        "version": D.c.version + 1,
-        "state": state.header_doc(),
-    }
     if with_info:
-        values["info"] = stored.info
-    conn.execute(update(D).where(D.c.id == state.deployment_id).values(**values))
-    for target_id in changed_targets:
-        target = state.targets[target_id]
+        conn.execute(update(D).where(D.c.id == state.deployment_id).values(info=stored.info))
+    conn.execute(
+        _SAVE_STATE,
+        {
+            "deployment_id": state.deployment_id,
+            "new_status": state.status.value,
+            "new_complete_time": state.complete_time,
+            "new_active": state.status not in TERMINAL_DEPLOYMENT_STATUSES,
+            "new_state": state.header_doc(),
+        },
+    )
+    if changed_targets:
         conn.execute(
-            update(T)
-            .where(and_(T.c.deployment_id == state.deployment_id, T.c.target_id == target_id))
-            .values(status=target.status.value, doc=target.to_doc())
+            _SAVE_TARGET,
+            [
+                {
+                    "in_deployment": state.deployment_id,
+                    "tid": target_id,
+                    "new_status": state.targets[target_id].status.value,
+                    "new_doc": state.targets[target_id].to_doc(),
+                }
+                for target_id in changed_targets
+            ],
         )
 
 
@@ -187,16 +266,27 @@ def _command(row: Any) -> HostCommand:
 
 
 def add_command(
-    conn: Connection, instance: str, deployment_id: str, command_name: str, now: float
+    conn: Connection,
+    instance: str,
+    deployment_id: str,
+    command_name: str,
+    now: float,
+    *,
+    handed: bool = False,
 ) -> int:
+    """Queue a command for ``instance``; ``handed``: it goes to the agent in the
+    answer of the request being served, so it is claimed and acknowledged now."""
     result = conn.execute(
-        H.insert().values(
-            instance_name=instance,
-            deployment_id=deployment_id,
-            command_name=command_name,
-            status=CommandStatus.PENDING.value,
-            created=now,
-        )
+        _ADD_COMMAND,
+        {
+            "new_instance": instance,
+            "new_deployment": deployment_id,
+            "new_command": command_name,
+            "new_status": (CommandStatus.IN_PROGRESS if handed else CommandStatus.PENDING).value,
+            "now": now,
+            "claimed_at": now if handed else None,
+            "acknowledged_at": now if handed else None,
+        },
     )
     key = result.inserted_primary_key
     assert key is not None
@@ -211,28 +301,15 @@ def claim_next_command(
     A command claimed before ``reoffer_before`` but never acknowledged is offered
     again: its poll answer was lost (a dropped connection, a server killed after its
     commit), and the agent has not started it."""
-    unclaimed = H.c.status == CommandStatus.PENDING.value
-    lost = and_(
-        H.c.status == CommandStatus.IN_PROGRESS.value,
-        H.c.acknowledged.is_(None),
-        H.c.claimed < reoffer_before,
-    )
     while True:
         row = conn.execute(
-            select(H)
-            .where(and_(H.c.instance_name == instance, or_(unclaimed, lost)))
-            .order_by(H.c.id)
-            .limit(1)
+            _NEXT_COMMAND, {"instance": instance, "reoffer_before": reoffer_before}
         ).first()
         if row is None:
             return None
-        still_free = (
-            or_(unclaimed, lost) if row.status != CommandStatus.PENDING.value else unclaimed
-        )
+        claim = _CLAIM_PENDING if row.status == CommandStatus.PENDING.value else _CLAIM_LOST
         claimed = conn.execute(
-            update(H)
-            .where(and_(H.c.id == row.id, still_free))
-            .values(status=CommandStatus.IN_PROGRESS.value, claimed=now)
+            claim, {"command_id": row.id, "now": now, "reoffer_before": reoffer_before}
         )
         if claimed.rowcount == 1:
             return HostCommand(
@@ -302,12 +379,17 @@ def instances_with_work(
 
 
 def get_command(conn: Connection, command_id: int) -> HostCommand | None:
-    row = conn.execute(select(H).where(H.c.id == command_id)).first()
+    row = conn.execute(_GET_COMMAND, {"command_id": command_id}).first()
     return _command(row) if row else None
 
 
-def set_command(conn: Connection, command_id: int, **values: Any) -> None:
-    conn.execute(update(H).where(H.c.id == command_id).values(**values))
+def acknowledge_command(conn: Connection, command_id: int, now: float) -> None:
+    conn.execute(_ACKNOWLEDGE_COMMAND, {"command_id": command_id, "now": now})
+
+
+def finish_command(conn: Connection, command_id: int, status: str, now: float) -> None:
+    """Record a command's result (Succeeded or Failed)."""
+    conn.execute(_FINISH_COMMAND, {"command_id": command_id, "new_status": status, "now": now})
 
 
 def fail_open_commands(conn: Connection, deployment_id: str, now: float) -> None:

@@ -202,8 +202,8 @@ def _deployment_id(body: Json) -> str:
 
 
 def load_deployment(call: Call, deployment_id: str) -> store.StoredDeployment:
-    with call.services.db.tx() as conn:
-        stored = store.load(conn, deployment_id)
+    """The deployment to read (never to change: it may be the runner's cached state)."""
+    stored = call.services.runner.current(deployment_id)
     if stored is None:
         raise ApiError("DeploymentDoesNotExistException", f"No deployment {deployment_id}")
     return stored
