@@ -1,11 +1,12 @@
 """The load generator of ``control_plane.py``: thousands of simulated agents in one
 asyncio process, speaking the real agent protocol to a Shipyard server.
 
-Each simulated agent holds one keep-alive connection and loops: PollHostCommand
-(long poll); for a command, GetDeploymentSpecification (once per deployment and again
-for DownloadBundle, as the real agent does), PutHostCommandAcknowledgement, then at
-once PutHostCommandComplete with error_code 0 (no scripts run). Errors are counted
-and retried after a second.
+Each simulated agent holds one keep-alive connection and loops as the real agent
+does: PollHostCommand (long poll, asking for the specification along with a command);
+GetDeploymentSpecification only when it did not come along, PutHostCommandAcknowledgement,
+then at once PutHostCommandComplete with error_code 0 (no scripts run) and
+``ShipyardNextCommand``; a command handed back with the result runs next, without a
+poll or an acknowledgement. Errors are counted and retried after a second.
 
 A worker process is started with a JSON spec file (``python bench/sim_agents.py
 SPEC``), prints ``{"ready": n}`` once every agent has sent its first poll, and stops
@@ -63,7 +64,10 @@ class SimulatedAgent:
         while not stop.is_set():
             try:
                 poll = asyncio.ensure_future(
-                    self.conn.call("PollHostCommand", {"HostIdentifier": self.host_identifier})
+                    self.conn.call(
+                        "PollHostCommand",
+                        {"HostIdentifier": self.host_identifier, "ShipyardSpecification": True},
+                    )
                 )
                 if first:
                     first = False
@@ -79,9 +83,16 @@ class SimulatedAgent:
                 self.stats.last_error = f"{type(exc).__name__}: {exc}"[:300]
                 await asyncio.sleep(ERROR_PAUSE)
 
-    async def handle(self, command: dict[str, Any]) -> None:
+    async def handle(self, command: dict[str, Any] | None) -> None:
+        """Run ``command`` and each next one the server hands back with a result."""
+        while command:
+            command = await self.handle_one(command)
+
+    async def handle_one(self, command: dict[str, Any]) -> dict[str, Any] | None:
         execution = command["DeploymentExecutionId"]
-        if execution not in self.specs_seen or command["CommandName"] == "DownloadBundle":
+        if command.get("ShipyardDeploymentSpecification"):
+            self.specs_seen.add(execution)  # sent along with the command
+        if execution not in self.specs_seen:
             await self.conn.call(
                 "GetDeploymentSpecification",
                 {"DeploymentExecutionId": execution, "HostIdentifier": self.host_identifier},
@@ -89,21 +100,25 @@ class SimulatedAgent:
             self.specs_seen.add(execution)
             self.stats.specs += 1
         command_id = command["HostCommandIdentifier"]
-        ack = await self.conn.call(
-            "PutHostCommandAcknowledgement",
-            {"HostCommandIdentifier": command_id, "Diagnostics": NOOP_ACK},
-        )
-        if ack.get("CommandStatus") in ("Succeeded", "Failed"):
-            return  # the server settled it already: not to be run
-        await self.conn.call(
+        if not command.get("ShipyardAcknowledged"):
+            ack = await self.conn.call(
+                "PutHostCommandAcknowledgement",
+                {"HostCommandIdentifier": command_id, "Diagnostics": NOOP_ACK},
+            )
+            if ack.get("CommandStatus") in ("Succeeded", "Failed"):
+                return None  # the server settled it already: not to be run
+        reply = await self.conn.call(
             "PutHostCommandComplete",
             {
                 "HostCommandIdentifier": command_id,
                 "CommandStatus": "Succeeded",
                 "Diagnostics": SUCCESS,
+                "ShipyardNextCommand": True,
             },
         )
         self.stats.commands += 1
+        handed: dict[str, Any] | None = reply.get("ShipyardNextCommand")
+        return handed
 
 
 async def run_agents(spec: dict[str, Any]) -> AgentStats:

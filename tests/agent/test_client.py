@@ -49,7 +49,11 @@ def test_poll_is_a_signed_json_request_and_returns_the_command(tmp_path: Path) -
     )
     [request] = server.requests
     assert request.operation == "PollHostCommand"
-    assert request.body == {"HostIdentifier": HOST_ARN, "ShipyardPollSeconds": 1.0}
+    assert request.body == {
+        "HostIdentifier": HOST_ARN,
+        "ShipyardPollSeconds": 1.0,
+        "ShipyardSpecification": True,
+    }
     assert request.signature_ok
     assert request.scope.endswith("/eu-west-3/codedeploy-commands/aws4_request")
     assert request.headers["x-amz-codedeploy-agent-version"] == AGENT_VERSION

@@ -21,7 +21,7 @@ import json
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -74,6 +74,8 @@ class HostCommand:
     # Handed back with a completion and acknowledged by the server already: run it
     # without PutHostCommandAcknowledgement.
     acknowledged: bool = False
+    # The deployment specification, when the server sent it along (Shipyard's poll).
+    specification: dict[str, Any] | None = None
 
 
 @dataclass
@@ -123,12 +125,18 @@ class CommandClient:
         body = {
             "HostIdentifier": self._config.host_identifier,
             "ShipyardPollSeconds": self._config.poll_seconds,
+            # Extension: the specification comes with the command, saving a call.
+            "ShipyardSpecification": True,
         }
         out = self.call("PollHostCommand", body)
         command = out.get("HostCommand")
         if not command:
             return None
-        return _host_command(command, str(command.get("HostIdentifier", "")))
+        handed = _host_command(command, str(command.get("HostIdentifier", "")))
+        if isinstance(command, dict) and command.get("ShipyardDeploymentSpecification"):
+            spec = _specification_payload(command["ShipyardDeploymentSpecification"])
+            handed = replace(handed, specification=spec)
+        return handed
 
     def acknowledge(self, command_id: str, *, is_noop: bool) -> str | None:
         """PutHostCommandAcknowledgement; returns the CommandStatus the server sent back."""
@@ -147,20 +155,7 @@ class CommandClient:
             "GetDeploymentSpecification",
             {"DeploymentExecutionId": execution_id, "HostIdentifier": self._config.host_identifier},
         )
-        if out.get("DeploymentSystem") != "CodeDeploy":
-            raise ProtocolError(
-                "InvalidResponse", f"unsupported DeploymentSystem {out.get('DeploymentSystem')!r}"
-            )
-        envelope = (out.get("DeploymentSpecification") or {}).get("GenericEnvelope") or {}
-        try:
-            payload = json.loads(envelope["Payload"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ProtocolError(
-                "InvalidResponse", "deployment specification has no JSON payload"
-            ) from exc
-        if not isinstance(payload, dict):
-            raise ProtocolError("InvalidResponse", "deployment specification is not a JSON object")
-        return payload
+        return _specification_payload(out)
 
     def post_update(self, command_id: str, log_chunk: str) -> str | None:
         """PostHostCommandUpdate with a chunk of script output; returns the CommandStatus."""
@@ -319,6 +314,23 @@ def _host_command(command: Any, host: str, acknowledged: bool = False) -> HostCo
         )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ProtocolError("InvalidResponse", f"malformed HostCommand: {command!r}") from exc
+
+
+def _specification_payload(out: Any) -> dict[str, Any]:
+    """The decoded GenericEnvelope payload of a GetDeploymentSpecification answer."""
+    if not isinstance(out, dict) or out.get("DeploymentSystem") != "CodeDeploy":
+        system = out.get("DeploymentSystem") if isinstance(out, dict) else out
+        raise ProtocolError("InvalidResponse", f"unsupported DeploymentSystem {system!r}")
+    envelope = (out.get("DeploymentSpecification") or {}).get("GenericEnvelope") or {}
+    try:
+        payload = json.loads(envelope["Payload"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ProtocolError(
+            "InvalidResponse", "deployment specification has no JSON payload"
+        ) from exc
+    if not isinstance(payload, dict):
+        raise ProtocolError("InvalidResponse", "deployment specification is not a JSON object")
+    return payload
 
 
 def _json_diagnostics(payload: dict[str, Any]) -> dict[str, str]:

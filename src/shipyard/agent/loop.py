@@ -163,6 +163,10 @@ class CommandWorker:
         server's execution id is stable across its commands); DownloadBundle fetches
         it afresh once the presigned bundle URL in it may be close to expiring."""
         key = command.execution_id
+        if command.specification is not None:  # sent along with the command
+            with self._specs_lock:
+                self._remember(key, command.specification)
+            return command.specification
         with self._specs_lock:
             cached = self._specs.get(key)
         if cached is not None:
@@ -176,10 +180,14 @@ class CommandWorker:
             SETUP_RETRY_SECONDS,
         )
         with self._specs_lock:
-            self._specs[key] = (payload, time.monotonic())
-            while len(self._specs) > SPEC_CACHE_SIZE:
-                self._specs.pop(next(iter(self._specs)))
+            self._remember(key, payload)
         return payload
+
+    def _remember(self, key: str, payload: dict[str, Any]) -> None:
+        """Cache a specification (the caller holds ``_specs_lock``)."""
+        self._specs[key] = (payload, time.monotonic())
+        while len(self._specs) > SPEC_CACHE_SIZE:
+            self._specs.pop(next(iter(self._specs)))
 
     def _handle(self, command: HostCommand) -> HostCommand | None:
         name, command_id = command.command_name, command.command_id

@@ -28,6 +28,10 @@ from shipyard.store import deployments as store
 from shipyard.store.db import Database
 
 LOG_TAIL_BYTES = 4096
+# Bundle URLs are presigned for an hour (server/bundle_urls.py); an agent uses its copy
+# of a specification for up to 10 minutes, so one built 5 minutes ago is still good.
+SPEC_REUSE_SECONDS = 300.0
+SPEC_CACHE_SIZE = 256
 
 BundleUrl = Callable[[dict[str, Any]], str]
 
@@ -63,6 +67,9 @@ class AgentSide(ABC):
         # a newer poll means an older one belongs to a dead connection (a killed agent)
         # and must not claim the host's next command.
         self._poll_generation: dict[str, int] = {}
+        # deployment id -> (when built, specification): every host of a deployment
+        # gets the same one, and presigning its bundle URL is the costly part.
+        self._spec_cache: dict[str, tuple[float, dict[str, Any]]] = {}
 
     @abstractmethod
     def _apply_in(
@@ -194,7 +201,15 @@ class AgentSide(ABC):
                 stored = store.load(conn, parts[0])
         if stored is None or instance not in stored.state.targets:
             raise ApiError("ClientException", f"Unknown deployment execution {execution!r}")
-        return self._spec_payload(stored)
+        now = self.clock()
+        built = self._spec_cache.get(parts[0])
+        if built is not None and now - built[0] < SPEC_REUSE_SECONDS:
+            return built[1]
+        payload = self._spec_payload(stored)
+        self._spec_cache[parts[0]] = (now, payload)
+        while len(self._spec_cache) > SPEC_CACHE_SIZE:
+            self._spec_cache.pop(next(iter(self._spec_cache)))
+        return payload
 
     def _spec_payload(self, stored: store.StoredDeployment) -> dict[str, Any]:
         info = stored.info
@@ -270,13 +285,9 @@ class AgentSide(ABC):
             )
         after = AfterCommit()
         with self.db.tx() as conn:
-            command = self._own_command(conn, instance, command_id)
-            repeated = command.status in (
-                CommandStatus.SUCCEEDED.value,
-                CommandStatus.FAILED.value,
-            )
-            if not repeated:
-                store.finish_command(conn, command_id, status, self.clock())
+            finished = store.finish_open_command(conn, command_id, instance, status, self.clock())
+            repeated = finished is None  # or unknown: _own_command tells
+            command = finished or self._own_command(conn, instance, command_id)
             # Applied even for a repeated completion: if the server died between
             # recording the command and stepping the deployment, the agent's retry must
             # still count. The machine ignores a result for an event no longer running.

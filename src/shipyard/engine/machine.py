@@ -11,6 +11,7 @@ way out, and an input for a terminal deployment changes nothing.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 
 from shipyard.engine import bluegreen, plan
@@ -488,20 +489,16 @@ def _advance(state: DeploymentState, now: float, out: Outcome) -> None:
     targets = list(state.targets.values())
     rule = plan.HealthRule.from_config(state.health_rule)
     total = len(targets)
-    in_flight = succeeded = failed = 0
-    pending: list[TargetState] = []
-    for target in targets:  # one pass: this runs whenever a host's status changes
-        if target.status == TargetStatus.IN_PROGRESS:
-            in_flight += 1
-        elif target.status == TargetStatus.SUCCEEDED:
-            succeeded += 1
-        elif target.status == TargetStatus.FAILED:
-            failed += 1
-        elif target.status == TargetStatus.PENDING:
-            pending.append(target)
-    last_failed = failed > 0 and not pending and in_flight == 0 and _last_finished_failed(targets)
+    # This runs whenever a host's status changes, so on a large fleet once per host:
+    # one list of statuses, counted by list.count (C), keeps it cheap.
+    statuses = [t.status for t in targets]
+    in_flight = statuses.count(TargetStatus.IN_PROGRESS)
+    succeeded = statuses.count(TargetStatus.SUCCEEDED)
+    failed = statuses.count(TargetStatus.FAILED)
+    waiting = statuses.count(TargetStatus.PENDING)
+    last_failed = failed > 0 and not waiting and in_flight == 0 and _last_finished_failed(targets)
     if state.error_code is None:
-        verdict = plan.verdict(rule, total, succeeded, failed, len(pending), in_flight, last_failed)
+        verdict = plan.verdict(rule, total, succeeded, failed, waiting, in_flight, last_failed)
         if verdict == plan.SUCCEEDED:
             if state.bake_seconds > 0:
                 state.bake_until = now + state.bake_seconds
@@ -513,7 +510,9 @@ def _advance(state: DeploymentState, now: float, out: Outcome) -> None:
             return  # hosts in flight finish; no new one starts
         if verdict == plan.CONTINUE:
             healthy = total - failed - in_flight
-            for target in pending[: max(0, plan.can_start_more(rule, total, healthy, in_flight))]:
+            more = max(0, plan.can_start_more(rule, total, healthy, in_flight)) if waiting else 0
+            pending = (t for t in targets if t.status == TargetStatus.PENDING)
+            for target in itertools.islice(pending, more):
                 target.status = TargetStatus.IN_PROGRESS
                 target.last_updated = now
                 target.deadline = now + state.event_timeout

@@ -306,6 +306,7 @@ class Runner(AgentSide):
         # Saved first: a rollback launched below ranks hosts by these very results.
         store.save(conn, stored, sorted(outcome.changed_targets), with_info=False)
         rolled_back = False
+        notices = notify.Notices(conn, stored, now, self.config.region)
         for action in outcome.actions:
             if isinstance(action, machine.Dispatch):
                 self._count_dispatch(action.target_id)
@@ -338,7 +339,7 @@ class Runner(AgentSide):
                     rollback.start(conn, stored, lambda req: self._launch(conn, req, after))
                     rolled_back = True
                 case machine.Notify(event_type, target_id):
-                    notify.enqueue(conn, stored, event_type, target_id, now, self.config.region)
+                    notices.add(event_type, target_id)
         if rolled_back:  # rollbackInfo was added to the stored info (a terminal
             store.save(conn, stored)  # deployment, so no cached state to keep in step)
         return True

@@ -222,8 +222,41 @@ def enqueue(
     """Queue ``event`` for every trigger of the deployment's group that wants it, inside
     the caller's transaction; returns how many deliveries were queued. Never raises for
     a malformed trigger or an event it cannot describe (those are logged)."""
-    group = resources.get_deployment_group(conn, stored.application_name, stored.group_name)
-    if group is None:
+    return Notices(conn, stored, now, region).add(event, target_id)
+
+
+class Notices:
+    """Queues a step's notices; the group's triggers are read once, on the first
+    (a step that starts 1,000 hosts has 1,000 InstanceStart notices)."""
+
+    def __init__(self, conn: Connection, stored: StoredDeployment, now: float, region: str):
+        self._conn = conn
+        self._stored = stored
+        self._now = now
+        self._region = region
+        self._group: dict[str, Any] | None = None
+
+    def add(self, event: str, target_id: str | None) -> int:
+        """Queue ``event``; how many deliveries it made (see ``enqueue``)."""
+        stored = self._stored
+        if self._group is None:
+            found = resources.get_deployment_group(
+                self._conn, stored.application_name, stored.group_name
+            )
+            self._group = found if found is not None else {}
+        return _queue(self._conn, stored, self._group, event, target_id, self._now, self._region)
+
+
+def _queue(
+    conn: Connection,
+    stored: StoredDeployment,
+    group: dict[str, Any],
+    event: str,
+    target_id: str | None,
+    now: float,
+    region: str,
+) -> int:
+    if not group:
         return 0
     triggers = matching_triggers(group, event)
     queued = 0

@@ -133,10 +133,23 @@ async def poll_host_command(call: Call) -> Json:
     asked = call.body.get("ShipyardPollSeconds")
     if isinstance(asked, int | float) and not isinstance(asked, bool) and asked >= 0:
         hold = min(hold, float(asked))  # the agent's read timeout is built on its own value
+    with_spec = call.body.get("ShipyardSpecification", False)
+    if not isinstance(with_spec, bool):
+        raise _client_error("ShipyardSpecification must be true or false")
     command = await services.runner.poll(instance, hold)
     if command is None:
         return {}
-    return {"HostCommand": {**_host_command(command), "HostIdentifier": iam_arn}}
+    answer = {**_host_command(command), "HostIdentifier": iam_arn}
+    if with_spec:
+        # Shipyard's agent asks for the specification with the command, sparing the
+        # GetDeploymentSpecification call that would follow.
+        try:
+            payload = services.runner.specification(instance, command.execution_id)
+        except ApiError:
+            pass  # the deployment went meanwhile: the agent's own call will say so
+        else:
+            answer["ShipyardDeploymentSpecification"] = _specification(payload)
+    return {"HostCommand": answer}
 
 
 def _host_command(command: HostCommandView) -> Json:
@@ -160,6 +173,10 @@ def get_deployment_specification(call: Call) -> Json:
     execution_id = _required_string(call.body, "DeploymentExecutionId")
     _check_host(call, instance)
     payload = call.services.runner.specification(instance, execution_id)
+    return _specification(payload)
+
+
+def _specification(payload: dict[str, Any]) -> Json:
     return {
         "DeploymentSystem": "CodeDeploy",
         "DeploymentSpecification": {

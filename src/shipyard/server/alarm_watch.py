@@ -123,14 +123,18 @@ class AlarmWatcher:
     def _load(self) -> tuple[list[Watched], dict[str, AlarmDefinition]]:
         watching: list[Watched] = []
         with self.services.db.tx() as conn:
-            for deployment_id in deployments.active_ids(conn):
-                stored = deployments.load(conn, deployment_id)
-                if stored is None:
-                    continue
-                found = watched(deployment_id, stored.state.status, stored.info)
-                if found is not None:
-                    watching.append(found)
-            names = sorted({name for w in watching for name in w.alarm_names})
+            active = deployments.active_ids(conn)
+        for deployment_id in active:
+            # The runner's cached state when current: a deployment to a large fleet is
+            # not re-read host by host on every round.
+            stored = self.services.runner.current(deployment_id)
+            if stored is None:
+                continue
+            found = watched(deployment_id, stored.state.status, stored.info)
+            if found is not None:
+                watching.append(found)
+        names = sorted({name for w in watching for name in w.alarm_names})
+        with self.services.db.tx() as conn:
             definitions = alarm_store.get_alarms(conn, names)
         return watching, definitions
 

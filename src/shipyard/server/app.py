@@ -13,7 +13,7 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from shipyard.errors import ApiError
 from shipyard.server.agent_protocol import AGENT_OPERATIONS
@@ -81,7 +81,7 @@ async def _json_api(request: Request, services: Services) -> Response:
         return _json_response({"__type": "ServerException", "message": "internal error"}, 500)
 
 
-def create_app(services: Services) -> Starlette:
+def create_app(services: Services) -> ASGIApp:
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         services.runner.start()
@@ -94,9 +94,17 @@ def create_app(services: Services) -> Starlette:
                 await worker.stop()
             await services.runner.stop()
 
-    async def root_post(request: Request) -> Response:
-        return await _json_api(request, services)
+    # The S3 bundle store catches every path but the JSON API's.
+    rest = Starlette(routes=s3_routes(services), lifespan=lifespan)
 
-    routes = [Route("/", root_post, methods=["POST"])]
-    routes += s3_routes(services)  # the S3 bundle store catches every other path: keep it last
-    return Starlette(routes=routes, lifespan=lifespan)
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        # ``POST /`` (the JSON API and the agent protocol, every agent request) goes
+        # straight to its handler: _json_api renders every error itself, so
+        # Starlette's routing and middleware layers would only add cost per request.
+        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] == "/":
+            response = await _json_api(Request(scope, receive), services)
+            await response(scope, receive, send)
+        else:
+            await rest(scope, receive, send)
+
+    return app

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, func, or_, select, update
@@ -34,6 +35,9 @@ _SAVE_STATE = (
         version=D.c.version + 1,
         state=bindparam("new_state", type_=D.c.state.type),
     )
+)
+_BUMP_VERSION = (
+    update(D).where(D.c.id == bindparam("deployment_id")).values(version=D.c.version + 1)
 )
 _SAVE_TARGET = (
     update(T)
@@ -72,6 +76,18 @@ _FINISH_COMMAND = (
     .where(H.c.id == bindparam("command_id"))
     .values(status=bindparam("new_status"), completed=bindparam("now"))
 )
+_FINISH_OPEN_COMMAND = (
+    update(H)
+    .where(
+        and_(
+            H.c.id == bindparam("command_id"),
+            H.c.instance_name == bindparam("instance"),
+            H.c.status.not_in([CommandStatus.SUCCEEDED.value, CommandStatus.FAILED.value]),
+        )
+    )
+    .values(status=bindparam("new_status"), completed=bindparam("now"))
+    .returning(H.c.id, H.c.instance_name, H.c.deployment_id, H.c.command_name, H.c.status)
+)
 _ADD_COMMAND = H.insert().values(
     instance_name=bindparam("new_instance"),
     deployment_id=bindparam("new_deployment"),
@@ -89,6 +105,9 @@ class StoredDeployment:
     info: dict[str, Any]  # the static deploymentInfo members (revision, creator, ...)
     application_name: str
     group_name: str
+    # The deployment-level state as last read or written (JSON): a step that changed
+    # only a host leaves it alone, and then only the row's version is bumped.
+    saved_header: str | None = field(default=None, compare=False, repr=False)
 
 
 def insert(
@@ -138,7 +157,7 @@ def load(conn: Connection, deployment_id: str, *, lock: bool = False) -> StoredD
     rank = {name: i for i, name in enumerate(order)}
     targets.sort(key=lambda t: rank.get(t.target_id, len(rank)))
     state = DeploymentState.from_docs(header, targets)
-    return StoredDeployment(state, info, row[2], row[3])
+    return StoredDeployment(state, info, row[2], row[3], _header_json(state))
 
 
 def lock_version(conn: Connection, deployment_id: str) -> int | None:
@@ -167,16 +186,22 @@ def save(
     state = stored.state
     if with_info:
         conn.execute(update(D).where(D.c.id == state.deployment_id).values(info=stored.info))
-    conn.execute(
-        _SAVE_STATE,
-        {
-            "deployment_id": state.deployment_id,
-            "new_status": state.status.value,
-            "new_complete_time": state.complete_time,
-            "new_active": state.status not in TERMINAL_DEPLOYMENT_STATUSES,
-            "new_state": state.header_doc(),
-        },
-    )
+    doc = state.header_doc()
+    header = json.dumps(doc, separators=(",", ":"))
+    if header == stored.saved_header:
+        conn.execute(_BUMP_VERSION, {"deployment_id": state.deployment_id})
+    else:
+        conn.execute(
+            _SAVE_STATE,
+            {
+                "deployment_id": state.deployment_id,
+                "new_status": state.status.value,
+                "new_complete_time": state.complete_time,
+                "new_active": state.status not in TERMINAL_DEPLOYMENT_STATUSES,
+                "new_state": doc,
+            },
+        )
+        stored.saved_header = header
     if changed_targets:
         conn.execute(
             _SAVE_TARGET,
@@ -190,6 +215,10 @@ def save(
                 for target_id in changed_targets
             ],
         )
+
+
+def _header_json(state: DeploymentState) -> str:
+    return json.dumps(state.header_doc(), separators=(",", ":"))
 
 
 def active_for_group(conn: Connection, app: str, group: str) -> str | None:
@@ -390,6 +419,26 @@ def acknowledge_command(conn: Connection, command_id: int, now: float) -> None:
 def finish_command(conn: Connection, command_id: int, status: str, now: float) -> None:
     """Record a command's result (Succeeded or Failed)."""
     conn.execute(_FINISH_COMMAND, {"command_id": command_id, "new_status": status, "now": now})
+
+
+def finish_open_command(
+    conn: Connection, command_id: int, instance: str, status: str, now: float
+) -> HostCommand | None:
+    """Record the result of ``instance``'s command if it has none yet; the command
+    (with its new status), or None when it is not open or not that instance's.
+    One statement where the database can return updated rows (the common case of
+    every lifecycle event), two otherwise."""
+    if conn.dialect.update_returning:
+        params = {"command_id": command_id, "instance": instance, "new_status": status, "now": now}
+        row = conn.execute(_FINISH_OPEN_COMMAND, params).first()
+        return _command(row) if row is not None else None
+    command = get_command(conn, command_id)
+    if command is None or command.instance_name != instance:
+        return None
+    if command.status in (CommandStatus.SUCCEEDED.value, CommandStatus.FAILED.value):
+        return None
+    finish_command(conn, command_id, status, now)
+    return HostCommand(command.id, instance, command.deployment_id, command.command_name, status)
 
 
 def fail_open_commands(conn: Connection, deployment_id: str, now: float) -> None:
