@@ -230,3 +230,45 @@ def test_approval_gates_the_first_host() -> None:
     assert dispatched(out) == []
     out = machine.step(state, machine.Approved(), 1.0)
     assert dispatched(out) == [("h0", "ApplicationStop")]
+
+
+def test_an_agent_waiting_on_its_result_is_handed_the_next_event_acknowledged() -> None:
+    state = new_state(2, ALL_AT_ONCE)
+    machine.step(state, machine.Start(), 1.0)
+    machine.step(state, machine.Acknowledged("h0", "ApplicationStop"), 2.0)
+    done = machine.Completed("h0", "ApplicationStop", True, agent_waiting=True)
+    out = machine.step(state, done, 3.0)
+    assert out.actions == [machine.Dispatch("h0", "DownloadBundle", acknowledged=True)]
+    handed = state.targets["h0"].events[1]
+    assert handed.status == LifecycleEventStatus.IN_PROGRESS
+    assert handed.start_time == 3.0
+    # The acknowledgement a stock agent would still send changes nothing.
+    assert not machine.step(state, machine.Acknowledged("h0", "DownloadBundle"), 4.0).changed
+    assert handed.start_time == 3.0
+
+
+def test_a_server_event_is_never_handed_to_the_agent() -> None:
+    events = ("ApplicationStop", "BlockTraffic", "Install")
+    state = new_state(1, ALL_AT_ONCE)
+    state.targets = {"h0": machine.new_target("h0", events)}
+    machine.step(state, machine.Start(), 1.0)
+    machine.step(state, machine.Acknowledged("h0", "ApplicationStop"), 2.0)
+    done = machine.Completed("h0", "ApplicationStop", True, agent_waiting=True)
+    out = machine.step(state, done, 3.0)
+    assert out.actions == [machine.Dispatch("h0", "BlockTraffic", acknowledged=False)]
+    assert state.targets["h0"].events[1].status == LifecycleEventStatus.PENDING
+
+
+def test_a_host_moving_on_leaves_the_deployment_decision_as_it_was() -> None:
+    """Completing a middle event starts no other host and moves no status."""
+    state = new_state(3, ONE_AT_A_TIME)
+    machine.step(state, machine.Start(), 1.0)
+    machine.step(state, machine.Acknowledged("h0", "ApplicationStop"), 2.0)
+    out = machine.step(state, machine.Completed("h0", "ApplicationStop", True), 3.0)
+    assert dispatched(out) == [("h0", "DownloadBundle")]
+    assert state.status == DeploymentStatus.IN_PROGRESS
+    assert [t.status for t in state.targets.values()] == [
+        TargetStatus.IN_PROGRESS,
+        TargetStatus.PENDING,
+        TargetStatus.PENDING,
+    ]
