@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from shipyard.agent.client import CommandClient
 from shipyard.config import AgentConfig
-from shipyard.server.agent_protocol import heartbeat_interval
+from shipyard.server.agent_protocol import heartbeat_interval, spread_hold
 from shipyard.store import schema
 from tests.conftest import LiveServer
 from tests.e2e.conftest import call_extension
@@ -81,3 +81,13 @@ def test_a_stale_contact_is_refreshed_by_the_next_poll(
 def test_the_interval_stays_well_within_the_agent_timeout() -> None:
     assert heartbeat_interval(60.0) == 5.0
     assert heartbeat_interval(2.0) == 0.5
+
+
+def test_each_instance_holds_its_polls_for_a_period_of_its_own() -> None:
+    """Agents started together must not all poll again in the same instant."""
+    holds = [spread_hold(50.0, f"host-{i}") for i in range(200)]
+    assert all(40.0 <= hold <= 50.0 for hold in holds)
+    assert len({round(hold, 3) for hold in holds}) > 150  # spread out, not bunched
+    assert max(holds) - min(holds) > 8.0
+    assert spread_hold(50.0, "host-7") == spread_hold(50.0, "host-7")
+    assert spread_hold(0.0, "host-7") == 0.0
