@@ -3,7 +3,7 @@ against one server, on SQLite and on PostgreSQL.
 
 Run: .venv/bin/python bench/control_plane.py [--database sqlite,postgres]
          [--agents 5000] [--deploy 1000] [--curve 1,10,100,300,1000]
-         [--poll-seconds 50] [--idle-seconds 20] [--workers 1] [--profile PREFIX]
+         [--poll-seconds 50] [--idle-seconds 60] [--workers 1] [--profile PREFIX]
 
 The server runs in its own process (``python -m shipyard server``, with
 ``SHIPYARD_POLL_SECONDS`` as its poll hold and its open-file limit raised), so its CPU
@@ -249,7 +249,9 @@ def main() -> int:
     parser.add_argument("--deploy", type=int, default=1000)
     parser.add_argument("--curve", default="1,10,100,300,1000")
     parser.add_argument("--poll-seconds", type=float, default=50.0, help="server poll hold")
-    parser.add_argument("--idle-seconds", type=float, default=20.0)
+    # Longer than one poll hold, so every idle agent polls again inside the window:
+    # a shorter one can miss those polls, the whole of the idle cost.
+    parser.add_argument("--idle-seconds", type=float, default=60.0)
     parser.add_argument("--settle-seconds", type=float, default=3.0)
     parser.add_argument(
         "--agent-timeout",

@@ -24,6 +24,7 @@ from shipyard.model import (
     CommandStatus,
     LifecycleEventStatus,
 )
+from shipyard.store import commands
 from shipyard.store import deployments as store
 from shipyard.store.db import Database
 
@@ -96,7 +97,7 @@ class AgentSide(ABC):
             return
         now = self.clock()
         with self.db.tx() as conn:
-            ready = store.instances_with_work(
+            ready = commands.instances_with_work(
                 conn, list(self._polling), now - self.config.reoffer_seconds
             )
         self._wake(ready)
@@ -133,7 +134,7 @@ class AgentSide(ABC):
             waiter.clear()
             now = self.clock()
             with self.db.tx() as conn:
-                command = store.claim_next_command(
+                command = commands.claim_next_command(
                     conn, instance, now, now - self.config.reoffer_seconds
                 )
             if command is not None:
@@ -147,8 +148,10 @@ class AgentSide(ABC):
                 await asyncio.wait_for(waiter.wait(), remaining)
         return None
 
-    def _own_command(self, conn: Connection, instance: str, command_id: int) -> store.HostCommand:
-        command = store.get_command(conn, command_id)
+    def _own_command(
+        self, conn: Connection, instance: str, command_id: int
+    ) -> commands.HostCommand:
+        command = commands.get_command(conn, command_id)
         if command is None or command.instance_name != instance:
             raise ApiError("ClientException", f"Unknown host command {command_id}")
         return command
@@ -162,7 +165,7 @@ class AgentSide(ABC):
         return status
 
     def _acknowledge_in(
-        self, conn: Connection, command: store.HostCommand, after: AfterCommit
+        self, conn: Connection, command: commands.HostCommand, after: AfterCommit
     ) -> str:
         """Acknowledge ``command`` in the caller's transaction; the status the agent
         must act on: InProgress to run it, anything else not to."""
@@ -172,11 +175,11 @@ class AgentSide(ABC):
         event = machine.Acknowledged(command.instance_name, command.command_name)
         stored = self._apply_in(conn, command.deployment_id, event, after)
         if stored is not None and _running(stored, command.instance_name, command.command_name):
-            store.acknowledge_command(conn, command.id, now)
+            commands.acknowledge_command(conn, command.id, now)
             return CommandStatus.IN_PROGRESS.value
         # The engine no longer wants this event (the deployment stopped or ended):
         # the agent must not run it.
-        store.finish_command(conn, command.id, CommandStatus.FAILED.value, now)
+        commands.finish_command(conn, command.id, CommandStatus.FAILED.value, now)
         return CommandStatus.FAILED.value
 
     def current(self, deployment_id: str) -> store.StoredDeployment | None:
@@ -285,7 +288,9 @@ class AgentSide(ABC):
             )
         after = AfterCommit()
         with self.db.tx() as conn:
-            finished = store.finish_open_command(conn, command_id, instance, status, self.clock())
+            finished = commands.finish_open_command(
+                conn, command_id, instance, status, self.clock()
+            )
             repeated = finished is None  # or unknown: _own_command tells
             command = finished or self._own_command(conn, instance, command_id)
             # Applied even for a repeated completion: if the server died between
@@ -315,14 +320,14 @@ class AgentSide(ABC):
                 # way, with the command it carried. That command is acknowledged, so
                 # no poll would offer it again: offer it here (an agent that did get
                 # it ignores a command it already holds).
-                again = store.handed_after(conn, command)
+                again = commands.handed_after(conn, command)
                 handed = _view(again, instance, acknowledged=True) if again else None
         self._after_commit(after)
         return handed
 
 
 def _view(
-    command: store.HostCommand, instance: str, *, acknowledged: bool = False
+    command: commands.HostCommand, instance: str, *, acknowledged: bool = False
 ) -> HostCommandView:
     return HostCommandView(
         command.id,

@@ -35,7 +35,7 @@ from shipyard.provision import (
     ProvisionError,
     get_provisioner,
 )
-from shipyard.store import credentials, resources
+from shipyard.store import commands, credentials, resources
 from shipyard.store import deployments as store
 from shipyard.store import groups as group_store
 from shipyard.store import instances as instance_store
@@ -164,7 +164,7 @@ class Runner(AgentSide):
         # A host counts from the later of its last poll and the deployment's start.
         since = max(now - self.config.agent_timeout, 0.0)
         with self.db.tx() as conn:
-            silent = store.silent_instances(conn, running, since)
+            silent = commands.silent_instances(conn, running, since)
         # Nobody could poll a server that was down: count from its own start too.
         started = max(state.start_time or state.create_time, self._started_at)
         for name, last_seen in silent.items():
@@ -314,12 +314,14 @@ class Runner(AgentSide):
                 case machine.Dispatch(target_id, event_name) if event_name in SERVER_EVENTS:
                     after.traffic.append(self._traffic_job(stored, target_id, event_name))
                 case machine.Dispatch(target_id, event_name, acknowledged=True):
-                    command_id = store.add_command(
+                    command_id = commands.add_command(
                         conn, target_id, stored.state.deployment_id, event_name, now, handed=True
                     )
                     after.handed[target_id] = (command_id, event_name)
                 case machine.Dispatch(target_id, event_name):
-                    store.add_command(conn, target_id, stored.state.deployment_id, event_name, now)
+                    commands.add_command(
+                        conn, target_id, stored.state.deployment_id, event_name, now
+                    )
                     after.wake.add(target_id)
                 case machine.RetireHosts(target_ids):
                     # TERMINATE: the original hosts leave the fleet; their agents'
@@ -348,7 +350,7 @@ class Runner(AgentSide):
         self, conn: Connection, stored: store.StoredDeployment, status: DeploymentStatus, now: float
     ) -> None:
         state = stored.state
-        store.fail_open_commands(conn, state.deployment_id, now)
+        commands.fail_open_commands(conn, state.deployment_id, now)
         summary = {
             "deploymentId": state.deployment_id,
             "status": status.value,

@@ -1,0 +1,246 @@
+"""Host commands: the work queued for each instance's agent, claimed by its polls,
+acknowledged and finished as it reports back.
+
+The statements every lifecycle event runs are built once (see deployments.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, and_, bindparam, or_, select, update
+
+from shipyard.model import CommandStatus
+from shipyard.store import schema
+
+H = schema.host_commands
+
+_UNCLAIMED = H.c.status == CommandStatus.PENDING.value
+# Claimed before reoffer_before but never acknowledged: its poll answer was lost.
+_LOST = and_(
+    H.c.status == CommandStatus.IN_PROGRESS.value,
+    H.c.acknowledged.is_(None),
+    H.c.claimed < bindparam("reoffer_before"),
+)
+_NEXT_COMMAND = (
+    select(H)
+    .where(and_(H.c.instance_name == bindparam("instance"), or_(_UNCLAIMED, _LOST)))
+    .order_by(H.c.id)
+    .limit(1)
+)
+_CLAIM_PENDING = (
+    update(H)
+    .where(and_(H.c.id == bindparam("command_id"), _UNCLAIMED))
+    .values(status=CommandStatus.IN_PROGRESS.value, claimed=bindparam("now"))
+)
+_CLAIM_LOST = (
+    update(H)
+    .where(and_(H.c.id == bindparam("command_id"), or_(_UNCLAIMED, _LOST)))
+    .values(status=CommandStatus.IN_PROGRESS.value, claimed=bindparam("now"))
+)
+_GET_COMMAND = select(H).where(H.c.id == bindparam("command_id"))
+_ACKNOWLEDGE_COMMAND = (
+    update(H).where(H.c.id == bindparam("command_id")).values(acknowledged=bindparam("now"))
+)
+_FINISH_COMMAND = (
+    update(H)
+    .where(H.c.id == bindparam("command_id"))
+    .values(status=bindparam("new_status"), completed=bindparam("now"))
+)
+_FINISH_OPEN_COMMAND = (
+    update(H)
+    .where(
+        and_(
+            H.c.id == bindparam("command_id"),
+            H.c.instance_name == bindparam("instance"),
+            H.c.status.not_in([CommandStatus.SUCCEEDED.value, CommandStatus.FAILED.value]),
+        )
+    )
+    .values(status=bindparam("new_status"), completed=bindparam("now"))
+    .returning(H.c.id, H.c.instance_name, H.c.deployment_id, H.c.command_name, H.c.status)
+)
+_ADD_COMMAND = H.insert().values(
+    instance_name=bindparam("new_instance"),
+    deployment_id=bindparam("new_deployment"),
+    command_name=bindparam("new_command"),
+    status=bindparam("new_status"),
+    created=bindparam("now"),
+    claimed=bindparam("claimed_at"),
+    acknowledged=bindparam("acknowledged_at"),
+)
+
+
+@dataclass(frozen=True)
+class HostCommand:
+    id: int
+    instance_name: str
+    deployment_id: str
+    command_name: str
+    status: str
+
+
+def _command(row: Any) -> HostCommand:
+    return HostCommand(row.id, row.instance_name, row.deployment_id, row.command_name, row.status)
+
+
+def add_command(
+    conn: Connection,
+    instance: str,
+    deployment_id: str,
+    command_name: str,
+    now: float,
+    *,
+    handed: bool = False,
+) -> int:
+    """Queue a command for ``instance``; ``handed``: it goes to the agent in the
+    answer of the request being served, so it is claimed and acknowledged now."""
+    result = conn.execute(
+        _ADD_COMMAND,
+        {
+            "new_instance": instance,
+            "new_deployment": deployment_id,
+            "new_command": command_name,
+            "new_status": (CommandStatus.IN_PROGRESS if handed else CommandStatus.PENDING).value,
+            "now": now,
+            "claimed_at": now if handed else None,
+            "acknowledged_at": now if handed else None,
+        },
+    )
+    key = result.inserted_primary_key
+    assert key is not None
+    return int(key[0])
+
+
+def claim_next_command(
+    conn: Connection, instance: str, now: float, reoffer_before: float
+) -> HostCommand | None:
+    """Hand the oldest pending command of ``instance`` to exactly one poller.
+
+    A command claimed before ``reoffer_before`` but never acknowledged is offered
+    again: its poll answer was lost (a dropped connection, a server killed after its
+    commit), and the agent has not started it."""
+    while True:
+        row = conn.execute(
+            _NEXT_COMMAND, {"instance": instance, "reoffer_before": reoffer_before}
+        ).first()
+        if row is None:
+            return None
+        claim = _CLAIM_PENDING if row.status == CommandStatus.PENDING.value else _CLAIM_LOST
+        claimed = conn.execute(
+            claim, {"command_id": row.id, "now": now, "reoffer_before": reoffer_before}
+        )
+        if claimed.rowcount == 1:
+            return HostCommand(
+                row.id,
+                row.instance_name,
+                row.deployment_id,
+                row.command_name,
+                CommandStatus.IN_PROGRESS.value,
+            )
+
+
+def handed_after(conn: Connection, done: HostCommand) -> HostCommand | None:
+    """The command a completion of ``done`` handed its agent, if it still runs.
+
+    Only ``done``'s own completion dispatches the host's next event of that
+    deployment, so the first acknowledged, unfinished command of the same host and
+    deployment queued after ``done`` is the one its answer carried."""
+    row = conn.execute(
+        select(H)
+        .where(
+            and_(
+                H.c.instance_name == done.instance_name,
+                H.c.deployment_id == done.deployment_id,
+                H.c.id > done.id,
+                H.c.status == CommandStatus.IN_PROGRESS.value,
+                H.c.acknowledged.is_not(None),
+            )
+        )
+        .order_by(H.c.id)
+        .limit(1)
+    ).first()
+    return _command(row) if row is not None else None
+
+
+def silent_instances(
+    conn: Connection, names: Sequence[str], silent_since: float
+) -> dict[str, float | None]:
+    """Of ``names``, those whose agent last polled before ``silent_since`` (or never),
+    with their last contact."""
+    c = schema.instances.c
+    rows = conn.execute(select(c.name, c.last_seen).where(c.name.in_(list(names))))
+    return {
+        name: last_seen for name, last_seen in rows if last_seen is None or last_seen < silent_since
+    }
+
+
+def instances_with_work(
+    conn: Connection, instances: Sequence[str], reoffer_before: float
+) -> set[str]:
+    """Of ``instances``, those with a command a poll would hand out now."""
+    lost = and_(
+        H.c.status == CommandStatus.IN_PROGRESS.value,
+        H.c.acknowledged.is_(None),
+        H.c.claimed < reoffer_before,
+    )
+    rows = conn.execute(
+        select(H.c.instance_name)
+        .where(
+            and_(
+                H.c.instance_name.in_(list(instances)),
+                or_(H.c.status == CommandStatus.PENDING.value, lost),
+            )
+        )
+        .distinct()
+    )
+    return {row[0] for row in rows}
+
+
+def get_command(conn: Connection, command_id: int) -> HostCommand | None:
+    row = conn.execute(_GET_COMMAND, {"command_id": command_id}).first()
+    return _command(row) if row else None
+
+
+def acknowledge_command(conn: Connection, command_id: int, now: float) -> None:
+    conn.execute(_ACKNOWLEDGE_COMMAND, {"command_id": command_id, "now": now})
+
+
+def finish_command(conn: Connection, command_id: int, status: str, now: float) -> None:
+    """Record a command's result (Succeeded or Failed)."""
+    conn.execute(_FINISH_COMMAND, {"command_id": command_id, "new_status": status, "now": now})
+
+
+def finish_open_command(
+    conn: Connection, command_id: int, instance: str, status: str, now: float
+) -> HostCommand | None:
+    """Record the result of ``instance``'s command if it has none yet; the command
+    (with its new status), or None when it is not open or not that instance's.
+    One statement where the database can return updated rows (the common case of
+    every lifecycle event), two otherwise."""
+    if conn.dialect.update_returning:
+        params = {"command_id": command_id, "instance": instance, "new_status": status, "now": now}
+        row = conn.execute(_FINISH_OPEN_COMMAND, params).first()
+        return _command(row) if row is not None else None
+    command = get_command(conn, command_id)
+    if command is None or command.instance_name != instance:
+        return None
+    if command.status in (CommandStatus.SUCCEEDED.value, CommandStatus.FAILED.value):
+        return None
+    finish_command(conn, command_id, status, now)
+    return HostCommand(command.id, instance, command.deployment_id, command.command_name, status)
+
+
+def fail_open_commands(conn: Connection, deployment_id: str, now: float) -> None:
+    """Commands of a finished deployment that no agent completed: mark them Failed."""
+    conn.execute(
+        update(H)
+        .where(
+            and_(
+                H.c.deployment_id == deployment_id,
+                H.c.status.in_([CommandStatus.PENDING.value, CommandStatus.IN_PROGRESS.value]),
+            )
+        )
+        .values(status=CommandStatus.FAILED.value, completed=now)
+    )
