@@ -25,7 +25,7 @@ from shipyard.config import AgentConfig
 from shipyard.engine import machine
 from shipyard.engine.state import DeploymentState
 from shipyard.model import DeploymentStatus
-from shipyard.store import credentials, schema
+from shipyard.store import commands, credentials, schema
 from shipyard.store import deployments as deployment_store
 from tests.agent.recording_server import HOST_ARN, agent_config, recording_server
 from tests.conftest import LiveServer, free_port, start_live_server
@@ -318,7 +318,7 @@ def queue_command(server: LiveServer, instance: str, name: str = "ApplicationSta
 
 def command_row(server: LiveServer, command_id: int) -> Any:
     with server.services.db.tx() as conn:
-        return deployment_store.get_command(conn, command_id)
+        return commands.get_command(conn, command_id)
 
 
 def test_server_hands_a_queued_command_through_its_whole_life(
