@@ -37,7 +37,7 @@ def slow_receiver() -> Iterator[Receiver]:
     hook.close()
 
 
-def bundle() -> bytes:
+def bundle(hook: str = "echo installed") -> bytes:
     """A hook and no files: two groups may deploy it to the same hosts."""
     return make_bundle(
         {
@@ -45,7 +45,7 @@ def bundle() -> bytes:
                 "version: 0.0\nos: linux\n"
                 "hooks:\n  AfterInstall:\n    - location: scripts/hook.sh\n      timeout: 30\n"
             ),
-            "scripts/hook.sh": "#!/bin/sh\necho installed\n",
+            "scripts/hook.sh": f"#!/bin/sh\n{hook}\n",
         }
     )
 
@@ -210,7 +210,9 @@ def test_a_slow_webhook_does_not_slow_the_deployment(
     setup(fleet)
     create_group(fleet, "plain", None)
     create_group(fleet, "slow", slow_receiver.url)
-    revision = upload("shop/v1.zip", bundle())
+    # A deployment that lasts a second: its first webhook is sent (every 0.2 s) while
+    # it runs, so the test can see the deployment go on past a held webhook.
+    revision = upload("shop/v1.zip", bundle("sleep 1"))
 
     begun = time.monotonic()
     deploy(fleet, "plain", revision)
