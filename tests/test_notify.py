@@ -317,7 +317,7 @@ def store_deployment(services: Services, triggers: list[Any]) -> StoredDeploymen
     return stored
 
 
-def test_enqueue_queues_matching_triggers_and_skips_malformed_ones(
+def test_notices_queue_matching_triggers_and_skips_malformed_ones(
     services: Services, caplog: pytest.LogCaptureFixture
 ) -> None:
     triggers = [
@@ -347,12 +347,12 @@ def test_enqueue_queues_matching_triggers_and_skips_malformed_ones(
     stored = store_deployment(services, triggers)
     machine.step(stored.state, machine.Start(), 5.0)
     with caplog.at_level(logging.WARNING, "shipyard.notify"), services.db.tx() as conn:
-        assert notify.enqueue(conn, stored, "DeploymentStart", None, 5.0, "us-east-1") == 1
-        assert notify.enqueue(conn, stored, "InstanceStart", "web-1", 5.0, "us-east-1") == 1
-        assert notify.enqueue(conn, stored, "InstanceFailure", "web-1", 5.0, "us-east-1") == 0
+        assert notify.Notices(conn, stored, 5.0, "us-east-1").add("DeploymentStart", None) == 1
+        assert notify.Notices(conn, stored, 5.0, "us-east-1").add("InstanceStart", "web-1") == 1
+        assert notify.Notices(conn, stored, 5.0, "us-east-1").add("InstanceFailure", "web-1") == 0
         # An event that cannot be described is logged, never raised into the transaction.
-        assert notify.enqueue(conn, stored, "InstanceStart", "nobody", 5.0, "us-east-1") == 0
-        assert notify.enqueue(conn, stored, "DeploymentSuccess", None, 6.0, "us-east-1") == 1
+        assert notify.Notices(conn, stored, 5.0, "us-east-1").add("InstanceStart", "nobody") == 0
+        assert notify.Notices(conn, stored, 6.0, "us-east-1").add("DeploymentSuccess", None) == 1
     assert "not an http(s) webhook URL" in caplog.text
     assert "without a name" in caplog.text
     assert "malformed trigger" in caplog.text
@@ -377,7 +377,7 @@ def test_a_delivery_is_claimed_by_one_sender_at_a_time(services: Services) -> No
     )
     machine.step(stored.state, machine.Start(), 5.0)
     with services.db.tx() as conn:
-        notify.enqueue(conn, stored, "DeploymentStart", None, 5.0, "us-east-1")
+        notify.Notices(conn, stored, 5.0, "us-east-1").add("DeploymentStart", None)
     with services.db.tx() as conn:
         first = deliveries.claim_due(conn, 6.0, 10, lease=15.0)
     with services.db.tx() as conn:
@@ -399,7 +399,7 @@ def queue(services: Services, url: str, events: list[str]) -> StoredDeployment:
     with services.db.tx() as conn:
         for event in events:
             target = "web-1" if event.startswith("Instance") else None
-            notify.enqueue(conn, stored, event, target, time.time(), "us-east-1")
+            notify.Notices(conn, stored, time.time(), "us-east-1").add(event, target)
     return stored
 
 

@@ -2,8 +2,8 @@
 
 A deployment group's ``triggerConfigurations`` name a webhook URL in
 ``triggerTargetArn`` (CodeDeploy names an SNS topic there). When the engine emits a
-``Notify(event, target_id)`` action, the runner calls :func:`enqueue` inside its
-transaction; it only inserts one Pending ``trigger_deliveries`` row per matching
+``Notify(event, target_id)`` action, the runner adds it to a :class:`Notices` inside
+its transaction; it only inserts one Pending ``trigger_deliveries`` row per matching
 trigger, so a slow or dead webhook can never slow a deployment. The
 :class:`~shipyard.notify.delivery.Deliverer` sends the rows afterwards.
 
@@ -211,23 +211,10 @@ def matching_triggers(group: dict[str, Any], event: str) -> list[tuple[str, str]
     return found
 
 
-def enqueue(
-    conn: Connection,
-    stored: StoredDeployment,
-    event: str,
-    target_id: str | None,
-    now: float,
-    region: str,
-) -> int:
-    """Queue ``event`` for every trigger of the deployment's group that wants it, inside
-    the caller's transaction; returns how many deliveries were queued. Never raises for
-    a malformed trigger or an event it cannot describe (those are logged)."""
-    return Notices(conn, stored, now, region).add(event, target_id)
-
-
 class Notices:
-    """Queues a step's notices; the group's triggers are read once, on the first
-    (a step that starts 1,000 hosts has 1,000 InstanceStart notices)."""
+    """Queues a step's notices inside the caller's transaction. The group's triggers
+    are read once, on the first notice (a step that starts 1,000 hosts has 1,000
+    InstanceStart notices)."""
 
     def __init__(self, conn: Connection, stored: StoredDeployment, now: float, region: str):
         self._conn = conn
@@ -237,48 +224,37 @@ class Notices:
         self._group: dict[str, Any] | None = None
 
     def add(self, event: str, target_id: str | None) -> int:
-        """Queue ``event``; how many deliveries it made (see ``enqueue``)."""
+        """Queue ``event`` for every trigger of the group that wants it; returns how
+        many deliveries were queued. Never raises for a malformed trigger or an event
+        it cannot describe (those are logged)."""
         stored = self._stored
         if self._group is None:
             found = resources.get_deployment_group(
                 self._conn, stored.application_name, stored.group_name
             )
             self._group = found if found is not None else {}
-        return _queue(self._conn, stored, self._group, event, target_id, self._now, self._region)
-
-
-def _queue(
-    conn: Connection,
-    stored: StoredDeployment,
-    group: dict[str, Any],
-    event: str,
-    target_id: str | None,
-    now: float,
-    region: str,
-) -> int:
-    if not group:
-        return 0
-    triggers = matching_triggers(group, event)
-    queued = 0
-    for name, url in triggers:
-        try:
-            payload = build_payload(stored, event, target_id, name, region)
-        except (ValueError, KeyError, TypeError):
-            log.exception("cannot describe %s for %s", event, stored.state.deployment_id)
-            return queued
-        deliveries.insert_delivery(
-            conn,
-            deployment_id=stored.state.deployment_id,
-            application_name=stored.application_name,
-            group_name=stored.group_name,
-            trigger_name=name,
-            event_type=event,
-            url=url,
-            payload=payload,
-            now=now,
-        )
-        queued += 1
-    return queued
+        if not self._group:
+            return 0
+        queued = 0
+        for name, url in matching_triggers(self._group, event):
+            try:
+                payload = build_payload(stored, event, target_id, name, self._region)
+            except (ValueError, KeyError, TypeError):
+                log.exception("cannot describe %s for %s", event, stored.state.deployment_id)
+                return queued
+            deliveries.insert_delivery(
+                self._conn,
+                deployment_id=stored.state.deployment_id,
+                application_name=stored.application_name,
+                group_name=stored.group_name,
+                trigger_name=name,
+                event_type=event,
+                url=url,
+                payload=payload,
+                now=self._now,
+            )
+            queued += 1
+        return queued
 
 
 def trigger_secret(db: Database, group_id: str, trigger_name: str) -> str:

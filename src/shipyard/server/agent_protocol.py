@@ -91,7 +91,6 @@ def spread_hold(hold: float, instance: str) -> float:
 def _check_host(call: Call, instance: str, *, heartbeat: bool = False) -> str:
     """The instance's IAM ARN, after checking the request's HostIdentifier contains it."""
     host = _required_string(call.body, "HostIdentifier")
-    c = schema.instances.c
     with call.services.db.tx() as conn:
         row = conn.execute(_HOST_ROW, {"instance": instance}).first()
         if row is None or not row.registered:
@@ -104,7 +103,7 @@ def _check_host(call: Call, instance: str, *, heartbeat: bool = False) -> str:
         interval = heartbeat_interval(call.services.config.agent_timeout)
         fresh = row.last_seen is not None and 0 <= now - row.last_seen < interval
         if heartbeat and not fresh:
-            conn.execute(schema.instances.update().where(c.name == instance).values(last_seen=now))
+            conn.execute(schema.instances.update().where(_i.name == instance).values(last_seen=now))
     return str(row.iam_arn)
 
 
