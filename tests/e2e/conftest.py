@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from shipyard import sigv4
+from shipyard.config import AgentConfig
 from shipyard.localfleet import LocalHost, can_isolate, prepare_host, stop_all
 from tests.conftest import LiveServer, service_missing, start_live_server
 
@@ -48,6 +49,22 @@ def call_extension(server: LiveServer, op: str, body: dict[str, Any]) -> dict[st
     with urllib.request.urlopen(request, timeout=30) as response:
         result: dict[str, Any] = json.loads(response.read() or b"{}")
     return result
+
+
+def issued_agent_config(server: LiveServer, name: str, home: Path, **overrides: Any) -> AgentConfig:
+    """The agent config of registered instance ``name``, with keys issued for it now
+    through ShipyardIssueInstanceCredentials."""
+    keys = call_extension(server, "ShipyardIssueInstanceCredentials", {"instanceName": name})
+    values: dict[str, Any] = {
+        "endpoint": server.url,
+        "instance_name": name,
+        "access_key_id": keys["accessKeyId"],
+        "secret_access_key": keys["secretAccessKey"],
+        "host_identifier": keys["hostIdentifier"],
+        "root_dir": home / "root",
+        "log_dir": home / "log",
+    }
+    return AgentConfig(**{**values, **overrides})
 
 
 @dataclass

@@ -8,11 +8,10 @@ from typing import Any
 from sqlalchemy import select
 
 from shipyard.agent.client import CommandClient
-from shipyard.config import AgentConfig
 from shipyard.server.agent_protocol import heartbeat_interval, spread_hold
 from shipyard.store import schema
 from tests.conftest import LiveServer
-from tests.e2e.conftest import call_extension
+from tests.e2e.conftest import issued_agent_config
 
 NAME = "heartbeat-1"
 
@@ -20,15 +19,10 @@ NAME = "heartbeat-1"
 def _agent(server: LiveServer, codedeploy: Any, tmp_path: Path) -> CommandClient:
     arn = f"arn:aws:iam::000000000000:user/{NAME}"
     codedeploy.register_on_premises_instance(instanceName=NAME, iamUserArn=arn)
-    keys = call_extension(server, "ShipyardIssueInstanceCredentials", {"instanceName": NAME})
-    config = AgentConfig(
-        endpoint=server.url,
-        instance_name=NAME,
-        access_key_id=keys["accessKeyId"],
-        secret_access_key=keys["secretAccessKey"],
-        host_identifier=keys["hostIdentifier"],
-        root_dir=tmp_path / "root",
-        log_dir=tmp_path / "log",
+    config = issued_agent_config(
+        server,
+        NAME,
+        tmp_path,
         poll_seconds=0.0,  # the server answers at once
     )
     return CommandClient(config)

@@ -17,11 +17,10 @@ import pytest
 from sqlalchemy import select
 
 from shipyard.agent.client import CommandClient, HostCommand, ProtocolError
-from shipyard.config import AgentConfig
 from shipyard.engine.lifecycle import IN_PLACE
 from shipyard.store import schema
 from tests.conftest import LiveServer, start_live_server
-from tests.e2e.conftest import call_extension
+from tests.e2e.conftest import issued_agent_config
 from tests.server.crud_support import ROLE_ARN
 
 SUCCESS = {"error_code": 0, "script_name": "", "message": "Succeeded", "log": ""}
@@ -49,19 +48,7 @@ def host(server: LiveServer, tmp_path: Path, request: pytest.FixtureRequest) -> 
         serviceRoleArn=ROLE_ARN,
         onPremisesInstanceTagFilters=[{"Key": name, "Value": "y", "Type": "KEY_AND_VALUE"}],
     )
-    keys = call_extension(server, "ShipyardIssueInstanceCredentials", {"instanceName": name})
-    client = CommandClient(
-        AgentConfig(
-            endpoint=server.url,
-            instance_name=name,
-            access_key_id=keys["accessKeyId"],
-            secret_access_key=keys["secretAccessKey"],
-            host_identifier=keys["hostIdentifier"],
-            root_dir=tmp_path / "root",
-            log_dir=tmp_path / "log",
-            poll_seconds=5.0,
-        )
-    )
+    client = CommandClient(issued_agent_config(server, name, tmp_path, poll_seconds=5.0))
     request.addfinalizer(client.close)
     return client
 
