@@ -51,6 +51,40 @@ def call_extension(server: LiveServer, op: str, body: dict[str, Any]) -> dict[st
     return result
 
 
+def blue_green_members(
+    *,
+    ready_wait_minutes: int | None = 60,
+    termination_wait_minutes: int = 60,
+    provisioning: str = "DISCOVER_EXISTING",
+    rollback: bool = False,
+) -> dict[str, Any]:
+    """The deployment-group members that make a group blue/green, AllAtOnce, behind
+    its load balancer: a ready wait (None: reroute at once), TERMINATE after the
+    termination wait, and the green fleet's provisioning option."""
+    if ready_wait_minutes is None:
+        ready: dict[str, Any] = {"actionOnTimeout": "CONTINUE_DEPLOYMENT"}
+    else:
+        ready = {"actionOnTimeout": "STOP_DEPLOYMENT", "waitTimeInMinutes": ready_wait_minutes}
+    members: dict[str, Any] = {
+        "deploymentConfigName": "CodeDeployDefault.AllAtOnce",
+        "deploymentStyle": {
+            "deploymentType": "BLUE_GREEN",
+            "deploymentOption": "WITH_TRAFFIC_CONTROL",
+        },
+        "blueGreenDeploymentConfiguration": {
+            "deploymentReadyOption": ready,
+            "terminateBlueInstancesOnDeploymentSuccess": {
+                "action": "TERMINATE",
+                "terminationWaitTimeInMinutes": termination_wait_minutes,
+            },
+            "greenFleetProvisioningOption": {"action": provisioning},
+        },
+    }
+    if rollback:
+        members["autoRollbackConfiguration"] = {"enabled": True, "events": ["DEPLOYMENT_FAILURE"]}
+    return members
+
+
 def issued_agent_config(server: LiveServer, name: str, home: Path, **overrides: Any) -> AgentConfig:
     """The agent config of registered instance ``name``, with keys issued for it now
     through ShipyardIssueInstanceCredentials."""

@@ -39,6 +39,7 @@ from tests.e2e.conftest import (
     SHARED_ROOT,
     Fleet,
     Uploader,
+    blue_green_members,
     fleet_on_server,
     make_bundle,
     make_uploader,
@@ -263,29 +264,10 @@ def create_in_place_group(
 
 def make_blue_green(web: WebFleet, *, rollback: bool = False) -> None:
     """Turn group ``web`` into a blue/green group: 60-minute ready and termination waits."""
-    extra: dict[str, Any] = {}
-    if rollback:
-        extra["autoRollbackConfiguration"] = {"enabled": True, "events": ["DEPLOYMENT_FAILURE"]}
     web.cd.update_deployment_group(
         applicationName="shop",
         currentDeploymentGroupName="web",
-        deploymentConfigName="CodeDeployDefault.AllAtOnce",
-        deploymentStyle={
-            "deploymentType": "BLUE_GREEN",
-            "deploymentOption": "WITH_TRAFFIC_CONTROL",
-        },
-        blueGreenDeploymentConfiguration={
-            "deploymentReadyOption": {
-                "actionOnTimeout": "STOP_DEPLOYMENT",
-                "waitTimeInMinutes": 60,
-            },
-            "terminateBlueInstancesOnDeploymentSuccess": {
-                "action": "TERMINATE",
-                "terminationWaitTimeInMinutes": 60,
-            },
-            "greenFleetProvisioningOption": {"action": "DISCOVER_EXISTING"},
-        },
-        **extra,
+        **blue_green_members(rollback=rollback),
     )
 
 

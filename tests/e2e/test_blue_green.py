@@ -12,6 +12,7 @@ import pytest
 from tests.e2e.conftest import (
     SHARED_ROOT,
     Fleet,
+    blue_green_members,
     fleet_on_server,
     make_bundle,
     make_uploader,
@@ -61,32 +62,13 @@ def setup(fleet: Fleet, *, rollback: bool = False) -> None:
         router.block("web", name, drain_timeout=0.0)
     cd = fleet.cd
     cd.create_application(applicationName="shop")
-    extra: dict[str, Any] = {}
-    if rollback:
-        extra["autoRollbackConfiguration"] = {"enabled": True, "events": ["DEPLOYMENT_FAILURE"]}
     cd.create_deployment_group(
         applicationName="shop",
         deploymentGroupName="web",
         serviceRoleArn=ROLE,
-        deploymentConfigName="CodeDeployDefault.AllAtOnce",
         onPremisesInstanceTagFilters=[{"Key": "role", "Value": "web", "Type": "KEY_AND_VALUE"}],
-        deploymentStyle={
-            "deploymentType": "BLUE_GREEN",
-            "deploymentOption": "WITH_TRAFFIC_CONTROL",
-        },
         loadBalancerInfo={"targetGroupInfoList": [{"name": "web"}]},
-        blueGreenDeploymentConfiguration={
-            "deploymentReadyOption": {
-                "actionOnTimeout": "STOP_DEPLOYMENT",
-                "waitTimeInMinutes": 60,
-            },
-            "terminateBlueInstancesOnDeploymentSuccess": {
-                "action": "TERMINATE",
-                "terminationWaitTimeInMinutes": 60,
-            },
-            "greenFleetProvisioningOption": {"action": "DISCOVER_EXISTING"},
-        },
-        **extra,
+        **blue_green_members(rollback=rollback),
     )
 
 

@@ -11,7 +11,13 @@ import pytest
 
 from shipyard.provision.podman import PodmanProvisioner
 from tests.conftest import service_missing
-from tests.e2e.conftest import Fleet, fleet_on_server, make_bundle, make_uploader
+from tests.e2e.conftest import (
+    Fleet,
+    blue_green_members,
+    fleet_on_server,
+    make_bundle,
+    make_uploader,
+)
 
 ROLE = "arn:aws:iam::000000000000:role/shipyard"
 BLUE = ["blue-1", "blue-2"]
@@ -50,21 +56,13 @@ def test_provisioned_replacement_fleet_takes_over_and_blue_is_retired(
         applicationName="shop",
         deploymentGroupName="web",
         serviceRoleArn=ROLE,
-        deploymentConfigName="CodeDeployDefault.AllAtOnce",
         onPremisesInstanceTagFilters=[{"Key": "role", "Value": "web", "Type": "KEY_AND_VALUE"}],
-        deploymentStyle={
-            "deploymentType": "BLUE_GREEN",
-            "deploymentOption": "WITH_TRAFFIC_CONTROL",
-        },
         loadBalancerInfo={"targetGroupInfoList": [{"name": "web"}]},
-        blueGreenDeploymentConfiguration={
-            "deploymentReadyOption": {"actionOnTimeout": "CONTINUE_DEPLOYMENT"},
-            "terminateBlueInstancesOnDeploymentSuccess": {
-                "action": "TERMINATE",
-                "terminationWaitTimeInMinutes": 0,
-            },
-            "greenFleetProvisioningOption": {"action": "COPY_AUTO_SCALING_GROUP"},
-        },
+        **blue_green_members(
+            ready_wait_minutes=None,
+            termination_wait_minutes=0,
+            provisioning="COPY_AUTO_SCALING_GROUP",
+        ),
     )
     bundle = make_bundle(
         {
