@@ -32,9 +32,9 @@ from pathlib import Path
 from typing import Any
 
 from shipyard.localfleet import LocalHost, stop_all
-from shipyard.traffic import RouterConfig, TrafficError, TrafficRouter, get_router
+from shipyard.traffic import RouterConfig, TrafficRouter, get_router
 from shipyard.traffic.haproxy import RuntimeApi
-from tests.conftest import free_port, service_missing
+from tests.conftest import free_port
 from tests.e2e.conftest import (
     SHARED_ROOT,
     Fleet,
@@ -44,6 +44,7 @@ from tests.e2e.conftest import (
     make_bundle,
     make_uploader,
 )
+from tests.traffic.haproxy_process import haproxy_binary, runtime_api_answers
 
 BACKEND = "web"
 RUN = SHARED_ROOT / "run"  # the app's pid file and log, outside the installed files
@@ -75,14 +76,6 @@ backend {backend}
 # show stat columns: connection errors, response errors, retries, redispatches
 TROUBLE = ("econ", "eresp", "wretr", "wredis")
 SERVER_LINE = "    server {name} 127.0.0.1:{port} check inter 100ms fall 2 rise 1"
-
-
-def haproxy_binary() -> str:
-    found = shutil.which("haproxy") or shutil.which("haproxy", path="/usr/sbin:/sbin")
-    if found is None:
-        service_missing("haproxy (Debian package haproxy; scripts/install installs it)")
-        raise AssertionError("unreachable")
-    return found
 
 
 @dataclass
@@ -134,17 +127,10 @@ def start_balancer(directory: Path, servers: Sequence[str]) -> Balancer:
     balancer = Balancer(
         directory, f"http://127.0.0.1:{port}", f"unix:{directory / 'admin.sock'}", ports, process
     )
-    api = RuntimeApi(balancer.admin_address, timeout=1)
-    deadline = time.monotonic() + 10
-    while True:  # the socket file appears a moment before HAProxy answers on it
-        try:
-            api.run("show info")
-            return balancer
-        except TrafficError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                balancer.stop()
-                raise RuntimeError(f"haproxy did not start:\n{balancer.log()}") from None
-            time.sleep(0.01)
+    if not runtime_api_answers(balancer.admin_address, process):
+        balancer.stop()
+        raise RuntimeError(f"haproxy did not start:\n{balancer.log()}")
+    return balancer
 
 
 # ---- the fleet -------------------------------------------------------------------------

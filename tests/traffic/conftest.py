@@ -13,7 +13,6 @@ A request carrying the cookie ``SRV=<server>`` sticks to that server (HAProxy se
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import threading
 import time
@@ -26,10 +25,10 @@ from typing import Protocol
 
 import pytest
 
-from shipyard.traffic import RouterConfig, TrafficError, TrafficRouter, get_router
-from shipyard.traffic.haproxy import RuntimeApi
+from shipyard.traffic import RouterConfig, TrafficRouter, get_router
 from shipyard.traffic.memory import MemoryRouter
-from tests.conftest import free_port, service_missing
+from tests.conftest import free_port
+from tests.traffic.haproxy_process import haproxy_binary, runtime_api_answers
 from tests.traffic.webapp import WebApp
 
 SERVERS = ("s1", "s2", "s3")
@@ -60,14 +59,6 @@ backend web
     cookie SRV
 {servers}
 """
-
-
-def haproxy_binary() -> str:
-    found = shutil.which("haproxy") or shutil.which("haproxy", path="/usr/sbin:/sbin")
-    if found is None:
-        service_missing("haproxy (Debian package haproxy; scripts/install installs it)")
-        raise AssertionError("unreachable")
-    return found
 
 
 @dataclass
@@ -130,18 +121,10 @@ def start_haproxy(directory: Path, apps: dict[str, WebApp]) -> HAProxy:
         apps=apps,
         process=process,
     )
-    # The socket file appears a moment before HAProxy listens on it: wait for an answer.
-    api = RuntimeApi(proxy.admin_address, timeout=1)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            api.run("show info")
-            return proxy
-        except TrafficError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                stop_haproxy(proxy)
-                raise RuntimeError(f"haproxy did not start:\n{proxy.log()}") from None
-            time.sleep(0.01)
+    if not runtime_api_answers(proxy.admin_address, process):
+        stop_haproxy(proxy)
+        raise RuntimeError(f"haproxy did not start:\n{proxy.log()}")
+    return proxy
 
 
 def stop_haproxy(proxy: HAProxy) -> None:
