@@ -30,7 +30,7 @@ from typing import Any
 import boto3
 
 from shipyard.config import ServerConfig
-from shipyard.localfleet import LocalHost, prepare_host, stop_all
+from shipyard.demo.fleet import LocalHost, prepare_host, stop_all
 from shipyard.server.main import EmbeddedServer, start_embedded
 
 HOOKS = ["ApplicationStop", "BeforeInstall", "AfterInstall", "ApplicationStart", "ValidateService"]
@@ -96,7 +96,7 @@ class Bench:
         self.cd = session.client("codedeploy", endpoint_url=url)
         self.s3 = session.client("s3", endpoint_url=url)
         self.hosts: list[LocalHost] = []
-        from shipyard.client import ShipyardClient
+        from shipyard.cli.client import ShipyardClient
 
         client = ShipyardClient(url, "us-east-1", session)
         for i in range(hosts):

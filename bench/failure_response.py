@@ -53,9 +53,9 @@ from typing import Any
 
 import boto3
 
-from shipyard.client import ShipyardClient
+from shipyard.cli.client import ShipyardClient
 from shipyard.config import ServerConfig
-from shipyard.localfleet import LocalHost, prepare_host, stop_all
+from shipyard.demo.fleet import LocalHost, prepare_host, stop_all
 from shipyard.server.main import EmbeddedServer, start_embedded
 
 HOSTS = 5

@@ -4,7 +4,7 @@ and 100 real agent processes.
 Run: .venv/bin/python bench/fleet_overhead.py [--hosts 1,10,100] [--repeat 5]
          [--database sqlite|postgres]
 
-Extends ``deploy_overhead.py``: the same real agents (``shipyard.localfleet``), but
+Extends ``deploy_overhead.py``: the same real agents (``shipyard.demo.fleet``), but
 the server runs in its own process (``python -m shipyard server``) so its CPU time
 can be read from /proc, and the agents start a few at a time (100 Python processes
 importing at once would swamp two cores).

@@ -404,18 +404,18 @@ def noop_bundle() -> bytes:
 
 class AgentFleet:
     """Real ``python -m shipyard.agent`` processes, one per registered instance, each
-    with its own directory (``shipyard.localfleet``), started a few at a time."""
+    with its own directory (``shipyard.demo.fleet``), started a few at a time."""
 
     def __init__(self, admin: Admin, base: Path, tag_key: str) -> None:
         self.admin = admin
         self.base = base
         self.tag_key = tag_key
-        self.hosts: list[Any] = []  # shipyard.localfleet.LocalHost
+        self.hosts: list[Any] = []  # shipyard.demo.fleet.LocalHost
 
     def start(self, count: int, *, batch: int = 8, pause: float = 0.4) -> float:
         """Register, tag and start ``count`` agents; wait until each is long-polling.
         Returns the seconds it took."""
-        from shipyard.localfleet import prepare_host
+        from shipyard.demo.fleet import prepare_host
 
         started = time.monotonic()
         names = [f"{self.tag_key}-{i:03d}" for i in range(len(self.hosts), count)]

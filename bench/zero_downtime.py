@@ -55,7 +55,7 @@ from tests.e2e.haproxy_fleet import (
 )
 from tests.e2e.http_load import Load, Request, between, start_load, summarize
 
-from shipyard.localfleet import can_isolate
+from shipyard.demo.fleet import can_isolate
 
 GREEN_HOSTS = {"tagFilters": [{"Key": "role", "Value": "next", "Type": "KEY_AND_VALUE"}]}
 

@@ -19,9 +19,9 @@ from typing import Any
 import boto3
 import pytest
 
-from shipyard import cli
 from shipyard.alarms import AlarmDefinition, AlarmReading, evaluate
-from shipyard.client import CliError, ShipyardClient
+from shipyard.cli import main as cli
+from shipyard.cli.client import CliError, ShipyardClient
 from shipyard.engine import machine
 from shipyard.model import DeploymentStatus
 from shipyard.server.alarm_watch import Watched, verdict, watched

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from shipyard import pack, progress
+from shipyard.cli import pack, progress
 from shipyard.config import AgentConfig, build
 from tests.conftest import LiveServer, free_port
 

@@ -25,8 +25,9 @@ from shipyard.config import AgentConfig
 from shipyard.engine import machine
 from shipyard.engine.state import DeploymentState
 from shipyard.model import DeploymentStatus
-from shipyard.store import commands, credentials, schema
+from shipyard.store import credentials, schema
 from shipyard.store import deployments as deployment_store
+from shipyard.store import host_commands as commands
 from tests.agent.recording_server import HOST_ARN, agent_config, recording_server
 from tests.conftest import LiveServer, free_port, start_live_server
 

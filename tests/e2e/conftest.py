@@ -18,7 +18,7 @@ import pytest
 
 from shipyard import sigv4
 from shipyard.config import AgentConfig
-from shipyard.localfleet import LocalHost, can_isolate, prepare_host, stop_all
+from shipyard.demo.fleet import LocalHost, can_isolate, prepare_host, stop_all
 from tests.conftest import LiveServer, service_missing, start_live_server
 
 SHARED_ROOT = Path("/srv/shipyard-e2e")

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from shipyard.localfleet import LocalHost, stop_all
+from shipyard.demo.fleet import LocalHost, stop_all
 from shipyard.traffic import RouterConfig, TrafficRouter, get_router
 from shipyard.traffic.haproxy import RuntimeApi
 from tests.conftest import free_port

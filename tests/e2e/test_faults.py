@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from shipyard.localfleet import LocalHost
+from shipyard.demo.fleet import LocalHost
 from shipyard.store import schema
 from tests.e2e.conftest import (
     SHARED_ROOT,

@@ -27,7 +27,7 @@ import boto3
 import pytest
 from botocore.config import Config as BotoConfig
 
-from shipyard.localfleet import can_isolate, stop_all
+from shipyard.demo.fleet import can_isolate, stop_all
 from tests.conftest import free_port, service_missing
 from tests.e2e.conftest import (
     SHARED_ROOT,

@@ -19,7 +19,7 @@ import yaml
 from botocore.exceptions import SSLError
 
 from shipyard import sigv4
-from shipyard.localfleet import prepare_host
+from shipyard.demo.fleet import prepare_host
 from tests.conftest import LiveServer
 from tests.e2e.conftest import SHARED_ROOT, Fleet, fleet_on_server, make_bundle, make_uploader
 from tests.e2e.test_failures import event_of

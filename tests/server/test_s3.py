@@ -24,9 +24,9 @@ from botocore.config import Config as BotoConfig
 from botocore.exceptions import ClientError
 
 from shipyard import sigv4
-from shipyard.server.bundle_urls import bundle_url, head_bundle
-from shipyard.server.s3_auth import presign_url
-from shipyard.server.s3_payload import ChunkChain
+from shipyard.bundlestore.auth import presign_url
+from shipyard.bundlestore.payload import ChunkChain
+from shipyard.bundlestore.urls import bundle_url, head_bundle
 from shipyard.store import credentials
 from tests.conftest import LiveServer, start_live_server
 

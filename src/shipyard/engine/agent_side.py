@@ -24,12 +24,12 @@ from shipyard.model import (
     CommandStatus,
     LifecycleEventStatus,
 )
-from shipyard.store import commands
 from shipyard.store import deployments as store
+from shipyard.store import host_commands as commands
 from shipyard.store.db import Database
 
 LOG_TAIL_BYTES = 4096
-# Bundle URLs are presigned for an hour (server/bundle_urls.py); an agent uses its copy
+# Bundle URLs are presigned for an hour (bundlestore/urls.py); an agent uses its copy
 # of a specification for up to 10 minutes, so one built 5 minutes ago is still good.
 SPEC_REUSE_SECONDS = 300.0
 SPEC_CACHE_SIZE = 256

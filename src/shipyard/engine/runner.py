@@ -35,9 +35,10 @@ from shipyard.provision import (
     ProvisionError,
     get_provisioner,
 )
-from shipyard.store import commands, credentials, resources
+from shipyard.store import credentials, resources
 from shipyard.store import deployments as store
 from shipyard.store import groups as group_store
+from shipyard.store import host_commands as commands
 from shipyard.store import instances as instance_store
 from shipyard.store.db import Database
 from shipyard.traffic import RouterConfig, TrafficRouter, backends_for, get_router

@@ -15,12 +15,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from shipyard.bundlestore.api import s3_routes
 from shipyard.errors import ApiError
 from shipyard.server.agent_protocol import AGENT_OPERATIONS
 from shipyard.server.auth import authenticate
 from shipyard.server.context import Call, Handler, Principal, Services
 from shipyard.server.operations import API_OPERATIONS
-from shipyard.server.s3 import s3_routes
 
 log = logging.getLogger("shipyard.server")
 

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import uvicorn
 
+from shipyard.bundlestore.urls import bundle_url
 from shipyard.config import ServerConfig
 from shipyard.engine.runner import Runner
 from shipyard.notify.delivery import Deliverer
 from shipyard.server.alarm_watch import AlarmWatcher
 from shipyard.server.app import create_app
-from shipyard.server.bundle_urls import bundle_url
 from shipyard.server.context import Services
 from shipyard.store import credentials, open_database
 

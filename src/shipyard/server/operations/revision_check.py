@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from shipyard.bundlestore.urls import head_bundle
 from shipyard.errors import ApiError
-from shipyard.server.bundle_urls import head_bundle
 from shipyard.server.context import Services
 
 BUNDLE_TYPES = ("tar", "tgz", "zip")

@@ -14,7 +14,7 @@ from xml.sax.saxutils import escape
 
 from starlette.responses import Response
 
-from shipyard.bundles import ObjectVersion, S3Error
+from shipyard.bundlestore.disk import ObjectVersion, S3Error
 
 NAMESPACE = "http://s3.amazonaws.com/doc/2006-03-01/"
 MAX_KEYS = 1000

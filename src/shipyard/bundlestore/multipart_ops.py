@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from starlette.responses import Response
 
-from shipyard.bundle_uploads import MAX_PARTS, MultipartUploads
-from shipyard.bundles import S3Error
-from shipyard.server.s3_call import (
+from shipyard.bundlestore.call import (
     MAX_XML_BODY,
     S3Call,
     owner,
@@ -14,7 +12,9 @@ from shipyard.server.s3_call import (
     run_blocking,
     stored_headers,
 )
-from shipyard.server.s3_xml import Xml, iso_time, parse_xml, xml_response
+from shipyard.bundlestore.disk import S3Error
+from shipyard.bundlestore.s3xml import Xml, iso_time, parse_xml, xml_response
+from shipyard.bundlestore.uploads import MAX_PARTS, MultipartUploads
 
 
 async def create_upload(call: S3Call) -> Response:

@@ -20,8 +20,8 @@ from typing import Any, TextIO
 
 import boto3
 
-from shipyard import pack, progress
-from shipyard.client import CliError, ShipyardClient, readable_errors
+from shipyard.cli import pack, progress
+from shipyard.cli.client import CliError, ShipyardClient, readable_errors
 from shipyard.config import AgentConfig, agent_config_to_yaml, build
 
 DEFAULT_ENDPOINT = "http://127.0.0.1:8420"

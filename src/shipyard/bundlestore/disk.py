@@ -8,7 +8,7 @@ Layout under ``<data_dir>/bundles/``::
     <bucket>/objects/<sha256(key)>/    one directory per key, whatever characters the key has
         meta.json                      {"key", "versions": [newest first: id, etag, size, ...]}
         <version id>.data              the bytes of one version, never modified once written
-    <bucket>/uploads/<upload id>/      a multipart upload in progress (see bundle_uploads)
+    <bucket>/uploads/<upload id>/      a multipart upload in progress (see uploads.py)
 
 Every object is written to ``.tmp`` first and renamed into place only once it is complete
 and verified, so a failed or rejected upload never replaces a good object. Versioning is

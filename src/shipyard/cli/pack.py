@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from shipyard.agent import appspec
-from shipyard.client import CliError
+from shipyard.cli.client import CliError
 
 APPSPEC_NAME = "appspec.yml"
 FIXED_ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # the earliest time zip can store

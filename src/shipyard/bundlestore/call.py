@@ -10,11 +10,11 @@ from typing import Any
 import anyio.to_thread
 from starlette.requests import Request
 
-from shipyard.bundles import BundleStore, IncomingFile, S3Error, entity_too_large
+from shipyard.bundlestore.auth import Authenticated
+from shipyard.bundlestore.disk import BundleStore, IncomingFile, S3Error, entity_too_large
+from shipyard.bundlestore.payload import VerifiedBody, is_chunked
+from shipyard.bundlestore.s3xml import Xml
 from shipyard.server.context import Services
-from shipyard.server.s3_auth import Authenticated
-from shipyard.server.s3_payload import VerifiedBody, is_chunked
-from shipyard.server.s3_xml import Xml
 
 DEFAULT_CONTENT_TYPE = "binary/octet-stream"
 # Content headers kept with an object and sent back when it is read.

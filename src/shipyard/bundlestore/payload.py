@@ -23,7 +23,7 @@ from typing import Any
 
 from starlette.requests import Request
 
-from shipyard.bundles import S3Error
+from shipyard.bundlestore.disk import S3Error
 
 STREAMING_SIGNED = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD"
 STREAMING_UNSIGNED_TRAILER = "STREAMING-UNSIGNED-PAYLOAD-TRAILER"

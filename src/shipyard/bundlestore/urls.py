@@ -17,10 +17,10 @@ from typing import Any
 from sqlalchemy import select
 
 from shipyard import sigv4
-from shipyard.bundles import BundleStore, S3Error
+from shipyard.bundlestore.auth import presign_url
+from shipyard.bundlestore.disk import BundleStore, S3Error
 from shipyard.errors import ShipyardError
 from shipyard.server.context import Services
-from shipyard.server.s3_auth import presign_url
 from shipyard.store import credentials, schema
 
 INTERNAL_PRINCIPAL = ("internal", "bundle-reader")

@@ -11,15 +11,15 @@ from urllib.parse import unquote
 import anyio.to_thread
 from starlette.responses import Response, StreamingResponse
 
-from shipyard.bundles import IncomingFile, ObjectVersion, S3Error, check_key, no_such_key
-from shipyard.server.s3_call import (
+from shipyard.bundlestore.call import (
     STORED_HEADERS,
     S3Call,
     receive_object,
     run_blocking,
     stored_headers,
 )
-from shipyard.server.s3_xml import http_date, iso_time, xml_response
+from shipyard.bundlestore.disk import IncomingFile, ObjectVersion, S3Error, check_key, no_such_key
+from shipyard.bundlestore.s3xml import http_date, iso_time, xml_response
 
 READ_BLOCK = 1024 * 1024
 # Presigned GETs may ask for other response headers, e.g. response-content-disposition.

@@ -7,7 +7,7 @@ internal bundle-reader key may only read objects.
 
 Modules: this one routes and answers errors, and holds the bucket operations;
 ``s3_objects`` and ``s3_multipart`` the others; ``s3_auth`` checks signatures and
-``s3_payload`` bodies; ``s3_xml`` renders; ``shipyard.bundles`` stores.
+``s3_payload`` bodies; ``s3_xml`` renders; ``shipyard.bundlestore.disk`` stores.
 """
 
 from __future__ import annotations
@@ -22,13 +22,13 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Message, Receive
 
-from shipyard.bundles import BundleStore, S3Error
-from shipyard.server import s3_multipart as multipart
-from shipyard.server import s3_objects as objects
+from shipyard.bundlestore import multipart_ops as multipart
+from shipyard.bundlestore import object_ops as objects
+from shipyard.bundlestore.auth import Authenticated, authenticate, raw_query_pairs
+from shipyard.bundlestore.call import MAX_XML_BODY, S3Call, owner, run_blocking
+from shipyard.bundlestore.disk import BundleStore, S3Error
+from shipyard.bundlestore.s3xml import Xml, iso_time, list_objects_result, parse_xml, xml_response
 from shipyard.server.context import Services
-from shipyard.server.s3_auth import Authenticated, authenticate, raw_query_pairs
-from shipyard.server.s3_call import MAX_XML_BODY, S3Call, owner, run_blocking
-from shipyard.server.s3_xml import Xml, iso_time, list_objects_result, parse_xml, xml_response
 
 log = logging.getLogger("shipyard.s3")
 

@@ -1,6 +1,6 @@
 """The ``shipyard`` command line: run the server or an agent, and drive deployments.
 
-Client subcommands (in ``shipyard.commands``) talk to the server through its public API.
+Client subcommands (in ``shipyard.cli.subcommands``) talk to the server through its public API.
 Every user mistake or API error becomes one line on stderr, ``shipyard: error: ...``,
 and exit status 2 (usage) or 1 (the operation failed); never a traceback.
 """
@@ -16,10 +16,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from shipyard import commands
-from shipyard.alarm_cli import add_alarm_commands
-from shipyard.client import CliError
-from shipyard.commands import DEFAULT_ENDPOINT, DEFAULT_REGION
+from shipyard.cli import subcommands as commands
+from shipyard.cli.alarms import add_alarm_commands
+from shipyard.cli.client import CliError
+from shipyard.cli.subcommands import DEFAULT_ENDPOINT, DEFAULT_REGION
 from shipyard.config import ConfigError, ServerConfig, build
 
 
@@ -92,7 +92,7 @@ def cmd_agent(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    run_demo = _import_entry("shipyard.demo", "the demo")
+    run_demo = _import_entry("shipyard.demo.run", "the demo")
     return int(run_demo(list(args.demo_args)) or 0)
 
 
@@ -268,7 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
     logs.add_argument("--event", help="one lifecycle event (default: all)")
     logs.set_defaults(run=commands.cmd_logs)
 
-    # No options of its own (not even --help): all its arguments go to shipyard.demo.
+    # No options of its own (not even --help): all its arguments go to shipyard.demo.run.
     demo = subparsers.add_parser("demo", help="a local rehearsal of a whole fleet", add_help=False)
     demo.set_defaults(run=cmd_demo)
     return parser

@@ -16,15 +16,15 @@ from urllib.parse import quote, unquote, urlsplit
 from starlette.requests import Request
 
 from shipyard import sigv4
-from shipyard.bundles import S3Error
-from shipyard.server.context import Principal, Services
-from shipyard.server.s3_payload import (
+from shipyard.bundlestore.disk import S3Error
+from shipyard.bundlestore.payload import (
     STREAMING_SIGNED,
     STREAMING_UNSIGNED_TRAILER,
     ChunkChain,
     is_sha256_hex,
     signature_mismatch,
 )
+from shipyard.server.context import Principal, Services
 from shipyard.store import credentials
 
 MAX_CLOCK_SKEW = 15 * 60

@@ -1,7 +1,7 @@
 """``shipyard demo``: a whole deployment on this machine, start to finish.
 
 An embedded server on SQLite, three local hosts whose agents each have their own
-filesystem view of /srv/shipyard-demo, the sample web app in ``demo_app/`` pushed
+filesystem view of /srv/shipyard-demo, the sample web app in ``app/`` pushed
 to the built-in bundle store and deployed one host at a time, with live progress
 and the final per-host report on screen.
 """
@@ -19,14 +19,15 @@ from typing import Any
 
 import boto3
 
-from shipyard import commands, progress
-from shipyard.client import CliError, ShipyardClient
+from shipyard.cli import progress
+from shipyard.cli import subcommands as commands
+from shipyard.cli.client import CliError, ShipyardClient
+from shipyard.cli.pack import write_zip
 from shipyard.config import ServerConfig
-from shipyard.localfleet import LocalHost, can_isolate, prepare_host, stop_all
-from shipyard.pack import write_zip
+from shipyard.demo.fleet import LocalHost, can_isolate, prepare_host, stop_all
 from shipyard.server.main import start_embedded
 
-APP_SOURCE = Path(__file__).parent / "demo_app"
+APP_SOURCE = Path(__file__).parent / "app"
 SHARED_PATH = Path("/srv/shipyard-demo")
 APPLICATION = "ShipyardDemo"
 GROUP = "web"

@@ -16,7 +16,7 @@ import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from shipyard.bundles import (
+from shipyard.bundlestore.disk import (
     BundleStore,
     IncomingFile,
     ObjectVersion,

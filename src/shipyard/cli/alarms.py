@@ -15,13 +15,13 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from shipyard import progress
-from shipyard.client import CliError
-from shipyard.commands import _client
+from shipyard.cli import progress
+from shipyard.cli.client import CliError
+from shipyard.cli.subcommands import _client
 
 
 def _api_options() -> argparse.ArgumentParser:
-    """The connection options every client subcommand takes (as in ``shipyard.cli``)."""
+    """The connection options every client subcommand takes (as in ``shipyard.cli.main``)."""
     parent = argparse.ArgumentParser(add_help=False)
     parent.add_argument("--endpoint", default=argparse.SUPPRESS, help="server URL")
     parent.add_argument("--region", default=argparse.SUPPRESS, help="signing region")
