@@ -22,7 +22,7 @@ import pytest
 from shipyard.alarms import AlarmDefinition, AlarmReading, evaluate
 from shipyard.cli import main as cli
 from shipyard.cli.client import CliError, ShipyardClient
-from shipyard.engine import machine
+from shipyard.engine import messages
 from shipyard.model import DeploymentStatus
 from shipyard.server.alarm_watch import Watched, verdict, watched
 from shipyard.store import alarms as alarm_store
@@ -215,10 +215,10 @@ def test_verdict_first_alarm_or_unreadable_unless_ignored() -> None:
     alarm = AlarmReading("ALARM", "errors are up")
     unknown = AlarmReading("UNKNOWN", "no answer")
     assert verdict(strict, {"a": ok, "b": ok}) is None
-    assert verdict(strict, {"a": ok, "b": alarm}) == machine.AlarmFired("b", "errors are up")
-    assert verdict(lenient, {"a": unknown, "b": alarm}) == machine.AlarmFired("b", "errors are up")
+    assert verdict(strict, {"a": ok, "b": alarm}) == messages.AlarmFired("b", "errors are up")
+    assert verdict(lenient, {"a": unknown, "b": alarm}) == messages.AlarmFired("b", "errors are up")
     assert verdict(lenient, {"a": unknown, "b": ok}) is None
-    assert verdict(strict, {"a": unknown, "b": ok}) == machine.AlarmFired(
+    assert verdict(strict, {"a": unknown, "b": ok}) == messages.AlarmFired(
         "a", "its state cannot be read: no answer"
     )
 
@@ -498,10 +498,13 @@ def test_unreadable_alarm_stops_unless_poll_failures_are_ignored(
     cd.stop_deployment(deploymentId=deployment_id)
     wait_until(lambda: deployment_info(server, deployment_id)["status"] == "Stopped")
 
+    # Without ignorePollAlarmFailure an alarm this server does not define would stop
+    # every deployment at once: CreateDeployment refuses it (test_groups covers that).
+    defined = [{"name": "errors"}, {"name": "health"}]
     cd.update_deployment_group(
         applicationName="shop",
         currentDeploymentGroupName="web",
-        alarmConfiguration={**config, "ignorePollAlarmFailure": False},
+        alarmConfiguration={**config, "alarms": defined, "ignorePollAlarmFailure": False},
     )
     revision = {
         "revisionType": "GitHub",

@@ -24,7 +24,8 @@ import pytest
 
 from shipyard import notify
 from shipyard.config import ServerConfig
-from shipyard.engine import machine
+from shipyard.engine import machine, messages
+from shipyard.engine.hosts import new_target
 from shipyard.engine.lifecycle import IN_PLACE
 from shipyard.engine.state import DeploymentState
 from shipyard.model import DeploymentStatus
@@ -163,7 +164,7 @@ def new_stored(hosts: int = 2, rule: dict[str, Any] | None = None) -> StoredDepl
         health_rule=rule or {"type": "HOST_COUNT", "value": 0},
         event_timeout=60.0,
         create_time=calendar.timegm((2018, 12, 13, 20, 23, 6)),
-        targets={n: machine.new_target(n, IN_PLACE) for n in names},
+        targets={n: new_target(n, IN_PLACE) for n in names},
     )
     info = {"deploymentGroupId": GROUP_ID, "targetOrder": names}
     return StoredDeployment(state, info, "shop", "web")
@@ -172,10 +173,10 @@ def new_stored(hosts: int = 2, rule: dict[str, Any] | None = None) -> StoredDepl
 def run_host(state: DeploymentState, host: str, start: float, fail_at: str = "") -> float:
     now = start
     for event in IN_PLACE:
-        machine.step(state, machine.Acknowledged(host, event), now)
+        machine.step(state, messages.Acknowledged(host, event), now)
         now += 0.25
         ok = event != fail_at
-        machine.step(state, machine.Completed(host, event, ok), now)
+        machine.step(state, messages.Completed(host, event, ok), now)
         now += 0.25
         if not ok:
             break
@@ -208,7 +209,7 @@ def test_times_are_spelled_as_codedeploy_spells_them() -> None:
 def test_deployment_payloads_carry_codedeploys_fields() -> None:
     stored = new_stored()
     state = stored.state
-    machine.step(state, machine.Start(), state.create_time + 1)
+    machine.step(state, messages.Start(), state.create_time + 1)
     start = notify.build_payload(stored, "DeploymentStart", None, "all", "eu-west-1")
     assert start == {
         "region": "eu-west-1",
@@ -239,7 +240,7 @@ def test_deployment_payloads_carry_codedeploys_fields() -> None:
 def test_a_failed_deployment_reports_its_error_information() -> None:
     stored = new_stored(1)
     state = stored.state
-    machine.step(state, machine.Start(), state.create_time)
+    machine.step(state, messages.Start(), state.create_time)
     run_host(state, "web-1", state.create_time + 1, fail_at="AfterInstall")
     assert state.status == DeploymentStatus.FAILED
     payload = notify.build_payload(stored, "DeploymentFailure", None, "t", "us-east-1")
@@ -256,7 +257,7 @@ def test_a_failed_deployment_reports_its_error_information() -> None:
 def test_instance_payloads_carry_lifecycle_events() -> None:
     stored = new_stored(1)
     state = stored.state
-    machine.step(state, machine.Start(), 100.0)
+    machine.step(state, messages.Start(), 100.0)
     begun = notify.build_payload(stored, "InstanceStart", "web-1", "hosts", "us-east-1")
     assert begun["instanceStatus"] == "InProgress"
     assert begun["lifecycleEvents"][0] == {
@@ -345,7 +346,7 @@ def test_notices_queue_matching_triggers_and_skips_malformed_ones(
         "not a trigger",
     ]
     stored = store_deployment(services, triggers)
-    machine.step(stored.state, machine.Start(), 5.0)
+    machine.step(stored.state, messages.Start(), 5.0)
     with caplog.at_level(logging.WARNING, "shipyard.notify"), services.db.tx() as conn:
         assert notify.Notices(conn, stored, 5.0, "us-east-1").add("DeploymentStart", None) == 1
         assert notify.Notices(conn, stored, 5.0, "us-east-1").add("InstanceStart", "web-1") == 1
@@ -375,7 +376,7 @@ def test_a_delivery_is_claimed_by_one_sender_at_a_time(services: Services) -> No
         services,
         [{"triggerName": "t", "triggerTargetArn": "http://x/", "triggerEvents": ALL_EVENTS}],
     )
-    machine.step(stored.state, machine.Start(), 5.0)
+    machine.step(stored.state, messages.Start(), 5.0)
     with services.db.tx() as conn:
         notify.Notices(conn, stored, 5.0, "us-east-1").add("DeploymentStart", None)
     with services.db.tx() as conn:
@@ -395,7 +396,7 @@ def queue(services: Services, url: str, events: list[str]) -> StoredDeployment:
     stored = store_deployment(
         services, [{"triggerName": "hook", "triggerTargetArn": url, "triggerEvents": ALL_EVENTS}]
     )
-    machine.step(stored.state, machine.Start(), time.time())
+    machine.step(stored.state, messages.Start(), time.time())
     with services.db.tx() as conn:
         for event in events:
             target = "web-1" if event.startswith("Instance") else None

@@ -69,6 +69,10 @@ class ServerConfig:
     health_seconds: float = DEFAULT_HEALTH_SECONDS
     # Replacement hosts for blue/green COPY_AUTO_SCALING_GROUP: "podman", "memory" or "".
     provisioner: str = ""
+    # How many seconds one "minute" of a deployment's waits lasts (traffic-shift
+    # intervals, blue/green ready and termination waits): 60 in production; a few
+    # hundredths in tests and local rehearsals, so a canary runs in seconds.
+    minute_seconds: float = 60.0
 
     @property
     def database_url(self) -> str:

@@ -1,14 +1,25 @@
-"""Errors that cross the API boundary.
+"""Errors Shipyard raises on purpose.
 
     ShipyardError                 base of everything raised on purpose
-    └── ApiError                  rendered as the AWS JSON error shape, HTTP 400
-        (name = the model's exception name, e.g. "ApplicationDoesNotExistException")
+    ├── ApiError                  rendered as the AWS JSON error shape, HTTP 400
+    │   (name = the model's exception name, e.g. "ApplicationDoesNotExistException")
+    └── DomainError               a refusal decided below the API (runner, platforms);
+        ├── DeploymentGroupBusy   server/wire.py maps each to its AWS error name
+        ├── NoSuchDeploymentGroup
+        ├── NothingToRollBack
+        ├── UnknownHostCommand
+        ├── UnknownExecution
+        ├── BadCommandStatus
+        ├── UnsupportedPlatform
+        └── UnsupportedSetting
 
 A failed deployment is never an exception: it is a status plus an ErrorCode
 (see model.ErrorCode). Agent-side failures are results with a LifecycleErrorCode.
 """
 
 from __future__ import annotations
+
+from enum import StrEnum
 
 
 class ShipyardError(Exception):
@@ -28,3 +39,68 @@ class ApiError(ShipyardError):
 def api_error(name: str, message: str) -> ApiError:
     """Shorthand: ``raise api_error("InvalidApplicationNameException", "...")``."""
     return ApiError(name, message)
+
+
+class DomainError(ShipyardError):
+    """A refusal with a message for the caller; its wire name is server/'s business."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class DeploymentGroupBusy(DomainError):
+    def __init__(self, group_name: str, active: str) -> None:
+        super().__init__(
+            f"The Deployment Group '{group_name}' already has an active Deployment '{active}'"
+        )
+
+
+class NoSuchDeploymentGroup(DomainError):
+    def __init__(self, app: str, group_name: str) -> None:
+        super().__init__(f"No deployment group {group_name} in application {app}")
+
+
+class NothingToRollBack(DomainError):
+    """A manual rollback has no revision to go back to."""
+
+
+class UnknownHostCommand(DomainError):
+    def __init__(self, command_id: int) -> None:
+        super().__init__(f"Unknown host command {command_id}")
+
+
+class UnknownExecution(DomainError):
+    def __init__(self, execution: str) -> None:
+        super().__init__(f"Unknown deployment execution {execution!r}")
+
+
+class BadCommandStatus(DomainError):
+    def __init__(self, status: str) -> None:
+        super().__init__(f"CommandStatus must be Succeeded or Failed: {status}")
+
+
+class UnsupportedPlatform(DomainError):
+    def __init__(self, platform: str) -> None:
+        super().__init__(
+            f"The compute platform {platform} is not supported on this Shipyard server "
+            "(supported: Server)"
+        )
+
+
+class SettingKind(StrEnum):
+    """Which part of a deployment group a refused setting belongs to."""
+
+    TARGETS = "targets"  # EC2 tag filters and tag sets, replacement hosts
+    AUTO_SCALING = "auto_scaling"  # Auto Scaling groups
+    LOAD_BALANCER = "load_balancer"  # loadBalancerInfo without a router to carry it out
+    ALARMS = "alarms"  # CloudWatch alarm names
+    TRIGGERS = "triggers"  # SNS trigger targets
+
+
+class UnsupportedSetting(DomainError):
+    """A setting Shipyard stores but cannot carry out on this server."""
+
+    def __init__(self, kind: SettingKind, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind

@@ -22,7 +22,7 @@ from shipyard.agent.client import (
     ProtocolError,
 )
 from shipyard.config import AgentConfig
-from shipyard.engine import machine
+from shipyard.engine import hosts, messages
 from shipyard.engine.state import DeploymentState
 from shipyard.model import DeploymentStatus
 from shipyard.store import credentials, schema
@@ -302,12 +302,12 @@ def queue_command(server: LiveServer, instance: str, name: str = "ApplicationSta
         health_rule={"type": "HOST_COUNT", "value": 0},
         event_timeout=60.0,
         create_time=time.time(),
-        targets={instance: machine.new_target(instance, (name,))},
+        targets={instance: hosts.new_target(instance, (name,))},
     )
     info = {"deploymentGroupId": "g-1", "revision": None}
     with server.services.db.tx() as conn:
         deployment_store.insert(conn, state, info, "app", "group")
-    server.services.runner.apply("d-PROTOCOL1", machine.Start())
+    server.services.runner.apply("d-PROTOCOL1", messages.Start())
     with server.services.db.tx() as conn:
         row = conn.execute(
             select(schema.host_commands.c.id).where(

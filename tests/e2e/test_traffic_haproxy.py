@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from shipyard.engine.bluegreen import ALLOW_EVENTS, BLOCK_EVENTS
 from shipyard.engine.lifecycle import IN_PLACE_WITH_TRAFFIC_CONTROL
+from shipyard.engine.strategies.blue_green import ALLOW_EVENTS, BLOCK_EVENTS
 from tests.e2e.conftest import wait_until
 from tests.e2e.haproxy_fleet import (
     BACKEND,

@@ -1,8 +1,9 @@
 """Building a new deployment: its targets, schedule, health rule and static info.
 
-Shared by CreateDeployment and by the runner when it starts a rollback. It reads the
-store through the connection it is given (targets, host health, alarm bake times)
-but decides nothing about the deployment's course: that is the machine's job.
+Shared by CreateDeployment and by the runner when it starts a rollback. Pure: what it
+needs from the store (the group's hosts, their health, alarm bake times) comes in a
+``LaunchSnapshot`` the runner reads first (``runner.snapshots``). It decides nothing
+about the deployment's course: that is the machine's job.
 """
 
 from __future__ import annotations
@@ -10,15 +11,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection
-
-import shipyard.store.alarms as alarm_store
-from shipyard.engine import bluegreen, machine, plan
+from shipyard.engine import plan
+from shipyard.engine.hosts import new_target
 from shipyard.engine.lifecycle import IN_PLACE, STOP_EVENTS, events_for
-from shipyard.engine.state import DeploymentState, TargetState
-from shipyard.model import DeploymentCreator, DeploymentStatus, new_deployment_id
-from shipyard.store import deployments as store
-from shipyard.store import resources
+from shipyard.engine.state import (
+    DeploymentState,
+    Label,
+    Phase,
+    StoredDeployment,
+    Strategy,
+    TargetState,
+)
+from shipyard.engine.strategies import blue_green as bluegreen
+from shipyard.model import DeploymentCreator, DeploymentStatus
 
 
 @dataclass(frozen=True)
@@ -46,6 +51,29 @@ class LaunchRequest:
     block_hosts: tuple[str, ...] | None = None
 
 
+@dataclass(frozen=True)
+class LaunchSnapshot:
+    """What a launch reads from the store, read by the runner in its transaction."""
+
+    instances: tuple[str, ...]  # the group's hosts (only_targets already applied)
+    health: dict[str, str]  # host -> unhealthy / unknown / old / current
+    green: tuple[str, ...] = ()  # blue/green: the replacement hosts' names
+    alarm_bake_seconds: float = 0.0  # the longest bake time of the watched alarms
+
+
+def alarm_names(request: LaunchRequest) -> list[str]:
+    """The alarms a new deployment watches (none for a rollback: it must not be
+    stopped by the alarm that caused it)."""
+    config = watched_alarms(request)
+    return [a["name"] for a in config.get("alarms") or []] if config.get("enabled") else []
+
+
+def watched_alarms(request: LaunchRequest) -> dict[str, Any]:
+    if request.creator == DeploymentCreator.ROLLBACK.value:
+        return {}
+    return request.alarm_configuration or request.group.get("alarmConfiguration") or {}
+
+
 def _rollback_events(auto_rollback: dict[str, Any] | None) -> list[str]:
     if not auto_rollback or not auto_rollback.get("enabled"):
         return []
@@ -53,19 +81,18 @@ def _rollback_events(auto_rollback: dict[str, Any] | None) -> list[str]:
 
 
 def build(
-    conn: Connection,
     request: LaunchRequest,
+    snapshot: LaunchSnapshot,
+    deployment_id: str,
     now: float,
     event_timeout: float,
     alarm_poll_seconds: float = 1.0,
-) -> store.StoredDeployment:
+    minute_seconds: float = 60.0,
+) -> StoredDeployment:
     group = request.group
     group_name = group["deploymentGroupName"]
-    instances = resources.instances_for_group(conn, group)
-    if request.only_targets is not None:
-        wanted = set(request.only_targets)
-        instances = [name for name in instances if name in wanted]
-    health = store.instance_health(conn, request.app_name, group_name, instances, request.revision)
+    instances = list(snapshot.instances)
+    health = snapshot.health
     if request.update_outdated_only:
         instances = [name for name in instances if health[name] != "current"]
     ordered = plan.order_hosts([(name, health[name]) for name in instances])
@@ -75,22 +102,18 @@ def build(
     events = events_for(deployment_type, deployment_option)
     if request.skip_stop_events:
         events = tuple(e for e in events if e not in STOP_EVENTS)
-    alarm_config = request.alarm_configuration or group.get("alarmConfiguration") or {}
-    if request.creator == DeploymentCreator.ROLLBACK.value:
-        # A rollback must not be stopped by the alarm that caused it.
-        alarm_config = {}
-    alarm_names = [a["name"] for a in alarm_config.get("alarms") or []]
+    alarm_config = watched_alarms(request)
     bake = 0.0
-    if alarm_config.get("enabled") and alarm_names:
+    if alarm_names(request):
         # At least one full round of alarm readings after the hosts finish, so a short
         # deployment cannot succeed before its alarms were ever read.
-        bake = max(alarm_store.bake_seconds(conn, alarm_names), 2 * alarm_poll_seconds)
+        bake = max(snapshot.alarm_bake_seconds, 2 * alarm_poll_seconds)
     auto_rollback = request.auto_rollback or group.get("autoRollbackConfiguration")
-    targets = {name: machine.new_target(name, events) for name in ordered}
+    targets = {name: new_target(name, events) for name in ordered}
     if deployment_type == "BLUE_GREEN":
-        targets = _blue_green_targets(conn, request, instances, ordered)
+        targets = _blue_green_targets(request, snapshot.green, ordered)
     state = DeploymentState(
-        deployment_id=new_deployment_id(),
+        deployment_id=deployment_id,
         status=DeploymentStatus.CREATED,
         health_rule=dict(request.config["minimumHealthyHosts"]),
         event_timeout=event_timeout,
@@ -103,9 +126,10 @@ def build(
         targets=targets,
     )
     if deployment_type == "BLUE_GREEN":
-        _blue_green_options(state, group.get("blueGreenDeploymentConfiguration") or {})
+        options = group.get("blueGreenDeploymentConfiguration") or {}
+        _blue_green_options(state, options, minute_seconds)
         if request.allow_hosts is not None:
-            state.phase = "allow"  # a rollback installs nothing
+            state.phase = Phase.ALLOW  # a rollback installs nothing
     info: dict[str, Any] = {
         "deploymentConfigName": request.config["deploymentConfigName"],
         "deploymentGroupId": group["deploymentGroupId"],
@@ -141,55 +165,40 @@ def build(
         info["blueGreenDeploymentConfiguration"] = group.get("blueGreenDeploymentConfiguration")
         info["instanceTerminationWaitTimeStarted"] = False
         info["targetOrder"] = list(state.targets)
-    return store.StoredDeployment(state, info, request.app_name, group_name)
+    return StoredDeployment(state, info, request.app_name, group_name)
 
 
 def _blue_green_targets(
-    conn: Connection, request: LaunchRequest, group_hosts: list[str], ordered: list[str]
+    request: LaunchRequest, green_hosts: tuple[str, ...], ordered: list[str]
 ) -> dict[str, TargetState]:
     """Green (replacement) hosts install then take traffic; blue (original) hosts give
     it up. A rollback swaps the roles and installs nothing."""
     targets: dict[str, TargetState] = {}
     if request.allow_hosts is not None:
         for name in request.allow_hosts:
-            targets[name] = machine.new_target(name, bluegreen.ALLOW_EVENTS, label="Blue")
+            targets[name] = new_target(name, bluegreen.ALLOW_EVENTS, label=Label.BLUE)
         for name in request.block_hosts or ():
-            targets[name] = machine.new_target(name, bluegreen.BLOCK_EVENTS, label="Green")
+            targets[name] = new_target(name, bluegreen.BLOCK_EVENTS, label=Label.GREEN)
         return targets
-    selector = {"onPremisesInstanceTagFilters": (request.target_instances or {}).get("tagFilters")}
-    green = set(resources.instances_for_group(conn, selector))
+    green = set(green_hosts)
     green_events = (*IN_PLACE, *bluegreen.ALLOW_EVENTS)
     for name in sorted(green):
-        targets[name] = machine.new_target(name, green_events, label="Green")
+        targets[name] = new_target(name, green_events, label=Label.GREEN)
     for name in ordered:
         if name not in green:
-            targets[name] = machine.new_target(name, bluegreen.BLOCK_EVENTS, label="Blue")
+            targets[name] = new_target(name, bluegreen.BLOCK_EVENTS, label=Label.BLUE)
     return targets
 
 
-def _blue_green_options(state: DeploymentState, options: dict[str, Any]) -> None:
-    state.phase = "install"
+def _blue_green_options(
+    state: DeploymentState, options: dict[str, Any], minute_seconds: float
+) -> None:
+    state.strategy = Strategy.BLUE_GREEN
+    state.phase = Phase.INSTALL
     ready = options.get("deploymentReadyOption") or {}
     if ready.get("actionOnTimeout") == "STOP_DEPLOYMENT":
-        state.ready_wait = float(ready.get("waitTimeInMinutes", 0)) * 60
+        state.ready_wait = float(ready.get("waitTimeInMinutes", 0)) * minute_seconds
     terminate = options.get("terminateBlueInstancesOnDeploymentSuccess") or {}
     if terminate.get("action", "KEEP_ALIVE") == "TERMINATE":
-        state.terminate_wait = float(terminate.get("terminationWaitTimeInMinutes", 0)) * 60
-
-
-def record_start(conn: Connection, stored: store.StoredDeployment, now: float) -> None:
-    """The group's lastAttemptedDeployment and the revision's use times."""
-    state = stored.state
-    resources.record_revision_use(conn, stored.application_name, stored.info["revision"], now)
-    resources.update_deployment_group_doc(
-        conn,
-        stored.application_name,
-        stored.group_name,
-        {
-            "lastAttemptedDeployment": {
-                "deploymentId": state.deployment_id,
-                "status": state.status.value,
-                "createTime": state.create_time,
-            }
-        },
-    )
+        minutes = float(terminate.get("terminationWaitTimeInMinutes", 0))
+        state.terminate_wait = minutes * minute_seconds

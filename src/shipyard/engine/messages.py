@@ -89,21 +89,6 @@ class Approved:
     """Someone approved the deployment to move traffic."""
 
 
-Input = (
-    Start
-    | Acknowledged
-    | Completed
-    | Tick
-    | StopRequested
-    | AlarmFired
-    | AgentSilent
-    | Paused
-    | Resumed
-    | Approved
-    | Continued
-)
-
-
 # ---- actions: what the runner must do ---------------------------------------------
 
 
@@ -151,4 +136,64 @@ class RetireHosts:
     target_ids: tuple[str, ...]
 
 
-Action = Dispatch | Finished | StartRollback | Notify | RestoreTraffic | RetireHosts
+@dataclass(frozen=True)
+class HookReported:
+    """A hook the server invoked (a function) reported its result for ``event``
+    (PutLifecycleEventHookExecutionStatus), or its wait for a report ran out."""
+
+    target_id: str
+    event: str
+    succeeded: bool
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class TrafficShifted:
+    """The router applied (or failed to apply) a ShiftTraffic action."""
+
+    target_id: str
+    target_weight: int
+    succeeded: bool
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class ShiftTraffic:
+    """Route ``target_weight`` percent of ``target_id``'s traffic to the new revision
+    and the rest to the original one; answered by a TrafficShifted input."""
+
+    target_id: str
+    target_weight: int
+
+
+Input = (
+    Start
+    | Acknowledged
+    | Completed
+    | Tick
+    | StopRequested
+    | AlarmFired
+    | AgentSilent
+    | Paused
+    | Resumed
+    | Approved
+    | Continued
+    | HookReported
+    | TrafficShifted
+)
+
+
+Action = Dispatch | Finished | StartRollback | Notify | RestoreTraffic | RetireHosts | ShiftTraffic
+
+
+@dataclass
+class Outcome:
+    """What one step decided: actions for the runner, and what it must write."""
+
+    actions: list[Action] = field(default_factory=list)
+    changed_targets: set[str] = field(default_factory=set)
+    changed: bool = False
+
+    def touch(self, target_id: str) -> None:
+        self.changed_targets.add(target_id)
+        self.changed = True

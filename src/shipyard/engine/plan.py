@@ -46,6 +46,7 @@ Decisions (the reference, §4.1 and §4.2, leaves these open or implicit):
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 HOST_COUNT = "HOST_COUNT"
@@ -53,9 +54,16 @@ FLEET_PERCENT = "FLEET_PERCENT"
 MOST_CONCURRENCY = "MOST_CONCURRENCY"
 RULE_KINDS = (HOST_COUNT, FLEET_PERCENT, MOST_CONCURRENCY)
 
-CONTINUE = "continue"
-FAILED = "failed"
-SUCCEEDED = "succeeded"
+
+class Verdict(StrEnum):
+    """What the counts say about a deployment's hosts."""
+
+    CONTINUE = "continue"
+    FAILED = "failed"
+    SUCCEEDED = "succeeded"
+
+
+CONTINUE, FAILED, SUCCEEDED = Verdict.CONTINUE, Verdict.FAILED, Verdict.SUCCEEDED
 
 # Scheduling priority per §4.2: repair broken hosts first, leave up-to-date ones for last.
 HEALTH_ORDER = ("unhealthy", "unknown", "old", "current")
@@ -140,8 +148,8 @@ def verdict(
     remaining: int,
     in_flight: int,
     last_host_failed: bool,
-) -> str:
-    """``"continue"``, ``"failed"`` or ``"succeeded"`` for the current counts.
+) -> Verdict:
+    """``continue``, ``failed`` or ``succeeded`` for the current counts.
 
     ``remaining`` counts hosts not started yet. Hosts of ``total`` in none of the four
     counts were skipped. ``last_host_failed`` says the host that finished last failed.

@@ -1,23 +1,20 @@
 """Rollbacks: a new deployment of the group's last successful revision (reference §4.4),
 linked both ways through rollbackInfo.
 
-``start`` runs inside the runner's transaction when the machine asks for a rollback;
-``manual`` serves ``shipyard rollback`` (and its emergency mode).
+Pure builders over a ``RollbackSnapshot`` the runner reads: ``automatic`` when the
+machine asks for a rollback, ``manual_revision`` and ``manual_request`` for
+``shipyard rollback`` (and its emergency mode).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection
-
 from shipyard.engine.launch import LaunchRequest
+from shipyard.engine.state import Label, StoredDeployment, Strategy
+from shipyard.errors import ShipyardError
 from shipyard.model import DeploymentCreator, LifecycleEventStatus
-from shipyard.store import deployments as store
-from shipyard.store import resources
-
-Launch = Callable[[LaunchRequest], store.StoredDeployment]
 
 NOTHING_TO_ROLL_BACK = (
     "Automatic rollback is not possible: deployment group {group} has no successful "
@@ -25,7 +22,18 @@ NOTHING_TO_ROLL_BACK = (
 )
 
 
-def touched_targets(stored: store.StoredDeployment) -> tuple[str, ...]:
+class RollbackError(ShipyardError):
+    """A manual rollback cannot be done; the message says why."""
+
+
+@dataclass(frozen=True)
+class RollbackSnapshot:
+    group: dict[str, Any] | None  # deploymentGroupInfo, None when it is gone
+    config: dict[str, Any] | None  # the deployment config the rollback runs with
+    last_success: StoredDeployment | None  # the group's last successful deployment
+
+
+def touched_targets(stored: StoredDeployment) -> tuple[str, ...]:
     """Hosts where the deployment ran at least one event."""
     return tuple(
         target.target_id
@@ -37,43 +45,13 @@ def touched_targets(stored: store.StoredDeployment) -> tuple[str, ...]:
     )
 
 
-def _last_good_behavior(conn: Connection, group: dict[str, Any]) -> str:
+def _last_good_behavior(snapshot: RollbackSnapshot) -> str:
     """The file-exists behaviour of the last successful deployment, which a rollback reuses."""
-    last = (group.get("lastSuccessfulDeployment") or {}).get("deploymentId")
-    previous = store.load(conn, last) if last else None
+    previous = snapshot.last_success
     return str(previous.info.get("fileExistsBehavior", "DISALLOW")) if previous else "DISALLOW"
 
 
-def _request(
-    conn: Connection,
-    group: dict[str, Any],
-    app: str,
-    revision: dict[str, Any],
-    config_name: str,
-    *,
-    description: str,
-    only_targets: tuple[str, ...] | None,
-    ignore_stop_failures: bool,
-    emergency: bool,
-) -> LaunchRequest | None:
-    config = resources.get_deployment_config(conn, config_name)
-    if config is None:
-        return None
-    return LaunchRequest(
-        app_name=app,
-        group=group,
-        config=config,
-        revision=revision,
-        creator=DeploymentCreator.ROLLBACK.value,
-        description=description,
-        file_exists_behavior=_last_good_behavior(conn, group),
-        ignore_application_stop_failures=ignore_stop_failures,
-        only_targets=only_targets,
-        skip_stop_events=emergency,
-    )
-
-
-def link(failed: store.StoredDeployment, rollback: store.StoredDeployment, message: str) -> None:
+def link(failed: StoredDeployment, rollback: StoredDeployment, message: str) -> None:
     failed.info["rollbackInfo"] = {
         "rollbackDeploymentId": rollback.state.deployment_id,
         "rollbackMessage": message,
@@ -84,7 +62,13 @@ def link(failed: store.StoredDeployment, rollback: store.StoredDeployment, messa
     }
 
 
-def _traffic_moved(failed: store.StoredDeployment) -> tuple[str, ...]:
+def link_message(failed: StoredDeployment, rollback_id: str) -> str:
+    if failed.state.strategy == Strategy.BLUE_GREEN:
+        return f"Traffic moved back to the original instances in {rollback_id}"
+    return f"Rolled back to the last successful revision in {rollback_id}"
+
+
+def _traffic_moved(failed: StoredDeployment) -> tuple[str, ...]:
     """Blue/green: the replacement hosts that began taking traffic."""
     moved = []
     for target in failed.state.targets.values():
@@ -93,92 +77,62 @@ def _traffic_moved(failed: store.StoredDeployment) -> tuple[str, ...]:
             LifecycleEventStatus.PENDING,
             LifecycleEventStatus.SKIPPED,
         )
-        if target.label == "Green" and started:
+        if target.label == Label.GREEN and started:
             moved.append(target.target_id)
     return tuple(moved)
 
 
-def _start_blue_green(conn: Connection, failed: store.StoredDeployment, launch: Launch) -> None:
+def automatic(failed: StoredDeployment, snapshot: RollbackSnapshot) -> LaunchRequest | str:
+    """The rollback of a deployment that just ended, or the message saying why none."""
+    if failed.state.strategy == Strategy.BLUE_GREEN:
+        return _blue_green(failed, snapshot)
+    group = snapshot.group
+    revision = (group or {}).get("targetRevision")
+    if group is None or not revision:
+        return NOTHING_TO_ROLL_BACK.format(group=failed.group_name)
+    if snapshot.config is None:
+        return "The deployment config is gone"
+    return LaunchRequest(
+        app_name=failed.application_name,
+        group=group,
+        config=snapshot.config,
+        revision=revision,
+        creator=DeploymentCreator.ROLLBACK.value,
+        description=f"Rollback of {failed.state.deployment_id}",
+        file_exists_behavior=_last_good_behavior(snapshot),
+        ignore_application_stop_failures=failed.state.ignore_application_stop_failures,
+        only_targets=touched_targets(failed),
+    )
+
+
+def _blue_green(failed: StoredDeployment, snapshot: RollbackSnapshot) -> LaunchRequest | str:
     """Traffic goes back to the original hosts while they still exist."""
     green = _traffic_moved(failed)
     if not green:
-        failed.info["rollbackInfo"] = {
-            "rollbackMessage": "No rollback needed: traffic never left the original instances."
-        }
-        return
-    group = resources.get_deployment_group(conn, failed.application_name, failed.group_name)
-    config = resources.get_deployment_config(conn, failed.info["deploymentConfigName"])
-    if group is None or config is None:
-        failed.info["rollbackInfo"] = {"rollbackMessage": "The deployment group is gone"}
-        return
-    blue = tuple(t.target_id for t in failed.state.targets.values() if t.label == "Blue")
-    request = LaunchRequest(
+        return "No rollback needed: traffic never left the original instances."
+    if snapshot.group is None or snapshot.config is None:
+        return "The deployment group is gone"
+    blue = tuple(t.target_id for t in failed.state.targets.values() if t.label == Label.BLUE)
+    return LaunchRequest(
         app_name=failed.application_name,
-        group=group,
-        config=config,
-        revision=group.get("targetRevision") or failed.info["revision"],
+        group=snapshot.group,
+        config=snapshot.config,
+        revision=snapshot.group.get("targetRevision") or failed.info["revision"],
         creator=DeploymentCreator.ROLLBACK.value,
         description=f"Rollback of {failed.state.deployment_id}",
         allow_hosts=blue,
         block_hosts=green,
     )
-    rollback = launch(request)
-    link(
-        failed,
-        rollback,
-        f"Traffic moved back to the original instances in {rollback.state.deployment_id}",
-    )
-    store.save(conn, rollback)
 
 
-def start(conn: Connection, failed: store.StoredDeployment, launch: Launch) -> None:
-    """Roll back the deployment that just ended, or record why it cannot be."""
-    if failed.state.phase is not None:
-        _start_blue_green(conn, failed, launch)
-        return
-    group = resources.get_deployment_group(conn, failed.application_name, failed.group_name)
-    revision = (group or {}).get("targetRevision")
-    if group is None or not revision:
-        failed.info["rollbackInfo"] = {
-            "rollbackMessage": NOTHING_TO_ROLL_BACK.format(group=failed.group_name)
-        }
-        return
-    request = _request(
-        conn,
-        group,
-        failed.application_name,
-        revision,
-        failed.info["deploymentConfigName"],
-        description=f"Rollback of {failed.state.deployment_id}",
-        only_targets=touched_targets(failed),
-        ignore_stop_failures=failed.state.ignore_application_stop_failures,
-        emergency=False,
-    )
-    if request is None:
-        failed.info["rollbackInfo"] = {"rollbackMessage": "The deployment config is gone"}
-        return
-    rollback = launch(request)
-    link(
-        failed,
-        rollback,
-        f"Rolled back to the last successful revision in {rollback.state.deployment_id}",
-    )
-    store.save(conn, rollback)
-
-
-class RollbackError(Exception):
-    """A manual rollback cannot be done; the message says why."""
-
-
-def manual_revision(conn: Connection, group: dict[str, Any]) -> dict[str, Any]:
+def manual_revision(group: dict[str, Any], snapshot: RollbackSnapshot) -> dict[str, Any]:
     """The revision a manual rollback goes to when nothing is running: the last good
     one if the last attempt failed, else the good one before it."""
     last_good = group.get("targetRevision")
     attempted = group.get("lastAttemptedDeployment") or {}
     if attempted.get("status") != "Succeeded" and last_good:
         return dict(last_good)
-    last = (group.get("lastSuccessfulDeployment") or {}).get("deploymentId")
-    previous = store.load(conn, last) if last else None
+    previous = snapshot.last_success
     if previous is not None and previous.info.get("previousRevision"):
         return dict(previous.info["previousRevision"])
     raise RollbackError(
@@ -187,26 +141,29 @@ def manual_revision(conn: Connection, group: dict[str, Any]) -> dict[str, Any]:
     )
 
 
+def manual_config_name(group: dict[str, Any]) -> str:
+    return str(group.get("deploymentConfigName") or "CodeDeployDefault.OneAtATime")
+
+
 def manual_request(
-    conn: Connection,
     app: str,
     group: dict[str, Any],
     revision: dict[str, Any],
+    snapshot: RollbackSnapshot,
     *,
     emergency: bool,
 ) -> LaunchRequest:
-    config_name = group.get("deploymentConfigName") or "CodeDeployDefault.OneAtATime"
-    request = _request(
-        conn,
-        group,
-        app,
-        revision,
-        config_name,
+    if snapshot.config is None:
+        raise RollbackError(f"deployment config {manual_config_name(group)} does not exist")
+    return LaunchRequest(
+        app_name=app,
+        group=group,
+        config=snapshot.config,
+        revision=revision,
+        creator=DeploymentCreator.ROLLBACK.value,
         description="Emergency rollback" if emergency else "Manual rollback",
+        file_exists_behavior=_last_good_behavior(snapshot),
+        ignore_application_stop_failures=emergency,
         only_targets=None,
-        ignore_stop_failures=emergency,
-        emergency=emergency,
+        skip_stop_events=emergency,
     )
-    if request is None:
-        raise RollbackError(f"deployment config {config_name} does not exist")
-    return request

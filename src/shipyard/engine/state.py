@@ -3,9 +3,45 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
+from enum import StrEnum
 from typing import Any
 
 from shipyard.model import DeploymentStatus, LifecycleEventStatus, TargetStatus
+
+# What the server ran before platforms named their server events (stored states).
+_SERVER_TRAFFIC_EVENTS = ("BlockTraffic", "AllowTraffic")
+
+
+class Strategy(StrEnum):
+    """How a deployment advances; the machine picks its strategy module by this."""
+
+    IN_PLACE = "in_place"  # batches of hosts under the minimum-healthy-hosts rule
+    BLUE_GREEN = "blue_green"  # replacement hosts install, then traffic moves, in phases
+    TRAFFIC_SHIFT = "traffic_shift"  # one target's traffic shifted by weight on a schedule
+
+
+class Phase(StrEnum):
+    """Blue/green: the phase whose events may run now."""
+
+    INSTALL = "install"
+    ALLOW = "allow"
+    BLOCK = "block"
+    TERMINATE = "terminate"
+
+
+class Label(StrEnum):
+    """Blue/green: which fleet a host belongs to (as DeploymentTarget lifecycle labels)."""
+
+    BLUE = "Blue"  # the original hosts
+    GREEN = "Green"  # the replacement hosts
+
+
+class StopReason(StrEnum):
+    """Why a deployment was asked to stop."""
+
+    MANUAL = "MANUAL"  # StopDeployment, or shipyard rollback
+    ALARM = "ALARM"  # an alarm of the deployment fired
+    READY_TIMEOUT = "READY_TIMEOUT"  # nobody continued a blue/green ready wait in time
 
 
 @dataclass
@@ -26,7 +62,7 @@ class TargetState:
     last_updated: float = 0.0
     # When the server gives up waiting for the in-flight event's result.
     deadline: float | None = None
-    label: str | None = None  # blue/green: "Blue" (original) or "Green" (replacement)
+    label: Label | None = None  # blue/green only
 
     def current(self) -> EventState | None:
         """The first event that has not finished, if any."""
@@ -78,7 +114,7 @@ class TargetState:
             status=TargetStatus(doc["status"]),
             last_updated=doc.get("last_updated", 0.0),
             deadline=doc.get("deadline"),
-            label=doc.get("label"),
+            label=Label(doc["label"]) if doc.get("label") else None,
         )
 
 
@@ -97,8 +133,7 @@ class DeploymentState:
     error_code: str | None = None
     error_message: str | None = None
     stop_requested: bool = False
-    # Why a stop was asked for: "MANUAL" (StopDeployment) or "ALARM".
-    stop_reason: str | None = None
+    stop_reason: StopReason | None = None
     # StopDeployment's autoRollbackEnabled, when the caller gave it.
     rollback_on_stop: bool | None = None
     # AutoRollbackEvent values that start a rollback (empty: rollback disabled).
@@ -110,14 +145,26 @@ class DeploymentState:
     # No new host starts while paused (between batches) or before an approval.
     paused: bool = False
     awaiting_approval: bool = False
-    # Blue/green: the phase whose events may run now ("install", "allow", "block",
-    # "terminate"); None for in-place deployments, where events are never gated.
-    phase: str | None = None
+    strategy: Strategy = Strategy.IN_PLACE
+    # The events the server carries out itself (traffic, hook functions); the platform
+    # names them at launch. Every other event is sent to the host's agent.
+    server_events: list[str] = field(default_factory=list)
+    # Blue/green: the phase whose events may run now; None for the other strategies,
+    # where events are never gated.
+    phase: Phase | None = None
     # Blue/green options (blueGreenDeploymentConfiguration, in seconds).
     ready_wait: float | None = None  # None: reroute at once; else wait for ContinueDeployment
     ready_until: float | None = None
     terminate_wait: float | None = None  # None: KEEP_ALIVE; else TERMINATE after this
     terminate_at: float | None = None
+    # Traffic shift: the trafficRoutingConfig, when the shift began, the target's
+    # weight now (percent) and when the next step of the schedule is due.
+    routing: dict[str, Any] | None = None
+    shift_started: float | None = None
+    shift_weight: int = 0
+    shift_next_at: float | None = None
+    # Traffic shift: how many seconds one "minute" of the routing config lasts.
+    minute_seconds: float = 60.0
     targets: dict[str, TargetState] = field(default_factory=dict)
 
     def header_doc(self) -> dict[str, Any]:
@@ -130,4 +177,26 @@ class DeploymentState:
     def from_docs(cls, header: dict[str, Any], targets: list[TargetState]) -> DeploymentState:
         fields = dict(header)
         fields["status"] = DeploymentStatus(fields["status"])
+        if fields.get("phase"):
+            fields["phase"] = Phase(fields["phase"])
+        if fields.get("stop_reason"):
+            fields["stop_reason"] = StopReason(fields["stop_reason"])
+        # Stored before strategies had a name: a phase meant blue/green.
+        default = Strategy.BLUE_GREEN if fields.get("phase") else Strategy.IN_PLACE
+        fields["strategy"] = Strategy(fields.get("strategy") or default)
+        fields.setdefault("server_events", list(_SERVER_TRAFFIC_EVENTS))
         return cls(**fields, targets={t.target_id: t for t in targets})
+
+
+@dataclass
+class StoredDeployment:
+    """A deployment as the store keeps it: the engine's state plus the static
+    deploymentInfo members and the names it belongs to."""
+
+    state: DeploymentState
+    info: dict[str, Any]  # the static deploymentInfo members (revision, creator, ...)
+    application_name: str
+    group_name: str
+    # The deployment-level state as last read or written (JSON): a step that changed
+    # only a host leaves it alone, and then only the row's version is bumped.
+    saved_header: str | None = field(default=None, compare=False, repr=False)

@@ -13,9 +13,9 @@ from typing import Any
 
 from sqlalchemy import bindparam, select
 
-from shipyard.engine.agent_side import HostCommandView
-from shipyard.errors import ApiError
+from shipyard.errors import ApiError, UnknownExecution
 from shipyard.model import CommandStatus
+from shipyard.runner.agents import HostCommandView
 from shipyard.server.context import Call, Handler, Json
 from shipyard.store import schema
 
@@ -149,7 +149,7 @@ async def poll_host_command(call: Call) -> Json:
     with_spec = call.body.get("ShipyardSpecification", False)
     if not isinstance(with_spec, bool):
         raise _client_error("ShipyardSpecification must be true or false")
-    command = await services.runner.poll(instance, hold)
+    command = await services.runner.agents.poll(instance, hold)
     if command is None:
         return {}
     answer = {**_host_command(command), "HostIdentifier": iam_arn}
@@ -157,8 +157,8 @@ async def poll_host_command(call: Call) -> Json:
         # Shipyard's agent asks for the specification with the command, sparing the
         # GetDeploymentSpecification call that would follow.
         try:
-            payload = services.runner.specification(instance, command.execution_id)
-        except ApiError:
+            payload = services.runner.agents.specification(instance, command.execution_id)
+        except UnknownExecution:
             pass  # the deployment went meanwhile: the agent's own call will say so
         else:
             answer["ShipyardDeploymentSpecification"] = _specification(payload)
@@ -178,14 +178,14 @@ def put_host_command_acknowledgement(call: Call) -> Json:
     instance = _instance(call)
     command_id = _command_id(call.body)
     _diagnostics(call.body, required=False)  # {"IsCommandNoop": ...}: checked, not needed
-    return {"CommandStatus": call.services.runner.acknowledge(instance, command_id)}
+    return {"CommandStatus": call.services.runner.agents.acknowledge(instance, command_id)}
 
 
 def get_deployment_specification(call: Call) -> Json:
     instance = _instance(call)
     execution_id = _required_string(call.body, "DeploymentExecutionId")
     _check_host(call, instance)
-    payload = call.services.runner.specification(instance, execution_id)
+    payload = call.services.runner.agents.specification(instance, execution_id)
     return _specification(payload)
 
 
@@ -207,7 +207,7 @@ def post_host_command_update(call: Call) -> Json:
     chunk = _diagnostics(call.body, required=True).get("log", "")
     if not isinstance(chunk, str):
         raise _client_error("Diagnostics Payload member log must be a string")
-    return {"CommandStatus": call.services.runner.append_log(instance, command_id, chunk)}
+    return {"CommandStatus": call.services.runner.agents.append_log(instance, command_id, chunk)}
 
 
 def put_host_command_complete(call: Call) -> Json:
@@ -227,7 +227,7 @@ def put_host_command_complete(call: Call) -> Json:
     then_next = call.body.get("ShipyardNextCommand", False)
     if not isinstance(then_next, bool):
         raise _client_error("ShipyardNextCommand must be true or false")
-    handed = call.services.runner.complete(
+    handed = call.services.runner.agents.complete(
         instance, command_id, status, diagnostics, then_next=then_next
     )
     if handed is None:

@@ -24,7 +24,7 @@ from typing import Any
 
 from shipyard import alarms
 from shipyard.alarms import AlarmDefinition, AlarmReading
-from shipyard.engine import machine
+from shipyard.engine import messages
 from shipyard.model import DeploymentStatus
 from shipyard.server.context import Services
 from shipyard.store import alarms as alarm_store
@@ -64,14 +64,16 @@ def watched(
     return Watched(deployment_id, names, bool(config.get("ignorePollAlarmFailure")))
 
 
-def verdict(deployment: Watched, readings: Mapping[str, AlarmReading]) -> machine.AlarmFired | None:
+def verdict(
+    deployment: Watched, readings: Mapping[str, AlarmReading]
+) -> messages.AlarmFired | None:
     """The input that stops ``deployment``, if one of its alarms says it must stop."""
     for name in deployment.alarm_names:
         reading = readings.get(name) or AlarmReading("UNKNOWN", "no reading")
         if reading.state == "ALARM":
-            return machine.AlarmFired(name, reading.message)
+            return messages.AlarmFired(name, reading.message)
         if reading.state == "UNKNOWN" and not deployment.ignore_poll_failure:
-            return machine.AlarmFired(name, f"its state cannot be read: {reading.message}")
+            return messages.AlarmFired(name, f"its state cannot be read: {reading.message}")
     return None
 
 

@@ -16,11 +16,12 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from shipyard.bundlestore.api import s3_routes
-from shipyard.errors import ApiError
+from shipyard.errors import ApiError, DomainError
 from shipyard.server.agent_protocol import AGENT_OPERATIONS
 from shipyard.server.auth import authenticate
 from shipyard.server.context import Call, Handler, Principal, Services
 from shipyard.server.operations import API_OPERATIONS
+from shipyard.server.wire import to_api_error
 
 log = logging.getLogger("shipyard.server")
 
@@ -76,6 +77,8 @@ async def _json_api(request: Request, services: Services) -> Response:
         return _json_response(result)
     except ApiError as exc:
         return error_response(exc)
+    except DomainError as exc:
+        return error_response(to_api_error(exc))
     except Exception:
         log.exception("internal error")
         return _json_response({"__type": "ServerException", "message": "internal error"}, 500)

@@ -10,7 +10,7 @@ from shipyard.config import ServerConfig
 from shipyard.store.db import Database
 
 if TYPE_CHECKING:
-    from shipyard.engine.runner import Runner
+    from shipyard.runner.core import Runner
 
 
 class Worker(Protocol):

@@ -15,25 +15,40 @@ import uvicorn
 
 from shipyard.bundlestore.urls import bundle_url
 from shipyard.config import ServerConfig
-from shipyard.engine.runner import Runner
 from shipyard.notify.delivery import Deliverer
+from shipyard.provision import Provisioner, ProvisionerConfig, get_provisioner
+from shipyard.runner.core import Runner
 from shipyard.server.alarm_watch import AlarmWatcher
 from shipyard.server.app import create_app
 from shipyard.server.context import Services
 from shipyard.store import credentials, open_database
+from shipyard.traffic import RouterConfig, TrafficRouter, get_router
 
 
 def build_services(config: ServerConfig) -> Services:
     config.data_dir.mkdir(parents=True, exist_ok=True)
     db = open_database(config.database_url)
     clock = time.time
-    runner = Runner(config, db, clock)
+    runner = Runner(config, db, clock, router=_router(config), provisioner=_provisioner(config))
     services = Services(config=config, db=db, runner=runner, clock=clock)
     # Agents get a ready-to-GET URL for S3 bundles, so they never need S3 keys.
-    runner.bundle_url = functools.partial(bundle_url, services)
+    runner.agents.bundle_url = functools.partial(bundle_url, services)
     services.workers.append(AlarmWatcher(services))
     services.workers.append(Deliverer(services))
     return services
+
+
+def _router(config: ServerConfig) -> TrafficRouter | None:
+    if not config.traffic_router:
+        return None
+    return get_router(RouterConfig(kind=config.traffic_router, address=config.traffic_address))
+
+
+def _provisioner(config: ServerConfig) -> Provisioner | None:
+    if not config.provisioner:
+        return None
+    work_dir = config.data_dir / "hosts"
+    return get_provisioner(ProvisionerConfig(kind=config.provisioner, work_dir=work_dir))
 
 
 def ensure_admin_credentials(services: Services) -> Path:
@@ -63,7 +78,7 @@ class _Server(uvicorn.Server):
         self.services = services
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-        self.services.runner.release_polls()
+        self.services.runner.agents.release_polls()
         await super().shutdown(sockets)
 
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, func, select, update
 
 from shipyard.engine.state import DeploymentState, TargetState
+from shipyard.engine.state import StoredDeployment as StoredDeployment  # re-exported
 from shipyard.model import TERMINAL_DEPLOYMENT_STATUSES
 from shipyard.store import schema
 from shipyard.store.dialects import for_update
@@ -44,17 +44,6 @@ _SAVE_TARGET = (
     .where(and_(T.c.deployment_id == bindparam("in_deployment"), T.c.target_id == bindparam("tid")))
     .values(status=bindparam("new_status"), doc=bindparam("new_doc", type_=T.c.doc.type))
 )
-
-
-@dataclass
-class StoredDeployment:
-    state: DeploymentState
-    info: dict[str, Any]  # the static deploymentInfo members (revision, creator, ...)
-    application_name: str
-    group_name: str
-    # The deployment-level state as last read or written (JSON): a step that changed
-    # only a host leaves it alone, and then only the row's version is bumped.
-    saved_header: str | None = field(default=None, compare=False, repr=False)
 
 
 def insert(

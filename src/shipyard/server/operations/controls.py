@@ -3,7 +3,7 @@ resume, approve; and the group option that makes deployments wait for approval."
 
 from __future__ import annotations
 
-from shipyard.engine import machine
+from shipyard.engine import messages
 from shipyard.errors import ApiError
 from shipyard.model import TERMINAL_DEPLOYMENT_STATUSES
 from shipyard.server import validate
@@ -15,7 +15,7 @@ from shipyard.store import resources
 OPTIONS_KEY = "shipyardOptions"
 
 
-def _steer(call: Call, event: machine.Input) -> Json:
+def _steer(call: Call, event: messages.Input) -> Json:
     deployment_id = _deployment_id(call.body)
     stored = load_deployment(call, deployment_id)
     if stored.state.status in TERMINAL_DEPLOYMENT_STATUSES:
@@ -28,15 +28,15 @@ def _steer(call: Call, event: machine.Input) -> Json:
 
 
 def pause(call: Call) -> Json:
-    return _steer(call, machine.Paused())
+    return _steer(call, messages.Paused())
 
 
 def resume(call: Call) -> Json:
-    return _steer(call, machine.Resumed())
+    return _steer(call, messages.Resumed())
 
 
 def approve(call: Call) -> Json:
-    return _steer(call, machine.Approved())
+    return _steer(call, messages.Approved())
 
 
 def set_group_options(call: Call) -> Json:

@@ -8,14 +8,15 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from shipyard.engine import launch, machine
-from shipyard.engine.runner import limit_exceeded
-from shipyard.errors import ApiError
+from shipyard.engine import launch, messages
+from shipyard.errors import ApiError, DeploymentGroupBusy
 from shipyard.model import TERMINAL_DEPLOYMENT_STATUSES, DeploymentStatus, FileExistsBehavior
+from shipyard.platforms import platform_for_group
 from shipyard.server import green_fleet, validate
 from shipyard.server.context import Call, Handler, Json
 from shipyard.server.operations import group_members, revision_check
 from shipyard.server.operations.render import deployment_info
+from shipyard.store import alarms as alarm_store
 from shipyard.store import deployments as store
 from shipyard.store import resources
 
@@ -117,27 +118,17 @@ def _revision(call: Call, conn: Connection, body: Json, group: dict[str, Any], m
     return revision_check.checked(call.services, revision)
 
 
-def _check_style(call: Call, group: dict[str, Any]) -> None:
-    style = group.get("deploymentStyle") or {}
-    traffic = style.get("deploymentOption") == "WITH_TRAFFIC_CONTROL"
-    if traffic and call.services.runner.router is None:
-        raise ApiError(
-            "InvalidLoadBalancerInfoException",
-            "The group deploys WITH_TRAFFIC_CONTROL but this server has no load balancer "
-            "configured (shipyard server --traffic-router haproxy --traffic-address ...)",
-        )
-    if style.get("deploymentType") == "BLUE_GREEN":
-        provisioning = (group.get("blueGreenDeploymentConfiguration") or {}).get(
-            "greenFleetProvisioningOption"
-        ) or {}
-        if provisioning.get("action") == "COPY_AUTO_SCALING_GROUP":
-            return  # the server provisions the replacement hosts
-        if not (call.body.get("targetInstances") or {}).get("tagFilters"):
-            raise ApiError(
-                "InvalidTargetInstancesException",
-                "A blue/green deployment needs targetInstances.tagFilters naming the "
-                "replacement hosts",
-            )
+def _check_platform(call: Call, conn: Connection, group: dict[str, Any]) -> None:
+    """The group's platform refuses what this server cannot carry out for it."""
+    platform = platform_for_group(group)
+    alarms = (group.get("alarmConfiguration") or {}).get("alarms") or []
+    defined = alarm_store.get_alarms(conn, [a["name"] for a in alarms])
+    platform.check_deployment(
+        group,
+        call.body.get("targetInstances"),
+        has_router=call.services.runner.router is not None,
+        defined_alarms=set(defined),
+    )
 
 
 def _override_alarms(value: Any) -> dict[str, Any] | None:
@@ -165,12 +156,12 @@ async def create_deployment(call: Call) -> Json:
         )
     with call.services.db.tx() as conn:
         app, group = _app_and_group(conn, body)
-        _check_style(call, group)
+        _check_platform(call, conn, group)
         config = _config(conn, body, group)
         revision = _revision(call, conn, body, group, options["deploymentMode"])
         active = store.active_for_group(conn, app["applicationName"], group["deploymentGroupName"])
     if active is not None:  # checked again atomically when the deployment is stored
-        raise limit_exceeded(group["deploymentGroupName"], active)
+        raise DeploymentGroupBusy(group["deploymentGroupName"], active)
     target_instances = body.get("targetInstances")
     if _provisions(group):
         target_instances = await green_fleet.provision(
@@ -285,7 +276,7 @@ def stop_deployment(call: Call) -> Json:
     rollback = call.body.get("autoRollbackEnabled")
     if rollback is not None:
         validate.boolean(rollback, "InvalidInputException", "autoRollbackEnabled")
-    status = call.services.runner.apply(deployment_id, machine.StopRequested(rollback=rollback))
+    status = call.services.runner.apply(deployment_id, messages.StopRequested(rollback=rollback))
     if status == DeploymentStatus.STOPPED:
         return {"status": "Succeeded", "statusMessage": "Deployment stopped"}
     return {
@@ -325,7 +316,7 @@ def _continue(call: Call, deployment_id: str, wait_type: str) -> Json:
             "DeploymentIsNotInReadyStateException",
             f"{deployment_id} is not waiting to terminate its original instances",
         )
-    call.services.runner.apply(deployment_id, machine.Continued(wait_type))
+    call.services.runner.apply(deployment_id, messages.Continued(wait_type))
     return {}
 
 

@@ -1,32 +1,35 @@
-"""The half of the runner that agents talk to: the long poll, acknowledgements,
-the deployment specification, streamed output and results.
+"""What agents talk to: the long poll, acknowledgements, the deployment
+specification, streamed output and results.
 
-Every result goes back through ``apply`` (the engine); nothing here decides.
+Every result goes back through the runner's ``apply_in`` (the engine); nothing here
+decides.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection
 
-from shipyard.config import ServerConfig
-from shipyard.engine import machine
-from shipyard.engine.after_commit import AfterCommit
-from shipyard.errors import ApiError
+from shipyard.engine.messages import Acknowledged, Completed
+from shipyard.engine.state import StoredDeployment
+from shipyard.errors import BadCommandStatus, UnknownExecution, UnknownHostCommand
 from shipyard.model import (
     AGENT_ERROR_CODES,
     CommandStatus,
     LifecycleEventStatus,
 )
+from shipyard.platforms import platform_for_info
+from shipyard.runner.after_commit import AfterCommit
 from shipyard.store import deployments as store
 from shipyard.store import host_commands as commands
-from shipyard.store.db import Database
+
+if TYPE_CHECKING:
+    from shipyard.runner.core import Runner
 
 LOG_TAIL_BYTES = 4096
 # Bundle URLs are presigned for an hour (bundlestore/urls.py); an agent uses its copy
@@ -52,14 +55,13 @@ def execution_id(deployment_id: str, instance: str) -> str:
     return f"{deployment_id}/host/1/{instance}"
 
 
-class AgentSide(ABC):
-    config: ServerConfig
-    db: Database
-    clock: Callable[[], float]
-    bundle_url: BundleUrl | None
-    _states: dict[str, tuple[int, store.StoredDeployment]]
-
-    def __init__(self) -> None:
+class AgentChannel:
+    def __init__(self, runner: Runner, bundle_url: BundleUrl | None) -> None:
+        self.runner = runner
+        self.config = runner.config
+        self.db = runner.db
+        self.clock = runner.clock
+        self.bundle_url = bundle_url
         self._waiters: dict[str, asyncio.Event] = {}
         self._closing = False
         # instance name -> polls this process holds open for it right now
@@ -72,16 +74,8 @@ class AgentSide(ABC):
         # gets the same one, and presigning its bundle URL is the costly part.
         self._spec_cache: dict[str, tuple[float, dict[str, Any]]] = {}
 
-    @abstractmethod
-    def _apply_in(
-        self, conn: Connection, deployment_id: str, event: machine.Input, after: AfterCommit
-    ) -> store.StoredDeployment | None:
-        """Feed one input to a deployment inside the caller's transaction (the
-        runner's core)."""
-
-    @abstractmethod
-    def _after_commit(self, after: AfterCommit) -> None:
-        """Carry out what a committed transaction left to do."""
+    def is_polling(self, instance: str) -> bool:
+        return instance in self._polling
 
     def release_polls(self) -> None:
         """Shutting down: answer every open long poll now, with no command."""
@@ -100,9 +94,9 @@ class AgentSide(ABC):
             ready = commands.instances_with_work(
                 conn, list(self._polling), now - self.config.reoffer_seconds
             )
-        self._wake(ready)
+        self.wake(ready)
 
-    def _wake(self, instances: set[str]) -> None:
+    def wake(self, instances: set[str]) -> None:
         for name in instances:
             waiter = self._waiters.get(name)
             if waiter is not None:
@@ -153,7 +147,7 @@ class AgentSide(ABC):
     ) -> commands.HostCommand:
         command = commands.get_command(conn, command_id)
         if command is None or command.instance_name != instance:
-            raise ApiError("ClientException", f"Unknown host command {command_id}")
+            raise UnknownHostCommand(command_id)
         return command
 
     def acknowledge(self, instance: str, command_id: int) -> str:
@@ -161,7 +155,7 @@ class AgentSide(ABC):
         with self.db.tx() as conn:
             command = self._own_command(conn, instance, command_id)
             status = self._acknowledge_in(conn, command, after)
-        self._after_commit(after)
+        self.runner.after_commit(after)
         return status
 
     def _acknowledge_in(
@@ -172,8 +166,8 @@ class AgentSide(ABC):
         if command.status != CommandStatus.IN_PROGRESS.value:
             return command.status
         now = self.clock()
-        event = machine.Acknowledged(command.instance_name, command.command_name)
-        stored = self._apply_in(conn, command.deployment_id, event, after)
+        event = Acknowledged(command.instance_name, command.command_name)
+        stored = self.runner.apply_in(conn, command.deployment_id, event, after)
         if stored is not None and _running(stored, command.instance_name, command.command_name):
             commands.acknowledge_command(conn, command.id, now)
             return CommandStatus.IN_PROGRESS.value
@@ -182,28 +176,18 @@ class AgentSide(ABC):
         commands.finish_command(conn, command.id, CommandStatus.FAILED.value, now)
         return CommandStatus.FAILED.value
 
-    def current(self, deployment_id: str) -> store.StoredDeployment | None:
-        """The deployment as stored now, for reading only: the state this process
-        wrote last when the row's version shows nobody wrote since, else read afresh
-        (watchers polling GetDeployment then cost one small query)."""
-        cached = self._states.get(deployment_id)
-        with self.db.tx() as conn:
-            if cached is not None and store.version(conn, deployment_id) == cached[0]:
-                return cached[1]
-            return store.load(conn, deployment_id)
-
     def specification(self, instance: str, execution: str) -> dict[str, Any]:
         parts = execution.split("/", 3)
         if len(parts) != 4 or parts[3] != instance:
-            raise ApiError("ClientException", f"Unknown deployment execution {execution!r}")
-        cached = self._states.get(parts[0])
+            raise UnknownExecution(execution)
+        cached = self.runner.cached(parts[0])
         if cached is not None:  # this process stepped it last: no need to re-read it
-            stored: store.StoredDeployment | None = cached[1]
+            stored: StoredDeployment | None = cached[1]
         else:
             with self.db.tx() as conn:
                 stored = store.load(conn, parts[0])
         if stored is None or instance not in stored.state.targets:
-            raise ApiError("ClientException", f"Unknown deployment execution {execution!r}")
+            raise UnknownExecution(execution)
         now = self.clock()
         built = self._spec_cache.get(parts[0])
         if built is not None and now - built[0] < SPEC_REUSE_SECONDS:
@@ -214,50 +198,9 @@ class AgentSide(ABC):
             self._spec_cache.pop(next(iter(self._spec_cache)))
         return payload
 
-    def _spec_payload(self, stored: store.StoredDeployment) -> dict[str, Any]:
-        info = stored.info
-        revision = info.get("revision") or {}
-        payload: dict[str, Any] = {
-            "DeploymentId": stored.state.deployment_id,
-            "DeploymentGroupId": info["deploymentGroupId"],
-            "DeploymentGroupName": stored.group_name,
-            "ApplicationName": stored.application_name,
-            "DeploymentCreator": info.get("creator", "user"),
-            "DeploymentType": (info.get("deploymentStyle") or {}).get("deploymentType", "IN_PLACE"),
-            "AppSpecFilename": "appspec.yml",
-            "AgentActionOverrides": {
-                "AgentOverrides": {"FileExistsBehavior": info.get("fileExistsBehavior", "DISALLOW")}
-            },
-            "MaxBundleBytes": self.config.max_bundle_bytes,
-        }
-        if revision.get("revisionType") == "S3":
-            loc = revision["s3Location"]
-            s3: dict[str, Any] = {
-                "Bucket": loc["bucket"],
-                "Key": loc["key"],
-                "BundleType": loc.get("bundleType", "zip"),
-            }
-            if loc.get("version"):
-                s3["Version"] = loc["version"]
-            if loc.get("eTag"):
-                s3["ETag"] = loc["eTag"]
-            payload["Revision"] = {"RevisionType": "S3", "S3Revision": s3}
-            if self.bundle_url is not None:
-                payload["BundleUrl"] = self.bundle_url(loc)
-        elif revision.get("revisionType") == "GitHub":
-            loc = revision["gitHubLocation"]
-            account, _, repo = loc["repository"].partition("/")
-            payload["Revision"] = {
-                "RevisionType": "GitHub",
-                "GitHubRevision": {
-                    "Account": account,
-                    "Repository": repo,
-                    "CommitId": loc["commitId"],
-                    "BundleType": "tar",
-                },
-            }
-            payload["GitUrl"] = f"{self.config.git_base_url.rstrip('/')}/{loc['repository']}"
-        return payload
+    def _spec_payload(self, stored: StoredDeployment) -> dict[str, Any]:
+        platform = platform_for_info(stored.info)
+        return platform.specification(stored, self.config, self.bundle_url)
 
     def append_log(self, instance: str, command_id: int, chunk: str) -> str:
         with self.db.tx() as conn:
@@ -283,9 +226,7 @@ class AgentSide(ABC):
         and returned: one request per lifecycle event instead of a poll, an
         acknowledgement and a completion. Other work reaches the agent by its poll."""
         if status not in (CommandStatus.SUCCEEDED.value, CommandStatus.FAILED.value):
-            raise ApiError(
-                "ClientException", f"CommandStatus must be Succeeded or Failed: {status}"
-            )
+            raise BadCommandStatus(status)
         after = AfterCommit()
         with self.db.tx() as conn:
             finished = commands.finish_open_command(
@@ -297,14 +238,14 @@ class AgentSide(ABC):
             # recording the command and stepping the deployment, the agent's retry must
             # still count. The machine ignores a result for an event no longer running.
             succeeded = status == CommandStatus.SUCCEEDED.value
-            done = machine.Completed(
+            done = Completed(
                 instance,
                 command.command_name,
                 succeeded,
                 lifecycle_diagnostics(diagnostics),
                 agent_waiting=then_next and not self._closing,
             )
-            self._apply_in(conn, command.deployment_id, done, after)
+            self.runner.apply_in(conn, command.deployment_id, done, after)
             handed: HostCommandView | None = None
             if instance in after.handed:
                 next_id, next_event = after.handed[instance]
@@ -322,7 +263,7 @@ class AgentSide(ABC):
                 # it ignores a command it already holds).
                 again = commands.handed_after(conn, command)
                 handed = _view(again, instance, acknowledged=True) if again else None
-        self._after_commit(after)
+        self.runner.after_commit(after)
         return handed
 
 
@@ -338,7 +279,7 @@ def _view(
     )
 
 
-def _running(stored: store.StoredDeployment, instance: str, event: str) -> bool:
+def _running(stored: StoredDeployment, instance: str, event: str) -> bool:
     """Whether ``event`` is the one ``instance`` is running in the deployment."""
     target = stored.state.targets.get(instance)
     current = target.current() if target is not None else None

@@ -17,29 +17,33 @@ hosts allow, the replacement hosts block. Pure like the rest of the machine.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-from shipyard.engine import plan
-from shipyard.engine.messages import Dispatch, Notify, RetireHosts
-from shipyard.engine.state import DeploymentState, TargetState
+from shipyard.engine import hosts, plan
+from shipyard.engine.messages import Notify, Outcome, RetireHosts
+from shipyard.engine.state import DeploymentState, Label, Phase, StopReason, TargetState
+from shipyard.engine.transitions import fail, move
 from shipyard.model import DeploymentStatus, ErrorCode, LifecycleEventStatus, TargetStatus
 
 ALLOW_EVENTS = ("BeforeAllowTraffic", "AllowTraffic", "AfterAllowTraffic")
 BLOCK_EVENTS = ("BeforeBlockTraffic", "BlockTraffic", "AfterBlockTraffic")
-PHASES = ("install", "allow", "block", "terminate")
-
-Move = Callable[[DeploymentStatus], None]
+_ORDER = (Phase.INSTALL, Phase.ALLOW, Phase.BLOCK)
 
 
-def phase_of(event: str) -> str:
+def phase_of(event: str) -> Phase:
     if event in ALLOW_EVENTS:
-        return "allow"
+        return Phase.ALLOW
     if event in BLOCK_EVENTS:
-        return "block"
-    return "install"
+        return Phase.BLOCK
+    return Phase.INSTALL
 
 
-def _waiting(state: DeploymentState, phase: str) -> list[TargetState]:
+def counted(state: DeploymentState) -> int:
+    """The health rule counts the replacement hosts (a rollback installs nothing)."""
+    if state.phase != Phase.INSTALL:
+        return len(state.targets)
+    return sum(t.label == Label.GREEN for t in state.targets.values())
+
+
+def _waiting(state: DeploymentState, phase: Phase) -> list[TargetState]:
     """Targets whose next event belongs to ``phase`` and that are not running it."""
     found = []
     for target in state.targets.values():
@@ -53,64 +57,37 @@ def _waiting(state: DeploymentState, phase: str) -> list[TargetState]:
     return found
 
 
-def _start(target: TargetState, now: float, timeout: float, actions: list[object]) -> None:
-    current = target.current()
-    assert current is not None
-    first = current is target.events[0]
-    target.status = TargetStatus.IN_PROGRESS
-    target.last_updated = now
-    target.deadline = now + timeout
-    actions.append(Dispatch(target.target_id, current.name))
-    if first:
-        actions.append(Notify("InstanceStart", target.target_id))
-
-
-def advance(
-    state: DeploymentState,
-    now: float,
-    actions: list[object],
-    changed: set[str],
-    move: Move,
-    fail: Callable[[ErrorCode, str], None],
-) -> None:
+def advance(state: DeploymentState, now: float, out: Outcome) -> None:
     """Decide the next step of a blue/green deployment in status InProgress."""
     targets = list(state.targets.values())
     in_flight = [t for t in targets if t.in_flight]
     if state.stop_requested:
         if not in_flight:
-            move(DeploymentStatus.STOPPED)
+            move(state, DeploymentStatus.STOPPED, now, out)
         return
-    if state.phase == "install":
-        _install(state, now, actions, changed, move, fail)
-    elif state.phase in ("allow", "block"):
+    if state.phase == Phase.INSTALL:
+        _install(state, now, out)
+    elif state.phase in (Phase.ALLOW, Phase.BLOCK):
         if any(t.status == TargetStatus.FAILED for t in targets):
             if not in_flight:
-                phase = state.phase
-                fail(ErrorCode.HEALTH_CONSTRAINTS, f"A host failed to {phase} traffic")
+                message = f"A host failed to {state.phase} traffic"
+                fail(state, ErrorCode.HEALTH_CONSTRAINTS, message, now, out)
             return
         waiting = _waiting(state, state.phase)
         for target in waiting:
-            _start(target, now, state.event_timeout, actions)
-            changed.add(target.target_id)
+            hosts.start(state, target, now, out)
         if waiting or in_flight:
             return
-        _next_phase(state, now, actions, changed, move)
-    elif state.phase == "terminate" and now >= (state.terminate_at or 0.0):
-        _retire(state, actions, move)
+        _next_phase(state, now, out)
+    elif state.phase == Phase.TERMINATE and now >= (state.terminate_at or 0.0):
+        _retire(state, now, out)
 
 
-def _install(
-    state: DeploymentState,
-    now: float,
-    actions: list[object],
-    changed: set[str],
-    move: Move,
-    fail: Callable[[ErrorCode, str], None],
-) -> None:
-    installers = [t for t in state.targets.values() if phase_of(t.events[0].name) == "install"]
+def _install(state: DeploymentState, now: float, out: Outcome) -> None:
+    installers = [t for t in state.targets.values() if phase_of(t.events[0].name) == Phase.INSTALL]
     total = len(installers)
     if total == 0:
-        _next_phase(state, now, actions, changed, move)
+        _next_phase(state, now, out)
         return
     rule = plan.HealthRule.from_config(state.health_rule)
     held = sum(t.status in (TargetStatus.READY, TargetStatus.SUCCEEDED) for t in installers)
@@ -118,79 +95,78 @@ def _install(
     in_flight = sum(t.in_flight for t in installers)
     pending = [t for t in installers if t.status == TargetStatus.PENDING]
     verdict = plan.verdict(rule, total, held, failed, len(pending), in_flight, False)
-    if verdict == plan.FAILED:
+    if verdict == plan.Verdict.FAILED:
         for target in pending:
             target.status = TargetStatus.SKIPPED
             for event in target.events:
                 event.status = LifecycleEventStatus.SKIPPED
-            changed.add(target.target_id)
+            out.touch(target.target_id)
         if in_flight == 0:
-            fail(ErrorCode.HEALTH_CONSTRAINTS, "Too many replacement hosts failed to install")
+            message = "Too many replacement hosts failed to install"
+            fail(state, ErrorCode.HEALTH_CONSTRAINTS, message, now, out)
         return
-    if verdict == plan.CONTINUE:
+    if verdict == plan.Verdict.CONTINUE:
         if state.paused or state.awaiting_approval:
             return
         healthy = total - failed - in_flight
         for target in pending[: max(0, plan.can_start_more(rule, total, healthy, in_flight))]:
-            _start(target, now, state.event_timeout, actions)
-            changed.add(target.target_id)
+            hosts.start(state, target, now, out)
         return
     # Every replacement host has the revision: traffic may move.
     if state.ready_wait is not None:
         state.ready_until = now + state.ready_wait
-        move(DeploymentStatus.READY)
-        actions.append(Notify("DeploymentReady"))
+        move(state, DeploymentStatus.READY, now, out)
+        out.actions.append(Notify("DeploymentReady"))
         for target in installers:
             if target.status == TargetStatus.READY:
-                actions.append(Notify("InstanceReady", target.target_id))
+                out.actions.append(Notify("InstanceReady", target.target_id))
         return
-    _next_phase(state, now, actions, changed, move)
+    _next_phase(state, now, out)
 
 
-def _next_phase(
-    state: DeploymentState, now: float, actions: list[object], changed: set[str], move: Move
-) -> None:
-    order = ["install", "allow", "block"]
-    position = order.index(state.phase) if state.phase in order else len(order) - 1
-    for phase in order[position + 1 :]:
+def _next_phase(state: DeploymentState, now: float, out: Outcome) -> None:
+    position = _ORDER.index(state.phase) if state.phase in _ORDER else len(_ORDER) - 1
+    for phase in _ORDER[position + 1 :]:
         state.phase = phase
-        if _waiting(state, phase):
-            advance_phase_start(state, now, actions, changed)
+        out.changed = True
+        waiting = _waiting(state, phase)
+        if waiting:
+            for target in waiting:
+                hosts.start(state, target, now, out)
             return
     # No traffic left to move.
     if state.terminate_wait is not None and not state.is_rollback:
-        state.phase = "terminate"
+        state.phase = Phase.TERMINATE
         state.terminate_at = now + state.terminate_wait
         return
-    move(DeploymentStatus.SUCCEEDED)
+    move(state, DeploymentStatus.SUCCEEDED, now, out)
 
 
-def advance_phase_start(
-    state: DeploymentState, now: float, actions: list[object], changed: set[str]
-) -> None:
-    assert state.phase is not None
-    for target in _waiting(state, state.phase):
-        _start(target, now, state.event_timeout, actions)
-        changed.add(target.target_id)
+def _retire(state: DeploymentState, now: float, out: Outcome) -> None:
+    blue = tuple(t.target_id for t in state.targets.values() if t.label == Label.BLUE)
+    out.actions.append(RetireHosts(blue))
+    move(state, DeploymentStatus.SUCCEEDED, now, out)
 
 
-def _retire(state: DeploymentState, actions: list[object], move: Move) -> None:
-    blue = tuple(t.target_id for t in state.targets.values() if t.label == "Blue")
-    actions.append(RetireHosts(blue))
-    move(DeploymentStatus.SUCCEEDED)
+def waiting_for_continue(state: DeploymentState, now: float, out: Outcome) -> None:
+    """Status Ready: waiting for ContinueDeployment(READY_WAIT)."""
+    if state.stop_requested:
+        move(state, DeploymentStatus.STOPPED, now, out)
+    elif state.ready_until is not None and now >= state.ready_until:
+        state.stop_requested = True
+        state.stop_reason = StopReason.READY_TIMEOUT
+        state.error_code = ErrorCode.TIMEOUT
+        state.error_message = "Nobody continued the deployment before its ready wait ran out"
+        move(state, DeploymentStatus.STOPPED, now, out)
 
 
-def continue_ready(
-    state: DeploymentState, now: float, actions: list[object], changed: set[str], move: Move
-) -> None:
-    """ContinueDeployment(READY_WAIT): reroute now."""
-    move(DeploymentStatus.IN_PROGRESS)
-    _next_phase(state, now, actions, changed, move)
-
-
-def skip_termination_wait(state: DeploymentState, actions: list[object], move: Move) -> None:
-    """ContinueDeployment(TERMINATION_WAIT): retire the original hosts now."""
-    _retire(state, actions, move)
+def continued(state: DeploymentState, wait_type: str, now: float, out: Outcome) -> None:
+    """ContinueDeployment: READY_WAIT reroutes now, TERMINATION_WAIT retires now."""
+    if wait_type == "READY_WAIT" and state.status == DeploymentStatus.READY:
+        move(state, DeploymentStatus.IN_PROGRESS, now, out)
+        _next_phase(state, now, out)
+    elif wait_type == "TERMINATION_WAIT" and state.phase == Phase.TERMINATE:
+        _retire(state, now, out)
 
 
 def hold(target: TargetState, next_event: str, state: DeploymentState) -> bool:

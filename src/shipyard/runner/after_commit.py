@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from shipyard.engine import traffic_steps
-from shipyard.store import deployments as store
+from shipyard.engine.messages import ShiftTraffic
+from shipyard.engine.state import StoredDeployment
+from shipyard.runner import traffic_steps
 
 
 @dataclass
@@ -21,6 +22,7 @@ class AfterCommit:
     handed: dict[str, tuple[int, str]] = field(default_factory=dict)
     traffic: list[traffic_steps.TrafficJob] = field(default_factory=list)
     unprovision: list[str] = field(default_factory=list)  # provisioned hosts to remove
+    shifts: list[tuple[str, ShiftTraffic]] = field(default_factory=list)  # (deployment, shift)
     # deployment id -> (row version, state) as this transaction wrote it: the cache
     # the next step starts from, and what a second step in the same transaction uses.
-    states: dict[str, tuple[int, store.StoredDeployment]] = field(default_factory=dict)
+    states: dict[str, tuple[int, StoredDeployment]] = field(default_factory=dict)

@@ -1,0 +1,141 @@
+"""Traffic shift: a target's traffic moves from the original to the new revision by
+weight, on the schedule of the deployment config's ``trafficRoutingConfig`` (canary,
+linear, all at once), between hook events that the server runs (functions, containers).
+
+The target's events run one after the other. Its ``AllowTraffic`` event is the shift:
+instead of dispatching it, the strategy emits ``ShiftTraffic`` for each step of the
+schedule as it falls due (time is an input: the sweeper's Tick), and the event succeeds
+when the router reports the target at 100 percent. On a stop or a failure the traffic
+goes back to the original revision (``ShiftTraffic`` to 0) before the deployment ends.
+A deployment shifts one target (one function alias or one service), so the shift's
+progress is kept on the deployment state.
+"""
+
+from __future__ import annotations
+
+from shipyard.engine import hosts, schedule
+from shipyard.engine.messages import Completed, Dispatch, Outcome, ShiftTraffic, TrafficShifted
+from shipyard.engine.state import DeploymentState, TargetState
+from shipyard.engine.transitions import fail, move
+from shipyard.model import DeploymentStatus, ErrorCode, LifecycleEventStatus, TargetStatus
+
+SHIFT_EVENT = "AllowTraffic"
+
+hold = hosts.never_hold
+
+
+def counted(state: DeploymentState) -> int:
+    return len(state.targets)
+
+
+def advance(state: DeploymentState, now: float, out: Outcome) -> None:
+    _take_over_shift_dispatch(state, now, out)
+    targets = list(state.targets.values())
+    if state.stop_requested:
+        _end_stopped(state, targets, now, out)
+        return
+    for target in targets:
+        if target.status == TargetStatus.PENDING and not (state.paused or state.awaiting_approval):
+            hosts.start(state, target, now, out)
+    _take_over_shift_dispatch(state, now, out)
+    _next_step_if_due(state, now, out)
+    statuses = [t.status for t in targets]
+    if TargetStatus.IN_PROGRESS in statuses or TargetStatus.PENDING in statuses:
+        return
+    if TargetStatus.FAILED in statuses:
+        _shift_back(state, out)
+        message = "The deployment failed: a lifecycle event of the target failed"
+        fail(state, ErrorCode.HEALTH_CONSTRAINTS, message, now, out)
+    elif state.bake_seconds > 0:
+        state.bake_until = now + state.bake_seconds
+        move(state, DeploymentStatus.BAKING, now, out)
+    else:
+        move(state, DeploymentStatus.SUCCEEDED, now, out)
+
+
+def shifted(state: DeploymentState, report: TrafficShifted, now: float, out: Outcome) -> None:
+    """The router's answer to a ShiftTraffic action."""
+    target = state.targets.get(report.target_id)
+    current = target.current() if target else None
+    if target is None or current is None or current.name != SHIFT_EVENT:
+        return  # a shift back after the event ended: nothing to decide
+    if not report.succeeded:
+        message = f"Traffic could not be shifted to {report.target_weight}%: {report.message}"
+        hosts.fail_current(state, report.target_id, message, now, out)
+        return
+    if report.target_weight == 100 and state.shift_weight == 100:
+        state.shift_next_at = None
+        done = Completed(report.target_id, SHIFT_EVENT, succeeded=True)
+        hosts.completed(state, done, now, out)
+        _take_over_shift_dispatch(state, now, out)
+
+
+def _take_over_shift_dispatch(state: DeploymentState, now: float, out: Outcome) -> None:
+    """A Dispatch of AllowTraffic starts the schedule instead of going to the runner."""
+    for action in list(out.actions):
+        if isinstance(action, Dispatch) and action.event == SHIFT_EVENT:
+            out.actions.remove(action)
+            target = state.targets[action.target_id]
+            current = target.current()
+            assert current is not None
+            current.status = LifecycleEventStatus.IN_PROGRESS
+            current.start_time = now
+            state.shift_started = now
+            _shift_to(state, target, _steps(state)[0], now, out)
+
+
+def _steps(state: DeploymentState) -> tuple[schedule.ShiftStep, ...]:
+    routing = schedule.parse_routing(state.routing or {"type": "AllAtOnce"})
+    return schedule.steps(routing, state.minute_seconds)
+
+
+def _next_step_if_due(state: DeploymentState, now: float, out: Outcome) -> None:
+    if state.shift_started is None or state.shift_next_at is None or now < state.shift_next_at:
+        return
+    if state.paused:
+        return  # the shift holds where it is until resumed
+    due = schedule.due(_steps(state), state.shift_started, now)
+    target = next(
+        (t for t in state.targets.values() if (c := t.current()) and c.name == SHIFT_EVENT),
+        None,
+    )
+    if due is not None and target is not None and due.target_weight > state.shift_weight:
+        _shift_to(state, target, due, now, out)
+
+
+def _shift_to(
+    state: DeploymentState,
+    target: TargetState,
+    step: schedule.ShiftStep,
+    now: float,
+    out: Outcome,
+) -> None:
+    assert state.shift_started is not None
+    state.shift_weight = step.target_weight
+    state.shift_next_at = schedule.next_due_at(_steps(state), state.shift_started, now)
+    # The event may run as long as the schedule, plus the usual time for its last step.
+    target.deadline = (state.shift_next_at or now) + state.event_timeout
+    out.touch(target.target_id)
+    out.actions.append(ShiftTraffic(target.target_id, step.target_weight))
+
+
+def _shift_back(state: DeploymentState, out: Outcome) -> None:
+    """Traffic returns to the original revision (it may have moved in part)."""
+    if state.shift_weight > 0:
+        state.shift_weight = 0
+        state.shift_next_at = None
+        for target in state.targets.values():
+            out.actions.append(ShiftTraffic(target.target_id, 0))
+        out.changed = True
+
+
+def _end_stopped(
+    state: DeploymentState, targets: list[TargetState], now: float, out: Outcome
+) -> None:
+    hosts.skip_pending(state, now, out)
+    for target in targets:
+        if target.in_flight:
+            hosts.end(target, TargetStatus.FAILED, now)
+            out.touch(target.target_id)
+    _shift_back(state, out)
+    move(state, DeploymentStatus.STOPPED, now, out)

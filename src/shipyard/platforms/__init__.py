@@ -1,0 +1,63 @@
+"""Compute platforms behind one registry.
+
+A platform validates what a deployment to it needs, lists its lifecycle events and
+says which of them the server runs itself, picks the deployment's strategy, and
+renders what its hosts are told (the deployment specification). ``Server`` (hosts
+running an agent) is built; ``Lambda`` and ``ECS`` are refused with a clear error
+until their platforms exist. Adding one is a module here plus a line in
+``PLATFORMS`` (docs/contributing.md has the checklist).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection
+from typing import Any, Protocol
+
+from shipyard.config import ServerConfig
+from shipyard.engine.state import StoredDeployment
+from shipyard.errors import UnsupportedPlatform
+from shipyard.platforms.server import ServerPlatform
+
+BundleUrl = Callable[[dict[str, Any]], str]
+
+
+class Platform(Protocol):
+    name: str  # the computePlatform value
+
+    def check_deployment(
+        self,
+        group: dict[str, Any],
+        target_instances: dict[str, Any] | None,
+        *,
+        has_router: bool,
+        defined_alarms: Collection[str],
+    ) -> None:
+        """Refuse (UnsupportedSetting) what this server cannot carry out for the group."""
+
+    def prepare(self, stored: StoredDeployment) -> None:
+        """Fill in what the platform decides on a freshly built deployment: its
+        strategy and the events the server runs itself."""
+
+    def specification(
+        self, stored: StoredDeployment, config: ServerConfig, bundle_url: BundleUrl | None
+    ) -> dict[str, Any]:
+        """What the agent of a target is told about the deployment."""
+
+
+PLATFORMS: dict[str, Platform] = {"Server": ServerPlatform()}
+KNOWN = ("Server", "Lambda", "ECS")  # CodeDeploy's compute platforms
+
+
+def get_platform(name: str) -> Platform:
+    platform = PLATFORMS.get(name)
+    if platform is None:
+        raise UnsupportedPlatform(name)
+    return platform
+
+
+def platform_for_group(group: dict[str, Any]) -> Platform:
+    return get_platform(str(group.get("computePlatform") or "Server"))
+
+
+def platform_for_info(info: dict[str, Any]) -> Platform:
+    return get_platform(str(info.get("computePlatform") or "Server"))

@@ -1,0 +1,353 @@
+"""Load, step, persist, act: the I/O half of the engine.
+
+Every change to a deployment is one call to ``apply``: in one transaction it loads
+the deployment (row-locked on PostgreSQL so replicas take turns), lets the pure
+machine decide, writes what changed and queues host commands; after the commit it
+wakes the agents that have new work and starts the server-run steps. The sweeper
+(``sweeper``) feeds timer inputs; agents talk to ``agents``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import Connection
+
+from shipyard import notify
+from shipyard.config import ServerConfig
+from shipyard.engine import launch, machine, rollback
+from shipyard.engine import messages as m
+from shipyard.engine.state import StoredDeployment
+from shipyard.errors import DeploymentGroupBusy, NoSuchDeploymentGroup, NothingToRollBack
+from shipyard.model import TERMINAL_DEPLOYMENT_STATUSES, DeploymentStatus, new_deployment_id
+from shipyard.platforms import platform_for_group
+from shipyard.provision import GREEN_TAG, Provisioner, ProvisionError
+from shipyard.runner import snapshots, traffic_steps
+from shipyard.runner.after_commit import AfterCommit
+from shipyard.runner.agents import AgentChannel, BundleUrl
+from shipyard.runner.sweeper import Sweeper
+from shipyard.runner.traffic_worker import TrafficWorker
+from shipyard.store import credentials, resources
+from shipyard.store import deployments as store
+from shipyard.store import host_commands as commands
+from shipyard.store import instances as instance_store
+from shipyard.store.db import Database
+from shipyard.traffic import TrafficRouter
+
+log = logging.getLogger("shipyard.runner")
+
+
+class Runner:
+    """The one way to change a deployment, and the parts that act on its decisions."""
+
+    def __init__(
+        self,
+        config: ServerConfig,
+        db: Database,
+        clock: Callable[[], float],
+        *,
+        router: TrafficRouter | None = None,
+        provisioner: Provisioner | None = None,
+        bundle_url: BundleUrl | None = None,
+    ) -> None:
+        self.config = config
+        self.db = db
+        self.clock = clock
+        self.router = router
+        self.provisioner = provisioner
+        # deployment id -> (row version, state) as this process last wrote it
+        self._states: dict[str, tuple[int, StoredDeployment]] = {}
+        self.agents = AgentChannel(self, bundle_url)
+        self.traffic = TrafficWorker(config, router, self.apply)
+        self.sweeper = Sweeper(self)
+
+    # ---- lifecycle ----------------------------------------------------------------
+
+    def start(self) -> None:
+        self.sweeper.start()
+
+    async def stop(self) -> None:
+        await self.sweeper.stop()
+
+    def cached(self, deployment_id: str) -> tuple[int, StoredDeployment] | None:
+        """(row version, state) as this process last wrote it, if it did."""
+        return self._states.get(deployment_id)
+
+    def current(self, deployment_id: str) -> StoredDeployment | None:
+        """The deployment as stored now, for reading only: the state this process
+        wrote last when the row's version shows nobody wrote since, else read afresh
+        (watchers polling GetDeployment then cost one small query)."""
+        cached = self._states.get(deployment_id)
+        with self.db.tx() as conn:
+            if cached is not None and store.version(conn, deployment_id) == cached[0]:
+                return cached[1]
+            return store.load(conn, deployment_id)
+
+    # ---- the one way to change a deployment -------------------------------------------
+
+    def create(self, request: launch.LaunchRequest) -> str:
+        """Build, store and start a new deployment atomically; returns its id.
+
+        Raises DeploymentGroupBusy when the group already has an active deployment
+        (checked in the same transaction that inserts the new one)."""
+        after = AfterCommit()
+        with self.db.tx() as conn:
+            group_name = request.group["deploymentGroupName"]
+            active = store.active_for_group(conn, request.app_name, group_name)
+            if active is not None:
+                raise DeploymentGroupBusy(group_name, active)
+            stored = self._launch(conn, request, after)
+        if stored.state.status not in TERMINAL_DEPLOYMENT_STATUSES:
+            self._states[stored.state.deployment_id] = (2, stored)
+        self.after_commit(after)
+        return stored.state.deployment_id
+
+    def manual_rollback(self, app: str, group_name: str, *, emergency: bool) -> dict[str, Any]:
+        """``shipyard rollback``: stop what runs and go back to the last good revision.
+
+        Normally the active deployment is stopped with rollback requested, so the
+        rollback starts once its hosts finish their current event. In an emergency the
+        events in flight are abandoned and the rollback starts at once, on every host,
+        skipping the failed revision's stop scripts."""
+        with self.db.tx() as conn:
+            group = resources.get_deployment_group(conn, app, group_name)
+            if group is None:
+                raise NoSuchDeploymentGroup(app, group_name)
+            active = store.active_for_group(conn, app, group_name)
+        if active is not None and not emergency:
+            self.apply(active, m.StopRequested(rollback=True))
+            with self.db.tx() as conn:
+                stopped = store.load(conn, active)
+            started = ((stopped.info if stopped else {}).get("rollbackInfo") or {}).get(
+                "rollbackDeploymentId"
+            )
+            result: dict[str, Any] = {"stoppedDeploymentId": active}
+            if started:
+                result["rollbackDeploymentId"] = started
+            return result
+        if active is not None:
+            self.apply(active, m.StopRequested(rollback=False, abandon=True))
+        after = AfterCommit()
+        with self.db.tx() as conn:
+            group = resources.get_deployment_group(conn, app, group_name)
+            assert group is not None
+            config_name = rollback.manual_config_name(group)
+            snapshot = snapshots.for_rollback(conn, app, group_name, config_name)
+            try:
+                if active is not None and group.get("targetRevision"):
+                    revision = dict(group["targetRevision"])
+                else:
+                    revision = rollback.manual_revision(group, snapshot)
+                request = rollback.manual_request(
+                    app, group, revision, snapshot, emergency=emergency
+                )
+            except rollback.RollbackError as exc:
+                raise NothingToRollBack(str(exc)) from None
+            running = store.active_for_group(conn, app, group_name)
+            if running is not None:
+                raise DeploymentGroupBusy(group_name, running)
+            new = self._launch(conn, request, after)
+            result = {"rollbackDeploymentId": new.state.deployment_id}
+            if active is not None:
+                stopped = store.load(conn, active)
+                if stopped is not None:
+                    rollback.link(stopped, new, "Emergency rollback to the last good revision")
+                    store.save(conn, stopped)
+                    store.save(conn, new)
+                result["stoppedDeploymentId"] = active
+        self.after_commit(after)
+        return result
+
+    def launch_in(
+        self, conn: Connection, request: launch.LaunchRequest, after: AfterCommit
+    ) -> StoredDeployment:
+        """Build, insert and start a deployment inside the caller's transaction."""
+        return self._launch(conn, request, after)
+
+    def _launch(
+        self, conn: Connection, request: launch.LaunchRequest, after: AfterCommit
+    ) -> StoredDeployment:
+        now = self.clock()
+        snapshot = snapshots.for_launch(conn, request)
+        config = self.config
+        stored = launch.build(
+            request,
+            snapshot,
+            new_deployment_id(),
+            now,
+            config.event_timeout,
+            config.alarm_poll_seconds,
+            config.minute_seconds,
+        )
+        platform_for_group(request.group).prepare(stored)
+        store.insert(conn, stored.state, stored.info, stored.application_name, stored.group_name)
+        _record_start(conn, stored, now)
+        self._step(conn, stored, m.Start(), after)
+        return stored
+
+    def apply(self, deployment_id: str, event: m.Input) -> DeploymentStatus | None:
+        after = AfterCommit()
+        with self.db.tx() as conn:
+            stored = self.apply_in(conn, deployment_id, event, after)
+        self.after_commit(after)
+        return stored.state.status if stored is not None else None
+
+    def apply_in(
+        self, conn: Connection, deployment_id: str, event: m.Input, after: AfterCommit
+    ) -> StoredDeployment | None:
+        """Lock, step and save one deployment inside the caller's transaction.
+
+        The state this process wrote last is reused when the row's version shows
+        nobody else (another replica) has written since; otherwise it is re-read. A
+        second step in the same transaction starts from the first one's result."""
+        earlier = self._states.pop(deployment_id, None)
+        cached = after.states.pop(deployment_id, None) or earlier
+        version = store.lock_version(conn, deployment_id)
+        if version is None:
+            return None
+        if cached is not None and cached[0] == version:
+            stored = cached[1]
+        else:
+            loaded = store.load(conn, deployment_id)
+            assert loaded is not None  # the row is locked
+            stored = loaded
+        if self._step(conn, stored, event, after):
+            version += 1
+        after.states[deployment_id] = (version, stored)
+        return stored
+
+    def _step(
+        self, conn: Connection, stored: StoredDeployment, event: m.Input, after: AfterCommit
+    ) -> bool:
+        """Step the machine and persist; whether anything was written."""
+        now = self.clock()
+        outcome = machine.step(stored.state, event, now)
+        if not outcome.changed:
+            return False
+        # Saved first: a rollback launched below ranks hosts by these very results.
+        store.save(conn, stored, sorted(outcome.changed_targets), with_info=False)
+        rolled_back = False
+        notices = notify.Notices(conn, stored, now, self.config.region)
+        deployment_id = stored.state.deployment_id
+        server_events = stored.state.server_events
+        for action in outcome.actions:
+            if isinstance(action, m.Dispatch):
+                self.traffic.count_dispatch(action.target_id)
+            match action:
+                case m.Dispatch(target_id, event_name) if event_name in server_events:
+                    after.traffic.append(self.traffic.job(stored, target_id, event_name))
+                case m.Dispatch(target_id, event_name, acknowledged=True):
+                    command_id = commands.add_command(
+                        conn, target_id, deployment_id, event_name, now, handed=True
+                    )
+                    after.handed[target_id] = (command_id, event_name)
+                case m.Dispatch(target_id, event_name):
+                    commands.add_command(conn, target_id, deployment_id, event_name, now)
+                    after.wake.add(target_id)
+                case m.RetireHosts(target_ids):
+                    # TERMINATE: the original hosts leave the fleet; their agents'
+                    # keys stop working (a provisioned host is removed by its owner).
+                    for name in target_ids:
+                        if GREEN_TAG in instance_store.instance_tags(conn, name):
+                            after.unprovision.append(name)
+                        instance_store.deregister_instance(conn, name, now)
+                        credentials.revoke_principal(conn, "instance", name)
+                case m.RestoreTraffic(target_id):
+                    after.traffic.append(self.traffic.job(stored, target_id, traffic_steps.RESTORE))
+                case m.ShiftTraffic():
+                    after.shifts.append((deployment_id, action))
+                case m.Finished(status):
+                    self._finished(conn, stored, status, now)
+                case m.StartRollback():
+                    self._start_rollback(conn, stored, after)
+                    rolled_back = True
+                case m.Notify(event_type, target_id):
+                    notices.add(event_type, target_id)
+        if rolled_back:  # rollbackInfo was added to the stored info (a terminal
+            store.save(conn, stored)  # deployment, so no cached state to keep in step)
+        return True
+
+    def _start_rollback(
+        self, conn: Connection, failed: StoredDeployment, after: AfterCommit
+    ) -> None:
+        """Roll back the deployment that just ended, or record why it cannot be."""
+        snapshot = snapshots.for_rollback(
+            conn, failed.application_name, failed.group_name, failed.info["deploymentConfigName"]
+        )
+        request = rollback.automatic(failed, snapshot)
+        if isinstance(request, str):
+            failed.info["rollbackInfo"] = {"rollbackMessage": request}
+            return
+        new = self._launch(conn, request, after)
+        rollback.link(failed, new, rollback.link_message(failed, new.state.deployment_id))
+        store.save(conn, new)
+
+    def _finished(
+        self, conn: Connection, stored: StoredDeployment, status: DeploymentStatus, now: float
+    ) -> None:
+        state = stored.state
+        commands.fail_open_commands(conn, state.deployment_id, now)
+        summary = {
+            "deploymentId": state.deployment_id,
+            "status": status.value,
+            "endTime": now,
+            "createTime": state.create_time,
+        }
+        changes: dict[str, Any] = {"lastAttemptedDeployment": summary}
+        if status == DeploymentStatus.SUCCEEDED:
+            changes["lastSuccessfulDeployment"] = summary
+            changes["targetRevision"] = stored.info.get("revision")
+        resources.update_deployment_group_doc(
+            conn, stored.application_name, stored.group_name, changes
+        )
+
+    # ---- what happens after a commit ------------------------------------------------
+
+    def after_commit(self, after: AfterCommit) -> None:
+        for deployment_id, (version, stored) in after.states.items():
+            if stored.state.status not in TERMINAL_DEPLOYMENT_STATUSES:
+                self._states[deployment_id] = (version, stored)
+        self.agents.wake(after.wake)
+        for job in after.traffic:
+            self.traffic.start(job)
+        for deployment_id, shift in after.shifts:
+            self._shift(deployment_id, shift)
+        if after.unprovision and self.provisioner is not None:
+            names = list(after.unprovision)
+            self.traffic.in_background(_remove_hosts(self.provisioner, names))
+
+    def _shift(self, deployment_id: str, shift: m.ShiftTraffic) -> None:
+        # No platform on this server shifts traffic by weight yet (functions and
+        # containers bring their routers): the shift fails, and so the deployment.
+        message = "no weighted traffic router serves this deployment's platform"
+        report = m.TrafficShifted(shift.target_id, shift.target_weight, False, message)
+        self.apply(deployment_id, report)
+
+
+async def _remove_hosts(provisioner: Provisioner, names: list[str]) -> None:
+    for name in names:
+        try:
+            await asyncio.to_thread(provisioner.stop_host, name)
+        except ProvisionError as exc:
+            log.warning("could not remove provisioned host %s: %s", name, exc)
+
+
+def _record_start(conn: Connection, stored: StoredDeployment, now: float) -> None:
+    """The group's lastAttemptedDeployment and the revision's use times."""
+    state = stored.state
+    resources.record_revision_use(conn, stored.application_name, stored.info["revision"], now)
+    resources.update_deployment_group_doc(
+        conn,
+        stored.application_name,
+        stored.group_name,
+        {
+            "lastAttemptedDeployment": {
+                "deploymentId": state.deployment_id,
+                "status": state.status.value,
+                "createTime": state.create_time,
+            }
+        },
+    )

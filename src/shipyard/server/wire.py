@@ -1,0 +1,45 @@
+"""Domain errors on the wire: the one place that names each by its AWS error."""
+
+from __future__ import annotations
+
+from shipyard.errors import (
+    ApiError,
+    BadCommandStatus,
+    DeploymentGroupBusy,
+    DomainError,
+    NoSuchDeploymentGroup,
+    NothingToRollBack,
+    SettingKind,
+    UnknownExecution,
+    UnknownHostCommand,
+    UnsupportedPlatform,
+    UnsupportedSetting,
+)
+
+WIRE_NAMES: dict[type[DomainError], str] = {
+    DeploymentGroupBusy: "DeploymentLimitExceededException",
+    NoSuchDeploymentGroup: "DeploymentGroupDoesNotExistException",
+    NothingToRollBack: "RevisionDoesNotExistException",
+    UnknownHostCommand: "ClientException",
+    UnknownExecution: "ClientException",
+    BadCommandStatus: "ClientException",
+    UnsupportedPlatform: "InvalidComputePlatformException",
+}
+
+SETTING_NAMES: dict[SettingKind, str] = {
+    SettingKind.TARGETS: "InvalidTargetInstancesException",
+    SettingKind.AUTO_SCALING: "InvalidAutoScalingGroupException",
+    SettingKind.LOAD_BALANCER: "InvalidLoadBalancerInfoException",
+    SettingKind.ALARMS: "InvalidAlarmConfigException",
+    SettingKind.TRIGGERS: "InvalidInputException",
+}
+
+
+def to_api_error(exc: DomainError) -> ApiError:
+    if isinstance(exc, UnsupportedSetting):
+        return ApiError(SETTING_NAMES[exc.kind], exc.message)
+    for kind in type(exc).__mro__:
+        name = WIRE_NAMES.get(kind)
+        if name is not None:
+            return ApiError(name, exc.message)
+    return ApiError("InvalidInputException", exc.message)
