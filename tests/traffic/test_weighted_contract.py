@@ -10,6 +10,7 @@ with a test route; route ``solo`` over ``a`` (all traffic) and ``b``, without on
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -93,7 +94,7 @@ def test_bad_weights_are_refused_and_nothing_changes(
 
 
 def test_unknown_route(weighted: WeightedRouter) -> None:
-    calls = [
+    calls: list[Callable[[], object]] = [
         lambda: weighted.weights("nope"),
         lambda: weighted.set_weights("nope", {"blue": 100}),
         lambda: weighted.verify("nope", {"blue": 100}),
