@@ -27,26 +27,28 @@ import pytest
 
 from shipyard.traffic import RouterConfig, TrafficRouter, get_router
 from shipyard.traffic.memory import MemoryRouter
+from shipyard.traffic.weighted import WeightedRouter
+from shipyard.traffic.weighted_memory import MemoryWeightedRouter
 from tests.conftest import free_port
-from tests.traffic.haproxy_process import haproxy_binary, runtime_api_answers
+from tests.traffic.haproxy_process import HTTP_DEFAULTS, haproxy_binary, runtime_api_answers
 from tests.traffic.webapp import WebApp
+from tests.traffic.weighted_haproxy import WeightedHAProxy, start_weighted_haproxy
 
 SERVERS = ("s1", "s2", "s3")
 CHECKED = ("s1", "s2")
 CHECK = "check inter 200ms fall 2 rise 1"
 
-CONFIG = """\
+CONFIG = (
+    """\
 global
     stats socket {dir}/admin.sock level admin
     stats socket {dir}/user.sock level user
     stats socket ipv4@127.0.0.1:{api_port} level admin
     maxconn 200
 
-defaults
-    mode http
-    timeout connect 1s
-    timeout client 10s
-    timeout server 10s
+"""
+    + HTTP_DEFAULTS
+    + """\
     timeout check 500ms
 
 frontend fe
@@ -59,6 +61,7 @@ backend web
     cookie SRV
 {servers}
 """
+)
 
 
 @dataclass
@@ -286,3 +289,38 @@ def harness(request: pytest.FixtureRequest) -> Iterator[Harness]:
         yield chosen
     finally:
         chosen.settle()
+
+
+# -- the weighted router contract's world: routes "live" (blue, green; with a test route)
+# and "solo" (a, b; without one), blue and a holding all the traffic --------------------
+
+WEIGHTED_KINDS = ("memory", "haproxy")  # every key of traffic.WEIGHTED_ROUTERS
+
+
+@pytest.fixture
+def weighted_haproxy(tmp_path: Path) -> Iterator[WeightedHAProxy]:
+    """HAProxy with the weighted routes, in front of two fresh web apps (blue, green)."""
+    haproxy_binary()
+    apps = {name: WebApp(name).start() for name in ("blue", "green")}
+    try:
+        proxy = start_weighted_haproxy(tmp_path / "haproxy", apps)
+        try:
+            yield proxy
+        finally:
+            proxy.process.terminate()
+            proxy.process.wait(timeout=5)
+    finally:
+        for app in apps.values():
+            app.stop()
+
+
+@pytest.fixture(params=WEIGHTED_KINDS)
+def weighted(request: pytest.FixtureRequest) -> WeightedRouter:
+    """The weighted contract suite's router, once per implementation."""
+    if request.param == "haproxy":
+        proxy: WeightedHAProxy = request.getfixturevalue("weighted_haproxy")
+        return proxy.router()
+    memory = MemoryWeightedRouter()
+    memory.add_route("live", ["blue", "green"])
+    memory.add_route("solo", ["a", "b"], test_route=False)
+    return memory

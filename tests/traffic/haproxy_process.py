@@ -14,6 +14,16 @@ from tests.conftest import service_missing
 
 START_SECONDS = 10.0
 
+# The defaults section every test HAProxy shares: HTTP, and timeouts short enough that
+# a dead app shows within a test.
+HTTP_DEFAULTS = """\
+defaults
+    mode http
+    timeout connect 1s
+    timeout client 10s
+    timeout server 10s
+"""
+
 
 def haproxy_binary() -> str:
     found = shutil.which("haproxy") or shutil.which("haproxy", path="/usr/sbin:/sbin")

@@ -26,13 +26,18 @@ Invariants:
 
 from __future__ import annotations
 
+import importlib
 import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
+
+if TYPE_CHECKING:
+    from shipyard.traffic.weighted import WeightedRouter
 
 AdminState = Literal["ready", "drain", "maint"]
+_Router = TypeVar("_Router")
 MAX_WEIGHT = 256
 # HAProxy's own rule for proxy and server names; other balancers are no looser in practice.
 # It also keeps names from smuggling a second command into a runtime API line.
@@ -87,31 +92,61 @@ class RouterConfig:
     timeout: float = 5.0  # for one exchange with the balancer, not for a whole drain
 
 
-def _memory(config: RouterConfig) -> TrafficRouter:
-    from shipyard.traffic.memory import MemoryRouter
+def _lazy(module: str, name: str) -> Callable[[RouterConfig], Any]:
+    """``name.from_config`` of ``module``, imported when first used: importing this
+    package loads no balancer's code (and no sockets or threads)."""
 
-    return MemoryRouter.from_config(config)
+    def build(config: RouterConfig) -> Any:
+        return getattr(importlib.import_module(module), name).from_config(config)
 
-
-def _haproxy(config: RouterConfig) -> TrafficRouter:
-    from shipyard.traffic.haproxy import HAProxyRouter
-
-    return HAProxyRouter.from_config(config)
+    return build
 
 
 ROUTERS: dict[str, Callable[[RouterConfig], TrafficRouter]] = {
-    "memory": _memory,
-    "haproxy": _haproxy,
+    "memory": _lazy("shipyard.traffic.memory", "MemoryRouter"),
+    "haproxy": _lazy("shipyard.traffic.haproxy", "HAProxyRouter"),
 }
 
 
 def get_router(config: RouterConfig) -> TrafficRouter:
     """Build the router ``config.kind`` names."""
-    factory = ROUTERS.get(config.kind)
+    return _build(ROUTERS, config, "traffic router")
+
+
+# Weighted routers (traffic/weighted.py) share RouterConfig: the memory one is seeded
+# with "route=target,target;...", the HAProxy one is given its runtime API.
+WEIGHTED_ROUTERS: dict[str, Callable[[RouterConfig], WeightedRouter]] = {
+    "memory": _lazy("shipyard.traffic.weighted_memory", "MemoryWeightedRouter"),
+    "haproxy": _lazy("shipyard.traffic.haproxy_weighted", "HAProxyWeightedRouter"),
+}
+
+
+def get_weighted_router(config: RouterConfig) -> WeightedRouter:
+    """Build the weighted router ``config.kind`` names."""
+    return _build(WEIGHTED_ROUTERS, config, "weighted router")
+
+
+def _build(
+    registry: Mapping[str, Callable[[RouterConfig], _Router]], config: RouterConfig, what: str
+) -> _Router:
+    factory = registry.get(config.kind)
     if factory is None:
-        known = ", ".join(sorted(ROUTERS))
-        raise TrafficError(f"unknown traffic router kind {config.kind!r} (known: {known})")
+        known = ", ".join(sorted(registry))
+        raise TrafficError(f"unknown {what} kind {config.kind!r} (known: {known})")
     return factory(config)
+
+
+def seed_groups(address: str, shape: str) -> list[tuple[str, list[str]]]:
+    """``"a=x,y;b=z"`` as ``[("a", ["x", "y"]), ("b", ["z"])]`` (a memory router's
+    seed); ``shape`` names the parts in the error, e.g. ``"backend=server,server"``."""
+    groups = []
+    for part in filter(None, (p.strip() for p in address.split(";"))):
+        name, sep, members = part.partition("=")
+        names = [m.strip() for m in members.split(",") if m.strip()]
+        if not sep or not names:
+            raise TrafficError(f"invalid memory router address part {part!r}: expected {shape!r}")
+        groups.append((name.strip(), names))
+    return groups
 
 
 def backends_for(load_balancer_info: Mapping[str, Any] | None) -> list[str]:

@@ -40,9 +40,11 @@ from shipyard.traffic import (
 log = logging.getLogger("shipyard.traffic.haproxy")
 
 POLL_INTERVAL = 0.05
-# srv_admin_state bits (HAProxy's SRV_ADMF_*): forced, inherited, configured,
-# resolution and hostname maintenance; forced and inherited drain.
-_MAINT_BITS = 0x01 | 0x02 | 0x04 | 0x20 | 0x40
+# srv_admin_state bits (HAProxy's SRV_ADMF_*): forced, inherited, resolution and
+# hostname maintenance; forced and inherited drain. Not 0x04 (configured maintenance):
+# a server declared ``disabled`` starts with 0x01 | 0x04 and keeps 0x04 after it is
+# set ready at run time, while it takes traffic.
+_MAINT_BITS = 0x01 | 0x02 | 0x20 | 0x40
 _DRAIN_BITS = 0x08 | 0x10
 _CHECK_ENABLED = 0x04  # srv_check_state bit CHK_ST_ENABLED
 _OP_STOPPED = 0  # srv_op_state SRV_ST_STOPPED: the server is DOWN

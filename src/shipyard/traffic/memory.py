@@ -24,6 +24,7 @@ from shipyard.traffic import (
     TrafficError,
     check_name,
     check_weight,
+    seed_groups,
     wait_until,
 )
 
@@ -58,15 +59,9 @@ class MemoryRouter:
     def from_config(cls, config: RouterConfig) -> MemoryRouter:
         """A router seeded from ``config.address``: ``"web=s1,s2;api=a1"`` (may be empty)."""
         router = cls()
-        for part in filter(None, (p.strip() for p in config.address.split(";"))):
-            backend, sep, servers = part.partition("=")
-            names = [s.strip() for s in servers.split(",") if s.strip()]
-            if not sep or not names:
-                raise TrafficError(
-                    f"invalid memory router address part {part!r}: expected 'backend=server,server'"
-                )
-            for name in names:
-                router.add_server(backend.strip(), name)
+        for backend, servers in seed_groups(config.address, "backend=server,server"):
+            for name in servers:
+                router.add_server(backend, name)
         return router
 
     # -- what tests and development setups use to play the outside world ----------------
