@@ -11,7 +11,10 @@
         ├── UnknownExecution
         ├── BadCommandStatus
         ├── UnsupportedPlatform
-        └── UnsupportedSetting
+        ├── UnsupportedSetting
+        ├── InvalidRevision
+        ├── MissingRevision
+        └── ConfigForOtherPlatform
 
 A failed deployment is never an exception: it is a status plus an ErrorCode
 (see model.ErrorCode). Agent-side failures are results with a LifecycleErrorCode.
@@ -104,3 +107,16 @@ class UnsupportedSetting(DomainError):
     def __init__(self, kind: SettingKind, message: str) -> None:
         super().__init__(message)
         self.kind = kind
+
+
+class InvalidRevision(DomainError):
+    """A revision location the platform cannot deploy."""
+
+
+class MissingRevision(DomainError):
+    """The revision's bundle is not where it says."""
+
+
+class ConfigForOtherPlatform(DomainError):
+    def __init__(self, name: str, config_platform: str, platform: str) -> None:
+        super().__init__(f"{name} is a {config_platform} config; this group deploys to {platform}")

@@ -53,6 +53,14 @@ def head_bundle(services: Services, s3_location: dict[str, Any]) -> dict[str, An
     return {"size": found.size, "etag": found.etag, "version": found.version_id}
 
 
+def bundle_in_store(services: Services, s3_location: dict[str, Any]) -> bool | None:
+    """Whether the built-in store holds the bundle; None with an external store, which
+    is not asked when a deployment is created (it may be slow or unreachable)."""
+    if services.config.s3_endpoint:
+        return None
+    return head_bundle(services, s3_location) is not None
+
+
 def _location(s3_location: dict[str, Any]) -> tuple[str, str, str | None]:
     def pick(*names: str) -> Any:
         return next((s3_location[n] for n in names if s3_location.get(n)), None)

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 from shipyard.config import ServerConfig
 from shipyard.engine.state import StoredDeployment
 from shipyard.errors import UnsupportedPlatform
-from shipyard.platforms.server import ServerPlatform
+from shipyard.platforms.server import BundleExists, ServerPlatform
 
 BundleUrl = Callable[[dict[str, Any]], str]
 
@@ -33,6 +33,12 @@ class Platform(Protocol):
         defined_alarms: Collection[str],
     ) -> None:
         """Refuse (UnsupportedSetting) what this server cannot carry out for the group."""
+
+    def check_config(self, config: dict[str, Any]) -> None:
+        """Refuse a deployment config written for another platform."""
+
+    def check_revision(self, revision: Any, exists: BundleExists) -> dict[str, Any]:
+        """The revision as stored, once valid for this platform."""
 
     def prepare(self, stored: StoredDeployment) -> None:
         """Fill in what the platform decides on a freshly built deployment: its

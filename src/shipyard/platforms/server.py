@@ -4,14 +4,26 @@ events, on the load balancer."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Collection
 from typing import Any
 
 from shipyard.config import ServerConfig
 from shipyard.engine.state import StoredDeployment, Strategy
-from shipyard.errors import SettingKind, UnsupportedSetting
+from shipyard.errors import (
+    ConfigForOtherPlatform,
+    InvalidRevision,
+    MissingRevision,
+    SettingKind,
+    UnsupportedSetting,
+)
 
 BundleUrl = Callable[[dict[str, Any]], str]
+# Whether the built-in store holds a bundle (None: the store is external, not asked).
+BundleExists = Callable[[dict[str, Any]], bool | None]
+
+BUNDLE_TYPES = ("tar", "tgz", "zip")
+REPOSITORY_RE = re.compile(r"[^/\s]+/[^/\s]+")
 
 # BlockTraffic and AllowTraffic move a host's traffic on the load balancer.
 SERVER_EVENTS = ("BlockTraffic", "AllowTraffic")
@@ -32,6 +44,31 @@ class ServerPlatform:
         _check_style(group, target_instances, has_router)
         _check_alarms(group, defined_alarms)
         _check_triggers(group)
+
+    def check_config(self, config: dict[str, Any]) -> None:
+        platform = config.get("computePlatform", "Server")
+        if platform != "Server":
+            raise ConfigForOtherPlatform(config["deploymentConfigName"], platform, "servers")
+
+    def check_revision(self, revision: Any, exists: BundleExists) -> dict[str, Any]:
+        """The revision, validated; a bundle in the built-in store is checked to exist."""
+        if not isinstance(revision, dict):
+            raise InvalidRevision("revision must be an object")
+        kind = revision.get("revisionType")
+        if kind == "S3":
+            return {"revisionType": "S3", "s3Location": _s3_location(revision, exists)}
+        if kind == "GitHub":
+            loc = revision.get("gitHubLocation")
+            if not isinstance(loc, dict) or not loc.get("commitId"):
+                raise InvalidRevision(
+                    "A GitHub revision needs gitHubLocation with repository and commitId"
+                )
+            if not REPOSITORY_RE.fullmatch(str(loc.get("repository", ""))):
+                raise InvalidRevision("gitHubLocation.repository must look like account/repository")
+            return {"revisionType": "GitHub", "gitHubLocation": dict(loc)}
+        if kind in ("String", "AppSpecContent"):
+            raise InvalidRevision(f"revisionType {kind} is for Lambda and ECS, not servers")
+        raise InvalidRevision(f"revisionType must be S3 or GitHub; got {kind!r}")
 
     def prepare(self, stored: StoredDeployment) -> None:
         state = stored.state
@@ -86,6 +123,21 @@ class ServerPlatform:
             }
             payload["GitUrl"] = f"{config.git_base_url.rstrip('/')}/{loc['repository']}"
         return payload
+
+
+def _s3_location(revision: dict[str, Any], exists: BundleExists) -> dict[str, Any]:
+    loc = revision.get("s3Location")
+    if not isinstance(loc, dict) or not loc.get("bucket") or not loc.get("key"):
+        raise InvalidRevision("An S3 revision needs s3Location with bucket and key")
+    bundle_type = loc.get("bundleType")
+    if bundle_type not in BUNDLE_TYPES:
+        raise InvalidRevision(
+            f"bundleType must be one of {', '.join(BUNDLE_TYPES)} for servers; got {bundle_type!r}"
+        )
+    if exists(loc) is False:
+        version = f" version {loc['version']}" if loc.get("version") else ""
+        raise MissingRevision(f"No bundle at s3://{loc['bucket']}/{loc['key']}{version}")
+    return dict(loc)
 
 
 def _check_targets(group: dict[str, Any]) -> None:

@@ -5,8 +5,11 @@ from __future__ import annotations
 from shipyard.errors import (
     ApiError,
     BadCommandStatus,
+    ConfigForOtherPlatform,
     DeploymentGroupBusy,
     DomainError,
+    InvalidRevision,
+    MissingRevision,
     NoSuchDeploymentGroup,
     NothingToRollBack,
     SettingKind,
@@ -24,6 +27,9 @@ WIRE_NAMES: dict[type[DomainError], str] = {
     UnknownExecution: "ClientException",
     BadCommandStatus: "ClientException",
     UnsupportedPlatform: "InvalidComputePlatformException",
+    InvalidRevision: "InvalidRevisionException",
+    MissingRevision: "RevisionDoesNotExistException",
+    ConfigForOtherPlatform: "InvalidDeploymentConfigNameException",
 }
 
 SETTING_NAMES: dict[SettingKind, str] = {

@@ -8,13 +8,14 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from shipyard.bundlestore.urls import bundle_in_store
 from shipyard.engine import launch, messages
 from shipyard.errors import ApiError, DeploymentGroupBusy
 from shipyard.model import TERMINAL_DEPLOYMENT_STATUSES, DeploymentStatus, FileExistsBehavior
-from shipyard.platforms import platform_for_group
+from shipyard.platforms import Platform, platform_for_group
 from shipyard.server import green_fleet, validate
 from shipyard.server.context import Call, Handler, Json
-from shipyard.server.operations import group_members, revision_check
+from shipyard.server.operations import group_members
 from shipyard.server.operations.render import deployment_info
 from shipyard.store import alarms as alarm_store
 from shipyard.store import deployments as store
@@ -48,17 +49,15 @@ def _app_and_group(conn: Connection, body: Json) -> tuple[dict[str, Any], dict[s
     return app, group
 
 
-def _config(conn: Connection, body: Json, group: dict[str, Any]) -> dict[str, Any]:
+def _config(
+    conn: Connection, body: Json, group: dict[str, Any], platform: Platform
+) -> dict[str, Any]:
     name = body.get("deploymentConfigName") or group.get("deploymentConfigName") or DEFAULT_CONFIG
     validate.name(name, "InvalidDeploymentConfigNameException", "deploymentConfigName")
     config = resources.get_deployment_config(conn, name)
     if config is None:
         raise ApiError("DeploymentConfigDoesNotExistException", f"No deployment config {name}")
-    if config.get("computePlatform", "Server") != "Server":
-        raise ApiError(
-            "InvalidDeploymentConfigNameException",
-            f"{name} is a {config['computePlatform']} config; this group deploys to servers",
-        )
+    platform.check_config(config)
     return config
 
 
@@ -101,7 +100,7 @@ def _options(body: Json) -> dict[str, Any]:
     }
 
 
-def _revision(call: Call, conn: Connection, body: Json, group: dict[str, Any], mode: str) -> Json:
+def _revision(call: Call, body: Json, group: dict[str, Any], mode: str, platform: Platform) -> Json:
     if mode == "RESTART":
         if body.get("revision"):
             raise ApiError("InvalidInputException", "deploymentMode RESTART takes no revision")
@@ -115,11 +114,11 @@ def _revision(call: Call, conn: Connection, body: Json, group: dict[str, Any], m
     revision = body.get("revision")
     if not revision:
         raise ApiError("RevisionRequiredException", "revision is required")
-    return revision_check.checked(call.services, revision)
+    return platform.check_revision(revision, lambda loc: bundle_in_store(call.services, loc))
 
 
-def _check_platform(call: Call, conn: Connection, group: dict[str, Any]) -> None:
-    """The group's platform refuses what this server cannot carry out for it."""
+def _check_platform(call: Call, conn: Connection, group: dict[str, Any]) -> Platform:
+    """The group's platform, once it accepts what the group asks of this server."""
     platform = platform_for_group(group)
     alarms = (group.get("alarmConfiguration") or {}).get("alarms") or []
     defined = alarm_store.get_alarms(conn, [a["name"] for a in alarms])
@@ -129,6 +128,7 @@ def _check_platform(call: Call, conn: Connection, group: dict[str, Any]) -> None
         has_router=call.services.runner.router is not None,
         defined_alarms=set(defined),
     )
+    return platform
 
 
 def _override_alarms(value: Any) -> dict[str, Any] | None:
@@ -156,9 +156,9 @@ async def create_deployment(call: Call) -> Json:
         )
     with call.services.db.tx() as conn:
         app, group = _app_and_group(conn, body)
-        _check_platform(call, conn, group)
-        config = _config(conn, body, group)
-        revision = _revision(call, conn, body, group, options["deploymentMode"])
+        platform = _check_platform(call, conn, group)
+        config = _config(conn, body, group, platform)
+        revision = _revision(call, body, group, options["deploymentMode"], platform)
         active = store.active_for_group(conn, app["applicationName"], group["deploymentGroupName"])
     if active is not None:  # checked again atomically when the deployment is stored
         raise DeploymentGroupBusy(group["deploymentGroupName"], active)
