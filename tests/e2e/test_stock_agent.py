@@ -119,11 +119,18 @@ class StockHost(LocalHost):
         SIGTERM at once, while its forked child first finishes the poll it holds open."""
         if self.process is None:
             return
-        group = self.process.pid
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(group, sig)
-        self.process.wait(timeout)
-        wait_until(lambda: not _group_alive(group), f"the stock agent of {self.name} to exit")
+        process, group = self.process, self.process.pid
+
+        def gone() -> bool:
+            # poll() reaps the master, which would otherwise linger as a zombie.
+            return process.poll() is not None and not _group_alive(group)
+
+        for signum in (sig, signal.SIGKILL):  # SIGKILL only if the agent hangs
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(group, signum)
+            with contextlib.suppress(AssertionError):
+                wait_until(gone, f"the stock agent of {self.name} to exit", timeout)
+                break
 
     def scripts_log(self) -> str:
         """The hook output the agent keeps on the host (it sends the server only the
