@@ -226,9 +226,9 @@ def stock_fleet(
     tmp_path: Path, certificate: tuple[Path, Path], stock_agent: Path
 ) -> Iterator[StockFleet]:
     cert, key = certificate
-    options = {"tls_cert": str(cert), "tls_key": str(key), "bucket_domain": DOMAIN}
+    options: dict[str, Any] = {"tls_cert": str(cert), "tls_key": str(key)}
     # Polls held briefly: a stopping stock agent waits for the one it has open.
-    options["poll_seconds"] = POLL_SECONDS
+    options |= {"bucket_domain": DOMAIN, "poll_seconds": POLL_SECONDS}
     for fleet in fleet_on_server(tmp_path, **options):
         stock = StockFleet(fleet.server, fleet.base, fleet.isolate, fleet.hosts)
         stock.cafile, stock.agent_dir = cert, stock_agent

@@ -86,13 +86,16 @@ def test_a_host_outside_the_domain_is_path_style(server: LiveServer) -> None:
 
 
 def test_the_domain_defaults_to_the_public_url_host(tmp_path: Path) -> None:
-    def domain(**values: str) -> str:
-        return bucket_domain(ServerConfig(data_dir=tmp_path, **values))
+    def domain(public_url: str = "", bucket_domain_setting: str = "") -> str:
+        config = ServerConfig(
+            data_dir=tmp_path, public_url=public_url, bucket_domain=bucket_domain_setting
+        )
+        return bucket_domain(config)
 
     assert domain() == ""
     assert domain(public_url="https://Deploy.Example.com:8420/") == "deploy.example.com"
     assert domain(public_url="https://10.0.0.5:8420") == ""  # an address has no subdomains
     assert domain(public_url="https://[::1]:8420") == ""
-    assert domain(public_url="https://a.example.com", bucket_domain="s3.Example.com.") == (
+    assert domain("https://a.example.com", bucket_domain_setting="s3.Example.com.") == (
         "s3.example.com"
     )
