@@ -4,7 +4,8 @@ A running stock agent (1.8.1) accepts only ``PKCS7/JSON`` envelopes. It parses t
 calls ``verify([], store, nil, NOVERIFY)`` and reads the signed content: the signer
 certificate must travel inside the message (no certificates are passed in), and
 ``NOVERIFY`` skips the chain check against the AWS signer CA it bundles, so a
-certificate of the server's own is enough. The key and the self-signed certificate are
+certificate of the server's own is enough. (It ignores ``verify``'s result too, so the
+signature guards nothing there; TLS does.) The key and the self-signed certificate are
 made at first start and kept in the data dir, the key in a 0600 file like the server's
 other keys.
 """
