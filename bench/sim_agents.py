@@ -95,7 +95,11 @@ class SimulatedAgent:
         if execution not in self.specs_seen:
             await self.conn.call(
                 "GetDeploymentSpecification",
-                {"DeploymentExecutionId": execution, "HostIdentifier": self.host_identifier},
+                {
+                    "DeploymentExecutionId": execution,
+                    "HostIdentifier": self.host_identifier,
+                    "ShipyardSpecification": True,  # as Shipyard's agent asks: plain JSON
+                },
             )
             self.specs_seen.add(execution)
             self.stats.specs += 1

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from shipyard.cli import pack, progress
 from shipyard.config import AgentConfig, build
@@ -441,3 +442,54 @@ def test_status_report_accepts_boto3_datetimes() -> None:
 )
 def test_format_duration(value: float | None, text: str) -> None:
     assert progress.format_duration(value) == text
+
+
+def test_instance_register_writes_the_stock_agent_files(
+    live_server: LiveServer, tmp_path: Path
+) -> None:
+    endpoint = "https://deploy.example.com:8420"
+    result = shipyard(
+        "instance", "register", "stock-1", "--format", "codedeploy", "--endpoint", endpoint,
+        "--output", str(tmp_path), "--root-dir", "/srv/cd-root", "--pid-dir", "/run/cd",
+        env=cli_env(live_server),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    onpremises = tmp_path / "codedeploy.onpremises.yml"
+    settings = tmp_path / "codedeployagent.yml"
+    for written in (onpremises, settings):
+        assert stat.S_IMODE(written.stat().st_mode) == 0o600
+    keys = yaml.safe_load(onpremises.read_text())
+    assert set(keys) == {"aws_access_key_id", "aws_secret_access_key", "iam_user_arn", "region"}
+    assert keys["iam_user_arn"] == "arn:aws:iam::000000000000:user/shipyard/stock-1"
+    assert keys["region"] == "us-east-1"
+    info = live_server.client().get_on_premises_instance(instanceName="stock-1")["instanceInfo"]
+    assert info["iamUserArn"] == keys["iam_user_arn"]
+    # Ruby reads ":name:" keys as symbols, the way the stock agent's own file spells them.
+    values = yaml.safe_load(settings.read_text())
+    assert values[":deploy_control_endpoint"] == endpoint
+    assert values[":s3_endpoint_override"] == endpoint
+    assert values[":on_premises_config_file"] == str(onpremises)
+    assert values[":root_dir"] == "/srv/cd-root"
+    assert values[":pid_dir"] == "/run/cd"
+    assert values[":log_dir"] == "/var/log/aws/codedeploy-agent/"
+    assert all(line.startswith((":", "#", "---")) for line in settings.read_text().splitlines())
+
+
+def test_instance_register_format_mistakes(live_server: LiveServer, tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-conf-dir"
+    stock = shipyard(
+        "instance", "register", "s-1", "--format", "codedeploy", "--output", str(missing),
+        env=cli_env(live_server),
+    )  # fmt: skip
+    assert_one_line_error(stock, 2, "does not exist")
+    own = shipyard(
+        "instance", "register", "s-1", "--output", str(tmp_path / "a.yml"), "--pid-dir", "/run",
+        env=cli_env(live_server),
+    )  # fmt: skip
+    assert_one_line_error(own, 2, "--pid-dir", "codedeploy")
+    unknown = shipyard(
+        "instance", "register", "s-1", "--format", "chef", "--output", str(tmp_path),
+        env=cli_env(live_server),
+    )  # fmt: skip
+    assert unknown.returncode == 2 and "invalid choice" in unknown.stderr
+    assert shipyard("instance", "list", env=cli_env(live_server)).stdout.count("s-1") == 0

@@ -48,6 +48,10 @@ class ServerConfig:
     tls_key: str = ""
     # Public URL agents and clients use to reach this server (presigned bundle URLs).
     public_url: str = ""
+    # The built-in store also serves bucket B at B.<bucket_domain> (virtual-hosted
+    # addressing, as the stock CodeDeploy agent's S3 client uses by host name); empty
+    # means public_url's host name. Needs wildcard DNS and a wildcard certificate.
+    bucket_domain: str = ""
     # External S3-compatible bundle store; empty means the built-in one.
     s3_endpoint: str = ""
     s3_access_key_id: str = ""

@@ -93,6 +93,7 @@ def test_the_other_operations_send_json_diagnostics(tmp_path: Path) -> None:
     assert spec_request == {
         "DeploymentExecutionId": "d-ABCDEFGHI/42/x/web-1",
         "HostIdentifier": HOST_ARN,
+        "ShipyardSpecification": True,  # plain JSON, not the stock agent's PKCS#7
     }
     assert ack["Diagnostics"]["Format"] == "JSON"
     assert json.loads(ack["Diagnostics"]["Payload"]) == {"IsCommandNoop": True}

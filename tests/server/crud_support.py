@@ -40,17 +40,26 @@ def error_code(call: Callable[..., Any], **kwargs: Any) -> str:
     return str(info.value.response["Error"]["Code"])
 
 
-def raw_call(server: LiveServer, operation: str, body: Any) -> tuple[int, dict[str, Any]]:
-    """POST a SigV4-signed JSON body as is, bypassing botocore's parameter validation."""
+def raw_call(
+    server: LiveServer,
+    operation: str,
+    body: Any,
+    *,
+    target_prefix: str = "CodeDeploy_20141006",
+    service: str = "codedeploy",
+    keys: tuple[str, str] | None = None,
+) -> tuple[int, dict[str, Any]]:
+    """POST a SigV4-signed JSON body as is, bypassing botocore's parameter validation;
+    with the admin key unless ``keys`` (access key id, secret) are given."""
     data = json.dumps(body).encode()
     url = server.url + "/"
     headers = {
-        "X-Amz-Target": f"CodeDeploy_20141006.{operation}",
+        "X-Amz-Target": f"{target_prefix}.{operation}",
         "Content-Type": "application/x-amz-json-1.1",
     }
     request = AWSRequest(method="POST", url=url, data=data, headers=headers)
-    credentials = Credentials(server.access_key_id, server.secret_access_key)
-    SigV4Auth(credentials, "codedeploy", server.region).add_auth(request)
+    credentials = Credentials(*(keys or (server.access_key_id, server.secret_access_key)))
+    SigV4Auth(credentials, service, server.region).add_auth(request)
     outgoing = urllib.request.Request(url, data=data, headers=dict(request.headers), method="POST")
     try:
         with urllib.request.urlopen(outgoing, timeout=10) as response:

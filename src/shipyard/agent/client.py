@@ -153,7 +153,12 @@ class CommandClient:
         """GetDeploymentSpecification, returning the decoded GenericEnvelope payload."""
         out = self.call(
             "GetDeploymentSpecification",
-            {"DeploymentExecutionId": execution_id, "HostIdentifier": self._config.host_identifier},
+            {
+                "DeploymentExecutionId": execution_id,
+                "HostIdentifier": self._config.host_identifier,
+                # Extension: plain JSON, not the signed PKCS#7 the stock agent gets.
+                "ShipyardSpecification": True,
+            },
         )
         return _specification_payload(out)
 

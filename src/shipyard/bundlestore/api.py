@@ -1,5 +1,8 @@
 """The built-in bundle store's S3 API: path-style, XML, served on the Shipyard endpoint.
 
+Virtual-hosted addressing too (``Host: <bucket>.<bucket_domain>``), as the stock
+CodeDeploy agent's S3 client uses when it reaches the server by host name.
+
 Enough of S3 for ``aws s3``, ``aws deploy push``, boto3 and the CodeDeploy agent: buckets,
 objects (with Range and versionId), ListObjects v1 and v2, batch delete, copy and
 multipart uploads. Admin keys may do everything; instance keys (agents) and the server's
@@ -12,10 +15,11 @@ Modules: this one routes and answers errors, and holds the bucket operations;
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
-from urllib.parse import unquote
+from urllib.parse import unquote, urlsplit
 
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
@@ -28,6 +32,7 @@ from shipyard.bundlestore.auth import Authenticated, authenticate, raw_query_pai
 from shipyard.bundlestore.call import MAX_XML_BODY, S3Call, owner, run_blocking
 from shipyard.bundlestore.disk import BundleStore, S3Error
 from shipyard.bundlestore.s3xml import Xml, iso_time, list_objects_result, parse_xml, xml_response
+from shipyard.config import ServerConfig
 from shipyard.server.context import Services
 
 log = logging.getLogger("shipyard.s3")
@@ -61,7 +66,7 @@ async def handle(request: Request, services: Services) -> Response:
     request = Request(request.scope, receive)
     raw_path = (request.scope.get("raw_path") or request.url.path.encode()).decode("latin-1")
     try:
-        bucket, key = _split_path(raw_path)
+        bucket, key = _address(request, raw_path, services.config)
         auth = authenticate(request, services)
         query = dict(raw_query_pairs(request))
         _authorize(auth, request.method, key, query)
@@ -115,12 +120,37 @@ class _TrackedReceive:
         return True
 
 
-def _split_path(raw_path: str) -> tuple[str, str]:
+def _address(request: Request, raw_path: str, config: ServerConfig) -> tuple[str, str]:
+    """The bucket and key a request names: by its Host header when that is a bucket's
+    own name under the bucket domain (virtual-hosted), else by its path."""
+    domain = bucket_domain(config)
+    host = request.headers.get("host", "").lower()
+    name = host.rpartition(":")[0] if host.rpartition(":")[2].isdigit() else host
+    if domain and name.endswith("." + domain):
+        bucket = name.removesuffix("." + domain)
+        return bucket, _decoded(raw_path.removeprefix("/"))
+    bucket, _, key = _decoded(raw_path.lstrip("/")).partition("/")
+    return bucket, key
+
+
+def bucket_domain(config: ServerConfig) -> str:
+    """The host name buckets are served under: ``bucket_domain``, else the public URL's
+    host name (an IP address has no subdomains)."""
+    if config.bucket_domain:
+        return config.bucket_domain.lower().rstrip(".")
+    name = (urlsplit(config.public_url).hostname or "") if config.public_url else ""
     try:
-        bucket, _, key = unquote(raw_path.lstrip("/"), errors="strict").partition("/")
+        ipaddress.ip_address(name)
+    except ValueError:
+        return name
+    return ""
+
+
+def _decoded(path: str) -> str:
+    try:
+        return unquote(path, errors="strict")
     except UnicodeDecodeError:
         raise S3Error("InvalidURI", "Couldn't parse the specified URI.") from None
-    return bucket, key
 
 
 def _authorize(auth: Authenticated, method: str, key: str, query: dict[str, str]) -> None:

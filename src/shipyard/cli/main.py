@@ -131,9 +131,21 @@ def _add_instance_commands(subparsers: Any, api: argparse.ArgumentParser) -> Non
         metavar="URL",
         help="server URL the agent will use (also used here unless set otherwise)",
     )
-    reg.add_argument("--output", required=True, metavar="FILE", help="agent config file to write")
+    reg.add_argument(
+        "--output",
+        required=True,
+        metavar="PATH",
+        help="agent config file to write (--format codedeploy: the agent's conf directory)",
+    )
+    reg.add_argument(
+        "--format",
+        choices=["shipyard", "codedeploy"],
+        default="shipyard",
+        help="config for Shipyard's agent, or the stock CodeDeploy agent's two files",
+    )
     reg.add_argument("--root-dir", metavar="DIR", help="agent deployment root")
     reg.add_argument("--log-dir", metavar="DIR", help="agent log directory")
+    reg.add_argument("--pid-dir", metavar="DIR", help="stock agent pid directory")
     reg.set_defaults(run=commands.cmd_instance_register)
     dereg = actions.add_parser("deregister", parents=[api], help="deregister an instance")
     dereg.add_argument("name", metavar="NAME")

@@ -22,6 +22,7 @@ import boto3
 
 from shipyard.cli import pack, progress
 from shipyard.cli.client import CliError, ShipyardClient, readable_errors
+from shipyard.cli.codedeploy_files import ONPREMISES_FILE, SETTINGS_FILE, StockAgentFiles
 from shipyard.config import AgentConfig, agent_config_to_yaml, build
 
 DEFAULT_ENDPOINT = "http://127.0.0.1:8420"
@@ -78,6 +79,11 @@ def _print_lines(lines: Sequence[str], out: TextIO | None = None) -> None:
 def cmd_instance_register(args: argparse.Namespace) -> int:
     tags = _tags(args.tag)
     output = Path(args.output)
+    stock = args.format == "codedeploy"
+    if stock and not output.is_dir():
+        raise CliError(f"instance register: directory {output} does not exist", 2)
+    if not stock and args.pid_dir:
+        raise CliError("instance register: --pid-dir is for --format codedeploy only", 2)
     if not output.parent.is_dir():
         raise CliError(f"instance register: directory {output.parent} does not exist", 2)
     client = _client(args)
@@ -86,6 +92,8 @@ def cmd_instance_register(args: argparse.Namespace) -> int:
     if tags:
         client.api("AddTagsToOnPremisesInstances", tags=tags, instanceNames=[args.name])
     issued = client.call_extension("ShipyardIssueInstanceCredentials", {"instanceName": args.name})
+    if stock:
+        return _write_stock_agent_files(args, client, issued, arn, output)
     flags: dict[str, Any] = {
         "endpoint": args.agent_endpoint or client.endpoint,
         "instance_name": args.name,
@@ -102,6 +110,32 @@ def cmd_instance_register(args: argparse.Namespace) -> int:
     print(f"Registered instance {args.name} ({tag_text})")
     print(f"Agent config (contains its secret key) written to {output}")
     print(f"Start the agent on that host with: shipyard agent --config {shlex.quote(str(output))}")
+    return 0
+
+
+def _write_stock_agent_files(
+    args: argparse.Namespace,
+    client: ShipyardClient,
+    issued: dict[str, Any],
+    arn: str,
+    conf_dir: Path,
+) -> int:
+    """``--format codedeploy``: the stock agent's on-premises file and settings."""
+    dirs = {"root_dir": args.root_dir, "log_dir": args.log_dir, "pid_dir": args.pid_dir}
+    files = StockAgentFiles(
+        endpoint=args.agent_endpoint or client.endpoint,
+        access_key_id=issued["accessKeyId"],
+        secret_access_key=issued["secretAccessKey"],
+        iam_user_arn=issued.get("hostIdentifier") or arn,
+        region=client.region,
+        conf_dir=conf_dir.absolute(),
+        **{name: value for name, value in dirs.items() if value},
+    )
+    _write_private(conf_dir / ONPREMISES_FILE, files.onpremises())
+    _write_private(conf_dir / SETTINGS_FILE, files.settings())
+    print(f"Registered instance {args.name} for the stock CodeDeploy agent")
+    print(f"Wrote {conf_dir / ONPREMISES_FILE} (contains its secret key) and {SETTINGS_FILE}")
+    print("Restart the agent with SSL_CERT_FILE naming a CA bundle that trusts the server")
     return 0
 
 

@@ -3,6 +3,11 @@
 Thin handlers: check that the caller is an instance and speaks for its own host, check
 the members, then hand over to the runner. Host command ids travel as decimal strings
 (the model types HostCommandIdentifier as a string).
+
+The same handlers answer the stock CodeDeploy agent: under its own target prefix, or
+``CodeDeployCommandService.<Op>`` (signing name ``codedeploy-commands-secure``) when it
+runs with ``:enable_auth_policy: true``. It gets its specification as signed PKCS#7
+(``spec_signing``); Shipyard's agent asks for plain JSON with ``ShipyardSpecification``.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from shipyard.errors import ApiError, UnknownExecution
 from shipyard.model import CommandStatus
 from shipyard.runner.agents import HostCommandView
 from shipyard.server.context import Call, Handler, Json
+from shipyard.server.spec_signing import SIGNED_FORMAT, SpecSigner
 from shipyard.store import schema
 
 MAX_PAYLOAD_CHARS = 1024 * 1024  # output chunks are batched to well under this
@@ -161,7 +167,7 @@ async def poll_host_command(call: Call) -> Json:
         except UnknownExecution:
             pass  # the deployment went meanwhile: the agent's own call will say so
         else:
-            answer["ShipyardDeploymentSpecification"] = _specification(payload)
+            answer["ShipyardDeploymentSpecification"] = _specification(payload, None)
     return {"HostCommand": answer}
 
 
@@ -182,22 +188,27 @@ def put_host_command_acknowledgement(call: Call) -> Json:
 
 
 def get_deployment_specification(call: Call) -> Json:
+    """GetDeploymentSpecification: plain JSON for Shipyard's agent (it sends the extension
+    member ``ShipyardSpecification: true``), signed PKCS#7 for any other agent."""
     instance = _instance(call)
     execution_id = _required_string(call.body, "DeploymentExecutionId")
+    plain = call.body.get("ShipyardSpecification", False)
+    if not isinstance(plain, bool):
+        raise _client_error("ShipyardSpecification must be true or false")
     _check_host(call, instance)
     payload = call.services.runner.agents.specification(instance, execution_id)
-    return _specification(payload)
+    return _specification(payload, None if plain else call.services.spec_signer)
 
 
-def _specification(payload: dict[str, Any]) -> Json:
+def _specification(payload: dict[str, Any], signer: SpecSigner | None) -> Json:
+    """The answer's envelope: ``TEXT/JSON``, or ``PKCS7/JSON`` signed by ``signer``."""
+    content = json.dumps(payload, separators=(",", ":"))
+    envelope = {"Format": "TEXT/JSON", "Payload": content}
+    if signer is not None:
+        envelope = {"Format": SIGNED_FORMAT, "Payload": signer.sign(content.encode())}
     return {
         "DeploymentSystem": "CodeDeploy",
-        "DeploymentSpecification": {
-            "GenericEnvelope": {
-                "Format": "TEXT/JSON",
-                "Payload": json.dumps(payload, separators=(",", ":")),
-            }
-        },
+        "DeploymentSpecification": {"GenericEnvelope": envelope},
     }
 
 

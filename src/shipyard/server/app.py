@@ -27,6 +27,9 @@ log = logging.getLogger("shipyard.server")
 
 API_PREFIX = "CodeDeploy_20141006."
 AGENT_PREFIX = "CodeDeployCommandService_v20141006."
+# The stock agent with ``:enable_auth_policy: true``: the "secure" command service
+# (API version 2019-11-11, signing name codedeploy-commands-secure), same operations.
+SECURE_AGENT_PREFIX = "CodeDeployCommandService."
 JSON_TYPE = "application/x-amz-json-1.1"
 
 
@@ -52,6 +55,8 @@ def _resolve(target: str, principal: Principal) -> Handler:
             )
     elif target.startswith(AGENT_PREFIX):
         table, name = AGENT_OPERATIONS, target.removeprefix(AGENT_PREFIX)
+    elif target.startswith(SECURE_AGENT_PREFIX):
+        table, name = AGENT_OPERATIONS, target.removeprefix(SECURE_AGENT_PREFIX)
     else:
         raise ApiError("UnknownOperationException", f"Unknown target {target!r}")
     handler = table.get(name)

@@ -11,6 +11,7 @@ from shipyard.store.db import Database
 
 if TYPE_CHECKING:
     from shipyard.runner.core import Runner
+    from shipyard.server.spec_signing import SpecSigner
 
 
 class Worker(Protocol):
@@ -29,6 +30,8 @@ class Services:
     db: Database
     runner: Runner
     clock: Callable[[], float]
+    # Signs deployment specifications for the stock CodeDeploy agent.
+    spec_signer: SpecSigner
     # Started and stopped with the app, after and before the runner.
     workers: list[Worker] = field(default_factory=list)
 

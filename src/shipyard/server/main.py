@@ -18,6 +18,7 @@ from shipyard.config import ServerConfig
 from shipyard.notify.delivery import Deliverer
 from shipyard.provision import Provisioner, ProvisionerConfig, get_provisioner
 from shipyard.runner.core import Runner
+from shipyard.server import spec_signing
 from shipyard.server.alarm_watch import AlarmWatcher
 from shipyard.server.app import create_app
 from shipyard.server.context import Services
@@ -30,7 +31,8 @@ def build_services(config: ServerConfig) -> Services:
     db = open_database(config.database_url)
     clock = time.time
     runner = Runner(config, db, clock, router=_router(config), provisioner=_provisioner(config))
-    services = Services(config=config, db=db, runner=runner, clock=clock)
+    signer = spec_signing.load_or_create(config.data_dir, clock())
+    services = Services(config=config, db=db, runner=runner, clock=clock, spec_signer=signer)
     # Agents get a ready-to-GET URL for S3 bundles, so they never need S3 keys.
     runner.agents.bundle_url = functools.partial(bundle_url, services)
     services.workers.append(AlarmWatcher(services))
