@@ -77,9 +77,13 @@ def test_tracking_files_older_than_a_day_are_ignored_and_cleared(tmp_path: Path)
     assert list(tracker.directory.iterdir()) == []
 
 
-def test_a_deployment_id_cannot_escape_the_tracking_directory(tmp_path: Path) -> None:
+@pytest.mark.parametrize("deployment_id", ["../../etc/passwd", "d-TRAILING1\n"])
+def test_a_deployment_id_cannot_escape_the_tracking_directory(
+    tmp_path: Path, deployment_id: str
+) -> None:
     with pytest.raises(ValueError, match="not a safe file name"):
-        CommandTracker(tmp_path).begin("../../etc/passwd", "1")
+        CommandTracker(tmp_path).begin(deployment_id, "1")
+    assert not (tmp_path / "ongoing-deployment" / deployment_id).exists()
 
 
 # ---- crash recovery --------------------------------------------------------------------

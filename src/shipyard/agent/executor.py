@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from shipyard.agent.hooks import DEFAULT_KILL_GRACE, CommandResult, HookRun, ScriptError, run_event
-from shipyard.agent.layout import ARCHIVE_DIR, Layout
+from shipyard.agent.layout import ARCHIVE_DIR, PRIVATE_MODE, Layout
 from shipyard.config import AgentConfig
 from shipyard.model import HOOK_COMMANDS, DeploymentCreator
 
@@ -223,12 +223,13 @@ def _unknown(message: str) -> CommandResult:
 
 
 def _download_bundle(layout: Layout, spec: DeploymentSpec, config: AgentConfig) -> None:
-    from shipyard.agent.bundle import BundleError, download, fetch_git, unpack
+    from shipyard.agent.bundle import BundleError, UnpackLimits, download, fetch_git, unpack
 
     group, deployment = spec.deployment_group_id, spec.deployment_id
-    layout.group_dir(group).mkdir(parents=True, exist_ok=True)
+    layout.secure_root()
+    layout.group_dir(group).mkdir(mode=PRIVATE_MODE, exist_ok=True)
     _prune_old_deployments(layout, spec, config.max_revisions)
-    layout.deployment_dir(group, deployment).mkdir(exist_ok=True)
+    layout.deployment_dir(group, deployment).mkdir(mode=PRIVATE_MODE, exist_ok=True)
     bundle_file = layout.bundle_file(group, deployment)
     limits = [n for n in (spec.max_bundle_bytes, config.max_bundle_bytes) if n]
     max_bytes = min(limits) if limits else config.max_bundle_bytes
@@ -250,7 +251,8 @@ def _download_bundle(layout: Layout, spec: DeploymentSpec, config: AgentConfig) 
                 raise _CommandError("deployment specification has no GitUrl (GitHub revision)")
             fetch_git(spec.git_url, revision.commit_id, bundle_file, max_bytes=max_bytes)
             bundle_type = "tar"  # git archive always writes a tar, whatever BundleType says
-        unpack(bundle_file, bundle_type, layout.archive_dir(group, deployment))
+        caps = UnpackLimits(config.max_unpacked_bytes, config.max_bundle_members)
+        unpack(bundle_file, bundle_type, layout.archive_dir(group, deployment), caps)
     except BundleError as exc:
         raise _CommandError(str(exc)) from None
     layout.mark_most_recent(group, deployment)

@@ -1,7 +1,9 @@
 """Running the hook scripts of one lifecycle event, the way the stock agent does.
 
 Each script runs in its own session (so its process group can be killed as a whole),
-with stdin on /dev/null, under ``su``/``sudo`` when the appspec says ``runas``/``sudo``.
+with stdin on /dev/null, as the appspec's ``runas`` user (privileges dropped in the
+child) or under ``sudo`` when the appspec says so. A location that resolves outside the
+bundle (through a symlink) is never run.
 Its stdout and stderr are read concurrently, line by line, with one selector; every
 line goes to ``scripts.log`` in the stock format and to the ``on_output`` callback.
 
@@ -16,8 +18,9 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import pwd
+import re
 import selectors
-import shlex
 import signal
 import subprocess
 import time
@@ -26,7 +29,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any
+
+from shipyard.agent import tree
 
 if TYPE_CHECKING:
     from shipyard.agent.appspec import HookScript
@@ -34,7 +39,9 @@ if TYPE_CHECKING:
 LOG_TAIL_CHARS = 4096
 MAX_LINE_BYTES = 64 * 1024  # a "line" longer than this is emitted in pieces
 DEFAULT_KILL_GRACE = 5.0  # seconds between SIGTERM and SIGKILL for a timed-out group
-RUNAS_SHELL = "/bin/sh"
+RUNAS_SHELL = "/bin/sh"  # SHELL for a runas script, as ``su -s /bin/sh`` would set it
+# A POSIX user name (as useradd accepts it); never one that starts with "-".
+RUNAS_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,31}\$?")
 
 
 class ScriptError(IntEnum):
@@ -86,16 +93,38 @@ class HookRun:
     clock: Callable[[], float] = time.time  # wall clock for the log timestamps
 
 
-def script_command(path: Path, runas: str | None, sudo: bool) -> list[str]:
-    """The argv for a script, following the stock agent's ``runas``/``sudo`` rules.
+@dataclass(frozen=True)
+class Launch:
+    """How to start one script: its argv, working directory and user (None: the agent's)."""
 
-    ``su -s /bin/sh`` rather than plain ``su``: service accounts usually have a nologin
-    shell, with which ``su U -c`` refuses to run anything.
+    argv: list[str]
+    cwd: str = "/"
+    user: pwd.struct_passwd | None = None
+
+
+class LaunchError(Exception):
+    """The script cannot be started as asked (e.g. its runas user does not exist)."""
+
+
+def script_command(path: Path, runas: str | None, sudo: bool) -> Launch:
+    """How to start a script, following the stock agent's ``runas``/``sudo`` rules.
+
+    ``runas`` drops to that user in the child itself (``setgroups``/``setgid``/``setuid``
+    after the lookup here) instead of going through ``su``, which would read a name
+    such as ``-c id`` as an option. The script then starts in its own directory, as
+    ``./NAME``: the agent's root directory is closed to other users, and a relative
+    path needs search permission on the script's directory only. ``sudo`` adds
+    nothing to ``runas`` when the agent is root, so it only matters without it.
     """
     if runas:
-        command = ["su", "-s", RUNAS_SHELL, runas, "-c", shlex.quote(str(path))]
-        return ["sudo", *command] if sudo else command
-    return ["sudo", str(path)] if sudo else [str(path)]
+        if not RUNAS_NAME.fullmatch(runas):
+            raise LaunchError(f"runas {runas!r} is not a valid user name")
+        try:
+            user = pwd.getpwnam(runas)
+        except KeyError:
+            raise LaunchError(f"runas user {runas!r} does not exist on this host") from None
+        return Launch([f"./{path.name}"], str(path.parent), user)
+    return Launch(["sudo", str(path)] if sudo else [str(path)])
 
 
 def run_event(scripts: Sequence[HookScript], run: HookRun) -> CommandResult:
@@ -123,6 +152,11 @@ def _run_one(
     def fail(code: ScriptError, message: str) -> CommandResult:
         return CommandResult(code, location, message, tail.text())
 
+    if not _inside_bundle(run.archive_dir, location):
+        return fail(
+            ScriptError.SCRIPT_MISSING,
+            f"Script at specified location: {location} leads outside the bundle through a symlink",
+        )
     if not path.exists():
         return fail(
             ScriptError.SCRIPT_MISSING,
@@ -142,12 +176,17 @@ def _run_one(
                 f"Unable to set script at specified location: {location} as executable "
                 f"({exc.strerror})",
             )
-    writer.write(f"Script - {location}")
-    command = script_command(path, script.runas, script.sudo)
     try:
-        process = _start(command, run.env)
+        launch = script_command(path, script.runas, script.sudo)
+    except LaunchError as exc:
+        writer.write(f"Script - {location}: {exc}")
+        tail.add(f"{exc}\n")
+        return fail(ScriptError.SCRIPT_FAILED, f"Script at specified location: {location}: {exc}")
+    writer.write(f"Script - {location}")
+    try:
+        process = _start(launch, run.env)
     except OSError as exc:
-        if command[0] == str(path):  # e.g. a "#!" line naming a missing interpreter
+        if launch.argv[0] == str(path):  # e.g. a "#!" line naming a missing interpreter
             return fail(
                 ScriptError.SCRIPT_NOT_EXECUTABLE,
                 f"Script at specified location: {location} cannot be executed: "
@@ -156,7 +195,7 @@ def _run_one(
         return fail(
             ScriptError.UNKNOWN_ERROR,
             f"Script at specified location: {location} could not be started with "
-            f"{command[0]}: {exc.strerror or exc}",
+            f"{launch.argv[0]}: {exc.strerror or exc}",
         )
     try:
         timed_out, left_open = _supervise(process, script.timeout, run, writer)
@@ -189,24 +228,56 @@ def _run_one(
     return None
 
 
-def _start(command: list[str], env: Mapping[str, str]) -> subprocess.Popen[bytes]:
+def _inside_bundle(archive_dir: Path, location: str) -> bool:
+    """Whether ``location`` resolves inside the bundle, symlinks followed by hand."""
+    try:
+        root = os.open(archive_dir, tree.DIRECTORY_FLAGS)
+    except OSError:
+        return True  # no bundle directory: the missing script is reported as such
+    try:
+        tree.resolve(root, location)
+    except tree.EscapeError:
+        return False
+    finally:
+        os.close(root)
+    return True
+
+
+def _start(launch: Launch, env: Mapping[str, str]) -> subprocess.Popen[bytes]:
+    user = launch.user
+    environment = dict(env)
+    identity: dict[str, Any] = {}
+    if user is not None:
+        environment.update(
+            HOME=user.pw_dir, USER=user.pw_name, LOGNAME=user.pw_name, SHELL=RUNAS_SHELL
+        )
+        if user.pw_uid != os.geteuid():
+            # Popen changes directory first (still as root), then drops the groups,
+            # the group and the user: initgroups, setgid, setuid, in that order.
+            identity = {
+                "user": user.pw_uid,
+                "group": user.pw_gid,
+                "extra_groups": os.getgrouplist(user.pw_name, user.pw_gid),
+            }
+
     def spawn(argv: list[str]) -> subprocess.Popen[bytes]:
         return subprocess.Popen(
             argv,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            env=dict(env),
-            cwd="/",
+            env=environment,
+            cwd=launch.cwd,
             start_new_session=True,  # own process group: a timeout kills all of it
+            **identity,
         )
 
     try:
-        return spawn(command)
+        return spawn(launch.argv)
     except OSError as exc:
         # A script without a "#!" line: run it with sh, as a shell (and execvp) would.
-        if exc.errno == errno.ENOEXEC and len(command) == 1:
-            return spawn(["/bin/sh", command[0]])
+        if exc.errno == errno.ENOEXEC and launch.argv[0] != "sudo":
+            return spawn(["/bin/sh", launch.argv[0]])
         raise
 
 
@@ -362,6 +433,8 @@ __all__ = [
     "DEFAULT_KILL_GRACE",
     "CommandResult",
     "HookRun",
+    "Launch",
+    "LaunchError",
     "ScriptError",
     "run_event",
     "script_command",
