@@ -13,6 +13,7 @@ import json
 import os
 import random
 import signal
+import stat
 import subprocess
 import sys
 import tarfile
@@ -384,8 +385,10 @@ def test_a_hook_runs_tracked_and_streamed_and_its_result_is_reported(tmp_path: P
         tracking = root / "ongoing-deployment" / DEPLOYMENT
         script = f'echo "starting"\necho "tracked as $(cat {tracking})"\n'
         unpacked_revision(root, {"ApplicationStart": script})
+        root.chmod(0o755)  # as an older agent left it
 
     server, config = run_commands(tmp_path, service, prepare)
+    assert stat.S_IMODE(config.root_dir.stat().st_mode) == 0o700  # closed at start
     operations = [op for op in server.operations() if op != "PollHostCommand"]
     assert operations[:2] == ["GetDeploymentSpecification", "PutHostCommandAcknowledgement"]
     assert operations[-1] == "PutHostCommandComplete"

@@ -330,7 +330,6 @@ def unpack(
     shutil.rmtree(archive_dir, ignore_errors=True)
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(mode=0o700, parents=True)
-    staging.chmod(ARCHIVE_ROOT_MODE)
     try:
         root_fd = os.open(staging, tree.DIRECTORY_FLAGS)
         try:
@@ -341,6 +340,7 @@ def unpack(
         finally:
             os.close(root_fd)
         _archive_root(staging).rename(archive_dir)
+        archive_dir.chmod(ARCHIVE_ROOT_MODE)  # a stripped leading directory had its own
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
