@@ -99,6 +99,32 @@ def test_nothing_is_written_through_an_inner_link_whatever_the_order(
     assert list(target.deployment.iterdir()) == []
 
 
+def test_links_that_stay_inside_are_kept_loops_included(target: Target) -> None:
+    """Checking links is no excuse to refuse ordinary ones: relative links up and down
+    the tree, a link to a link, a dangling one and a loop (the kernel refuses to follow
+    a loop, so it leads nowhere) all unpack."""
+    members = [
+        file_member("releases/v2/start.sh", b"#!/bin/sh\n", 0o755),
+        link_member("releases/current", "v2"),
+        link_member("scripts", "releases/current"),
+        link_member("releases/v2/appspec.yml", "../../appspec.yml"),
+        file_member("appspec.yml", b"version: 0.0\n"),
+        link_member("later", "not/there/yet"),
+        link_member("loop", "loop"),
+    ]
+    unpack(write_tar(target.root / "b.tar", members), "tar", target.archive)
+    assert (target.archive / "scripts/start.sh").read_bytes() == b"#!/bin/sh\n"
+    assert (target.archive / "scripts/appspec.yml").read_bytes() == b"version: 0.0\n"
+    assert os.readlink(target.archive / "later") == "not/there/yet"
+    assert os.readlink(target.archive / "loop") == "loop"
+
+
+def test_a_name_longer_than_the_cap_is_refused(target: Target) -> None:
+    name = "/".join(["d"] * 9000)  # 17,999 characters of nested one-letter directories
+    with pytest.raises(BundleError, match="name longer than 16384 characters"):
+        unpack(write_tar(target.root / "b.tar", [file_member(name)]), "tar", target.archive)
+
+
 def test_hard_link_through_a_symlink_is_refused(target: Target) -> None:
     members = [
         link_member("up", "."),

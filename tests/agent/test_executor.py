@@ -416,6 +416,7 @@ def _github(**fields: str) -> dict[str, Any]:
         ({"ApplicationName": 7}, "ApplicationName must be a string"),
         ({"DeploymentGroupId": "../etc"}, "DeploymentGroupId is not a valid id"),
         ({"DeploymentId": "d-NEWLINE01\n"}, "DeploymentId is not a valid id"),
+        ({"DeploymentId": "d-" + "1" * 5000}, "DeploymentId is not a valid id"),
         ({"Revision": {}}, "missing Revision.RevisionType"),
         ({"Revision": {"RevisionType": "Local File"}}, "unsupported revision type 'Local File'"),
         (_s3(Bucket="b", BundleType="tar"), "missing S3Revision.Key"),

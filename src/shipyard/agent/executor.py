@@ -45,7 +45,7 @@ BLUE_GREEN_ROLLBACK_SOURCES = {
 APPSPEC_FALLBACKS = ("appspec.yaml", "appspec.yml")
 BUNDLE_TYPES = frozenset({"tar", "tgz", "zip"})
 # Ids become directory names: never let one climb out of the deployment root.
-SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 # The agent's own keys (when given through the environment) are not the scripts' business.
 AGENT_SECRETS = frozenset({"SHIPYARD_ACCESS_KEY_ID", "SHIPYARD_SECRET_ACCESS_KEY"})
 # Everything the agent's own configuration may come from (keys included).

@@ -32,6 +32,7 @@ CHUNK = 64 * 1024
 KEPT_MODE_BITS = 0o755  # no group/other write, no setuid, setgid or sticky
 MAX_LINK_TARGET = 4096
 MAX_NAME_SHOWN = 160
+MAX_NAME_LENGTH = 16 * 1024  # far past PATH_MAX, yet a bound on the work per member
 CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
@@ -108,7 +109,7 @@ def unzip(bundle: str, root_fd: int, limits: UnpackLimits) -> None:
         writer.finish()
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, zlib.error) as exc:
         raise BundleError(f"bundle is not a readable zip archive: {exc}") from None
-    except NotImplementedError as exc:  # e.g. an unsupported compression method
+    except RuntimeError as exc:  # an unsupported compression method, an encrypted member
         raise BundleError(f"bundle zip archive cannot be read: {exc}") from None
     except OSError as exc:
         raise BundleError(f"cannot unpack bundle: {exc}") from None
@@ -131,6 +132,8 @@ class _Writer:
             raise _too_many(self.limits)
         if name.startswith("/"):
             raise _unsafe(name, "absolute path")
+        if len(name) > MAX_NAME_LENGTH:
+            raise _unsafe(name, f"name longer than {MAX_NAME_LENGTH} characters")
         parts = tree.split(name)
         if ".." in parts:
             raise _unsafe(name, "path escapes the archive (a '..' component)")

@@ -85,42 +85,55 @@ def resolve(root_fd: int, path: str, *, follow_last: bool = True) -> list[str]:
     Raises :class:`EscapeError` when resolving would leave the root: an absolute link,
     or a ``..`` above it. What does not exist is taken as written. A symlink loop is
     not an escape (the kernel refuses it with ELOOP): past :data:`MAX_LINKS` links the
-    rest is taken as written.
+    rest is taken as written. Each step costs a constant number of system calls: the
+    directories walked so far stay open.
     """
     pending = split(path)[::-1]  # a stack: the next component last
     done: list[str] = []
+    opened = [os.dup(root_fd)]  # opened[i] is the directory done[:i], while it exists
     links = 0
-    while pending:
-        part = pending.pop()
-        if part == "..":
-            if not done:
-                raise EscapeError(f"{path} leads outside the bundle")
-            done.pop()
-            continue
-        target = None
-        if links < MAX_LINKS and (pending or follow_last):
-            target = _link_target(root_fd, done, part)
-        if target is None:
-            done.append(part)
-            continue
-        links += 1
-        if target.startswith("/"):
-            raise EscapeError(f"{path} leads outside the bundle (a link to {target})")
-        pending.extend(split(target)[::-1])
+    try:
+        while pending:
+            part = pending.pop()
+            if part == "..":
+                if not done:
+                    raise EscapeError(f"{path} leads outside the bundle")
+                done.pop()
+                if len(opened) > len(done) + 1:
+                    os.close(opened.pop())
+                continue
+            here = opened[-1] if len(opened) == len(done) + 1 else None  # None: gone
+            target = None
+            if here is not None and links < MAX_LINKS and (pending or follow_last):
+                target = _read_link(here, part)
+            if target is None:
+                done.append(part)
+                child = _open_existing(here, part) if here is not None and pending else None
+                if child is not None:
+                    opened.append(child)
+                continue
+            links += 1
+            if target.startswith("/"):
+                raise EscapeError(f"{path} leads outside the bundle (a link to {target})")
+            pending.extend(split(target)[::-1])
+    finally:
+        for fd in opened:
+            os.close(fd)
     return done
 
 
-def _link_target(root_fd: int, parents: Sequence[str], name: str) -> str | None:
+def _read_link(parent_fd: int, name: str) -> str | None:
     try:
-        parent = open_directory(root_fd, parents)
-    except (FileNotFoundError, NotThroughLinkError):
-        return None  # nothing there, or a file: nothing to follow
-    try:
-        return os.readlink(name, dir_fd=parent)
+        return os.readlink(name, dir_fd=parent_fd)
     except OSError:  # not a link, or not there
         return None
-    finally:
-        os.close(parent)
+
+
+def _open_existing(parent_fd: int, name: str) -> int | None:
+    try:
+        return os.open(name, DIRECTORY_FLAGS, dir_fd=parent_fd)
+    except OSError:  # missing, or a file: nothing below it to follow
+        return None
 
 
 def symlinks(root_fd: int) -> Iterator[tuple[list[str], str]]:
