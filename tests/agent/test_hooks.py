@@ -327,6 +327,17 @@ def test_the_appspec_refuses_a_runas_that_is_not_a_user_name(runas: str) -> None
         parse(text)
 
 
+def test_a_runas_script_the_user_cannot_execute_is_named(archive: Archive) -> None:
+    location = archive.script("private/s.sh", "#!/bin/sh\necho hi\n")
+    (archive.dir / "private/s.sh").chmod(0o700)  # root's alone
+    result = archive.run("ApplicationStart", HookScript(location, runas="nobody"))
+    assert (result.error_code, result.message) == (
+        ScriptError.SCRIPT_NOT_EXECUTABLE,
+        "Script at specified location: private/s.sh cannot be executed as nobody: "
+        "Permission denied",
+    )
+
+
 def test_launch_for_runas_and_sudo(archive: Archive) -> None:
     path = Path("/archive/scripts/start server.sh")
     assert script_command(path, None, False) == Launch([str(path)])

@@ -186,10 +186,11 @@ def _run_one(
     try:
         process = _start(launch, run.env)
     except OSError as exc:
-        if launch.argv[0] == str(path):  # e.g. a "#!" line naming a missing interpreter
+        if launch.argv[0] != "sudo":  # e.g. a "#!" line naming a missing interpreter
+            as_user = f" as {launch.user.pw_name}" if launch.user is not None else ""
             return fail(
                 ScriptError.SCRIPT_NOT_EXECUTABLE,
-                f"Script at specified location: {location} cannot be executed: "
+                f"Script at specified location: {location} cannot be executed{as_user}: "
                 f"{exc.strerror or exc}",
             )
         return fail(
