@@ -15,16 +15,8 @@ from pathlib import Path
 import pytest
 
 from shipyard.agent.appspec import AppSpecError, HookScript, parse
-from shipyard.agent.hooks import (
-    LOG_TAIL_CHARS,
-    CommandResult,
-    HookRun,
-    Launch,
-    LaunchError,
-    ScriptError,
-    run_event,
-    script_command,
-)
+from shipyard.agent.hooks import LOG_TAIL_CHARS, CommandResult, HookRun, ScriptError, run_event
+from shipyard.agent.launch import Launch, LaunchError, script_command
 from tests.agent.archives import build_on_disk, link_chain_escape, path_max_escape
 
 FIXED_CLOCK = 1_700_000_000.0

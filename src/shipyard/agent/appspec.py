@@ -32,7 +32,7 @@ from typing import Any
 
 import yaml
 
-from shipyard.agent.hooks import RUNAS_NAME
+from shipyard.agent.launch import RUNAS_NAME
 from shipyard.agent.permissions import Permission, parse_permission
 
 SUPPORTED_VERSION = 0.0

@@ -16,10 +16,7 @@ the stock agent would wait on it, Shipyard stops at the script's deadline).
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
-import pwd
-import re
 import selectors
 import signal
 import subprocess
@@ -29,9 +26,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING
 
 from shipyard.agent import tree
+from shipyard.agent.launch import LaunchError, script_command, start
 
 if TYPE_CHECKING:
     from shipyard.agent.appspec import HookScript
@@ -39,9 +37,6 @@ if TYPE_CHECKING:
 LOG_TAIL_CHARS = 4096
 MAX_LINE_BYTES = 64 * 1024  # a "line" longer than this is emitted in pieces
 DEFAULT_KILL_GRACE = 5.0  # seconds between SIGTERM and SIGKILL for a timed-out group
-RUNAS_SHELL = "/bin/sh"  # SHELL for a runas script, as ``su -s /bin/sh`` would set it
-# A POSIX user name (as useradd accepts it); never one that starts with "-".
-RUNAS_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,31}\$?")
 
 
 class ScriptError(IntEnum):
@@ -91,40 +86,6 @@ class HookRun:
     on_output: Callable[[str], None]
     kill_grace: float = DEFAULT_KILL_GRACE
     clock: Callable[[], float] = time.time  # wall clock for the log timestamps
-
-
-@dataclass(frozen=True)
-class Launch:
-    """How to start one script: its argv, working directory and user (None: the agent's)."""
-
-    argv: list[str]
-    cwd: str = "/"
-    user: pwd.struct_passwd | None = None
-
-
-class LaunchError(Exception):
-    """The script cannot be started as asked (e.g. its runas user does not exist)."""
-
-
-def script_command(path: Path, runas: str | None, sudo: bool) -> Launch:
-    """How to start a script, following the stock agent's ``runas``/``sudo`` rules.
-
-    ``runas`` drops to that user in the child itself (``setgroups``/``setgid``/``setuid``
-    after the lookup here) instead of going through ``su``, which would read a name
-    such as ``-c id`` as an option. The script then starts in its own directory, as
-    ``./NAME``: the agent's root directory is closed to other users, and a relative
-    path needs search permission on the script's directory only. ``sudo`` adds
-    nothing to ``runas`` when the agent is root, so it only matters without it.
-    """
-    if runas:
-        if not RUNAS_NAME.fullmatch(runas):
-            raise LaunchError(f"runas {runas!r} is not a valid user name")
-        try:
-            user = pwd.getpwnam(runas)
-        except KeyError:
-            raise LaunchError(f"runas user {runas!r} does not exist on this host") from None
-        return Launch([f"./{path.name}"], str(path.parent), user)
-    return Launch(["sudo", str(path)] if sudo else [str(path)])
 
 
 def run_event(scripts: Sequence[HookScript], run: HookRun) -> CommandResult:
@@ -184,7 +145,7 @@ def _run_one(
         return fail(ScriptError.SCRIPT_FAILED, f"Script at specified location: {location}: {exc}")
     writer.write(f"Script - {location}")
     try:
-        process = _start(launch, run.env)
+        process = start(launch, run.env)
     except OSError as exc:
         if launch.argv[0] != "sudo":  # e.g. a "#!" line naming a missing interpreter
             as_user = f" as {launch.user.pw_name}" if launch.user is not None else ""
@@ -242,44 +203,6 @@ def _inside_bundle(archive_dir: Path, location: str) -> bool:
     finally:
         os.close(root)
     return True
-
-
-def _start(launch: Launch, env: Mapping[str, str]) -> subprocess.Popen[bytes]:
-    user = launch.user
-    environment = dict(env)
-    identity: dict[str, Any] = {}
-    if user is not None:
-        environment.update(
-            HOME=user.pw_dir, USER=user.pw_name, LOGNAME=user.pw_name, SHELL=RUNAS_SHELL
-        )
-        if user.pw_uid != os.geteuid():
-            # Popen changes directory first (still as root), then drops the groups,
-            # the group and the user: initgroups, setgid, setuid, in that order.
-            identity = {
-                "user": user.pw_uid,
-                "group": user.pw_gid,
-                "extra_groups": os.getgrouplist(user.pw_name, user.pw_gid),
-            }
-
-    def spawn(argv: list[str]) -> subprocess.Popen[bytes]:
-        return subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=environment,
-            cwd=launch.cwd,
-            start_new_session=True,  # own process group: a timeout kills all of it
-            **identity,
-        )
-
-    try:
-        return spawn(launch.argv)
-    except OSError as exc:
-        # A script without a "#!" line: run it with sh, as a shell (and execvp) would.
-        if exc.errno == errno.ENOEXEC and launch.argv[0] != "sudo":
-            return spawn(["/bin/sh", launch.argv[0]])
-        raise
 
 
 def _supervise(
@@ -434,9 +357,6 @@ __all__ = [
     "DEFAULT_KILL_GRACE",
     "CommandResult",
     "HookRun",
-    "Launch",
-    "LaunchError",
     "ScriptError",
     "run_event",
-    "script_command",
 ]
