@@ -30,7 +30,13 @@ from shipyard.agent.executor import (
     parse_spec,
 )
 from shipyard.config import AgentConfig
-from tests.agent.archives import file_member, path_max_escape, write_tar
+from tests.agent.archives import (
+    build_on_disk,
+    file_member,
+    link_chain_escape,
+    path_max_escape,
+    write_tar,
+)
 
 GROUP_ID = "3f1c2d0e-0000-4000-8000-000000000001"
 EVENTS_BEFORE_INSTALL = ("ApplicationStop", "DownloadBundle", "BeforeInstall", "Install")
@@ -333,6 +339,20 @@ def test_appspec_file_name_fallbacks(site: Site) -> None:
     assert result.error_code == 5 and "no AppSpec file in the revision" in result.message
 
 
+def test_an_appspec_link_out_of_the_bundle_is_not_read(site: Site) -> None:
+    """appspec.yml -> a link chain that climbs out; the file beyond is never read as root."""
+    spec = site.spec("d-LINKSPEC1", site.revision("v1"))
+    site.deploy(spec, ("DownloadBundle",))
+    archive = site.deployment_dir("d-LINKSPEC1") / "deployment-archive"
+    (archive.parent / "outside.yml").write_text("version: 0.0\nos: linux\n")
+    (archive / "appspec.yml").unlink()
+    build_on_disk(archive, link_chain_escape())  # x and y2 lead to the archive's parent
+    (archive / "appspec.yml").symlink_to("y2/outside.yml")
+    assert (archive / "appspec.yml").read_text().startswith("version")  # the kernel's view
+    result = site.run("Install", spec)
+    assert result.error_code == 5 and "no AppSpec file in the revision" in result.message
+
+
 def test_unexpected_errors_never_escape(site: Site) -> None:
     spec = site.spec("d-BROKEN001", site.revision("v1"))
     site.config.root_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -417,6 +437,8 @@ def _github(**fields: str) -> dict[str, Any]:
         ({"DeploymentGroupId": "../etc"}, "DeploymentGroupId is not a valid id"),
         ({"DeploymentId": "d-NEWLINE01\n"}, "DeploymentId is not a valid id"),
         ({"DeploymentId": "d-" + "1" * 5000}, "DeploymentId is not a valid id"),
+        ({"AppSpecFilename": "../../etc/shadow"}, "AppSpecFilename must be a path inside"),
+        ({"AppSpecFilename": "/etc/shadow"}, "AppSpecFilename must be a path inside"),
         ({"Revision": {}}, "missing Revision.RevisionType"),
         ({"Revision": {"RevisionType": "Local File"}}, "unsupported revision type 'Local File'"),
         (_s3(Bucket="b", BundleType="tar"), "missing S3Revision.Key"),

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from shipyard.agent import tree
 from shipyard.agent.hooks import DEFAULT_KILL_GRACE, CommandResult, HookRun, ScriptError, run_event
 from shipyard.agent.layout import ARCHIVE_DIR, PRIVATE_MODE, Layout
 from shipyard.config import AgentConfig
@@ -99,6 +100,12 @@ def parse_spec(payload: Mapping[str, Any]) -> DeploymentSpec:
         if not SAFE_ID.fullmatch(value):
             raise ValueError(f"deployment specification {field_name} is not a valid id: {value!r}")
     overrides = _mapping(_mapping(payload, "AgentActionOverrides"), "AgentOverrides")
+    appspec_name = _optional(payload, "AppSpecFilename") or "appspec.yml"
+    if appspec_name.startswith("/") or ".." in appspec_name.split("/"):
+        raise ValueError(
+            f"deployment specification AppSpecFilename must be a path inside the bundle: "
+            f"{appspec_name!r}"
+        )
     max_bytes = payload.get("MaxBundleBytes")
     if max_bytes is not None and (not isinstance(max_bytes, int) or max_bytes <= 0):
         raise ValueError("deployment specification MaxBundleBytes must be a positive integer")
@@ -110,7 +117,7 @@ def parse_spec(payload: Mapping[str, Any]) -> DeploymentSpec:
         revision=_parse_revision(_mapping(payload, "Revision")),
         deployment_creator=_optional(payload, "DeploymentCreator") or DeploymentCreator.USER.value,
         deployment_type=_optional(payload, "DeploymentType") or "IN_PLACE",
-        appspec_filename=_optional(payload, "AppSpecFilename") or "appspec.yml",
+        appspec_filename=appspec_name,
         file_exists_behavior=(_optional(overrides, "FileExistsBehavior") or "DISALLOW").upper(),
         bundle_url=_optional(payload, "BundleUrl"),
         git_url=_optional(payload, "GitUrl"),
@@ -359,7 +366,7 @@ def _load_appspec(archive: Path, spec: DeploymentSpec) -> AppSpec:
         )
     for name in (spec.appspec_filename, *APPSPEC_FALLBACKS):
         candidate = archive / name
-        if candidate.is_file():
+        if _inside(archive, name) and candidate.is_file():
             try:
                 text = candidate.read_text(encoding="utf-8")
             except (OSError, UnicodeDecodeError) as exc:
@@ -372,6 +379,19 @@ def _load_appspec(archive: Path, spec: DeploymentSpec) -> AppSpec:
         f"no AppSpec file in the revision: looked for {spec.appspec_filename}, "
         f"{' and '.join(APPSPEC_FALLBACKS)} at the root of {archive}"
     )
+
+
+def _inside(archive: Path, name: str) -> bool:
+    """Whether ``name`` resolves inside the unpacked revision (symlinks followed by hand):
+    the agent reads the appspec as root, and the bundle's links are the bundle's."""
+    root = os.open(archive, tree.DIRECTORY_FLAGS)
+    try:
+        tree.resolve(root, name)
+    except tree.EscapeError:
+        return False
+    finally:
+        os.close(root)
+    return True
 
 
 def script_environment(spec: DeploymentSpec, event: str) -> dict[str, str]:
