@@ -366,7 +366,8 @@ def _load_appspec(archive: Path, spec: DeploymentSpec) -> AppSpec:
         )
     for name in (spec.appspec_filename, *APPSPEC_FALLBACKS):
         candidate = archive / name
-        if _inside(archive, name) and candidate.is_file():
+        # The agent reads it as root: never through a link out of the bundle.
+        if tree.stays_inside(archive, name) and candidate.is_file():
             try:
                 text = candidate.read_text(encoding="utf-8")
             except (OSError, UnicodeDecodeError) as exc:
@@ -379,19 +380,6 @@ def _load_appspec(archive: Path, spec: DeploymentSpec) -> AppSpec:
         f"no AppSpec file in the revision: looked for {spec.appspec_filename}, "
         f"{' and '.join(APPSPEC_FALLBACKS)} at the root of {archive}"
     )
-
-
-def _inside(archive: Path, name: str) -> bool:
-    """Whether ``name`` resolves inside the unpacked revision (symlinks followed by hand):
-    the agent reads the appspec as root, and the bundle's links are the bundle's."""
-    root = os.open(archive, tree.DIRECTORY_FLAGS)
-    try:
-        tree.resolve(root, name)
-    except tree.EscapeError:
-        return False
-    finally:
-        os.close(root)
-    return True
 
 
 def script_environment(spec: DeploymentSpec, event: str) -> dict[str, str]:

@@ -113,7 +113,7 @@ def _run_one(
     def fail(code: ScriptError, message: str) -> CommandResult:
         return CommandResult(code, location, message, tail.text())
 
-    if not _inside_bundle(run.archive_dir, location):
+    if not tree.stays_inside(run.archive_dir, location):
         return fail(
             ScriptError.SCRIPT_MISSING,
             f"Script at specified location: {location} leads outside the bundle through a symlink",
@@ -188,21 +188,6 @@ def _run_one(
             f"Script at specified location: {location} failed with exit code {code}",
         )
     return None
-
-
-def _inside_bundle(archive_dir: Path, location: str) -> bool:
-    """Whether ``location`` resolves inside the bundle, symlinks followed by hand."""
-    try:
-        root = os.open(archive_dir, tree.DIRECTORY_FLAGS)
-    except OSError:
-        return True  # no bundle directory: the missing script is reported as such
-    try:
-        tree.resolve(root, location)
-    except tree.EscapeError:
-        return False
-    finally:
-        os.close(root)
-    return True
 
 
 def _supervise(

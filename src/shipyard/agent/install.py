@@ -220,15 +220,10 @@ class _Planner:
         # A symlink source is copied as a link, so only the directories above it are
         # followed: resolve them inside the bundle, by hand (never os.path.realpath,
         # which gives up past PATH_MAX while the kernel does not).
-        root = os.open(self.archive_dir, tree.DIRECTORY_FLAGS)
-        try:
-            tree.resolve(root, inside, follow_last=False)
-        except tree.EscapeError:
+        if not tree.stays_inside(self.archive_dir, inside, follow_last=False):
             raise InstallError(
                 f"The appspec files source {source} leads outside the bundle through a symlink"
-            ) from None
-        finally:
-            os.close(root)
+            )
         return path
 
     def _copy_directory(self, source: Path, destination: str) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import errno
 import os
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 DIRECTORY_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 MAX_LINKS = 40  # the kernel's own limit on symlinks followed while resolving one path
@@ -122,6 +123,22 @@ def resolve(root_fd: int, path: str, *, follow_last: bool = True) -> list[str]:
     return done
 
 
+def stays_inside(directory: Path, path: str, *, follow_last: bool = True) -> bool:
+    """Whether ``path`` resolves inside ``directory`` (see :func:`resolve`). Without the
+    directory there is nothing to leave: the caller's own access reports what is missing."""
+    try:
+        root = os.open(directory, DIRECTORY_FLAGS)
+    except OSError:
+        return True
+    try:
+        resolve(root, path, follow_last=follow_last)
+    except EscapeError:
+        return False
+    finally:
+        os.close(root)
+    return True
+
+
 def _read_link(parent_fd: int, name: str) -> str | None:
     try:
         return os.readlink(name, dir_fd=parent_fd)
@@ -167,5 +184,6 @@ __all__ = [
     "open_directory",
     "resolve",
     "split",
+    "stays_inside",
     "symlinks",
 ]
