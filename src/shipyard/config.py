@@ -21,6 +21,8 @@ DEFAULT_REGION = "us-east-1"
 DEFAULT_POLL_SECONDS = 20.0  # how long PollHostCommand holds a request open
 DEFAULT_EVENT_TIMEOUT = 3600.0  # CodeDeploy's per-lifecycle-event limit
 DEFAULT_MAX_BUNDLE_BYTES = 2 * 1024**3
+DEFAULT_MAX_UNPACKED_BYTES = 10 * 1024**3  # what one bundle may expand to on a host
+DEFAULT_MAX_BUNDLE_MEMBERS = 100_000
 DEFAULT_MAX_REVISIONS = 5
 DEFAULT_AGENT_TIMEOUT = 60.0
 DEFAULT_ALARM_POLL_SECONDS = 1.0
@@ -104,6 +106,8 @@ class AgentConfig:
     log_dir: Path = Path("/var/log/shipyard-agent")
     max_revisions: int = DEFAULT_MAX_REVISIONS
     max_bundle_bytes: int = DEFAULT_MAX_BUNDLE_BYTES
+    max_unpacked_bytes: int = DEFAULT_MAX_UNPACKED_BYTES
+    max_bundle_members: int = DEFAULT_MAX_BUNDLE_MEMBERS
     poll_seconds: float = DEFAULT_POLL_SECONDS
     max_concurrent_commands: int = 16
     ca_file: str = ""

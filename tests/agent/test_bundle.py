@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import ssl
 import stat
 import subprocess
 import tarfile
 import threading
-import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -19,41 +17,9 @@ from pathlib import Path
 import pytest
 
 from shipyard.agent.bundle import BundleError, download, fetch_git, unpack
+from tests.agent.archives import file_member, link_member, write_tar, write_zip
 
-# --- archive builders ----------------------------------------------------------------
-
-
-def _file(name: str, data: bytes = b"x", mode: int = 0o644) -> tuple[tarfile.TarInfo, bytes]:
-    info = tarfile.TarInfo(name)
-    info.size, info.mode = len(data), mode
-    return info, data
-
-
-def _link(
-    name: str, target: str, kind: bytes = tarfile.SYMTYPE, mode: int = 0o644
-) -> tuple[tarfile.TarInfo, bytes]:
-    info = tarfile.TarInfo(name)
-    info.type, info.linkname, info.mode = kind, target, mode
-    return info, b""
-
-
-def write_tar(path: Path, members: list[tuple[tarfile.TarInfo, bytes]], mode: str = "w") -> Path:
-    with tarfile.open(path, mode) as archive:  # type: ignore[call-overload]
-        for info, data in members:
-            archive.addfile(info, io.BytesIO(data) if info.isreg() else None)
-    return path
-
-
-def write_zip(path: Path, members: list[tuple[str, bytes, int]]) -> Path:
-    """Members are (name, data, st_mode); st_mode 0 writes a member without Unix mode."""
-    with zipfile.ZipFile(path, "w") as archive:
-        for name, data, st_mode in members:
-            info = zipfile.ZipInfo(name)
-            if st_mode:
-                info.create_system = 3
-                info.external_attr = st_mode << 16
-            archive.writestr(info, data)
-    return path
+_file, _link = file_member, link_member
 
 
 def _mode(path: Path) -> int:

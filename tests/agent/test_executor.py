@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import io
 import os
+import shutil
+import stat
 import subprocess
 import tarfile
+import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -26,6 +30,13 @@ from shipyard.agent.executor import (
     parse_spec,
 )
 from shipyard.config import AgentConfig
+from tests.agent.archives import (
+    build_on_disk,
+    file_member,
+    link_chain_escape,
+    path_max_escape,
+    write_tar,
+)
 
 GROUP_ID = "3f1c2d0e-0000-4000-8000-000000000001"
 EVENTS_BEFORE_INSTALL = ("ApplicationStop", "DownloadBundle", "BeforeInstall", "Install")
@@ -57,7 +68,14 @@ class Site:
         )
         self.output: list[str] = []
 
-    def revision(self, label: str, *, leading_dir: str = "", hooks: str | None = None) -> str:
+    def revision(
+        self,
+        label: str,
+        *,
+        leading_dir: str = "",
+        hooks: str | None = None,
+        script_mode: int = 0o755,
+    ) -> str:
         """Build a tgz revision named ``label``; returns its file name in the store."""
         record = RECORD_SCRIPT.format(label=label, record=self.record)
         events = [*EVENTS_BEFORE_INSTALL, *EVENTS_AFTER_INSTALL]
@@ -76,7 +94,7 @@ class Site:
         )
         files = {
             "appspec.yml": (appspec, 0o644),
-            "scripts/record.sh": (record, 0o755),
+            "scripts/record.sh": (record, script_mode),
             "app/index.html": (f"<h1>{label}</h1>\n", 0o644),
         }
         self.public.mkdir(exist_ok=True)
@@ -121,6 +139,12 @@ class Site:
         for event in events:
             result = self.run(event, spec)
             assert result.error_code == 0, (event, result)
+
+    def publish(self, name: str, build: Callable[[Path], Path]) -> str:
+        """Put a bundle made by ``build(path)`` in the store under ``name``."""
+        self.public.mkdir(exist_ok=True)
+        build(self.public / name)
+        return name
 
     def records(self) -> list[list[str]]:
         if not self.record.exists():
@@ -315,6 +339,20 @@ def test_appspec_file_name_fallbacks(site: Site) -> None:
     assert result.error_code == 5 and "no AppSpec file in the revision" in result.message
 
 
+def test_an_appspec_link_out_of_the_bundle_is_not_read(site: Site) -> None:
+    """appspec.yml -> a link chain that climbs out; the file beyond is never read as root."""
+    spec = site.spec("d-LINKSPEC1", site.revision("v1"))
+    site.deploy(spec, ("DownloadBundle",))
+    archive = site.deployment_dir("d-LINKSPEC1") / "deployment-archive"
+    (archive.parent / "outside.yml").write_text("version: 0.0\nos: linux\n")
+    (archive / "appspec.yml").unlink()
+    build_on_disk(archive, link_chain_escape())  # x and y2 lead to the archive's parent
+    (archive / "appspec.yml").symlink_to("y2/outside.yml")
+    assert (archive / "appspec.yml").read_text().startswith("version")  # the kernel's view
+    result = site.run("Install", spec)
+    assert result.error_code == 5 and "no AppSpec file in the revision" in result.message
+
+
 def test_unexpected_errors_never_escape(site: Site) -> None:
     spec = site.spec("d-BROKEN001", site.revision("v1"))
     site.config.root_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -397,6 +435,10 @@ def _github(**fields: str) -> dict[str, Any]:
         ({"DeploymentGroupName": ""}, "missing DeploymentGroupName"),
         ({"ApplicationName": 7}, "ApplicationName must be a string"),
         ({"DeploymentGroupId": "../etc"}, "DeploymentGroupId is not a valid id"),
+        ({"DeploymentId": "d-NEWLINE01\n"}, "DeploymentId is not a valid id"),
+        ({"DeploymentId": "d-" + "1" * 5000}, "DeploymentId is not a valid id"),
+        ({"AppSpecFilename": "../../etc/shadow"}, "AppSpecFilename must be a path inside"),
+        ({"AppSpecFilename": "/etc/shadow"}, "AppSpecFilename must be a path inside"),
         ({"Revision": {}}, "missing Revision.RevisionType"),
         ({"Revision": {"RevisionType": "Local File"}}, "unsupported revision type 'Local File'"),
         (_s3(Bucket="b", BundleType="tar"), "missing S3Revision.Key"),
@@ -409,3 +451,75 @@ def _github(**fields: str) -> dict[str, Any]:
 def test_parse_spec_rejects_bad_payloads(change: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         parse_spec({**BASE, **change})
+
+
+# ---- issue 10: the bundle is the attacker's -------------------------------------------
+
+
+@pytest.fixture
+def open_base() -> Iterator[Path]:
+    """A directory every user may pass through (as /opt is), unlike pytest's tmp_path."""
+    base = Path(tempfile.mkdtemp(prefix="shipyard-agent-"))
+    base.chmod(0o755)
+    try:
+        yield base
+    finally:
+        shutil.rmtree(base)
+
+
+def test_an_unprivileged_user_cannot_rewrite_a_hook_before_it_runs(
+    site: Site, open_base: Path
+) -> None:
+    """A 0777 hook script, downloaded, then rewritten by another local user before
+    ApplicationStart, used to run as root."""
+    root = open_base / "agent-root"
+    root.mkdir(mode=0o755)  # as an older agent left it
+    root.chmod(0o755)
+    site.config = dataclasses.replace(site.config, root_dir=root)
+    spec = site.spec("d-MODES0001", site.revision("v1", script_mode=0o777))
+    site.deploy(spec, ("DownloadBundle", "Install"))
+
+    script = site.deployment_dir("d-MODES0001") / "deployment-archive" / "scripts" / "record.sh"
+    attack = subprocess.run(
+        ["/bin/sh", "-c", f"printf '#!/bin/sh\\nid > /tmp/pwned\\n' > '{script}'"],
+        user="nobody",
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert attack.returncode != 0 and "Permission denied" in attack.stderr
+    assert stat.S_IMODE(root.stat().st_mode) == 0o700
+    for directory in (root / GROUP_ID, site.deployment_dir("d-MODES0001")):
+        assert stat.S_IMODE(directory.stat().st_mode) == 0o700
+    status = script.stat()  # even were the directories open, the file is not theirs
+    assert (stat.S_IMODE(status.st_mode), status.st_uid) == (0o755, 0)
+
+    assert site.run("ApplicationStart", spec).error_code == 0
+    assert [row[:3] for row in site.records()] == [["ApplicationStart", "d-MODES0001", "v1"]]
+
+
+def test_a_bundle_that_writes_outside_fails_the_download(site: Site, tmp_path: Path) -> None:
+    victim = tmp_path / "srv" / "victim"
+    victim.mkdir(parents=True)
+    bundle = site.publish("maze.tar", lambda path: write_tar(path, path_max_escape(victim)))
+    spec = site.spec("d-ESCAPE001", bundle)
+    result = site.run("DownloadBundle", spec)
+    assert result.error_code == 5
+    assert result.message.startswith("unsafe bundle member ")
+    assert list(victim.iterdir()) == []
+    assert not (site.deployment_dir("d-ESCAPE001") / "deployment-archive").exists()
+
+
+def test_the_expanded_size_cap_fails_the_download_naming_it(site: Site) -> None:
+    site.config = dataclasses.replace(site.config, max_unpacked_bytes=1024 * 1024)
+
+    def zeros(path: Path) -> Path:
+        return write_tar(path, [file_member("zeros.bin", bytes(8 * 1024 * 1024))], "w:gz")
+
+    spec = site.spec("d-BOMB00001", site.publish("bomb.tgz", zeros))
+    assert (site.public / "bomb.tgz").stat().st_size < 64 * 1024
+    result = site.run("DownloadBundle", spec)
+    assert result.error_code == 5
+    assert result.message == (
+        "bundle expands to more than 1048576 bytes (the agent's max_unpacked_bytes limit)"
+    )

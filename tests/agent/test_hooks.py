@@ -4,25 +4,20 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pwd
 import re
-import shutil
 import signal
-import tempfile
+import stat
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from shipyard.agent.appspec import HookScript
-from shipyard.agent.hooks import (
-    LOG_TAIL_CHARS,
-    CommandResult,
-    HookRun,
-    ScriptError,
-    run_event,
-    script_command,
-)
+from shipyard.agent.appspec import AppSpecError, HookScript, parse
+from shipyard.agent.hooks import LOG_TAIL_CHARS, CommandResult, HookRun, ScriptError, run_event
+from shipyard.agent.launch import Launch, LaunchError, script_command
+from tests.agent.archives import build_on_disk, link_chain_escape, path_max_escape
 
 FIXED_CLOCK = 1_700_000_000.0
 STAMP = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(FIXED_CLOCK))
@@ -273,35 +268,100 @@ def test_properly_detached_daemon_keeps_running(
     assert not _gone(reap_leftovers[0])
 
 
-def test_runas_runs_the_script_as_that_user(reap_leftovers: list[int]) -> None:
+def test_runas_runs_the_script_as_that_user_from_a_private_root(archive: Archive) -> None:
     assert os.geteuid() == 0, "the runas test needs root, as the agent has"
-    # pytest's tmp_path is private to root; nobody must be able to reach the script.
-    root = Path(tempfile.mkdtemp(prefix="shipyard-runas-"))
-    try:
-        root.chmod(0o755)
-        archive = Archive(root)
-        location = archive.script(
-            "scripts/who am i.sh", '#!/bin/sh\necho "$(id -un) $DEPLOYMENT_ID"\n'
-        )
-        hook = HookScript(location, timeout=10, runas="nobody")
-        result = archive.run("ApplicationStart", hook, env={"DEPLOYMENT_ID": "d-RUNAS0001"})
-        assert (result.error_code, result.log) == (0, "[stdout]nobody d-RUNAS0001\n")
-        failing = archive.run("ApplicationStart", HookScript(location, runas="no-such-user-x"))
-        assert failing.error_code == ScriptError.SCRIPT_FAILED
-        assert "no-such-user-x" in failing.log
-    finally:
-        shutil.rmtree(root)
+    # pytest's tmp_path is private to root, as the agent's root directory is: the
+    # script still runs, from its own directory, with the user's groups and HOME.
+    assert stat.S_IMODE(archive.root.parent.parent.stat().st_mode) & 0o077 == 0
+    location = archive.script(
+        "scripts/who am i.sh",
+        '#!/bin/sh\necho "$(id -un) $(id -G) $HOME $DEPLOYMENT_ID $(pwd -P)"\n'
+        'cat "$(dirname "$0")/data.txt"\n',
+    )
+    (archive.dir / "scripts/data.txt").write_text("beside the script\n")
+    hook = HookScript(location, timeout=10, runas="nobody")
+    result = archive.run("ApplicationStart", hook, env={"DEPLOYMENT_ID": "d-RUNAS0001"})
+    nobody = pwd.getpwnam("nobody")
+    groups = " ".join(str(g) for g in os.getgrouplist("nobody", nobody.pw_gid))
+    assert (result.error_code, result.log) == (
+        0,
+        f"[stdout]nobody {groups} {nobody.pw_dir} d-RUNAS0001 {archive.dir / 'scripts'}\n"
+        "[stdout]beside the script\n",
+    )
 
 
-def test_command_lines_for_runas_and_sudo() -> None:
+def test_a_missing_runas_user_is_named(archive: Archive) -> None:
+    location = archive.script("s.sh", f"#!/bin/sh\ntouch {archive.root}/ran\n")
+    result = archive.run("ApplicationStart", HookScript(location, runas="no-such-user-x"))
+    assert result.error_code == ScriptError.SCRIPT_FAILED
+    expected = "runas user 'no-such-user-x' does not exist on this host"
+    assert result.message == f"Script at specified location: s.sh: {expected}"
+    assert expected in result.log and expected in archive.log.read_text()
+    assert not (archive.root / "ran").exists()
+
+
+@pytest.mark.parametrize("runas", ["-c id nobody", "-", "nobody\n", "no body", "../root"])
+def test_a_runas_that_is_not_a_user_name_never_runs_the_script(
+    archive: Archive, runas: str
+) -> None:
+    """``su`` read "-c id nobody" as an option and ran the script as root."""
+    location = archive.script("s.sh", f"#!/bin/sh\nid -u > {archive.root}/ran-as\n")
+    result = archive.run("ApplicationStart", HookScript(location, runas=runas))
+    assert result.error_code == ScriptError.SCRIPT_FAILED
+    assert f"runas {runas!r} is not a valid user name" in result.message
+    assert not (archive.root / "ran-as").exists()
+
+
+@pytest.mark.parametrize("runas", ["-c id nobody", "-", "no body", "../root", "nobody$x"])
+def test_the_appspec_refuses_a_runas_that_is_not_a_user_name(runas: str) -> None:
+    text = f"version: 0.0\nos: linux\nhooks:\n  X:\n    - {{location: s.sh, runas: '{runas}'}}\n"
+    with pytest.raises(AppSpecError, match="must be a user name"):
+        parse(text)
+
+
+def test_a_runas_script_the_user_cannot_execute_is_named(archive: Archive) -> None:
+    location = archive.script("private/s.sh", "#!/bin/sh\necho hi\n")
+    (archive.dir / "private/s.sh").chmod(0o700)  # root's alone
+    result = archive.run("ApplicationStart", HookScript(location, runas="nobody"))
+    assert (result.error_code, result.message) == (
+        ScriptError.SCRIPT_NOT_EXECUTABLE,
+        "Script at specified location: private/s.sh cannot be executed as nobody: "
+        "Permission denied",
+    )
+
+
+def test_launch_for_runas_and_sudo(archive: Archive) -> None:
     path = Path("/archive/scripts/start server.sh")
-    quoted = "'/archive/scripts/start server.sh'"
-    assert script_command(path, None, False) == [str(path)]
-    assert script_command(path, None, True) == ["sudo", str(path)]
-    assert script_command(path, "app", False) == ["su", "-s", "/bin/sh", "app", "-c", quoted]
-    assert script_command(path, "app", True) == [
-        "sudo", "su", "-s", "/bin/sh", "app", "-c", quoted,
-    ]  # fmt: skip
+    assert script_command(path, None, False) == Launch([str(path)])
+    assert script_command(path, None, True) == Launch(["sudo", str(path)])
+    nobody = pwd.getpwnam("nobody")
+    for sudo in (False, True):  # as root, sudo adds nothing to runas
+        assert script_command(path, "nobody", sudo) == Launch(
+            ["./start server.sh"], "/archive/scripts", nobody
+        )
+    with pytest.raises(LaunchError, match="not a valid user name"):
+        script_command(path, "-c id nobody", False)
+
+
+def test_a_location_through_a_link_out_of_the_bundle_never_runs(
+    archive: Archive, tmp_path: Path
+) -> None:
+    """The PATH_MAX maze and the link chain, laid out on disk as the old checks let them
+    through: the script they lead to is outside the bundle and must not run."""
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "evil.sh").write_text(f"#!/bin/sh\ntouch {tmp_path}/ran\n")
+    (victim / "evil.sh").chmod(0o755)
+    build_on_disk(archive.dir, path_max_escape(victim)[:-1])  # all but the file member
+    build_on_disk(archive.dir, link_chain_escape())
+    maze = "/".join("abcdefghijklmnopq") + "/u/escape/evil.sh"
+    chain = f"y2/{victim.name}/evil.sh"  # y2 -> x -> y/.. with y -> ".": tmp_path
+    for location in (maze, chain):
+        assert os.path.samefile(archive.dir / location, victim / "evil.sh")  # the kernel's view
+        result = archive.run("ApplicationStart", HookScript(location, timeout=5))
+        assert result.error_code == ScriptError.SCRIPT_MISSING
+        assert result.message.endswith("leads outside the bundle through a symlink")
+    assert not (tmp_path / "ran").exists()
 
 
 def test_log_tail_keeps_the_most_recent_output(archive: Archive) -> None:

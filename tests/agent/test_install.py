@@ -12,6 +12,7 @@ import pytest
 
 from shipyard.agent.appspec import parse
 from shipyard.agent.install import InstallError, install
+from tests.agent.archives import build_on_disk, link_chain_escape, path_max_escape
 
 GROUP = "d-GROUP0001"
 NOBODY, NOGROUP = 65534, 65534  # Debian's nobody / nogroup
@@ -155,6 +156,27 @@ def test_a_source_reached_through_a_symlink_out_of_the_bundle_is_refused(
     (host.archive / "out").symlink_to(tmp_path / "outside")
     with pytest.raises(InstallError, match="leads outside the bundle"):
         host.install("files:\n" + files_entry("out/secret"))
+
+
+@pytest.mark.parametrize("through", ["PATH_MAX maze", "link chain"])
+def test_a_source_reached_through_links_out_of_the_bundle_is_refused(
+    host: Host, tmp_path: Path, through: str
+) -> None:
+    """Trees the old realpath checks let through (os.path.realpath gives up past
+    PATH_MAX; a chain looked safe link by link): the secret beyond them is never copied."""
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "secret").write_text("root's secret")
+    if through == "PATH_MAX maze":
+        build_on_disk(host.archive, path_max_escape(victim)[:-1])
+        source = "/".join("abcdefghijklmnopq") + "/u/escape/secret"
+    else:
+        build_on_disk(host.archive, link_chain_escape())
+        source = "y2/victim/secret"  # y2 -> x -> y/.. with y -> ".": tmp_path
+    assert os.path.samefile(host.archive / source, victim / "secret")  # the kernel's view
+    with pytest.raises(InstallError, match="leads outside the bundle through a symlink"):
+        host.install("files:\n" + files_entry(source))
+    assert not host.dest.exists()
 
 
 def test_missing_source_fails_before_anything_is_copied(host: Host) -> None:

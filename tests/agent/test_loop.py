@@ -13,6 +13,7 @@ import json
 import os
 import random
 import signal
+import stat
 import subprocess
 import sys
 import tarfile
@@ -77,9 +78,13 @@ def test_tracking_files_older_than_a_day_are_ignored_and_cleared(tmp_path: Path)
     assert list(tracker.directory.iterdir()) == []
 
 
-def test_a_deployment_id_cannot_escape_the_tracking_directory(tmp_path: Path) -> None:
+@pytest.mark.parametrize("deployment_id", ["../../etc/passwd", "d-TRAILING1\n"])
+def test_a_deployment_id_cannot_escape_the_tracking_directory(
+    tmp_path: Path, deployment_id: str
+) -> None:
     with pytest.raises(ValueError, match="not a safe file name"):
-        CommandTracker(tmp_path).begin("../../etc/passwd", "1")
+        CommandTracker(tmp_path).begin(deployment_id, "1")
+    assert not (tmp_path / "ongoing-deployment" / deployment_id).exists()
 
 
 # ---- crash recovery --------------------------------------------------------------------
@@ -380,8 +385,10 @@ def test_a_hook_runs_tracked_and_streamed_and_its_result_is_reported(tmp_path: P
         tracking = root / "ongoing-deployment" / DEPLOYMENT
         script = f'echo "starting"\necho "tracked as $(cat {tracking})"\n'
         unpacked_revision(root, {"ApplicationStart": script})
+        root.chmod(0o755)  # as an older agent left it
 
     server, config = run_commands(tmp_path, service, prepare)
+    assert stat.S_IMODE(config.root_dir.stat().st_mode) == 0o700  # closed at start
     operations = [op for op in server.operations() if op != "PollHostCommand"]
     assert operations[:2] == ["GetDeploymentSpecification", "PutHostCommandAcknowledgement"]
     assert operations[-1] == "PutHostCommandComplete"

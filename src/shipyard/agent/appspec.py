@@ -32,6 +32,7 @@ from typing import Any
 
 import yaml
 
+from shipyard.agent.launch import RUNAS_NAME
 from shipyard.agent.permissions import Permission, parse_permission
 
 SUPPORTED_VERSION = 0.0
@@ -226,7 +227,9 @@ def _parse_script(where: str, script: object) -> HookScript:
         # Scripts run from the bundle; a location must not reach outside it.
         raise AppSpecError(f"{where}: location {location!r} must stay inside the bundle")
     runas = script.get("runas")
-    if isinstance(runas, dict | list | bool):
+    if isinstance(runas, dict | list | bool) or (
+        runas is not None and str(runas).strip() and not RUNAS_NAME.fullmatch(str(runas).strip())
+    ):
         raise AppSpecError(f"{where}: runas {runas!r} must be a user name")
     sudo = script.get("sudo")
     if sudo is not None and not isinstance(sudo, bool):

@@ -5,11 +5,10 @@ needs no S3 client: boto3 alone would triple the agent's idle memory) or from a 
 repository (shallow fetch of one commit, then ``git archive``). Either way the result
 is ``bundle.tar`` in the deployment directory, written with a byte limit.
 
-Unpacking uses :mod:`tarfile` and :mod:`zipfile` rather than ``tar``/``unzip`` so every
-member can be checked before it touches the disk: absolute paths, ``..`` escapes,
-links pointing outside the archive and device files are refused, naming the member.
-The unpacked tree appears at ``deployment-archive`` only once it is complete, because
-the executor treats the existence of that directory as "this revision is downloaded".
+Unpacking is :mod:`shipyard.agent.extract`'s (``tarfile``/``zipfile`` read, every member
+written relative to directory descriptors, links checked, sizes capped). The unpacked
+tree appears at ``deployment-archive`` only once it is complete, because the executor
+treats the existence of that directory as "this revision is downloaded".
 """
 
 from __future__ import annotations
@@ -18,17 +17,15 @@ import importlib
 import os
 import re
 import shutil
-import stat
 import subprocess
-import tarfile
 import time
 import urllib.parse
-import zipfile
-import zlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Protocol, cast
 
+from shipyard.agent import tree
+from shipyard.agent.extract import BundleError, UnpackLimits, untar, unzip
 from shipyard.agent.http import CertificateError, Connection, Response, tls_context
 
 if TYPE_CHECKING:
@@ -41,10 +38,7 @@ APPSPEC_NAME = re.compile(r"appspec", re.IGNORECASE)
 GIT_TIMEOUT = 600.0
 MAX_REDIRECTS = 5
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
-
-
-class BundleError(Exception):
-    """The bundle cannot be fetched or unpacked; the message says why, in one line."""
+ARCHIVE_ROOT_MODE = 0o711
 
 
 class _Readable(Protocol):
@@ -320,24 +314,33 @@ def _last_line(text: str) -> str:
 # --- unpacking -----------------------------------------------------------------------
 
 
-def unpack(bundle: Path, bundle_type: str, archive_dir: Path) -> None:
+def unpack(
+    bundle: Path, bundle_type: str, archive_dir: Path, limits: UnpackLimits | None = None
+) -> None:
     """Unpack ``bundle`` into ``archive_dir``, replacing whatever was there.
 
     ``bundle_type`` is ``zip``, or ``tar``/``tgz`` (any other value is read as tar, as
     the stock agent does; compression is detected from the content). If the archive
     root holds exactly one directory and that directory holds an appspec, the leading
-    directory is stripped (GitHub-style tarballs).
+    directory is stripped (GitHub-style tarballs). The tree is the agent's alone:
+    other users may pass through its root (a ``runas`` script starts in its own
+    directory) but not list it.
     """
     staging = archive_dir.with_name(archive_dir.name + ".unpacking")
     shutil.rmtree(archive_dir, ignore_errors=True)
     shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
+    staging.mkdir(mode=0o700, parents=True)
     try:
-        if bundle_type.lower() == "zip":
-            _unzip(bundle, staging)
-        else:
-            _untar(bundle, staging)
+        root_fd = os.open(staging, tree.DIRECTORY_FLAGS)
+        try:
+            if bundle_type.lower() == "zip":
+                unzip(str(bundle), root_fd, limits or UnpackLimits())
+            else:
+                untar(str(bundle), root_fd, limits or UnpackLimits())
+        finally:
+            os.close(root_fd)
         _archive_root(staging).rename(archive_dir)
+        archive_dir.chmod(ARCHIVE_ROOT_MODE)  # a stripped leading directory had its own
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
@@ -351,97 +354,4 @@ def _archive_root(staging: Path) -> Path:
     return staging
 
 
-def _untar(bundle: Path, staging: Path) -> None:
-    root = os.path.realpath(staging)
-
-    def check(member: tarfile.TarInfo, _dest: str) -> tarfile.TarInfo:
-        _checked_target(root, member.name)
-        if member.ischr() or member.isblk() or member.isfifo():
-            raise _unsafe(member.name, "device or special file")
-        if member.issym():
-            _check_link(root, _parent(root, member.name), member.name, member.linkname, "symlink")
-        elif member.islnk():
-            _check_link(root, root, member.name, member.linkname, "hard link")
-        return member
-
-    try:
-        with tarfile.open(bundle, "r:*") as archive:
-            archive.extractall(staging, filter=check)
-    except (tarfile.TarError, EOFError, zlib.error) as exc:
-        raise BundleError(f"bundle is not a readable tar archive: {exc}") from None
-    except OSError as exc:
-        raise BundleError(f"cannot unpack bundle: {exc}") from None
-
-
-def _unzip(bundle: Path, staging: Path) -> None:
-    root = os.path.realpath(staging)
-    directories: list[tuple[str, int]] = []
-    try:
-        with zipfile.ZipFile(bundle) as archive:
-            for info in archive.infolist():
-                where = _checked_target(root, info.filename)
-                # Unix zips keep st_mode in the high half of external_attr.
-                mode = info.external_attr >> 16 if info.create_system == 3 else 0
-                kind = stat.S_IFMT(mode)
-                if info.is_dir() or kind == stat.S_IFDIR:
-                    os.makedirs(where, exist_ok=True)
-                    directories.append((where, mode))
-                elif kind == stat.S_IFLNK:
-                    target = archive.read(info).decode("utf-8")
-                    _check_link(
-                        root, _parent(root, info.filename), info.filename, target, "symlink"
-                    )
-                    os.makedirs(os.path.dirname(where), exist_ok=True)
-                    os.symlink(target, where)
-                elif kind in (0, stat.S_IFREG):
-                    os.makedirs(os.path.dirname(where), exist_ok=True)
-                    with archive.open(info) as source, open(where, "wb") as out:
-                        shutil.copyfileobj(source, out, CHUNK)
-                    if mode:
-                        os.chmod(where, stat.S_IMODE(mode))
-                else:
-                    raise _unsafe(info.filename, "device or special file")
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, zlib.error) as exc:
-        raise BundleError(f"bundle is not a readable zip archive: {exc}") from None
-    except NotImplementedError as exc:  # e.g. an unsupported compression method
-        raise BundleError(f"bundle zip archive cannot be read: {exc}") from None
-    except OSError as exc:
-        raise BundleError(f"cannot unpack bundle: {exc}") from None
-    # Directory modes last, deepest first, so a read-only directory does not block its
-    # own contents from being written.
-    for where, mode in reversed(directories):
-        if mode:
-            os.chmod(where, stat.S_IMODE(mode))
-
-
-def _checked_target(root: str, name: str) -> str:
-    """Where member ``name`` lands inside ``root``; refuse anything that lands outside."""
-    if name.startswith("/") or os.path.isabs(name):
-        raise _unsafe(name, "absolute path")
-    if os.path.normpath(name).split(os.sep)[0] == "..":
-        raise _unsafe(name, "path escapes the archive")
-    # realpath follows links already extracted, which a purely textual check cannot.
-    where = os.path.realpath(os.path.join(root, name))
-    if not _inside(root, where):
-        raise _unsafe(name, "path escapes the archive through a symlink")
-    return where
-
-
-def _parent(root: str, name: str) -> str:
-    return os.path.realpath(os.path.join(root, os.path.dirname(name)))
-
-
-def _check_link(root: str, base: str, name: str, target: str, kind: str) -> None:
-    if os.path.isabs(target) or not _inside(root, os.path.realpath(os.path.join(base, target))):
-        raise _unsafe(name, f"{kind} pointing outside the archive ({target})")
-
-
-def _inside(root: str, path: str) -> bool:
-    return path == root or path.startswith(root + os.sep)
-
-
-def _unsafe(name: str, why: str) -> BundleError:
-    return BundleError(f"unsafe bundle member {name!r}: {why}")
-
-
-__all__ = ["BundleError", "download", "fetch_git", "unpack"]
+__all__ = ["BundleError", "UnpackLimits", "download", "fetch_git", "unpack"]

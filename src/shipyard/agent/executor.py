@@ -21,8 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from shipyard.agent import tree
 from shipyard.agent.hooks import DEFAULT_KILL_GRACE, CommandResult, HookRun, ScriptError, run_event
-from shipyard.agent.layout import ARCHIVE_DIR, Layout
+from shipyard.agent.layout import ARCHIVE_DIR, PRIVATE_MODE, Layout
 from shipyard.config import AgentConfig
 from shipyard.model import HOOK_COMMANDS, DeploymentCreator
 
@@ -45,7 +46,7 @@ BLUE_GREEN_ROLLBACK_SOURCES = {
 APPSPEC_FALLBACKS = ("appspec.yaml", "appspec.yml")
 BUNDLE_TYPES = frozenset({"tar", "tgz", "zip"})
 # Ids become directory names: never let one climb out of the deployment root.
-SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 # The agent's own keys (when given through the environment) are not the scripts' business.
 AGENT_SECRETS = frozenset({"SHIPYARD_ACCESS_KEY_ID", "SHIPYARD_SECRET_ACCESS_KEY"})
 # Everything the agent's own configuration may come from (keys included).
@@ -99,6 +100,12 @@ def parse_spec(payload: Mapping[str, Any]) -> DeploymentSpec:
         if not SAFE_ID.fullmatch(value):
             raise ValueError(f"deployment specification {field_name} is not a valid id: {value!r}")
     overrides = _mapping(_mapping(payload, "AgentActionOverrides"), "AgentOverrides")
+    appspec_name = _optional(payload, "AppSpecFilename") or "appspec.yml"
+    if appspec_name.startswith("/") or ".." in appspec_name.split("/"):
+        raise ValueError(
+            f"deployment specification AppSpecFilename must be a path inside the bundle: "
+            f"{appspec_name!r}"
+        )
     max_bytes = payload.get("MaxBundleBytes")
     if max_bytes is not None and (not isinstance(max_bytes, int) or max_bytes <= 0):
         raise ValueError("deployment specification MaxBundleBytes must be a positive integer")
@@ -110,7 +117,7 @@ def parse_spec(payload: Mapping[str, Any]) -> DeploymentSpec:
         revision=_parse_revision(_mapping(payload, "Revision")),
         deployment_creator=_optional(payload, "DeploymentCreator") or DeploymentCreator.USER.value,
         deployment_type=_optional(payload, "DeploymentType") or "IN_PLACE",
-        appspec_filename=_optional(payload, "AppSpecFilename") or "appspec.yml",
+        appspec_filename=appspec_name,
         file_exists_behavior=(_optional(overrides, "FileExistsBehavior") or "DISALLOW").upper(),
         bundle_url=_optional(payload, "BundleUrl"),
         git_url=_optional(payload, "GitUrl"),
@@ -223,12 +230,13 @@ def _unknown(message: str) -> CommandResult:
 
 
 def _download_bundle(layout: Layout, spec: DeploymentSpec, config: AgentConfig) -> None:
-    from shipyard.agent.bundle import BundleError, download, fetch_git, unpack
+    from shipyard.agent.bundle import BundleError, UnpackLimits, download, fetch_git, unpack
 
     group, deployment = spec.deployment_group_id, spec.deployment_id
-    layout.group_dir(group).mkdir(parents=True, exist_ok=True)
+    layout.secure_root()
+    layout.group_dir(group).mkdir(mode=PRIVATE_MODE, exist_ok=True)
     _prune_old_deployments(layout, spec, config.max_revisions)
-    layout.deployment_dir(group, deployment).mkdir(exist_ok=True)
+    layout.deployment_dir(group, deployment).mkdir(mode=PRIVATE_MODE, exist_ok=True)
     bundle_file = layout.bundle_file(group, deployment)
     limits = [n for n in (spec.max_bundle_bytes, config.max_bundle_bytes) if n]
     max_bytes = min(limits) if limits else config.max_bundle_bytes
@@ -250,7 +258,8 @@ def _download_bundle(layout: Layout, spec: DeploymentSpec, config: AgentConfig) 
                 raise _CommandError("deployment specification has no GitUrl (GitHub revision)")
             fetch_git(spec.git_url, revision.commit_id, bundle_file, max_bytes=max_bytes)
             bundle_type = "tar"  # git archive always writes a tar, whatever BundleType says
-        unpack(bundle_file, bundle_type, layout.archive_dir(group, deployment))
+        caps = UnpackLimits(config.max_unpacked_bytes, config.max_bundle_members)
+        unpack(bundle_file, bundle_type, layout.archive_dir(group, deployment), caps)
     except BundleError as exc:
         raise _CommandError(str(exc)) from None
     layout.mark_most_recent(group, deployment)
@@ -357,7 +366,8 @@ def _load_appspec(archive: Path, spec: DeploymentSpec) -> AppSpec:
         )
     for name in (spec.appspec_filename, *APPSPEC_FALLBACKS):
         candidate = archive / name
-        if candidate.is_file():
+        # The agent reads it as root: never through a link out of the bundle.
+        if tree.stays_inside(archive, name) and candidate.is_file():
             try:
                 text = candidate.read_text(encoding="utf-8")
             except (OSError, UnicodeDecodeError) as exc:

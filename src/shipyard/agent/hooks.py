@@ -1,7 +1,9 @@
 """Running the hook scripts of one lifecycle event, the way the stock agent does.
 
 Each script runs in its own session (so its process group can be killed as a whole),
-with stdin on /dev/null, under ``su``/``sudo`` when the appspec says ``runas``/``sudo``.
+with stdin on /dev/null, as the appspec's ``runas`` user (privileges dropped in the
+child) or under ``sudo`` when the appspec says so. A location that resolves outside the
+bundle (through a symlink) is never run.
 Its stdout and stderr are read concurrently, line by line, with one selector; every
 line goes to ``scripts.log`` in the stock format and to the ``on_output`` callback.
 
@@ -14,10 +16,8 @@ the stock agent would wait on it, Shipyard stops at the script's deadline).
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 import selectors
-import shlex
 import signal
 import subprocess
 import time
@@ -28,13 +28,15 @@ from enum import IntEnum
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
+from shipyard.agent import tree
+from shipyard.agent.launch import LaunchError, script_command, start
+
 if TYPE_CHECKING:
     from shipyard.agent.appspec import HookScript
 
 LOG_TAIL_CHARS = 4096
 MAX_LINE_BYTES = 64 * 1024  # a "line" longer than this is emitted in pieces
 DEFAULT_KILL_GRACE = 5.0  # seconds between SIGTERM and SIGKILL for a timed-out group
-RUNAS_SHELL = "/bin/sh"
 
 
 class ScriptError(IntEnum):
@@ -86,18 +88,6 @@ class HookRun:
     clock: Callable[[], float] = time.time  # wall clock for the log timestamps
 
 
-def script_command(path: Path, runas: str | None, sudo: bool) -> list[str]:
-    """The argv for a script, following the stock agent's ``runas``/``sudo`` rules.
-
-    ``su -s /bin/sh`` rather than plain ``su``: service accounts usually have a nologin
-    shell, with which ``su U -c`` refuses to run anything.
-    """
-    if runas:
-        command = ["su", "-s", RUNAS_SHELL, runas, "-c", shlex.quote(str(path))]
-        return ["sudo", *command] if sudo else command
-    return ["sudo", str(path)] if sudo else [str(path)]
-
-
 def run_event(scripts: Sequence[HookScript], run: HookRun) -> CommandResult:
     """Run ``scripts`` in order; stop at the first failure. No scripts is a success."""
     if not scripts:
@@ -123,6 +113,11 @@ def _run_one(
     def fail(code: ScriptError, message: str) -> CommandResult:
         return CommandResult(code, location, message, tail.text())
 
+    if not tree.stays_inside(run.archive_dir, location):
+        return fail(
+            ScriptError.SCRIPT_MISSING,
+            f"Script at specified location: {location} leads outside the bundle through a symlink",
+        )
     if not path.exists():
         return fail(
             ScriptError.SCRIPT_MISSING,
@@ -142,21 +137,27 @@ def _run_one(
                 f"Unable to set script at specified location: {location} as executable "
                 f"({exc.strerror})",
             )
-    writer.write(f"Script - {location}")
-    command = script_command(path, script.runas, script.sudo)
     try:
-        process = _start(command, run.env)
+        launch = script_command(path, script.runas, script.sudo)
+    except LaunchError as exc:
+        writer.write(f"Script - {location}: {exc}")
+        tail.add(f"{exc}\n")
+        return fail(ScriptError.SCRIPT_FAILED, f"Script at specified location: {location}: {exc}")
+    writer.write(f"Script - {location}")
+    try:
+        process = start(launch, run.env)
     except OSError as exc:
-        if command[0] == str(path):  # e.g. a "#!" line naming a missing interpreter
+        if launch.argv[0] != "sudo":  # e.g. a "#!" line naming a missing interpreter
+            as_user = f" as {launch.user.pw_name}" if launch.user is not None else ""
             return fail(
                 ScriptError.SCRIPT_NOT_EXECUTABLE,
-                f"Script at specified location: {location} cannot be executed: "
+                f"Script at specified location: {location} cannot be executed{as_user}: "
                 f"{exc.strerror or exc}",
             )
         return fail(
             ScriptError.UNKNOWN_ERROR,
             f"Script at specified location: {location} could not be started with "
-            f"{command[0]}: {exc.strerror or exc}",
+            f"{launch.argv[0]}: {exc.strerror or exc}",
         )
     try:
         timed_out, left_open = _supervise(process, script.timeout, run, writer)
@@ -187,27 +188,6 @@ def _run_one(
             f"Script at specified location: {location} failed with exit code {code}",
         )
     return None
-
-
-def _start(command: list[str], env: Mapping[str, str]) -> subprocess.Popen[bytes]:
-    def spawn(argv: list[str]) -> subprocess.Popen[bytes]:
-        return subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=dict(env),
-            cwd="/",
-            start_new_session=True,  # own process group: a timeout kills all of it
-        )
-
-    try:
-        return spawn(command)
-    except OSError as exc:
-        # A script without a "#!" line: run it with sh, as a shell (and execvp) would.
-        if exc.errno == errno.ENOEXEC and len(command) == 1:
-            return spawn(["/bin/sh", command[0]])
-        raise
 
 
 def _supervise(
@@ -364,5 +344,4 @@ __all__ = [
     "HookRun",
     "ScriptError",
     "run_event",
-    "script_command",
 ]

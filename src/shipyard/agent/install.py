@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from shipyard.agent import tree
 from shipyard.agent.appspec import FILE_EXISTS_BEHAVIORS, AppSpec, FileMapping
 from shipyard.agent.permissions import (
     AclEntry,
@@ -216,8 +217,10 @@ class _Planner:
         path = self.archive_dir if inside == "." else self.archive_dir / inside
         if not os.path.lexists(path):
             raise InstallError(f"The appspec files source {source} does not exist in the bundle")
-        bundle_root = os.path.realpath(self.archive_dir)
-        if path != self.archive_dir and not _is_within(os.path.realpath(path.parent), bundle_root):
+        # A symlink source is copied as a link, so only the directories above it are
+        # followed: resolve them inside the bundle, by hand (never os.path.realpath,
+        # which gives up past PATH_MAX while the kernel does not).
+        if not tree.stays_inside(self.archive_dir, inside, follow_last=False):
             raise InstallError(
                 f"The appspec files source {source} leads outside the bundle through a symlink"
             )
@@ -343,10 +346,6 @@ class _Planner:
                 self.steps.append(ChangeMode(path, permission.mode))
 
 
-def _is_within(path: str, root: str) -> bool:
-    return path == root or path.startswith(root.rstrip("/") + "/")
-
-
 def _check_recordable(path: str) -> None:
     # The cleanup file holds one path per line.
     if "\n" in path:
@@ -452,10 +451,12 @@ def _run_step(step: Instruction, remember: Callable[[str], None]) -> None:
 
 def _copy_preserving(source: Path, destination: str) -> None:
     """Copy contents, mode and times. O_EXCL: never write through something in the way."""
-    status = source.stat()
-    descriptor = os.open(destination, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with source.open("rb") as reader, open(descriptor, "wb") as writer:
-        shutil.copyfileobj(reader, writer, 1024 * 1024)
+    # O_NOFOLLOW on the source too: the plan saw a file there, never read through a link.
+    with open(os.open(source, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC), "rb") as reader:
+        status = os.fstat(reader.fileno())
+        descriptor = os.open(destination, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with open(descriptor, "wb") as writer:
+            shutil.copyfileobj(reader, writer, 1024 * 1024)
     os.chmod(destination, stat.S_IMODE(status.st_mode))
     os.utime(destination, ns=(status.st_atime_ns, status.st_mtime_ns))
 

@@ -25,6 +25,7 @@ from pathlib import Path
 INSTRUCTIONS_DIR = "deployment-instructions"
 ARCHIVE_DIR = "deployment-archive"
 BUNDLE_FILE = "bundle.tar"
+PRIVATE_MODE = 0o700  # the root and each deployment directory: the agent's (root's) alone
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,12 @@ class Layout:
     """Paths under one agent root directory (``AgentConfig.root_dir``)."""
 
     root: Path
+
+    def secure_root(self) -> None:
+        """Create the root directory closed to other users, or close an existing one
+        (older installs made it 0755, and bundles hold scripts that run as root)."""
+        self.root.mkdir(mode=PRIVATE_MODE, parents=True, exist_ok=True)
+        self.root.chmod(PRIVATE_MODE)
 
     @property
     def instructions_dir(self) -> Path:
@@ -91,4 +98,4 @@ def _write_marker(path: Path, target: Path) -> None:
     temporary.replace(path)
 
 
-__all__ = ["ARCHIVE_DIR", "BUNDLE_FILE", "INSTRUCTIONS_DIR", "Layout"]
+__all__ = ["ARCHIVE_DIR", "BUNDLE_FILE", "INSTRUCTIONS_DIR", "PRIVATE_MODE", "Layout"]

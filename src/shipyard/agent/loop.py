@@ -32,6 +32,7 @@ from shipyard.agent.client import (
     HostCommand,
     ProtocolError,
 )
+from shipyard.agent.layout import Layout
 from shipyard.agent.state import CommandTracker
 from shipyard.agent.stream import OutputStreamer
 from shipyard.config import AGENT_ENV_PREFIX, AgentConfig, build
@@ -390,6 +391,7 @@ def run_agent(config: AgentConfig, stop: threading.Event) -> None:
     client = CommandClient(config)  # workers and the output streamer
     poller = CommandClient(config)  # the long poll only, so shutdown can break it off
     streamer = OutputStreamer(client.post_update)
+    Layout(config.root_dir).secure_root()
     tracker = CommandTracker(config.root_dir)
     pool = WorkerPool(
         config.max_concurrent_commands, CommandWorker(config, client, streamer, tracker).handle

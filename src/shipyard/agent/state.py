@@ -17,7 +17,7 @@ from pathlib import Path
 TRACKING_DIR = "ongoing-deployment"
 MAX_AGE_SECONDS = 24 * 3600
 # Deployment ids become file names: allow only what CodeDeploy ids are made of.
-_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,7 @@ class CommandTracker:
                 path.unlink(missing_ok=True)
 
     def _path(self, deployment_id: str) -> Path:
-        if not _SAFE_NAME.match(deployment_id):
+        if not _SAFE_NAME.fullmatch(deployment_id):
             raise ValueError(f"deployment id is not a safe file name: {deployment_id!r}")
         return self.directory / deployment_id
 
