@@ -26,9 +26,9 @@ from typing import Any
 
 import pytest
 import yaml
-from shipyard.demo.fleet import LocalHost
 
 from shipyard.cli.codedeploy_files import ONPREMISES_FILE, SETTINGS_FILE
+from shipyard.demo.fleet import LocalHost
 from tests.conftest import service_missing
 from tests.e2e.conftest import (
     SHARED_ROOT,
