@@ -20,7 +20,6 @@ from urllib.parse import unquote
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
-from starlette.types import Message, Receive
 
 from shipyard.bundles import BundleStore, S3Error
 from shipyard.server import s3_multipart as multipart
@@ -29,6 +28,7 @@ from shipyard.server.context import Services
 from shipyard.server.s3_auth import Authenticated, authenticate, raw_query_pairs
 from shipyard.server.s3_call import MAX_XML_BODY, S3Call, owner, run_blocking
 from shipyard.server.s3_xml import Xml, iso_time, list_objects_result, parse_xml, xml_response
+from shipyard.server.tracked_receive import TrackedReceive
 
 log = logging.getLogger("shipyard.s3")
 
@@ -82,19 +82,7 @@ async def handle(request: Request, services: Services) -> Response:
     return response
 
 
-class _TrackedReceive:
-    """The ASGI receive channel, remembering whether the request body has been read."""
-
-    def __init__(self, receive: Receive) -> None:
-        self._receive = receive
-        self.body_done = False
-
-    async def __call__(self) -> Message:
-        message = await self._receive()
-        if message["type"] != "http.request" or not message.get("more_body", False):
-            self.body_done = True
-        return message
-
+class _TrackedReceive(TrackedReceive):
     async def drain(self, expect: str) -> bool:
         """Read and drop what is left of a refused body; False if the connection must close.
 

@@ -10,7 +10,7 @@ from shipyard.server.bundle_urls import head_bundle
 from shipyard.server.context import Services
 
 BUNDLE_TYPES = ("tar", "tgz", "zip")
-REPOSITORY_RE = re.compile(r"^[^/\s]+/[^/\s]+$")
+REPOSITORY_RE = re.compile(r"[^/\s]+/[^/\s]+")
 
 
 def _invalid(message: str) -> ApiError:
@@ -44,7 +44,7 @@ def checked(services: Services, revision: Any) -> dict[str, Any]:
         loc = revision.get("gitHubLocation")
         if not isinstance(loc, dict) or not loc.get("commitId"):
             raise _invalid("A GitHub revision needs gitHubLocation with repository and commitId")
-        if not REPOSITORY_RE.match(str(loc.get("repository", ""))):
+        if not REPOSITORY_RE.fullmatch(str(loc.get("repository", ""))):
             raise _invalid("gitHubLocation.repository must look like account/repository")
         return {"revisionType": "GitHub", "gitHubLocation": dict(loc)}
     if kind in ("String", "AppSpecContent"):
