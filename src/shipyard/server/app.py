@@ -80,6 +80,7 @@ def _endpoint(target: str, config: ServerConfig) -> _Endpoint:
 async def _call(request: Request, services: Services) -> Response:
     """Authenticate from the headers, then read the body under its cap, then run."""
     headers = auth.request_headers(request)
+    auth.require_token(headers)
     endpoint = _endpoint(headers.get("x-amz-target", ""), services.config)
     pending = auth.from_headers(request, headers, services, endpoint.signing_names)
     body, digest = await read_capped(request, endpoint.body_cap)

@@ -95,15 +95,21 @@ class PendingSignature:
         return self.principal
 
 
-def from_headers(
-    request: Request, headers: dict[str, str], services: Services, signing_names: Collection[str]
-) -> PendingSignature:
-    """Check what the headers carry; raise before any body is read if that is wrong."""
+def require_token(headers: dict[str, str]) -> str:
+    """The Authorization header; unsigned requests learn nothing more than this."""
     header = headers.get("authorization")
     if not header:
         raise ApiError(
             "MissingAuthenticationTokenException", "Request is missing Authentication Token", 403
         )
+    return header
+
+
+def from_headers(
+    request: Request, headers: dict[str, str], services: Services, signing_names: Collection[str]
+) -> PendingSignature:
+    """Check what the headers carry; raise before any body is read if that is wrong."""
+    header = require_token(headers)
     amz_date = headers.get("x-amz-date", "")
     try:
         parsed = sigv4.parse_authorization(header)
