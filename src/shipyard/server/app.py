@@ -39,12 +39,14 @@ AGENT_PREFIX = "CodeDeployCommandService_v20141006."
 JSON_TYPE = "application/x-amz-json-1.1"
 
 
-def _json_response(payload: dict[str, Any], status: int = 200) -> Response:
+def _json_response(
+    payload: dict[str, Any], status: int = 200, request_id: str | None = None
+) -> Response:
     return Response(
         json.dumps(payload, separators=(",", ":")),
         status_code=status,
         media_type=JSON_TYPE,
-        headers={"x-amzn-RequestId": str(uuid.uuid4())},
+        headers={"x-amzn-RequestId": request_id or str(uuid.uuid4())},
     )
 
 
@@ -106,7 +108,8 @@ async def _json_api(request: Request, services: Services) -> Response:
         request_id = str(uuid.uuid4())
         log.exception("internal error (request %s)", request_id)
         message = f"An internal error occurred; the server log has details (request {request_id})"
-        response = _json_response({"__type": "InternalFailure", "message": message}, 500)
+        failure = {"__type": "InternalFailure", "message": message}
+        response = _json_response(failure, 500, request_id)
     if not receive.body_done and body_pending(request):
         # The rest of the body was never read: where a next request would begin is unknown.
         response.headers["connection"] = "close"
