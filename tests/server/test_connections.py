@@ -68,6 +68,16 @@ def test_slowloris_headers_trickling_in_are_cut_off(quick_deadline: LiveServer) 
         assert _seconds_until_closed(sock, trickle=b"X-Slow: y\r\n") < 5
 
 
+def test_a_refused_upload_cannot_hold_its_connection_by_trickling_its_body(
+    quick_deadline: LiveServer,
+) -> None:
+    """The bundle store reads what is left of a refused body (so that its client can
+    read the answer), but not for longer than the header deadline."""
+    with connect(quick_deadline) as sock:
+        sock.sendall(b"PUT /bundles/app.zip HTTP/1.1\r\nHost: x\r\nContent-Length: 1048576\r\n\r\n")
+        assert _seconds_until_closed(sock, trickle=b"x") < 5
+
+
 def test_each_request_on_a_kept_alive_connection_has_its_own_deadline(
     quick_deadline: LiveServer,
 ) -> None:

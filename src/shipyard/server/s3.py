@@ -12,6 +12,7 @@ Modules: this one routes and answers errors, and holds the bucket operations;
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
@@ -76,30 +77,37 @@ async def handle(request: Request, services: Services) -> Response:
         log.exception("S3 request failed")
         failure = S3Error("InternalError", "We encountered an internal error.", 500)
         response = _error_response(failure, request.method, raw_path, request_id)
-    if response.status_code >= 400 and not await receive.drain(request.headers.get("expect", "")):
+    expect = request.headers.get("expect", "")
+    drain_seconds = services.config.header_timeout
+    if response.status_code >= 400 and not await receive.drain(expect, drain_seconds):
         response.headers["connection"] = "close"
     response.headers["x-amz-request-id"] = request_id
     return response
 
 
 class _TrackedReceive(TrackedReceive):
-    async def drain(self, expect: str) -> bool:
+    async def drain(self, expect: str, seconds: float) -> bool:
         """Read and drop what is left of a refused body; False if the connection must close.
 
         A client that sent its body without waiting reads no answer until it has sent it
-        all, so we read it (up to a bound). A client waiting for "100-continue" must not be
-        made to send it; the connection then closes, as the server cannot tell where the
-        next request would begin.
+        all, so we read it (up to a size and a time: a refused client trickling a body
+        must not hold a connection). A client waiting for "100-continue" must not be made
+        to send it; the connection then closes, as the server cannot tell where the next
+        request would begin.
         """
         if self.body_done:
             return True
         if expect.lower() == "100-continue":
             return False
         dropped = 0
-        while not self.body_done:
-            dropped += len((await self()).get("body", b""))
-            if dropped > MAX_DRAINED_BODY:
-                return False
+        try:
+            async with asyncio.timeout(seconds):
+                while not self.body_done:
+                    dropped += len((await self()).get("body", b""))
+                    if dropped > MAX_DRAINED_BODY:
+                        return False
+        except TimeoutError:
+            return False
         return True
 
 
