@@ -29,6 +29,16 @@ DEFAULT_ALARM_POLL_SECONDS = 1.0
 DEFAULT_REOFFER_SECONDS = 30.0
 DEFAULT_DRAIN_SECONDS = 30.0
 DEFAULT_HEALTH_SECONDS = 30.0
+S3_MAX_SINGLE_PUT_BYTES = 5 * 1024**3  # S3's limit for one PUT (an object or a part)
+# Connections: one long poll per agent plus headroom for clients; clamped at start to
+# what the open-file limit allows.
+DEFAULT_MAX_CONNECTIONS = 8192
+DEFAULT_HEADER_TIMEOUT = 10.0  # a connection must finish sending its headers within this
+# Request bodies of the JSON protocols. An agent's update carries at most 64 Ki
+# characters of output and a completion at most 1 Mi characters of diagnostics: well
+# under the agent cap, even JSON-escaped twice.
+DEFAULT_MAX_API_BODY_BYTES = 4 * 1024**2
+DEFAULT_MAX_AGENT_BODY_BYTES = 8 * 1024**2
 ENV_PREFIX = "SHIPYARD_"
 # The agent has its own prefix: SHIPYARD_ENDPOINT, say, is the CLI's server URL and
 # must not redirect an agent started from the same shell.
@@ -46,6 +56,9 @@ class ServerConfig:
     port: int = DEFAULT_PORT
     database: str = ""  # SQLAlchemy URL; empty means SQLite in data_dir
     region: str = DEFAULT_REGION
+    # Regions a request may be signed for besides ``region`` (comma-separated): by default
+    # the one the shipyard CLI and agent sign for when not told a region.
+    signing_regions: str = DEFAULT_REGION
     tls_cert: str = ""
     tls_key: str = ""
     # Public URL agents and clients use to reach this server (presigned bundle URLs).
@@ -79,6 +92,25 @@ class ServerConfig:
     # intervals, blue/green ready and termination waits): 60 in production; a few
     # hundredths in tests and local rehearsals, so a canary runs in seconds.
     minute_seconds: float = 60.0
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
+    header_timeout: float = DEFAULT_HEADER_TIMEOUT
+    max_api_body_bytes: int = DEFAULT_MAX_API_BODY_BYTES
+    max_agent_body_bytes: int = DEFAULT_MAX_AGENT_BODY_BYTES
+
+    def __post_init__(self) -> None:
+        if not 0 < self.max_bundle_bytes <= S3_MAX_SINGLE_PUT_BYTES:
+            raise ValueError(f"max_bundle_bytes must be between 1 and {S3_MAX_SINGLE_PUT_BYTES}")
+        if self.max_connections < 1 or self.header_timeout <= 0:
+            raise ValueError("max_connections and header_timeout must be positive")
+        if min(self.max_api_body_bytes, self.max_agent_body_bytes) < 1:
+            raise ValueError("max_api_body_bytes and max_agent_body_bytes must be positive")
+        if self.minute_seconds <= 0:
+            raise ValueError("minute_seconds must be positive")
+
+    @property
+    def signing_region_set(self) -> frozenset[str]:
+        extra = (name.strip() for name in self.signing_regions.split(","))
+        return frozenset({self.region, *(name for name in extra if name)})
 
     @property
     def database_url(self) -> str:

@@ -11,7 +11,7 @@ built-in's lower throughput does not show.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
 from urllib.parse import quote
@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 
 ALGORITHM = "AWS4-HMAC-SHA256"
 UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
+# Verifies the signatures of unknown key ids, so that they cost what a wrong signature costs.
+DUMMY_SECRET = "shipyard-no-such-key-0000000000000000000"
 _BLOCK_SIZE = 64  # SHA-256's, which HMAC pads the key to
 _IPAD = bytes(b ^ 0x36 for b in range(256))
 _OPAD = bytes(b ^ 0x5C for b in range(256))
@@ -174,7 +176,7 @@ def parse_authorization(value: str) -> ParsedAuthorization:
         parts[key] = val
     try:
         credential = parts["Credential"]
-        signed_headers = parts["SignedHeaders"].split(";")
+        signed_headers = [name for name in parts["SignedHeaders"].split(";") if name]
         sig = parts["Signature"]
     except KeyError as exc:
         raise SignatureError(
@@ -184,6 +186,46 @@ def parse_authorization(value: str) -> ParsedAuthorization:
     if scope.count("/") != 3:
         raise SignatureError("IncompleteSignatureException", "Malformed credential scope")
     return ParsedAuthorization(access_key_id, scope, signed_headers, sig)
+
+
+def check_signed_headers(auth: ParsedAuthorization, required: Iterable[str]) -> None:
+    """Refuse a signature that leaves out a header the request's meaning depends on.
+
+    Whatever is not signed can be changed by anyone replaying the request: an unsigned
+    ``x-amz-target`` turns a signed read into a delete.
+    """
+    missing = sorted(set(required) - set(auth.signed_headers))
+    if missing:
+        raise SignatureError(
+            "IncompleteSignatureException",
+            f"SignedHeaders must include {', '.join(missing)}",
+        )
+
+
+def check_scope(
+    auth: ParsedAuthorization,
+    amz_date: str,
+    *,
+    services: Collection[str],
+    regions: Collection[str],
+) -> None:
+    """The credential scope must be today's (the request's date), here, for this service."""
+    date, region, service, terminator = auth.scope.split("/")
+    if date != amz_date[:8] or terminator != "aws4_request":
+        raise SignatureError(
+            "IncompleteSignatureException",
+            "Credential scope must be <X-Amz-Date's date>/<region>/<service>/aws4_request",
+        )
+    if region not in regions:
+        raise SignatureError(
+            "IncompleteSignatureException",
+            f"Credential should be scoped to a valid region: {', '.join(sorted(regions))}",
+        )
+    if service not in services:
+        raise SignatureError(
+            "IncompleteSignatureException",
+            f"Credential should be scoped to the correct service: {', '.join(sorted(services))}",
+        )
 
 
 def verify(

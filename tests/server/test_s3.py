@@ -398,10 +398,17 @@ def test_wrong_keys_and_anonymous_requests_are_refused(live_server: LiveServer, 
     with pytest.raises(ClientError) as info:
         wrong_secret.client("s3").list_buckets()
     assert error_code(info) == "SignatureDoesNotMatch"
+    wrong_message = info.value.response["Error"]["Message"]
+    # An unknown key id answers as a wrong secret does: answers tell no key ids apart.
     unknown_key = dataclasses.replace(live_server, access_key_id="AKIAUNKNOWNKEY000000")
     with pytest.raises(ClientError) as info:
         unknown_key.client("s3").list_buckets()
-    assert error_code(info) == "InvalidAccessKeyId"
+    assert error_code(info) == "SignatureDoesNotMatch"
+    assert info.value.response["Error"]["Message"] == wrong_message
+    other_region = dataclasses.replace(live_server, region="ap-south-2")
+    with pytest.raises(ClientError) as info:
+        other_region.client("s3").list_buckets()
+    assert error_code(info) == "AuthorizationHeaderMalformed"
     status, body = http_get(f"{live_server.url}/bundles")
     assert status == 403
     assert b"<Code>AccessDenied</Code>" in body

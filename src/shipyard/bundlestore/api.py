@@ -15,6 +15,7 @@ Modules: this one routes and answers errors, and holds the bucket operations;
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import logging
 import uuid
@@ -24,7 +25,6 @@ from urllib.parse import unquote, urlsplit
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
-from starlette.types import Message, Receive
 
 from shipyard.bundlestore import multipart_ops as multipart
 from shipyard.bundlestore import object_ops as objects
@@ -34,6 +34,7 @@ from shipyard.bundlestore.disk import BundleStore, S3Error
 from shipyard.bundlestore.s3xml import Xml, iso_time, list_objects_result, parse_xml, xml_response
 from shipyard.config import ServerConfig
 from shipyard.server.context import Services
+from shipyard.server.tracked_receive import TrackedReceive
 
 log = logging.getLogger("shipyard.s3")
 
@@ -81,42 +82,37 @@ async def handle(request: Request, services: Services) -> Response:
         log.exception("S3 request failed")
         failure = S3Error("InternalError", "We encountered an internal error.", 500)
         response = _error_response(failure, request.method, raw_path, request_id)
-    if response.status_code >= 400 and not await receive.drain(request.headers.get("expect", "")):
+    expect = request.headers.get("expect", "")
+    drain_seconds = services.config.header_timeout
+    if response.status_code >= 400 and not await receive.drain(expect, drain_seconds):
         response.headers["connection"] = "close"
     response.headers["x-amz-request-id"] = request_id
     return response
 
 
-class _TrackedReceive:
-    """The ASGI receive channel, remembering whether the request body has been read."""
-
-    def __init__(self, receive: Receive) -> None:
-        self._receive = receive
-        self.body_done = False
-
-    async def __call__(self) -> Message:
-        message = await self._receive()
-        if message["type"] != "http.request" or not message.get("more_body", False):
-            self.body_done = True
-        return message
-
-    async def drain(self, expect: str) -> bool:
+class _TrackedReceive(TrackedReceive):
+    async def drain(self, expect: str, seconds: float) -> bool:
         """Read and drop what is left of a refused body; False if the connection must close.
 
         A client that sent its body without waiting reads no answer until it has sent it
-        all, so we read it (up to a bound). A client waiting for "100-continue" must not be
-        made to send it; the connection then closes, as the server cannot tell where the
-        next request would begin.
+        all, so we read it (up to a size and a time: a refused client trickling a body
+        must not hold a connection). A client waiting for "100-continue" must not be made
+        to send it; the connection then closes, as the server cannot tell where the next
+        request would begin.
         """
         if self.body_done:
             return True
         if expect.lower() == "100-continue":
             return False
         dropped = 0
-        while not self.body_done:
-            dropped += len((await self()).get("body", b""))
-            if dropped > MAX_DRAINED_BODY:
-                return False
+        try:
+            async with asyncio.timeout(seconds):
+                while not self.body_done:
+                    dropped += len((await self()).get("body", b""))
+                    if dropped > MAX_DRAINED_BODY:
+                        return False
+        except TimeoutError:
+            return False
         return True
 
 

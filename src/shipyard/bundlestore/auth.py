@@ -71,18 +71,26 @@ class _RequestParts:
     headers: dict[str, str]
 
 
-def _lookup(services: Services, access_key_id: str) -> tuple[str, Principal]:
+def _lookup(services: Services, access_key_id: str) -> tuple[str, Principal | None]:
+    """The key's secret and owner; for an unknown key a stand-in secret and no owner.
+
+    An unknown key is then refused as a wrong signature is, after the same work, so
+    that answers do not tell which key ids exist."""
     with services.db.tx() as conn:
         found = credentials.lookup(conn, access_key_id)
     if found is None:
-        raise S3Error(
-            "InvalidAccessKeyId",
-            "The AWS Access Key Id you provided does not exist in our records.",
-            403,
-            AWSAccessKeyId=access_key_id,
-        )
+        return sigv4.DUMMY_SECRET, None
     secret, kind, name = found
     return secret, Principal(kind, name)
+
+
+def _check_credential(parsed: sigv4.ParsedAuthorization, amz_date: str, services: Services) -> None:
+    regions = services.config.signing_region_set
+    try:
+        sigv4.check_signed_headers(parsed, ["host"])
+        sigv4.check_scope(parsed, amz_date, services=("s3",), regions=regions)
+    except sigv4.SignatureError as exc:
+        raise S3Error("AuthorizationHeaderMalformed", str(exc)) from None
 
 
 def _parse_amz_date(value: str) -> float:
@@ -94,7 +102,6 @@ def _header_signed(req: _RequestParts, services: Services) -> Authenticated:
         parsed = sigv4.parse_authorization(req.headers["authorization"])
     except sigv4.SignatureError as exc:
         raise S3Error("AuthorizationHeaderMalformed", str(exc)) from None
-    secret, principal = _lookup(services, parsed.access_key_id)
     amz_date = req.headers.get("x-amz-date", "")
     try:
         if not amz_date and "date" in req.headers:
@@ -111,10 +118,7 @@ def _header_signed(req: _RequestParts, services: Services) -> Authenticated:
             403,
             RequestTime=amz_date,
         )
-    if parsed.scope.split("/")[0] != amz_date[:8]:
-        raise S3Error(
-            "AuthorizationHeaderMalformed", "The credential scope date is not the request date"
-        )
+    _check_credential(parsed, amz_date, services)
     payload_hash = req.headers.get("x-amz-content-sha256", "")
     if not payload_hash:
         raise S3Error(
@@ -126,6 +130,7 @@ def _header_signed(req: _RequestParts, services: Services) -> Authenticated:
             "InvalidArgument",
             f"x-amz-content-sha256 must be a SHA-256 hex digest or one of {', '.join(known)}",
         )
+    secret, principal = _lookup(services, parsed.access_key_id)
     ok = sigv4.verify(
         parsed,
         secret,
@@ -137,7 +142,7 @@ def _header_signed(req: _RequestParts, services: Services) -> Authenticated:
         amz_date=amz_date,
         encode_path=False,
     )
-    if not ok:
+    if not ok or principal is None:
         raise signature_mismatch()
     chain = None
     if payload_hash == STREAMING_SIGNED:
@@ -169,13 +174,14 @@ def _presigned(req: _RequestParts, services: Services) -> Authenticated:
         raise S3Error(
             "AuthorizationQueryParametersError", f"Query-string authentication: {detail}"
         ) from None
-    secret, principal = _lookup(services, access_key_id)
+    _check_credential(parsed, amz_date, services)
     now = services.clock()
     if now > when + expires:
         raise S3Error("AccessDenied", "Request has expired", 403, XAmzExpires=str(expires))
     if when - now > MAX_CLOCK_SKEW:
         raise S3Error("AccessDenied", "Request is not valid yet", 403)
     query = [(k, v) for k, v in req.query if k != "X-Amz-Signature"]
+    secret, principal = _lookup(services, access_key_id)
     ok = sigv4.verify(
         parsed,
         secret,
@@ -187,7 +193,7 @@ def _presigned(req: _RequestParts, services: Services) -> Authenticated:
         amz_date=amz_date,
         encode_path=False,
     )
-    if not ok:
+    if not ok or principal is None:
         raise signature_mismatch()
     return Authenticated(principal, sigv4.UNSIGNED_PAYLOAD)
 

@@ -28,11 +28,11 @@ from shipyard.bundlestore.disk import S3Error
 STREAMING_SIGNED = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD"
 STREAMING_UNSIGNED_TRAILER = "STREAMING-UNSIGNED-PAYLOAD-TRAILER"
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
-_HEX_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_HEX_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 def is_sha256_hex(value: str) -> bool:
-    return bool(_HEX_SHA256.match(value))
+    return bool(_HEX_SHA256.fullmatch(value))
 
 
 def is_chunked(payload_hash: str) -> bool:

@@ -27,6 +27,7 @@ from shipyard.store import schema
 
 MAX_PAYLOAD_CHARS = 1024 * 1024  # output chunks are batched to well under this
 MAX_HEARTBEAT_SECONDS = 5.0
+MAX_COMMAND_ID_DIGITS = 19
 HOLD_SPREAD = 0.2  # how much shorter than asked a poll may be held (spread_hold)
 COMPLETION_STATUSES = (CommandStatus.SUCCEEDED.value, CommandStatus.FAILED.value)
 _DIAGNOSTIC_TYPES: dict[str, type] = {
@@ -66,8 +67,10 @@ def _required_string(body: dict[str, Any], member: str) -> str:
 
 def _command_id(body: dict[str, Any]) -> int:
     value = _required_string(body, "HostCommandIdentifier")
-    if not value.isdigit():
-        raise _client_error(f"Unknown host command {value!r}")
+    # Ids are 64-bit row ids: anything longer is no command (and int() of thousands of
+    # digits is refused by Python itself).
+    if not (value.isascii() and value.isdigit() and len(value) <= MAX_COMMAND_ID_DIGITS):
+        raise _client_error(f"Unknown host command {value[:40]!r}")
     return int(value)
 
 

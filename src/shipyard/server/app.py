@@ -1,4 +1,10 @@
-"""The ASGI app: routing, authentication and the one error renderer."""
+"""The ASGI app: routing, authentication and the one error renderer.
+
+A JSON request (``POST /``) is authenticated from its headers before its body is read,
+then its body is read under the endpoint's cap and checked against the signature
+(``auth``, ``json_body``). Every error, expected or not, leaves in the AWS JSON error
+shape; an unexpected one as ``InternalFailure``, its traceback only in the server log.
+"""
 
 from __future__ import annotations
 
@@ -8,19 +14,23 @@ import logging
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from shipyard.bundlestore.api import s3_routes
+from shipyard.config import ServerConfig
 from shipyard.errors import ApiError, DomainError
+from shipyard.server import auth
 from shipyard.server.agent_protocol import AGENT_OPERATIONS
-from shipyard.server.auth import authenticate
-from shipyard.server.context import Call, Handler, Principal, Services
+from shipyard.server.context import Call, Handler, Services
+from shipyard.server.json_body import body_pending, parse_object, read_capped
 from shipyard.server.operations import API_OPERATIONS
+from shipyard.server.tracked_receive import TrackedReceive
 from shipyard.server.wire import to_api_error
 
 log = logging.getLogger("shipyard.server")
@@ -33,12 +43,14 @@ SECURE_AGENT_PREFIX = "CodeDeployCommandService."
 JSON_TYPE = "application/x-amz-json-1.1"
 
 
-def _json_response(payload: dict[str, Any], status: int = 200) -> Response:
+def _json_response(
+    payload: dict[str, Any], status: int = 200, request_id: str | None = None
+) -> Response:
     return Response(
         json.dumps(payload, separators=(",", ":")),
         status_code=status,
         media_type=JSON_TYPE,
-        headers={"x-amzn-RequestId": str(uuid.uuid4())},
+        headers={"x-amzn-RequestId": request_id or str(uuid.uuid4())},
     )
 
 
@@ -46,47 +58,71 @@ def error_response(exc: ApiError) -> Response:
     return _json_response({"__type": exc.name, "message": exc.message}, exc.status)
 
 
-def _resolve(target: str, principal: Principal) -> Handler:
+@dataclass(frozen=True)
+class _Endpoint:
+    """What an ``X-Amz-Target`` names: a handler, its signing names and its body cap."""
+
+    handler: Handler
+    signing_names: frozenset[str]
+    body_cap: int
+    admin_only: bool
+
+
+def _endpoint(target: str, config: ServerConfig) -> _Endpoint:
     if target.startswith(API_PREFIX):
         table, name = API_OPERATIONS, target.removeprefix(API_PREFIX)
-        if principal.kind != "admin":
-            raise ApiError(
-                "AccessDeniedException", "Instance credentials may not call the API", 403
-            )
+        names, cap, admin_only = auth.API_SIGNING_NAMES, config.max_api_body_bytes, True
     elif target.startswith(AGENT_PREFIX):
         table, name = AGENT_OPERATIONS, target.removeprefix(AGENT_PREFIX)
+        names, cap, admin_only = auth.AGENT_SIGNING_NAMES, config.max_agent_body_bytes, False
     elif target.startswith(SECURE_AGENT_PREFIX):
         table, name = AGENT_OPERATIONS, target.removeprefix(SECURE_AGENT_PREFIX)
+        names, cap, admin_only = auth.AGENT_SIGNING_NAMES, config.max_agent_body_bytes, False
     else:
-        raise ApiError("UnknownOperationException", f"Unknown target {target!r}")
+        raise ApiError("UnknownOperationException", f"Unknown target {target[:200]!r}")
     handler = table.get(name)
     if handler is None:
-        raise ApiError("UnknownOperationException", f"Unknown operation {name!r}")
-    return handler
+        raise ApiError("UnknownOperationException", f"Unknown operation {name[:200]!r}")
+    return _Endpoint(handler, names, cap, admin_only)
+
+
+async def _call(request: Request, services: Services) -> Response:
+    """Authenticate from the headers, then read the body under its cap, then run."""
+    headers = auth.request_headers(request)
+    auth.require_token(headers)
+    endpoint = _endpoint(headers.get("x-amz-target", ""), services.config)
+    pending = auth.from_headers(request, headers, services, endpoint.signing_names)
+    body, digest = await read_capped(request, endpoint.body_cap)
+    principal = pending.verify(digest)
+    if endpoint.admin_only and principal.kind != "admin":
+        raise ApiError("AccessDeniedException", "Instance credentials may not call the API", 403)
+    result = endpoint.handler(Call(services, principal, parse_object(body)))
+    if inspect.isawaitable(result):
+        result = await result
+    return _json_response(result)
 
 
 async def _json_api(request: Request, services: Services) -> Response:
-    body = await request.body()
+    receive = TrackedReceive(request.receive)
+    request = Request(request.scope, receive)
     try:
-        principal = authenticate(request, body, services)
-        handler = _resolve(request.headers.get("x-amz-target", ""), principal)
-        try:
-            payload = json.loads(body or b"{}")
-        except ValueError:
-            raise ApiError("SerializationException", "Request body is not valid JSON") from None
-        if not isinstance(payload, dict):
-            raise ApiError("SerializationException", "Request body must be a JSON object")
-        result = handler(Call(services, principal, payload))
-        if inspect.isawaitable(result):
-            result = await result
-        return _json_response(result)
+        return await _call(request, services)
     except ApiError as exc:
-        return error_response(exc)
+        response = error_response(exc)
     except DomainError as exc:
-        return error_response(to_api_error(exc))
+        response = error_response(to_api_error(exc))
+    except ClientDisconnect:
+        return Response(status_code=400)  # nobody is left to read an answer
     except Exception:
-        log.exception("internal error")
-        return _json_response({"__type": "ServerException", "message": "internal error"}, 500)
+        request_id = str(uuid.uuid4())
+        log.exception("internal error (request %s)", request_id)
+        message = f"An internal error occurred; the server log has details (request {request_id})"
+        failure = {"__type": "InternalFailure", "message": message}
+        response = _json_response(failure, 500, request_id)
+    if not receive.body_done and body_pending(request):
+        # The rest of the body was never read: where a next request would begin is unknown.
+        response.headers["connection"] = "close"
+    return response
 
 
 def create_app(services: Services) -> ASGIApp:

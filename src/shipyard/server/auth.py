@@ -1,8 +1,24 @@
-"""Who is calling: SigV4 verification of JSON API requests against issued keys."""
+"""Who is calling: SigV4 verification of JSON API requests against issued keys.
+
+In two steps, so that nobody without a key makes the server read a body.
+``from_headers`` checks everything the headers carry (the signed header list, the
+credential scope, the request time) and looks the key up: unsigned requests and unknown
+keys are refused before a byte of body is read. ``PendingSignature.verify`` then checks
+the signature over the SHA-256 of the body, computed while the body streams in under its
+cap. A client that sends ``x-amz-content-sha256`` has its signature checked from the
+headers alone, and the body against that hash once read.
+
+An unknown key id and a wrong signature get the same answer, after the same work (a
+signature computed with a stand-in secret), so that answers do not tell which key ids
+exist.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import hmac
+from collections.abc import Collection
+from dataclasses import dataclass
 
 from starlette.requests import Request
 
@@ -12,52 +28,119 @@ from shipyard.server.context import Principal, Services
 from shipyard.store import credentials
 
 MAX_CLOCK_SKEW = dt.timedelta(minutes=15)
+EMPTY_SHA256 = sigv4.sha256_hex(b"")
+# Signing names: the stock agent signs as codedeploy-commands-secure under
+# ``:enable_auth_policy: true``.
+API_SIGNING_NAMES = frozenset({"codedeploy"})
+AGENT_SIGNING_NAMES = frozenset({"codedeploy-commands", "codedeploy-commands-secure"})
+# Headers that change what a JSON request does: a signature must cover them.
+SIGNED_ALWAYS = ("host", "x-amz-target")
+SIGNED_WHEN_SENT = ("content-type", "x-amz-content-sha256")
 
 
-def authenticate(request: Request, body: bytes, services: Services) -> Principal:
-    """Verify the request's SigV4 header signature; return the calling principal."""
-    header = request.headers.get("authorization")
+def invalid_credentials() -> ApiError:
+    """The one answer to an unknown key id, a wrong signature and a tampered body."""
+    return ApiError(
+        "UnrecognizedClientException",
+        "The security token included in the request is invalid, "
+        "or the request signature does not match it.",
+        403,
+    )
+
+
+def _incomplete(message: str) -> ApiError:
+    return ApiError("IncompleteSignatureException", message, 403)
+
+
+def request_headers(request: Request) -> dict[str, str]:
+    """Header values as SigV4 canonicalises them: repeated headers joined with commas.
+
+    Routing reads the same values, so a second ``X-Amz-Target`` added to a signed
+    request changes the canonical request too instead of slipping past the signature.
+    """
+    return {name: ",".join(request.headers.getlist(name)) for name in request.headers}
+
+
+@dataclass(frozen=True)
+class PendingSignature:
+    """A request whose headers passed; its signature is checked over the body's hash."""
+
+    principal: Principal
+    secret: str
+    parsed: sigv4.ParsedAuthorization
+    request: Request
+    headers: dict[str, str]
+    amz_date: str
+    declared_hash: str  # x-amz-content-sha256, already verified; "" when not sent
+
+    def matches(self, payload_hash: str) -> bool:
+        return sigv4.verify(
+            self.parsed,
+            self.secret,
+            method=self.request.method,
+            path=self.request.url.path,
+            query=list(self.request.query_params.multi_items()),
+            headers=self.headers,
+            payload_hash=payload_hash,
+            amz_date=self.amz_date,
+        )
+
+    def verify(self, body_sha256: str) -> Principal:
+        if self.declared_hash:
+            ok = hmac.compare_digest(self.declared_hash, body_sha256)
+        else:
+            ok = self.matches(body_sha256)
+        if not ok:
+            raise invalid_credentials()
+        return self.principal
+
+
+def require_token(headers: dict[str, str]) -> str:
+    """The Authorization header; unsigned requests learn nothing more than this."""
+    header = headers.get("authorization")
     if not header:
         raise ApiError(
             "MissingAuthenticationTokenException", "Request is missing Authentication Token", 403
         )
+    return header
+
+
+def from_headers(
+    request: Request, headers: dict[str, str], services: Services, signing_names: Collection[str]
+) -> PendingSignature:
+    """Check what the headers carry; raise before any body is read if that is wrong."""
+    header = require_token(headers)
+    amz_date = headers.get("x-amz-date", "")
     try:
         parsed = sigv4.parse_authorization(header)
+        when = dt.datetime.strptime(amz_date, "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.UTC)
     except sigv4.SignatureError as exc:
         raise ApiError(exc.name, str(exc), 403) from None
-    with services.db.tx() as conn:
-        found = credentials.lookup(conn, parsed.access_key_id)
-    if found is None:
-        raise ApiError(
-            "UnrecognizedClientException", "The security token included in the request is invalid."
-        )
-    secret, kind, name = found
-    amz_date = request.headers.get("x-amz-date", "")
-    try:
-        when = dt.datetime.strptime(amz_date, "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.UTC)
     except ValueError:
-        raise ApiError(
-            "IncompleteSignatureException", "Missing or malformed X-Amz-Date", 403
-        ) from None
+        raise _incomplete("Missing or malformed X-Amz-Date") from None
     now = dt.datetime.fromtimestamp(services.clock(), dt.UTC)
     if abs(now - when) > MAX_CLOCK_SKEW:
         raise ApiError("InvalidSignatureException", "Signature expired", 403)
-    headers = {k.lower(): v for k, v in request.headers.items()}
-    query = [(k, v) for k, v in request.query_params.multi_items()]
-    ok = sigv4.verify(
-        parsed,
-        secret,
-        method=request.method,
-        path=request.url.path,
-        query=query,
-        headers=headers,
-        payload_hash=sigv4.sha256_hex(body),
-        amz_date=amz_date,
-    )
-    if not ok:
-        raise ApiError(
-            "InvalidSignatureException",
-            "The request signature we calculated does not match the signature you provided.",
-            403,
+    required = [*SIGNED_ALWAYS, *(name for name in SIGNED_WHEN_SENT if name in headers)]
+    try:
+        sigv4.check_signed_headers(parsed, required)
+        sigv4.check_scope(
+            parsed, amz_date, services=signing_names, regions=services.config.signing_region_set
         )
-    return Principal(kind, name)
+    except sigv4.SignatureError as exc:
+        raise ApiError(exc.name, str(exc), 403) from None
+    declared = headers.get("x-amz-content-sha256", "")
+    if declared and not (len(declared) == 64 and all(c in "0123456789abcdef" for c in declared)):
+        raise _incomplete("x-amz-content-sha256 must be the body's SHA-256 in lower-case hex")
+    with services.db.tx() as conn:
+        found = credentials.lookup(conn, parsed.access_key_id)
+    secret, kind, name = found if found is not None else (sigv4.DUMMY_SECRET, "", "")
+    pending = PendingSignature(
+        Principal(kind, name), secret, parsed, request, headers, amz_date, declared
+    )
+    # Checked now: with the body's hash declared, or with no key to check it against
+    # (the same work as a wrong signature, and the same answer).
+    check_now = bool(declared) or found is None
+    if check_now and (not pending.matches(declared or EMPTY_SHA256) or found is None):
+        raise invalid_credentials()
+    return pending

@@ -21,6 +21,7 @@ from shipyard.runner.core import Runner
 from shipyard.server import spec_signing
 from shipyard.server.alarm_watch import AlarmWatcher
 from shipyard.server.app import create_app
+from shipyard.server.connections import connection_cap, guarded_protocol, raise_open_file_limit
 from shipyard.server.context import Services
 from shipyard.store import credentials, open_database
 from shipyard.traffic import RouterConfig, TrafficRouter, get_router
@@ -86,11 +87,13 @@ class _Server(uvicorn.Server):
 
 def _uvicorn(services: Services) -> _Server:
     config = services.config
+    cap = connection_cap(config.max_connections, raise_open_file_limit())
     return _Server(
         uvicorn.Config(
             create_app(services),
             host=config.host,
             port=config.port,
+            http=guarded_protocol(config.header_timeout, cap),
             log_level="warning",
             ssl_certfile=config.tls_cert or None,
             ssl_keyfile=config.tls_key or None,

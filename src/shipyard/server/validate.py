@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 from shipyard.errors import ApiError
 
-NAME_RE = re.compile(r"^[A-Za-z0-9+=,.@_-]{1,100}$")
+NAME_RE = re.compile(r"[A-Za-z0-9+=,.@_-]{1,100}")
 T = TypeVar("T")
 
 
@@ -27,7 +27,7 @@ def required(body: dict[str, Any], member: str, exception: str) -> Any:
 
 
 def name(value: Any, exception: str, what: str) -> str:
-    if not isinstance(value, str) or not NAME_RE.match(value):
+    if not isinstance(value, str) or not NAME_RE.fullmatch(value):
         raise ApiError(
             exception,
             f"{what} must be 1-100 characters from [A-Za-z0-9+=,.@_-]: {value!r}",

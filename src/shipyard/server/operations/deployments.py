@@ -23,7 +23,7 @@ from shipyard.store import resources
 
 DEFAULT_CONFIG = "CodeDeployDefault.OneAtATime"
 MAX_DESCRIPTION = 256
-DEPLOYMENT_ID_RE = r"^d-[A-Z0-9]{9}$"
+DEPLOYMENT_ID_RE = r"d-[A-Z0-9]{9}"
 
 
 def _app_and_group(conn: Connection, body: Json) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -37,11 +37,11 @@ TRIGGER_EVENTS = (
 ROLLBACK_EVENTS = ("DEPLOYMENT_FAILURE", "DEPLOYMENT_STOP_ON_ALARM", "DEPLOYMENT_STOP_ON_REQUEST")
 SUSPENDABLE_PROCESSES = ("Terminate", "AZRebalance", "InstanceRefresh", "ScheduledActions")
 
-_ROLE_ARN_RE = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/([\w+=,.@-]+/)*[\w+=,.@-]+$")
+_ROLE_ARN_RE = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:role/([\w+=,.@-]+/)*[\w+=,.@-]+")
 
 
 def service_role_arn(value: Any) -> str:
-    if not isinstance(value, str) or not _ROLE_ARN_RE.match(value):
+    if not isinstance(value, str) or not _ROLE_ARN_RE.fullmatch(value):
         raise ApiError("InvalidRoleException", f"not an IAM role ARN: {value!r}")
     return value
 

@@ -23,8 +23,8 @@ BATCH_LIMIT = 25
 MAX_INSTANCES_PER_TAG_CALL = 100
 MAX_INSTANCE_TAGS = 10
 
-_SESSION_ARN_RE = re.compile(r"^arn:aws[a-z-]*:sts::\d{12}:assumed-role/[\w+=,.@-]+/[\w+=,.@-]+$")
-_USER_ARN_RE = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:user/([\w+=,.@-]+/)*[\w+=,.@-]+$")
+_SESSION_ARN_RE = re.compile(r"arn:aws[a-z-]*:sts::\d{12}:assumed-role/[\w+=,.@-]+/[\w+=,.@-]+")
+_USER_ARN_RE = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:user/([\w+=,.@-]+/)*[\w+=,.@-]+")
 
 
 def _instance_name(value: Any) -> str:
@@ -43,14 +43,14 @@ def _iam_arn(body: dict[str, Any]) -> tuple[str, str]:
             "MultipleIamArnsProvidedException", "Give iamSessionArn or iamUserArn, not both"
         )
     if session:
-        if not isinstance(session, str) or not _SESSION_ARN_RE.match(session):
+        if not isinstance(session, str) or not _SESSION_ARN_RE.fullmatch(session):
             raise ApiError(
                 "InvalidIamSessionArnException",
                 f"not an STS assumed-role session ARN: {session!r}",
             )
         return "iamSessionArn", session
     if user:
-        if not isinstance(user, str) or not _USER_ARN_RE.match(user):
+        if not isinstance(user, str) or not _USER_ARN_RE.fullmatch(user):
             raise ApiError("InvalidIamUserArnException", f"not an IAM user ARN: {user!r}")
         return "iamUserArn", user
     raise ApiError("IamArnRequiredException", "iamSessionArn or iamUserArn is required")

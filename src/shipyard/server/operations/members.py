@@ -26,10 +26,10 @@ MAX_RESOURCE_TAGS = 50
 MAX_TAG_GROUPS = 3
 MAX_FILTERS_PER_LIST = 10
 
-_REPOSITORY_RE = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
-_COMMIT_RE = re.compile(r"^[0-9a-fA-F]{7,64}$")
-_SHA256_RE = re.compile(r"^[0-9a-fA-F]{64}$")
-_BUCKET_RE = re.compile(r"^[A-Za-z0-9._-]{3,63}$")
+_REPOSITORY_RE = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+")
+_COMMIT_RE = re.compile(r"[0-9a-fA-F]{7,64}")
+_SHA256_RE = re.compile(r"[0-9a-fA-F]{64}")
+_BUCKET_RE = re.compile(r"[A-Za-z0-9._-]{3,63}")
 
 # Which compute platforms can deploy each kind of revision.
 _REVISION_PLATFORMS = {
@@ -180,9 +180,9 @@ def revision_location(value: Any, *, need_content: bool = True) -> dict[str, Any
     elif kind == "GitHub":
         repository = text(location.get("repository"), error, "gitHubLocation.repository", 256)
         commit = text(location.get("commitId"), error, "gitHubLocation.commitId", 64)
-        if not _REPOSITORY_RE.match(repository):
+        if not _REPOSITORY_RE.fullmatch(repository):
             raise ApiError(error, f"repository must look like account/repository: {repository!r}")
-        if not _COMMIT_RE.match(commit):
+        if not _COMMIT_RE.fullmatch(commit):
             raise ApiError(error, f"commitId must be a hexadecimal commit ID: {commit!r}")
         result = {"repository": repository, "commitId": commit}
     else:
@@ -195,7 +195,7 @@ def _content(location: dict[str, Any], need_content: bool) -> dict[str, str]:
     result: dict[str, str] = {}
     digest = location.get("sha256")
     if digest is not None:
-        if not isinstance(digest, str) or not _SHA256_RE.match(digest):
+        if not isinstance(digest, str) or not _SHA256_RE.fullmatch(digest):
             raise ApiError(error, "sha256 must be 64 hexadecimal characters")
         result["sha256"] = digest.lower()
     content = location.get("content")
@@ -222,6 +222,6 @@ def check_revision_platform(revision: dict[str, Any], platform: str) -> None:
 
 
 def s3_bucket_filter(value: Any) -> str:
-    if not isinstance(value, str) or not _BUCKET_RE.match(value):
+    if not isinstance(value, str) or not _BUCKET_RE.fullmatch(value):
         raise ApiError("InvalidBucketNameFilterException", f"not a valid bucket name: {value!r}")
     return value

@@ -24,7 +24,7 @@ def _names(parsed: arns.ParsedArn) -> list[str]:
     """The resource names in the ARN: [app], [app, group] or [config]."""
     parts = parsed.resource.split("/")
     expected = 2 if parsed.resource_type == arns.DEPLOYMENT_GROUP else 1
-    if len(parts) != expected or not all(validate.NAME_RE.match(part) for part in parts):
+    if len(parts) != expected or not all(validate.NAME_RE.fullmatch(part) for part in parts):
         raise ApiError("InvalidArnException", f"malformed {parsed.resource_type} ARN")
     return parts
 
