@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from shipyard.engine.messages import ShiftTraffic
 from shipyard.engine.state import StoredDeployment
-from shipyard.runner import traffic_steps
+
+RESTORE = "RestoreTraffic"  # not an event: give a failed target its traffic back
 
 
 @dataclass
@@ -20,9 +20,10 @@ class AfterCommit:
     # instance -> (command id, event) queued already acknowledged, for the agent
     # waiting on this transaction's answer (Dispatch.acknowledged)
     handed: dict[str, tuple[int, str]] = field(default_factory=dict)
-    traffic: list[traffic_steps.TrafficJob] = field(default_factory=list)
+    # the platform's server-run steps: (deployment, target, what) where what is an
+    # event name, RESTORE, or a weight to shift to
+    steps: list[tuple[StoredDeployment, str, str | int]] = field(default_factory=list)
     unprovision: list[str] = field(default_factory=list)  # provisioned hosts to remove
-    shifts: list[tuple[str, ShiftTraffic]] = field(default_factory=list)  # (deployment, shift)
     # deployment id -> (row version, state) as this transaction wrote it: the cache
     # the next step starts from, and what a second step in the same transaction uses.
     states: dict[str, tuple[int, StoredDeployment]] = field(default_factory=dict)

@@ -25,9 +25,10 @@ from shipyard.errors import DeploymentGroupBusy, NoSuchDeploymentGroup, NothingT
 from shipyard.model import TERMINAL_DEPLOYMENT_STATUSES, DeploymentStatus, new_deployment_id
 from shipyard.platforms import platform_for_group
 from shipyard.provision import GREEN_TAG, Provisioner, ProvisionError
-from shipyard.runner import snapshots, traffic_steps
-from shipyard.runner.after_commit import AfterCommit
+from shipyard.runner import snapshots
+from shipyard.runner.after_commit import RESTORE, AfterCommit
 from shipyard.runner.agents import AgentChannel, BundleUrl
+from shipyard.runner.server_steps import PlatformSteps, ServerSteps
 from shipyard.runner.sweeper import Sweeper
 from shipyard.runner.traffic_worker import TrafficWorker
 from shipyard.store import credentials, resources
@@ -52,6 +53,7 @@ class Runner:
         router: TrafficRouter | None = None,
         provisioner: Provisioner | None = None,
         bundle_url: BundleUrl | None = None,
+        platform_steps: PlatformSteps | None = None,
     ) -> None:
         self.config = config
         self.db = db
@@ -62,6 +64,10 @@ class Runner:
         self._states: dict[str, tuple[int, StoredDeployment]] = {}
         self.agents = AgentChannel(self, bundle_url)
         self.traffic = TrafficWorker(config, router, self.apply)
+        # computePlatform -> the steps its server runs; Server's are the traffic worker.
+        self.steps: dict[str, ServerSteps] = {"Server": self.traffic}
+        for name, build in (platform_steps or {}).items():
+            self.steps[name] = build(self.apply)
         self.sweeper = Sweeper(self)
 
     # ---- lifecycle ----------------------------------------------------------------
@@ -233,12 +239,13 @@ class Runner:
         notices = notify.Notices(conn, stored, now, self.config.region)
         deployment_id = stored.state.deployment_id
         server_events = stored.state.server_events
+        steps = self.steps_for(stored)
         for action in outcome.actions:
             if isinstance(action, m.Dispatch):
-                self.traffic.count_dispatch(action.target_id)
+                steps.dispatched(action.target_id)
             match action:
                 case m.Dispatch(target_id, event_name) if event_name in server_events:
-                    after.traffic.append(self.traffic.job(stored, target_id, event_name))
+                    after.steps.append((stored, target_id, event_name))
                 case m.Dispatch(target_id, event_name, acknowledged=True):
                     command_id = commands.add_command(
                         conn, target_id, deployment_id, event_name, now, handed=True
@@ -256,9 +263,9 @@ class Runner:
                         instance_store.deregister_instance(conn, name, now)
                         credentials.revoke_principal(conn, "instance", name)
                 case m.RestoreTraffic(target_id):
-                    after.traffic.append(self.traffic.job(stored, target_id, traffic_steps.RESTORE))
-                case m.ShiftTraffic():
-                    after.shifts.append((deployment_id, action))
+                    after.steps.append((stored, target_id, RESTORE))
+                case m.ShiftTraffic(target_id, weight):
+                    after.steps.append((stored, target_id, weight))
                 case m.Finished(status):
                     self._finished(conn, stored, status, now)
                 case m.StartRollback():
@@ -311,20 +318,22 @@ class Runner:
             if stored.state.status not in TERMINAL_DEPLOYMENT_STATUSES:
                 self._states[deployment_id] = (version, stored)
         self.agents.wake(after.wake)
-        for job in after.traffic:
-            self.traffic.start(job)
-        for deployment_id, shift in after.shifts:
-            self._shift(deployment_id, shift)
+        for stored, target_id, what in after.steps:
+            steps = self.steps_for(stored)
+            if isinstance(what, int):
+                steps.shift(stored, target_id, what)
+            elif what == RESTORE:
+                steps.restore(stored, target_id)
+            else:
+                steps.run(stored, target_id, what)
         if after.unprovision and self.provisioner is not None:
             names = list(after.unprovision)
             self.traffic.in_background(_remove_hosts(self.provisioner, names))
 
-    def _shift(self, deployment_id: str, shift: m.ShiftTraffic) -> None:
-        # No platform on this server shifts traffic by weight yet (functions and
-        # containers bring their routers): the shift fails, and so the deployment.
-        message = "no weighted traffic router serves this deployment's platform"
-        report = m.TrafficShifted(shift.target_id, shift.target_weight, False, message)
-        self.apply(deployment_id, report)
+    def steps_for(self, stored: StoredDeployment) -> ServerSteps:
+        """The server-run steps of the deployment's platform."""
+        platform = str(stored.info.get("computePlatform") or "Server")
+        return self.steps[platform]
 
 
 async def _remove_hosts(provisioner: Provisioner, names: list[str]) -> None:

@@ -96,7 +96,7 @@ class Sweeper:
         cached = runner.cached(deployment_id)
         if cached is None:
             return  # reloaded on its next step; checked on the next sweep
-        runner.traffic.resume(cached[1])
+        runner.steps_for(cached[1]).resume(cached[1])
         state = cached[1].state
         running = [
             t.target_id

@@ -1,5 +1,6 @@
-"""Server-run traffic steps (BlockTraffic, AllowTraffic, restore) in worker threads,
-off the request path; each result goes back to the engine as an input.
+"""The Server platform's server-run steps: BlockTraffic, AllowTraffic and restore on
+the load balancer, in worker threads, off the request path; each result goes back to the
+engine as an input.
 
 A host's dispatch count (its epoch) is kept so that a restore decided before a newer
 event was dispatched to the host leaves the host's traffic alone.
@@ -16,6 +17,7 @@ from shipyard.config import ServerConfig
 from shipyard.engine.messages import Acknowledged, Completed, Input
 from shipyard.engine.state import StoredDeployment
 from shipyard.runner import traffic_steps
+from shipyard.runner.server_steps import NoShifts
 from shipyard.traffic import TrafficRouter, backends_for
 
 log = logging.getLogger("shipyard.runner")
@@ -23,20 +25,28 @@ log = logging.getLogger("shipyard.runner")
 Apply = Callable[[str, Input], object]
 
 
-class TrafficWorker:
+class TrafficWorker(NoShifts):
+    """``ServerSteps`` of the Server platform."""
+
     def __init__(self, config: ServerConfig, router: TrafficRouter | None, apply: Apply) -> None:
+        super().__init__(apply)
         self.config = config
         self.router = router
-        self._apply = apply
         # (deployment, target, event) of the traffic jobs running in worker threads
         self._running: set[tuple[str, str, str]] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._host_epoch: dict[str, int] = {}
 
-    def count_dispatch(self, target_id: str) -> None:
+    def dispatched(self, target_id: str) -> None:
         """Every event dispatched to a host bumps its epoch: a traffic restore made
         before it must then leave the host's traffic alone."""
         self._host_epoch[target_id] = self._host_epoch.get(target_id, 0) + 1
+
+    def run(self, stored: StoredDeployment, target_id: str, event: str) -> None:
+        self.start(self.job(stored, target_id, event))
+
+    def restore(self, stored: StoredDeployment, target_id: str) -> None:
+        self.start(self.job(stored, target_id, traffic_steps.RESTORE))
 
     def job(self, stored: StoredDeployment, target_id: str, event: str) -> traffic_steps.TrafficJob:
         backends = tuple(backends_for(stored.info.get("loadBalancerInfo")))
