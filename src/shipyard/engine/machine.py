@@ -53,7 +53,10 @@ def step(state: DeploymentState, event: Input, now: float) -> Outcome:
             return out  # no host's status changed: nothing new to decide
         case Completed():
             hosts.completed(state, event, now, out, rules.hold)
-            if _moved_on(out, event.target_id):
+            # A traffic shift must see the dispatch of its shift event (it becomes the
+            # schedule's first ShiftTraffic); one target, so the scan costs nothing.
+            shifting = state.strategy == Strategy.TRAFFIC_SHIFT
+            if _moved_on(out, event.target_id) and not shifting:
                 return out  # the host went on to its next event: counts are unchanged
         case HookReported(target_id, name, succeeded, message):
             diagnostics = _hook_diagnostics(name, succeeded, message)

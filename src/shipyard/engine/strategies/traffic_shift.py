@@ -39,6 +39,7 @@ def advance(state: DeploymentState, now: float, out: Outcome) -> None:
             hosts.start(state, target, now, out)
     _take_over_shift_dispatch(state, now, out)
     _next_step_if_due(state, now, out)
+    _hold_deadline_while_paused(state, now, out)
     statuses = [t.status for t in targets]
     if TargetStatus.IN_PROGRESS in statuses or TargetStatus.PENDING in statuses:
         return
@@ -89,18 +90,37 @@ def _steps(state: DeploymentState) -> tuple[schedule.ShiftStep, ...]:
     return schedule.steps(routing, state.minute_seconds)
 
 
+def _shifting(state: DeploymentState) -> TargetState | None:
+    """The target whose AllowTraffic (the shift) is under way, if any."""
+    for target in state.targets.values():
+        current = target.current()
+        if target.in_flight and current is not None and current.name == SHIFT_EVENT:
+            return target
+    return None
+
+
 def _next_step_if_due(state: DeploymentState, now: float, out: Outcome) -> None:
-    if state.shift_started is None or state.shift_next_at is None or now < state.shift_next_at:
-        return
-    if state.paused:
-        return  # the shift holds where it is until resumed
-    due = schedule.due(_steps(state), state.shift_started, now)
-    target = next(
-        (t for t in state.targets.values() if (c := t.current()) and c.name == SHIFT_EVENT),
-        None,
-    )
-    if due is not None and target is not None and due.target_weight > state.shift_weight:
-        _shift_to(state, target, due, now, out)
+    if state.shift_next_at is None or now < state.shift_next_at or state.paused:
+        return  # a paused shift holds where it is until resumed
+    target = _shifting(state)
+    # The step after the weight in force, even when ticks came late: no step is skipped.
+    step = next((s for s in _steps(state) if s.target_weight > state.shift_weight), None)
+    if target is not None and step is not None:
+        _shift_to(state, target, step, now, out)
+
+
+def _hold_deadline_while_paused(state: DeploymentState, now: float, out: Outcome) -> None:
+    """A pause between steps may last any time: the shift event's deadline is lifted
+    while paused and set again, from the next step, once resumed."""
+    target = _shifting(state)
+    if target is None or state.shift_next_at is None:
+        return  # the last step is out: the router's answer is due as usual
+    if state.paused and target.deadline is not None:
+        target.deadline = None
+        out.touch(target.target_id)
+    elif not state.paused and target.deadline is None:
+        target.deadline = max(state.shift_next_at, now) + state.event_timeout
+        out.touch(target.target_id)
 
 
 def _shift_to(
@@ -110,9 +130,11 @@ def _shift_to(
     now: float,
     out: Outcome,
 ) -> None:
-    assert state.shift_started is not None
+    following = next((s for s in _steps(state) if s.offset > step.offset), None)
     state.shift_weight = step.target_weight
-    state.shift_next_at = schedule.next_due_at(_steps(state), state.shift_started, now)
+    # Each step keeps its whole interval from when it was applied, so a late tick
+    # delays the rest of the schedule rather than shortening an interval.
+    state.shift_next_at = None if following is None else now + following.offset - step.offset
     # The event may run as long as the schedule, plus the usual time for its last step.
     target.deadline = (state.shift_next_at or now) + state.event_timeout
     out.touch(target.target_id)
