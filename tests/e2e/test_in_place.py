@@ -5,7 +5,8 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-from tests.e2e.conftest import SHARED_ROOT, Fleet, Uploader, call_extension, make_bundle
+from tests.e2e.conftest import SHARED_ROOT, Fleet, Uploader, make_bundle
+from tests.support import call_extension
 
 EVENTS = [
     "ApplicationStop",

@@ -7,16 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import (
-    SHARED_ROOT,
-    Fleet,
-    Uploader,
-    call_extension,
-    fleet_on_server,
-    make_uploader,
-)
+from tests.e2e.conftest import SHARED_ROOT, Fleet, Uploader, fleet_on_server, make_uploader
 from tests.e2e.test_failures import bundle_with_hook, event_of
 from tests.e2e.test_in_place import EVENTS, HOOKS, app_bundle, deploy, setup_group
+from tests.support import call_extension
 
 
 @pytest.fixture

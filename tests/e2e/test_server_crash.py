@@ -29,15 +29,9 @@ from botocore.config import Config as BotoConfig
 
 from shipyard.demo.fleet import can_isolate, stop_all
 from tests.conftest import free_port, service_missing
-from tests.e2e.conftest import (
-    SHARED_ROOT,
-    Fleet,
-    Uploader,
-    make_bundle,
-    make_uploader,
-    wait_until,
-)
+from tests.e2e.conftest import SHARED_ROOT, Fleet, Uploader, make_bundle, make_uploader
 from tests.e2e.test_in_place import EVENTS, HOOKS
+from tests.support import wait_until
 
 SERVER_POLL_SECONDS = 2
 # A poll answer lost in a crash is offered again after this; an agent still retrying

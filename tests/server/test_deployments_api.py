@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from tests.conftest import LiveServer, start_live_server
-from tests.server.crud_support import ROLE_ARN, error_code, raw_call
+from tests.server.crud_support import ROLE_ARN, error_code
+from tests.support import raw_call
 
 
 @pytest.fixture(scope="module")

@@ -20,8 +20,8 @@ from shipyard.agent.client import CommandClient, HostCommand, ProtocolError
 from shipyard.engine.lifecycle import IN_PLACE
 from shipyard.store import schema
 from tests.conftest import LiveServer, start_live_server
-from tests.e2e.conftest import issued_agent_config
 from tests.server.crud_support import ROLE_ARN
+from tests.support import issued_agent_config
 
 SUCCESS = {"error_code": 0, "script_name": "", "message": "Succeeded", "log": ""}
 EVENTS = IN_PLACE

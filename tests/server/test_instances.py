@@ -11,7 +11,8 @@ import boto3
 import pytest
 
 from tests.conftest import LiveServer, start_live_server
-from tests.server.crud_support import aws_cli, error_code, raw_call, raw_error, unique
+from tests.server.crud_support import aws_cli, error_code, raw_error, unique
+from tests.support import raw_call
 
 
 @pytest.fixture(scope="module")
