@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import urllib.error
+import urllib.request
 from typing import Any
 
 import boto3
@@ -7,18 +9,16 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests.conftest import LiveServer
+from tests.support import call_extension
 
 
-def test_signed_request_is_accepted(codedeploy: Any) -> None:
-    assert codedeploy.list_applications()["applications"] == []
+def test_signed_request_is_accepted(cd: Any) -> None:
+    assert cd.list_applications()["applications"] == []
 
 
-def test_unsigned_request_is_rejected(live_server: LiveServer) -> None:
-    import urllib.error
-    import urllib.request
-
+def test_unsigned_request_is_rejected(server: LiveServer) -> None:
     request = urllib.request.Request(
-        live_server.url + "/",
+        server.url + "/",
         data=b"{}",
         headers={
             "X-Amz-Target": "CodeDeploy_20141006.ListApplications",
@@ -31,22 +31,18 @@ def test_unsigned_request_is_rejected(live_server: LiveServer) -> None:
     assert b"MissingAuthenticationTokenException" in info.value.read()
 
 
-def test_unknown_operation_is_named(live_server: LiveServer) -> None:
-    import urllib.error
-
-    from tests.support import call_extension
-
+def test_unknown_operation_is_named(server: LiveServer) -> None:
     with pytest.raises(urllib.error.HTTPError) as info:
-        call_extension(live_server, "NoSuchOperation", {})
+        call_extension(server, "NoSuchOperation", {})
     assert b"UnknownOperationException" in info.value.read()
 
 
-def test_wrong_secret_is_rejected(live_server: LiveServer) -> None:
+def test_wrong_secret_is_rejected(server: LiveServer) -> None:
     client = boto3.client(
         "codedeploy",
-        endpoint_url=live_server.url,
+        endpoint_url=server.url,
         region_name="us-east-1",
-        aws_access_key_id=live_server.access_key_id,
+        aws_access_key_id=server.access_key_id,
         aws_secret_access_key="wrong-secret",
     )
     with pytest.raises(ClientError) as info:
@@ -54,10 +50,10 @@ def test_wrong_secret_is_rejected(live_server: LiveServer) -> None:
     assert info.value.response["Error"]["Code"] == "InvalidSignatureException"
 
 
-def test_unknown_key_is_rejected(live_server: LiveServer) -> None:
+def test_unknown_key_is_rejected(server: LiveServer) -> None:
     client = boto3.client(
         "codedeploy",
-        endpoint_url=live_server.url,
+        endpoint_url=server.url,
         region_name="us-east-1",
         aws_access_key_id="AKIAUNKNOWNKEY000000",
         aws_secret_access_key="x",
