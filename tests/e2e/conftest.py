@@ -163,8 +163,10 @@ def make_bundle(
 
 
 @pytest.fixture
-def fleet(tmp_path: Path) -> Iterator[Fleet]:
-    yield from fleet_on_server(tmp_path)
+def fleet(tmp_path: Path, database: str) -> Iterator[Fleet]:
+    """Hosts with real agents (added by the test) and their server: on SQLite, unless
+    the test runs ``on_both_databases``."""
+    yield from fleet_on_server(tmp_path, database=database)
 
 
 Uploader = Callable[[str, bytes], dict[str, Any]]
