@@ -634,7 +634,9 @@ def test_a_killed_agent_reports_the_interrupted_hook_when_it_restarts(
     codedeploy = e2e_server.client("codedeploy")
     with agent_processes() as start:
         first = start(config_path)
-        hook_pid = int(wait_until(lambda: pid_file.exists() and pid_file.read_text(), "the hook"))
+        hook_pid = int(
+            wait_until(lambda: pid_file.read_text() if pid_file.exists() else None, "the hook")
+        )
         first.kill()  # SIGKILL: no chance to report anything
         first.wait()
         with contextlib.suppress(ProcessLookupError):

@@ -105,7 +105,7 @@ def _wait_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
             pytest.fail(f"prometheus exited with {process.returncode}:\n{log.read_text()}")
         try:
             with urllib.request.urlopen(url + "/-/ready", timeout=2) as response:
-                return response.status == 200
+                return bool(response.status == 200)
         except OSError:
             return False
 
