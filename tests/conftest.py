@@ -58,6 +58,21 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return str(request.getfixturevalue("pg_url"))
 
 
+@pytest.fixture
+def database(request: pytest.FixtureRequest) -> str:
+    """The database of the server a test starts: "" (the server's own SQLite file in its
+    data directory); under ``on_both_databases``, that in one run and a fresh PostgreSQL
+    database in another."""
+    if getattr(request, "param", "sqlite") == "sqlite":
+        return ""
+    return str(request.getfixturevalue("pg_url"))
+
+
+# Runs a test whose server (``live_server``, ``fleet``...) takes the ``database`` fixture
+# twice: on SQLite and on PostgreSQL.
+on_both_databases = pytest.mark.parametrize("database", ["sqlite", "postgres"], indirect=True)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -114,9 +129,10 @@ def start_live_server(data_dir: Path, database: str = "", **overrides: Any) -> I
 
 
 @pytest.fixture
-def live_server(tmp_path: Path) -> Iterator[LiveServer]:
-    """A real Shipyard server on SQLite, on an ephemeral loopback port."""
-    yield from start_live_server(tmp_path / "server")
+def live_server(tmp_path: Path, database: str) -> Iterator[LiveServer]:
+    """A real Shipyard server on an ephemeral loopback port (on SQLite, unless the test
+    runs ``on_both_databases``)."""
+    yield from start_live_server(tmp_path / "server", database)
 
 
 @pytest.fixture

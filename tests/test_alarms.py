@@ -27,6 +27,7 @@ from shipyard.model import DeploymentStatus
 from shipyard.server.alarm_watch import Watched, verdict, watched
 from shipyard.store import alarms as alarm_store
 from tests.conftest import LiveServer, free_port, start_live_server
+from tests.support import wait_until
 
 # --- a tiny HTTP server: canned answers by path ---------------------------------------
 
@@ -443,13 +444,6 @@ def start_waiting_deployment(
     )
 
 
-def wait_until(predicate: Any, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.05)
-
-
 def deployment_info(server: LiveServer, deployment_id: str) -> dict[str, Any]:
     info: dict[str, Any] = server.client("codedeploy").get_deployment(deploymentId=deployment_id)[
         "deploymentInfo"
@@ -466,10 +460,12 @@ def test_watcher_stops_a_deployment_when_its_http_alarm_fires(
         server, {"enabled": True, "alarms": [{"name": "health"}]}
     )
     # The alarm is read while the deployment runs, and OK changes nothing.
-    wait_until(lambda: stub.hit_count("/health") >= 3)
+    wait_until(lambda: stub.hit_count("/health") >= 3, "three reads of the alarm", 10)
     assert deployment_info(server, deployment_id)["status"] == "InProgress"
     stub.answers["/health"] = Answer(500, b"boom")
-    wait_until(lambda: deployment_info(server, deployment_id)["status"] == "Stopped")
+    wait_until(
+        lambda: deployment_info(server, deployment_id)["status"] == "Stopped", "the stop", 10
+    )
     error = deployment_info(server, deployment_id)["errorInformation"]
     assert error["code"] == "ALARM_ACTIVE"
     assert "health" in error["message"]
@@ -492,11 +488,13 @@ def test_unreadable_alarm_stops_unless_poll_failures_are_ignored(
         "alarms": [{"name": "errors"}, {"name": "health"}, {"name": "undefined"}],
     }
     deployment_id = start_waiting_deployment(server, config)
-    wait_until(lambda: stub.hit_count("/health") >= 3)  # several rounds read every alarm
+    wait_until(lambda: stub.hit_count("/health") >= 3, "several rounds reading every alarm", 10)
     assert deployment_info(server, deployment_id)["status"] == "InProgress"
     cd = server.client("codedeploy")
     cd.stop_deployment(deploymentId=deployment_id)
-    wait_until(lambda: deployment_info(server, deployment_id)["status"] == "Stopped")
+    wait_until(
+        lambda: deployment_info(server, deployment_id)["status"] == "Stopped", "the stop", 10
+    )
 
     # Without ignorePollAlarmFailure an alarm this server does not define would stop
     # every deployment at once: CreateDeployment refuses it (test_groups covers that).
@@ -513,7 +511,7 @@ def test_unreadable_alarm_stops_unless_poll_failures_are_ignored(
     second = cd.create_deployment(
         applicationName="shop", deploymentGroupName="web", revision=revision
     )["deploymentId"]
-    wait_until(lambda: deployment_info(server, second)["status"] == "Stopped")
+    wait_until(lambda: deployment_info(server, second)["status"] == "Stopped", "the stop", 10)
     error = deployment_info(server, second)["errorInformation"]
     assert error["code"] == "ALARM_ACTIVE"
     assert error["message"].startswith("Alarm errors is active: its state cannot be read: ")
@@ -530,6 +528,6 @@ def test_override_alarm_configuration_replaces_the_groups(server: LiveServer, st
         {"enabled": True, "alarms": [{"name": "health"}]},
         overrideAlarmConfiguration={"enabled": True, "alarms": [{"name": "ready"}]},
     )
-    wait_until(lambda: stub.hit_count("/ready") >= 3)
+    wait_until(lambda: stub.hit_count("/ready") >= 3, "three reads of the alarm", 10)
     assert deployment_info(server, deployment_id)["status"] == "InProgress"
     assert stub.hit_count("/health") == 0

@@ -13,7 +13,6 @@ import socket
 import stat
 import subprocess
 import sys
-import time
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ import yaml
 from shipyard.cli import pack, progress
 from shipyard.config import AgentConfig, build
 from tests.conftest import LiveServer, free_port
+from tests.support import wait_until
 
 # --- running the CLI -----------------------------------------------------------------
 
@@ -243,14 +243,12 @@ def test_server_subcommand_serves_the_aws_cli(tmp_path: Path) -> None:
 
 
 def wait_for_port(port: int, process: subprocess.Popen[str]) -> None:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
+    def listening() -> bool:
         assert process.poll() is None, process.communicate()[1]
         with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise AssertionError(f"server did not listen on {port}")
+            return probe.connect_ex(("127.0.0.1", port)) == 0
+
+    wait_until(listening, f"the server to listen on {port}", 20)
 
 
 # --- packing -----------------------------------------------------------------------------

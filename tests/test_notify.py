@@ -37,7 +37,8 @@ from shipyard.store import deployments as deployment_store
 from shipyard.store.deployments import StoredDeployment
 from shipyard.store.groups import insert_deployment_group
 from tests.conftest import LiveServer
-from tests.server.crud_support import ROLE_ARN, raw_call
+from tests.server.crud_support import ROLE_ARN
+from tests.support import raw_call, wait_until
 
 ALL_EVENTS = [
     "DeploymentStart",
@@ -116,10 +117,11 @@ class Receiver:
         return f"http://127.0.0.1:{self._server.server_address[1]}/hook"
 
     def wait_for(self, count: int, timeout: float = 20.0) -> list[Received]:
-        deadline = time.monotonic() + timeout
-        while len(self.requests) < count:
-            assert time.monotonic() < deadline, f"only {len(self.requests)} of {count} arrived"
-            time.sleep(0.02)
+        wait_until(
+            lambda: len(self.requests) >= count,
+            lambda: f"{count} requests: only {len(self.requests)} arrived",
+            timeout,
+        )
         return list(self.requests)
 
     def release(self) -> None:
@@ -572,14 +574,14 @@ def test_trigger_secrets_and_deliveries_on_the_api(
     got = receiver.wait_for(2)
     assert sorted(r.event for r in got) == ["DeploymentStart", "InstanceStart"]
     assert all(verify(r, first["secret"]) for r in got)
-    deadline = time.monotonic() + 10
-    while True:
-        listed = raw_call(
+
+    def delivered() -> list[dict[str, Any]] | None:
+        listed: list[dict[str, Any]] = raw_call(
             live_server, "ShipyardListTriggerDeliveries", {"deploymentId": deployment_id}
         )[1]["deliveries"]
-        if all(d["status"] == "Delivered" for d in listed) or time.monotonic() > deadline:
-            break
-        time.sleep(0.05)
+        return listed if all(d["status"] == "Delivered" for d in listed) else None
+
+    listed = wait_until(delivered, "every delivery to be Delivered", 10)
     assert [(d["eventType"], d["status"], d["attempts"]) for d in listed] == [
         ("DeploymentStart", "Delivered", 1),
         ("InstanceStart", "Delivered", 1),

@@ -30,6 +30,7 @@ from shipyard.store import deployments as deployment_store
 from shipyard.store import host_commands as commands
 from tests.agent.recording_server import HOST_ARN, agent_config, recording_server
 from tests.conftest import LiveServer, free_port, start_live_server
+from tests.support import last_seen, wait_until
 
 COMMAND = {
     "HostCommandIdentifier": "42",
@@ -190,8 +191,7 @@ def test_shutdown_breaks_off_a_long_poll(tmp_path: Path) -> None:
 
         poller = threading.Thread(target=poll)
         poller.start()
-        while not server.requests:
-            time.sleep(0.01)
+        wait_until(lambda: server.requests, "the poll to reach the server", 5)
         client.shutdown()
         poller.join(5)
         release.set()
@@ -350,10 +350,8 @@ def test_each_poll_is_a_heartbeat(agent_server: LiveServer, register: Register) 
     web = register()
     before = time.time()
     web.client().poll_host_command()
-    with agent_server.services.db.tx() as conn:
-        c = schema.instances.c
-        last_seen = conn.execute(select(c.last_seen).where(c.name == web.name)).scalar_one()
-    assert last_seen is not None and last_seen >= before - 1
+    seen = last_seen(agent_server, web.name)
+    assert seen is not None and seen >= before - 1
 
 
 def test_admin_keys_may_not_poll(agent_server: LiveServer, register: Register) -> None:

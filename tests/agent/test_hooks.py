@@ -18,6 +18,7 @@ from shipyard.agent.appspec import AppSpecError, HookScript, parse
 from shipyard.agent.hooks import LOG_TAIL_CHARS, CommandResult, HookRun, ScriptError, run_event
 from shipyard.agent.launch import Launch, LaunchError, script_command
 from tests.agent.archives import build_on_disk, link_chain_escape, path_max_escape
+from tests.support import wait_until
 
 FIXED_CLOCK = 1_700_000_000.0
 STAMP = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(FIXED_CLOCK))
@@ -74,13 +75,8 @@ def _gone(pid: int) -> bool:
     return state == "Z"
 
 
-def _wait_gone(pids: list[int], within: float = 2.0) -> bool:
-    give_up = time.monotonic() + within
-    while time.monotonic() < give_up:
-        if all(_gone(pid) for pid in pids):
-            return True
-        time.sleep(0.02)
-    return False
+def _wait_gone(pids: list[int], within: float = 2.0) -> None:
+    wait_until(lambda: all(_gone(pid) for pid in pids), f"processes {pids} to end", within)
 
 
 def _pids(path: Path) -> list[int]:
@@ -221,7 +217,7 @@ def test_timeout_kills_the_whole_process_group(archive: Archive) -> None:
     assert result.error_code == ScriptError.SCRIPT_TIMED_OUT
     assert result.message == "Script at specified location: hang.sh failed to complete in 1 seconds"
     assert result.log == "[stdout]waiting\n"
-    assert _wait_gone(_pids(pids))
+    _wait_gone(_pids(pids))
 
 
 def test_script_ignoring_sigterm_is_killed_after_the_grace(archive: Archive) -> None:
@@ -235,7 +231,7 @@ def test_script_ignoring_sigterm_is_killed_after_the_grace(archive: Archive) -> 
     result = archive.run("ValidateService", HookScript(location, timeout=1), kill_grace=0.3)
     assert time.monotonic() - started < 3
     assert result.error_code == ScriptError.SCRIPT_TIMED_OUT
-    assert _wait_gone(_pids(pids))
+    _wait_gone(_pids(pids))
 
 
 def test_background_child_holding_output_does_not_hang(archive: Archive) -> None:
@@ -251,7 +247,7 @@ def test_background_child_holding_output_does_not_hang(archive: Archive) -> None
         "Script at specified location: leaky.sh failed to close STDOUT and STDERR"
     )
     assert result.log == "[stdout]started\n"
-    assert _wait_gone(_pids(pids))
+    _wait_gone(_pids(pids))
 
 
 def test_properly_detached_daemon_keeps_running(

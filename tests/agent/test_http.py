@@ -14,7 +14,6 @@ import ssl
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ from shipyard.agent.http import (
     ConnectionClosed,
     tls_context,
 )
+from tests.support import wait_until
 
 
 @dataclass
@@ -281,8 +281,7 @@ def test_abort_breaks_off_a_request_blocked_in_another_thread() -> None:
 
         waiter = threading.Thread(target=wait)
         waiter.start()
-        while not server.requests:
-            time.sleep(0.01)
+        wait_until(lambda: server.requests, "the request to reach the server", 5)
         conn.abort()
         waiter.join(5)
         assert not waiter.is_alive()

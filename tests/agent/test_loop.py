@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
 
 from shipyard.agent.client import CommandClient, ConnectionFailed
 from shipyard.agent.loop import (
@@ -37,21 +36,13 @@ from shipyard.agent.loop import (
 from shipyard.agent.state import MAX_AGE_SECONDS, CommandTracker
 from shipyard.agent.stream import OutputStreamer
 from shipyard.config import AgentConfig, agent_config_to_yaml
-from shipyard.store import credentials, schema
+from shipyard.store import credentials
 from tests.agent.recording_server import HOST_ARN, RecordingServer, agent_config, recording_server
 from tests.conftest import LiveServer, free_port, start_live_server
+from tests.support import last_seen, wait_until
 
 DEPLOYMENT = "d-LOOPTEST1"
 GROUP_ID = "6f0c1e4e-group"
-
-
-def wait_until(condition: Callable[[], Any], what: str, timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (value := condition()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
-    return value
 
 
 # ---- tracking files --------------------------------------------------------------------
@@ -199,9 +190,7 @@ def test_a_full_batch_is_sent_without_waiting_for_the_interval() -> None:
     with streamer(posts, interval=60.0, batch_bytes=1024) as stream:
         write = stream.open("1")
         write("x" * 2000)
-        deadline = time.monotonic() + 5
-        while not posts.chunks and time.monotonic() < deadline:
-            time.sleep(0.01)
+        wait_until(lambda: posts.chunks, "the full batch to go out", 5)
         assert posts.text("1") == "x" * 2000
         stream.finish("1", timeout=5)
 
@@ -570,13 +559,6 @@ def agent_processes() -> Iterator[Callable[[Path], subprocess.Popen[bytes]]]:
                 process.wait()
 
 
-def last_seen(server: LiveServer, name: str) -> float | None:
-    with server.services.db.tx() as conn:
-        c = schema.instances.c
-        value = conn.execute(select(c.last_seen).where(c.name == name)).scalar_one()
-    return float(value) if value is not None else None
-
-
 # The server holds each poll this long. Short, because the server's own shutdown waits
 # for held polls; long enough that an agent waiting one out on SIGTERM is caught.
 E2E_POLL_SECONDS = 2.0
@@ -659,7 +641,9 @@ def test_a_killed_agent_reports_the_interrupted_hook_when_it_restarts(
     codedeploy = e2e_server.client("codedeploy")
     with agent_processes() as start:
         first = start(config_path)
-        hook_pid = int(wait_until(lambda: pid_file.exists() and pid_file.read_text(), "the hook"))
+        hook_pid = int(
+            wait_until(lambda: pid_file.read_text() if pid_file.exists() else None, "the hook")
+        )
         first.kill()  # SIGKILL: no chance to report anything
         first.wait()
         with contextlib.suppress(ProcessLookupError):

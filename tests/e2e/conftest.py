@@ -4,7 +4,6 @@ own filesystem view of the shared destination paths."""
 from __future__ import annotations
 
 import io
-import json
 import os
 import tarfile
 import time
@@ -15,40 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
-from shipyard import sigv4
-from shipyard.config import AgentConfig
 from shipyard.demo.fleet import LocalHost, can_isolate, prepare_host, stop_all
 from tests.conftest import LiveServer, service_missing, start_live_server
+from tests.support import call_extension, wait_until
 
 SHARED_ROOT = Path("/srv/shipyard-e2e")
-
-
-def call_extension(server: LiveServer, op: str, body: dict[str, Any]) -> dict[str, Any]:
-    """A signed JSON 1.1 call to a Shipyard extension operation."""
-    import datetime as dt
-    import urllib.request
-
-    data = json.dumps(body).encode()
-    host = server.url.removeprefix("http://")
-    headers = sigv4.sign_headers(
-        sigv4.Credentials(server.access_key_id, server.secret_access_key),
-        method="POST",
-        host=host,
-        path="/",
-        body=data,
-        headers={
-            "Content-Type": "application/x-amz-json-1.1",
-            "X-Amz-Target": f"CodeDeploy_20141006.{op}",
-        },
-        region=server.region,
-        service="codedeploy",
-        amz_date=dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ"),
-    )
-    request = urllib.request.Request(server.url + "/", data=data, headers=headers, method="POST")
-    with urllib.request.urlopen(request, timeout=30) as response:
-        result: dict[str, Any] = json.loads(response.read() or b"{}")
-    return result
+FINISHED = ("Succeeded", "Failed", "Stopped")
 
 
 def blue_green_members(
@@ -85,32 +58,19 @@ def blue_green_members(
     return members
 
 
-def issued_agent_config(server: LiveServer, name: str, home: Path, **overrides: Any) -> AgentConfig:
-    """The agent config of registered instance ``name``, with keys issued for it now
-    through ShipyardIssueInstanceCredentials."""
-    keys = call_extension(server, "ShipyardIssueInstanceCredentials", {"instanceName": name})
-    values: dict[str, Any] = {
-        "endpoint": server.url,
-        "instance_name": name,
-        "access_key_id": keys["accessKeyId"],
-        "secret_access_key": keys["secretAccessKey"],
-        "host_identifier": keys["hostIdentifier"],
-        "root_dir": home / "root",
-        "log_dir": home / "log",
-    }
-    return AgentConfig(**{**values, **overrides})
-
-
 @dataclass
 class Fleet:
     server: LiveServer
     base: Path
     isolate: bool
     hosts: list[LocalHost] = field(default_factory=list)
+    cafile: Path | None = None  # over HTTPS: the one certificate authority trusted
 
     @property
     def cd(self) -> Any:
-        return self.server.client("codedeploy")
+        if self.cafile is None:
+            return self.server.client("codedeploy")
+        return self.server.client("codedeploy", verify=str(self.cafile))
 
     def add_hosts(self, names: list[str], tags: dict[str, str], *, start: bool = True) -> None:
         cd = self.cd
@@ -122,7 +82,10 @@ class Fleet:
                     instanceNames=[name], tags=[{"Key": k, "Value": v} for k, v in tags.items()]
                 )
             creds = call_extension(
-                self.server, "ShipyardIssueInstanceCredentials", {"instanceName": name}
+                self.server,
+                "ShipyardIssueInstanceCredentials",
+                {"instanceName": name},
+                cafile=self.cafile,
             )
             host = prepare_host(
                 self.base,
@@ -133,6 +96,10 @@ class Fleet:
                 isolate=self.isolate,
                 poll_seconds=5.0,
             )
+            if self.cafile is not None:
+                config = yaml.safe_load(host.config_path.read_text())
+                config["ca_file"] = str(self.cafile)
+                host.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
             self.hosts.append(host)
             if start:
                 host.start()
@@ -140,18 +107,26 @@ class Fleet:
     def host(self, name: str) -> LocalHost:
         return next(h for h in self.hosts if h.name == name)
 
-    def wait(self, deployment_id: str, timeout: float = 60.0) -> dict[str, Any]:
-        """Poll GetDeployment until terminal (polling, not sleeping for a timeout)."""
+    def wait(
+        self,
+        deployment_id: str,
+        timeout: float = 60.0,
+        done: Callable[[dict[str, Any]], bool] = lambda info: info["status"] in FINISHED,
+    ) -> dict[str, Any]:
+        """Poll GetDeployment until ``done(deploymentInfo)`` (by default: until the
+        deployment has finished), and return that deploymentInfo."""
         cd = self.cd
-        deadline = time.monotonic() + timeout
-        while True:
-            info: dict[str, Any] = cd.get_deployment(deploymentId=deployment_id)["deploymentInfo"]
-            if info["status"] in ("Succeeded", "Failed", "Stopped"):
-                return info
-            if time.monotonic() > deadline:
-                logs = {h.name: (h.home / "agent.out").read_text() for h in self.hosts}
-                raise AssertionError(f"deployment not finished: {info}\nagent output: {logs}")
-            time.sleep(0.05)
+        seen: list[dict[str, Any]] = [{}]
+
+        def reached() -> dict[str, Any] | None:
+            seen[0] = cd.get_deployment(deploymentId=deployment_id)["deploymentInfo"]
+            return seen[0] if done(seen[0]) else None
+
+        def story() -> str:
+            logs = {h.name: (h.home / "agent.out").read_text() for h in self.hosts}
+            return f"the deployment to get there: {seen[0]}\nagent output: {logs}"
+
+        return wait_until(reached, story, timeout)
 
     def targets(self, deployment_id: str) -> dict[str, dict[str, Any]]:
         cd = self.cd
@@ -188,8 +163,10 @@ def make_bundle(
 
 
 @pytest.fixture
-def fleet(tmp_path: Path) -> Iterator[Fleet]:
-    yield from fleet_on_server(tmp_path)
+def fleet(tmp_path: Path, database: str) -> Iterator[Fleet]:
+    """Hosts with real agents (added by the test) and their server: on SQLite, unless
+    the test runs ``on_both_databases``."""
+    yield from fleet_on_server(tmp_path, database=database)
 
 
 Uploader = Callable[[str, bytes], dict[str, Any]]
@@ -233,20 +210,7 @@ def make_uploader(server: LiveServer, **client_args: Any) -> Uploader:
     return put
 
 
-# ---- helpers for the fault tests (test_faults.py, test_server_crash.py) -------------------
-
-
-def wait_until(check: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
-    """Poll ``check`` every 50 ms until it returns something truthy, and return that;
-    fail naming ``what`` after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up after {timeout:g} s waiting for {what}")
-        time.sleep(0.05)
+# ---- a helper for the fault tests (test_faults.py, test_server_crash.py) -------------------
 
 
 def signal_agent(host: LocalHost, signum: int) -> None:

@@ -53,11 +53,14 @@ class Load:
 
     def wait_for(self, count: int, timeout: float = 30.0) -> None:
         """Return once ``count`` requests are done (AssertionError after ``timeout``)."""
-        deadline = time.monotonic() + timeout
-        while self.sent() < count:
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"the load never reached {count} requests: {self.sent()}")
-            time.sleep(0.05)
+        # Imported here: the generator process imports this module too, and must stay light.
+        from tests.support import wait_until
+
+        def reached() -> bool:
+            assert self.process.poll() is None, f"the load ended at {self.sent()} requests"
+            return self.sent() >= count
+
+        wait_until(reached, lambda: f"{count} requests of load: {self.sent()}", timeout)
 
     def stop(self, timeout: float = 20.0) -> list[Request]:
         """End the load now (requests in flight are finished) and read the record."""

@@ -11,10 +11,9 @@ import json
 import shutil
 import subprocess
 import threading
-import time
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -28,11 +27,11 @@ from tests.e2e.conftest import (
     SHARED_ROOT,
     Fleet,
     Uploader,
-    call_extension,
     fleet_on_server,
     make_bundle,
     make_uploader,
 )
+from tests.support import call_extension, wait_until
 
 START_SECONDS = 30.0  # Prometheus ready and the first scrape seen
 SCRAPE_CONFIG = """\
@@ -97,26 +96,20 @@ class Prometheus:
     def set_errors(self, value: float) -> None:
         """Change the gauge and wait until Prometheus has scraped the new value."""
         self.app.errors = value
-        deadline = time.monotonic() + 15
-        while self.errors_seen() != value:
-            assert time.monotonic() < deadline, f"Prometheus never saw app_errors={value}"
-            time.sleep(0.1)
+        wait_until(lambda: self.errors_seen() == value, f"Prometheus to see app_errors={value}", 15)
 
 
 def _wait_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + START_SECONDS
-    while True:
+    def ready() -> bool:
         if process.poll() is not None:
             pytest.fail(f"prometheus exited with {process.returncode}:\n{log.read_text()}")
         try:
             with urllib.request.urlopen(url + "/-/ready", timeout=2) as response:
-                if response.status == 200:
-                    return
+                return bool(response.status == 200)
         except OSError:
-            pass
-        if time.monotonic() > deadline:
-            pytest.fail(f"prometheus not ready in {START_SECONDS:g}s:\n{log.read_text()}")
-        time.sleep(0.1)
+            return False
+
+    wait_until(ready, lambda: f"prometheus to be ready:\n{log.read_text()}", START_SECONDS)
 
 
 @pytest.fixture(scope="module")
@@ -145,10 +138,11 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus]
     try:
         server = Prometheus(f"http://127.0.0.1:{port}", app)
         _wait_ready(server.url, process, log)
-        deadline = time.monotonic() + START_SECONDS
-        while server.errors_seen() is None:
-            assert time.monotonic() < deadline, f"no scrape of the test app:\n{log.read_text()}"
-            time.sleep(0.1)
+        wait_until(
+            lambda: server.errors_seen() is not None,
+            lambda: f"a scrape of the test app:\n{log.read_text()}",
+            START_SECONDS,
+        )
         yield server
     finally:
         process.terminate()
@@ -258,19 +252,6 @@ def start(fleet: Fleet, revision: dict[str, Any]) -> str:
     return deployment_id
 
 
-def wait_for(
-    fleet: Fleet, deployment_id: str, done: Callable[[dict[str, Any]], bool], timeout: float = 30
-) -> dict[str, Any]:
-    """Poll GetDeployment until ``done(deploymentInfo)``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        info: dict[str, Any] = fleet.cd.get_deployment(deploymentId=deployment_id)["deploymentInfo"]
-        if done(info):
-            return info
-        assert time.monotonic() < deadline, f"deployment never got there: {info}"
-        time.sleep(0.05)
-
-
 def validate_running(fleet: Fleet, deployment_id: str) -> bool:
     target = fleet.targets(deployment_id).get("web-1")
     events = {
@@ -298,10 +279,10 @@ def test_alarm_stops_the_deployment_and_rolls_back(
 
     release = tmp_path / "release"
     second = start(fleet, upload("v2.zip", bundle("v2", waiting_validate(release))))
-    wait_for(fleet, second, lambda _info: validate_running(fleet, second))
+    fleet.wait(second, done=lambda _info: validate_running(fleet, second))
     errors.set_errors(1)
     # The alarm stops the deployment at once; the host finishes the event it is running.
-    stopping = wait_for(fleet, second, lambda i: "errorInformation" in i)
+    stopping = fleet.wait(second, done=lambda i: "errorInformation" in i)
     assert stopping["errorInformation"]["code"] == "ALARM_ACTIVE"
     errors.set_errors(0)  # the errors are gone before the rollback runs
     release.touch()
@@ -326,7 +307,7 @@ def test_alarm_during_bake_time_stops_the_deployment(
     put_alarm(fleet, errors.url, bake=30)
     create_group(fleet, ENABLED)
     deployment_id = start(fleet, make_uploader(fleet.server)("v1.zip", bundle("v1")))
-    baking = wait_for(fleet, deployment_id, lambda i: i["status"] != "InProgress")
+    baking = fleet.wait(deployment_id, done=lambda i: i["status"] != "InProgress")
     assert baking["status"] == "Baking", baking
     assert baking["deploymentOverview"]["Succeeded"] == 1
     errors.set_errors(1)
@@ -340,7 +321,7 @@ def test_quiet_bake_time_ends_in_success(alarm_fleet: Fleet, errors: Prometheus)
     put_alarm(fleet, errors.url, bake=2)
     create_group(fleet, ENABLED)
     deployment_id = start(fleet, make_uploader(fleet.server)("v1.zip", bundle("v1")))
-    baking = wait_for(fleet, deployment_id, lambda i: i["status"] != "InProgress")
+    baking = fleet.wait(deployment_id, done=lambda i: i["status"] != "InProgress")
     assert baking["status"] == "Baking", baking
     info = fleet.wait(deployment_id)
     assert info["status"] == "Succeeded"
@@ -372,7 +353,7 @@ def test_unreadable_alarm_stops_unless_poll_failures_are_ignored(
     )
     release = tmp_path / "release"
     second = start(fleet, upload("v2.zip", bundle("v2", waiting_validate(release))))
-    wait_for(fleet, second, lambda i: "errorInformation" in i)
+    fleet.wait(second, done=lambda i: "errorInformation" in i)
     release.touch()
     info = fleet.wait(second)
     assert info["status"] == "Stopped"

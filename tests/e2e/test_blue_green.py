@@ -16,8 +16,8 @@ from tests.e2e.conftest import (
     fleet_on_server,
     make_bundle,
     make_uploader,
-    wait_until,
 )
+from tests.support import wait_until
 
 ROLE = "arn:aws:iam::000000000000:role/shipyard"
 BLUE = ["blue-1", "blue-2"]

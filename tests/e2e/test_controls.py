@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import time
 
-from tests.e2e.conftest import Fleet, Uploader, call_extension, wait_until
+from tests.e2e.conftest import Fleet, Uploader
 from tests.e2e.test_rollback import make_group, start, version_bundle, versions
+from tests.support import call_extension, wait_until
 
 
 def test_pause_between_hosts_then_resume(fleet: Fleet, upload: Uploader) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from tests.conftest import on_both_databases
 from tests.e2e.conftest import SHARED_ROOT, Fleet, Uploader, make_bundle
 from tests.e2e.test_in_place import deploy, setup_group
 
@@ -31,6 +32,7 @@ def event_of(target: dict[str, Any], name: str) -> dict[str, Any]:
     return next(e for e in target["lifecycleEvents"] if e["lifecycleEventName"] == name)
 
 
+@on_both_databases
 def test_failing_script_fails_host_and_deployment(fleet: Fleet, upload: Uploader) -> None:
     setup_group(fleet, ["web-1", "web-2"])
     script = "#!/bin/sh\necho about to fail\necho broken config >&2\nexit 3\n"
@@ -40,7 +42,9 @@ def test_failing_script_fails_host_and_deployment(fleet: Fleet, upload: Uploader
     assert info["deploymentOverview"]["Failed"] == 1
     assert info["deploymentOverview"]["Skipped"] == 1
     targets = fleet.targets(info["deploymentId"])
-    failed = next(t for t in targets.values() if t["status"] == "Failed")
+    failed = targets["web-1"]  # one at a time, in name order: the first host fails
+    assert failed["status"] == "Failed"
+    assert targets["web-2"]["status"] == "Skipped"
     event = event_of(failed, "AfterInstall")
     assert event["status"] == "Failed"
     diagnostics = event["diagnostics"]

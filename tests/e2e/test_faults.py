@@ -32,10 +32,10 @@ from tests.e2e.conftest import (
     make_bundle,
     make_uploader,
     signal_agent,
-    wait_until,
 )
 from tests.e2e.test_failures import bundle_with_hook, event_of
 from tests.e2e.test_in_place import deploy, setup_group
+from tests.support import wait_until
 
 STARTED = SHARED_ROOT / "hook.started"  # the gated hook writes its pid here
 RELEASE = SHARED_ROOT / "release"  # the gated hook finishes once this exists

@@ -5,7 +5,9 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-from tests.e2e.conftest import SHARED_ROOT, Fleet, Uploader, call_extension, make_bundle
+from tests.conftest import on_both_databases
+from tests.e2e.conftest import SHARED_ROOT, Fleet, Uploader, make_bundle
+from tests.support import call_extension
 
 EVENTS = [
     "ApplicationStop",
@@ -77,7 +79,12 @@ def deploy(fleet: Fleet, revision: dict[str, Any], **extra: Any) -> dict[str, An
     return fleet.wait(deployment_id)
 
 
-def test_deploys_to_three_hosts_one_at_a_time(fleet: Fleet, upload: Uploader) -> None:
+@on_both_databases
+def test_deploys_to_three_hosts_one_at_a_time(
+    fleet: Fleet, upload: Uploader, database: str
+) -> None:
+    dialect = fleet.server.services.db.engine.dialect.name
+    assert dialect == ("postgresql" if database else "sqlite")
     hosts = ["web-1", "web-2", "web-3"]
     setup_group(fleet, hosts)
     revision = upload("shop/v1.zip", app_bundle("v1"))
@@ -146,7 +153,8 @@ def test_deploys_to_three_hosts_one_at_a_time(fleet: Fleet, upload: Uploader) ->
             <= targets[later]["lifecycleEvents"][0]["startTime"]
         )
 
-    # The whole script output is kept and readable, stdout and stderr.
+    # The whole script output is kept (in the server's database, every chunk of it) and
+    # readable, stdout and stderr.
     logs = call_extension(
         fleet.server,
         "ShipyardGetLifecycleEventLog",
@@ -154,6 +162,8 @@ def test_deploys_to_three_hosts_one_at_a_time(fleet: Fleet, upload: Uploader) ->
     )
     by_event = {e["lifecycleEventName"]: e["log"] for e in logs["events"]}
     assert "[stdout]running BeforeInstall" in by_event["BeforeInstall"]
+    assert "[stdout]running AfterInstall" in by_event["AfterInstall"]
+    assert "[stderr]a warning for ApplicationStart" in by_event["ApplicationStart"]
     assert "[stderr]a warning for ValidateService" in by_event["ValidateService"]
 
 

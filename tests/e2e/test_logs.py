@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import contextlib
 import re
-import time
 import urllib.error
 from typing import Any
 
-from tests.e2e.conftest import Fleet, Uploader, call_extension, make_bundle
+from tests.e2e.conftest import Fleet, Uploader, make_bundle
 from tests.e2e.test_failures import event_of
 from tests.e2e.test_in_place import setup_group
+from tests.support import call_extension, wait_until
 
 # "2024-05-01 12:00:00 [stdout]text", as the stock agent writes scripts.log.
 LOG_LINE = re.compile(
@@ -98,13 +98,14 @@ def test_output_is_streamed_while_the_hook_runs(fleet: Fleet, upload: Uploader) 
         revision=upload("live.zip", hook_bundle(script, "ApplicationStart")),
     )["deploymentId"]
 
-    deadline = time.monotonic() + 30
-    log = ""
-    while "first line" not in log:
-        assert time.monotonic() < deadline, f"no output streamed; last log {log!r}"
+    last = [""]
+
+    def streamed() -> str | None:
         with contextlib.suppress(urllib.error.HTTPError):  # the target is not planned yet
-            log = event_log(fleet, deployment_id, "live-1", "ApplicationStart")
-        time.sleep(0.05)
+            last[0] = event_log(fleet, deployment_id, "live-1", "ApplicationStart")
+        return last[0] if "first line" in last[0] else None
+
+    log = wait_until(streamed, lambda: f"output streamed; last log {last[0]!r}", 30)
     # The first line arrived while the script was still sleeping before its second one.
     running: Any = fleet.cd.get_deployment_target(deploymentId=deployment_id, targetId="live-1")
     event = event_of(running["deploymentTarget"]["instanceTarget"], "ApplicationStart")

@@ -4,11 +4,11 @@ last good revision (deploymentMode RESTART)."""
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from tests.e2e.conftest import Fleet, Uploader
 from tests.e2e.test_rollback import make_group, start, version_bundle, versions
+from tests.support import last_seen, wait_until
 
 
 def deployments_by(fleet: Fleet, creator: str) -> list[dict[str, Any]]:
@@ -22,11 +22,11 @@ def test_a_host_joining_later_gets_the_last_good_revision(fleet: Fleet, upload: 
     root = fleet.wait(start(fleet, upload("v1.zip", version_bundle("v1"))))
     assert root["status"] == "Succeeded"
     fleet.add_hosts(["web-2"], {"app": "rb"})  # tagged into the group, agent running
-    deadline = time.monotonic() + 30
-    while not deployments_by(fleet, "CodeDeployAutoUpdate"):
-        assert time.monotonic() < deadline, "no automatic update"
-        time.sleep(0.2)
-    update = fleet.wait(deployments_by(fleet, "CodeDeployAutoUpdate")[0]["deploymentId"])
+    # The server's sweeper looks for outdated hosts on its own (every few seconds).
+    updates = wait_until(
+        lambda: deployments_by(fleet, "CodeDeployAutoUpdate"), "an automatic update", every=0.2
+    )
+    update = fleet.wait(updates[0]["deploymentId"])
     assert update["status"] == "Succeeded"
     assert update["revision"] == root["revision"]
     assert sorted(fleet.targets(update["deploymentId"])) == ["web-2"]
@@ -47,7 +47,10 @@ def test_ignore_leaves_a_joining_host_alone(fleet: Fleet, upload: Uploader) -> N
     )
     assert fleet.wait(start(fleet, upload("v1.zip", version_bundle("v1"))))["status"] == "Succeeded"
     fleet.add_hosts(["web-2"], {"app": "rb"})
-    time.sleep(7)  # longer than the sweeper's look for outdated hosts (5 s)
+    # Outdated as soon as its agent has polled: then the sweeper's look (run here
+    # rather than waited for) must leave it alone.
+    wait_until(lambda: last_seen(fleet.server, "web-2"), "web-2's agent to poll")
+    assert fleet.server.services.runner.update_outdated() == []
     assert deployments_by(fleet, "CodeDeployAutoUpdate") == []
 
 

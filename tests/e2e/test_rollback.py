@@ -15,11 +15,11 @@ from tests.e2e.conftest import (
     SHARED_ROOT,
     Fleet,
     Uploader,
-    call_extension,
     fleet_on_server,
     make_bundle,
     make_uploader,
 )
+from tests.support import call_extension, wait_until
 
 ROLE = "arn:aws:iam::000000000000:role/shipyard"
 
@@ -110,10 +110,10 @@ def test_stop_with_rollback_goes_back(fleet: Fleet, upload: Uploader) -> None:
     make_group(fleet, ["web-1"], [], "CodeDeployDefault.OneAtATime")
     assert fleet.wait(start(fleet, upload("v1.zip", version_bundle("v1"))))["status"] == "Succeeded"
     slow = start(fleet, upload("v2.zip", version_bundle("v2", hang_at="ValidateService")))
-    deadline = time.monotonic() + 30
-    while fleet.targets(slow)["web-1"]["lifecycleEvents"][-1]["status"] != "InProgress":
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    wait_until(
+        lambda: fleet.targets(slow)["web-1"]["lifecycleEvents"][-1]["status"] == "InProgress",
+        "ValidateService to hang",
+    )
     answer = fleet.cd.stop_deployment(deploymentId=slow, autoRollbackEnabled=True)
     assert answer["status"] == "Pending"  # ValidateService is still running
     # Emergency rollback: do not wait for the hung hook.

@@ -28,16 +28,10 @@ import pytest
 from botocore.config import Config as BotoConfig
 
 from shipyard.demo.fleet import can_isolate, stop_all
-from tests.conftest import free_port, service_missing
-from tests.e2e.conftest import (
-    SHARED_ROOT,
-    Fleet,
-    Uploader,
-    make_bundle,
-    make_uploader,
-    wait_until,
-)
+from tests.conftest import free_port, on_both_databases, service_missing
+from tests.e2e.conftest import SHARED_ROOT, Fleet, Uploader, make_bundle, make_uploader
 from tests.e2e.test_in_place import EVENTS, HOOKS
+from tests.support import wait_until
 
 SERVER_POLL_SECONDS = 2
 # A poll answer lost in a crash is offered again after this; an agent still retrying
@@ -133,12 +127,11 @@ class ServerProcess:
         )
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def crash_fleet(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Fleet]:
+@pytest.fixture
+def crash_fleet(tmp_path: Path, database: str) -> Iterator[Fleet]:
     """Three hosts with real agents, on a server process the test may kill."""
     if not can_isolate():
         service_missing("private mount namespaces (unshare --mount) for per-host filesystem views")
-    database = "" if request.param == "sqlite" else str(request.getfixturevalue("pg_url"))
     server = ServerProcess(tmp_path / "server", database)
     fleet = Fleet(server, tmp_path / "hosts", isolate=True)  # type: ignore[arg-type]
     try:
@@ -239,6 +232,7 @@ def create_group_with_first_revision(fleet: Fleet, upload: Uploader) -> None:
     assert fleet.wait(first)["status"] == "Succeeded"
 
 
+@on_both_databases
 def test_deployment_survives_repeated_server_kills(crash_fleet: Fleet) -> None:
     fleet = crash_fleet
     server: ServerProcess = fleet.server  # type: ignore[assignment]

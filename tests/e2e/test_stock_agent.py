@@ -32,14 +32,14 @@ from shipyard.demo.fleet import LocalHost
 from tests.conftest import service_missing
 from tests.e2e.conftest import (
     SHARED_ROOT,
+    Fleet,
     fleet_on_server,
     make_bundle,
     make_uploader,
-    wait_until,
 )
 from tests.e2e.test_failures import event_of
 from tests.e2e.test_in_place import setup_group
-from tests.e2e.test_tls import TlsFleet, call_extension_tls
+from tests.support import call_extension, wait_until
 from tests.test_cli import cli_env
 
 FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures"
@@ -147,7 +147,7 @@ class StockHost(LocalHost):
         return "\n".join(p.read_text(errors="replace") for p in logs)
 
 
-class StockFleet(TlsFleet):
+class StockFleet(Fleet):
     """Stock agents beside Shipyard's own (``add_hosts``), all trusting the certificate."""
 
     agent_dir: Path
@@ -212,11 +212,11 @@ class StockFleet(TlsFleet):
             raise AssertionError(f"{exc}\nstock agent logs: {logs}") from None
 
     def event_logs(self, deployment_id: str, target: str) -> dict[str, str]:
-        logs = call_extension_tls(
+        logs = call_extension(
             self.server,
-            self.cafile,
             "ShipyardGetLifecycleEventLog",
             {"deploymentId": deployment_id, "targetId": target},
+            cafile=self.cafile,
         )
         return {e["lifecycleEventName"]: e["log"] for e in logs["events"]}
 

@@ -4,26 +4,18 @@ agent's API calls and its bundle download both go over TLS)."""
 
 from __future__ import annotations
 
-import datetime as dt
-import json
-import ssl
 import subprocess
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 import yaml
 from botocore.exceptions import SSLError
 
-from shipyard import sigv4
-from shipyard.demo.fleet import prepare_host
-from tests.conftest import LiveServer
 from tests.e2e.conftest import SHARED_ROOT, Fleet, fleet_on_server, make_bundle, make_uploader
 from tests.e2e.test_failures import event_of
 from tests.e2e.test_in_place import deploy
+from tests.support import call_extension
 
 
 @pytest.fixture
@@ -42,77 +34,17 @@ def certificate(tmp_path: Path) -> tuple[Path, Path]:
     return cert, key
 
 
-def call_extension_tls(server: LiveServer, cafile: Path, op: str, body: dict[str, Any]) -> Any:
-    """A signed extension call over HTTPS, trusting only ``cafile``."""
-    data = json.dumps(body).encode()
-    headers = sigv4.sign_headers(
-        sigv4.Credentials(server.access_key_id, server.secret_access_key),
-        method="POST",
-        host=urlsplit(server.url).netloc,
-        path="/",
-        body=data,
-        headers={
-            "Content-Type": "application/x-amz-json-1.1",
-            "X-Amz-Target": f"CodeDeploy_20141006.{op}",
-        },
-        region=server.region,
-        service="codedeploy",
-        amz_date=dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ"),
-    )
-    request = urllib.request.Request(server.url + "/", data=data, headers=headers, method="POST")
-    context = ssl.create_default_context(cafile=str(cafile))
-    with urllib.request.urlopen(request, timeout=30, context=context) as response:
-        return json.loads(response.read() or b"{}")
-
-
-class TlsFleet(Fleet):
-    """A fleet whose API calls trust the server's self-signed certificate, and whose
-    agents are configured with it as their CA file."""
-
-    cafile: Path
-
-    @property
-    def cd(self) -> Any:
-        return self.server.client("codedeploy", verify=str(self.cafile))
-
-    def add_hosts(self, names: list[str], tags: dict[str, str], *, start: bool = True) -> None:
-        cd = self.cd
-        for name in names:
-            arn = f"arn:aws:iam::000000000000:user/shipyard/{name}"
-            cd.register_on_premises_instance(instanceName=name, iamUserArn=arn)
-            cd.add_tags_to_on_premises_instances(
-                instanceNames=[name], tags=[{"Key": k, "Value": v} for k, v in tags.items()]
-            )
-            creds = call_extension_tls(
-                self.server, self.cafile, "ShipyardIssueInstanceCredentials", {"instanceName": name}
-            )
-            host = prepare_host(
-                self.base,
-                name,
-                self.server.url,
-                (creds["accessKeyId"], creds["secretAccessKey"], creds["hostIdentifier"]),
-                [SHARED_ROOT],
-                isolate=self.isolate,
-                poll_seconds=5.0,
-            )
-            config = yaml.safe_load(host.config_path.read_text())
-            config["ca_file"] = str(self.cafile)
-            host.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
-            self.hosts.append(host)
-            if start:
-                host.start()
-
-
 @pytest.fixture
-def tls_fleet(tmp_path: Path, certificate: tuple[Path, Path]) -> Iterator[TlsFleet]:
+def tls_fleet(tmp_path: Path, certificate: tuple[Path, Path]) -> Iterator[Fleet]:
+    """A fleet on a server over HTTPS whose API calls trust its self-signed certificate,
+    and whose agents are configured with it as their CA file."""
     cert, key = certificate
     for fleet in fleet_on_server(tmp_path, tls_cert=str(cert), tls_key=str(key)):
-        tls = TlsFleet(fleet.server, fleet.base, fleet.isolate, fleet.hosts)
-        tls.cafile = cert
-        yield tls
+        fleet.cafile = cert
+        yield fleet
 
 
-def test_api_over_https_needs_the_certificate_trusted(tls_fleet: TlsFleet) -> None:
+def test_api_over_https_needs_the_certificate_trusted(tls_fleet: Fleet) -> None:
     server = tls_fleet.server
     assert server.url.startswith("https://127.0.0.1:")
     # Not trusted by default: the certificate is self-signed.
@@ -123,7 +55,7 @@ def test_api_over_https_needs_the_certificate_trusted(tls_fleet: TlsFleet) -> No
     assert cd.list_applications()["applications"] == ["secure"]
 
 
-def test_agent_with_ca_file_deploys_over_https(tls_fleet: TlsFleet) -> None:
+def test_agent_with_ca_file_deploys_over_https(tls_fleet: Fleet) -> None:
     tls_fleet.add_hosts(["tls-1"], {"role": "web"})
     agent_config = yaml.safe_load(tls_fleet.host("tls-1").config_path.read_text())
     assert agent_config["endpoint"] == tls_fleet.server.url
@@ -157,11 +89,11 @@ def test_agent_with_ca_file_deploys_over_https(tls_fleet: TlsFleet) -> None:
     assert event_of(target, "DownloadBundle")["status"] == "Succeeded"
     page = tls_fleet.host("tls-1").view(SHARED_ROOT / "tls-www" / "index.html")
     assert page.read_text() == "served after a TLS deployment"
-    logs = call_extension_tls(
+    logs = call_extension(
         tls_fleet.server,
-        tls_fleet.cafile,
         "ShipyardGetLifecycleEventLog",
         {"deploymentId": info["deploymentId"], "targetId": "tls-1"},
+        cafile=tls_fleet.cafile,
     )
     by_event = {e["lifecycleEventName"]: e["log"] for e in logs["events"]}
     assert "[stdout]served after a TLS deployment" in by_event["ValidateService"]

@@ -20,7 +20,6 @@ import pytest
 
 from shipyard.engine.lifecycle import IN_PLACE_WITH_TRAFFIC_CONTROL
 from shipyard.engine.strategies.blue_green import ALLOW_EVENTS, BLOCK_EVENTS
-from tests.e2e.conftest import wait_until
 from tests.e2e.haproxy_fleet import (
     BACKEND,
     TROUBLE,
@@ -34,6 +33,7 @@ from tests.e2e.haproxy_fleet import (
     web_fleet,
 )
 from tests.e2e.http_load import Request, between, start_load, summarize
+from tests.support import wait_until
 
 WEB = ["web-1", "web-2", "web-3"]
 BLUE = ["blue-1", "blue-2"]

@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 
 from shipyard import notify
-from tests.e2e.conftest import Fleet, Uploader, call_extension, make_bundle
+from tests.e2e.conftest import Fleet, Uploader, make_bundle
 from tests.e2e.test_in_place import EVENTS
+from tests.support import call_extension, wait_until
 from tests.test_notify import ALL_EVENTS, Received, Receiver, verify
 
 HOSTS = ["web-1", "web-2"]
@@ -89,13 +90,13 @@ def listed(fleet: Fleet, deployment_id: str) -> list[dict[str, Any]]:
 
 def settled(fleet: Fleet, deployment_id: str, count: int) -> list[dict[str, Any]]:
     """The deployment's deliveries once ``count`` of them are Delivered."""
-    deadline = time.monotonic() + 20
-    while True:
-        found = listed(fleet, deployment_id)
-        if sum(d["status"] == "Delivered" for d in found) >= count:
-            return found
-        assert time.monotonic() < deadline, found
-        time.sleep(0.05)
+    last: list[list[dict[str, Any]]] = [[]]
+
+    def delivered() -> list[dict[str, Any]] | None:
+        last[0] = listed(fleet, deployment_id)
+        return last[0] if sum(d["status"] == "Delivered" for d in last[0]) >= count else None
+
+    return wait_until(delivered, lambda: f"{count} deliveries: {last[0]}", 20)
 
 
 def by_delivery(requests: list[Received]) -> list[Received]:

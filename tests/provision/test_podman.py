@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 import yaml
-from sqlalchemy import select
 
 from shipyard.config import AgentConfig
 from shipyard.provision import (
@@ -27,9 +26,9 @@ from shipyard.provision import (
 )
 from shipyard.provision.memory import MemoryProvisioner
 from shipyard.provision.podman import PodmanProvisioner
-from shipyard.store import schema
 from tests.conftest import LiveServer, service_missing, start_live_server
-from tests.e2e.conftest import call_extension, make_bundle, make_uploader, wait_until
+from tests.e2e.conftest import make_bundle, make_uploader
+from tests.support import call_extension, last_seen, wait_until
 
 HOST = "green-1"
 DEST = Path("/srv/shipyard-podman")
@@ -172,13 +171,6 @@ def register(server: LiveServer, cd: Any, name: str) -> AgentConfig:
         host_identifier=keys["hostIdentifier"],
         poll_seconds=5.0,
     )
-
-
-def last_seen(server: LiveServer, name: str) -> float | None:
-    c = schema.instances.c
-    with server.services.db.tx() as conn:
-        seen = conn.execute(select(c.last_seen).where(c.name == name)).scalar()
-    return None if seen is None else float(seen)
 
 
 def test_a_podman_host_takes_an_in_place_deployment(

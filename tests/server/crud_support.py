@@ -1,5 +1,5 @@
-"""Helpers for the resource-API tests: unique names, error codes, raw signed JSON calls
-(for bodies botocore refuses to send) and the real AWS CLI."""
+"""Helpers for the resource-API tests: unique names, error codes, the error of a raw
+signed JSON call (for bodies botocore refuses to send) and the real AWS CLI."""
 
 from __future__ import annotations
 
@@ -7,20 +7,16 @@ import itertools
 import json
 import subprocess
 import sys
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from botocore.auth import SigV4Auth
-from botocore.awsrequest import AWSRequest
-from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
 from tests.conftest import LiveServer
+from tests.support import raw_call
 
 ROLE_ARN = "arn:aws:iam::000000000000:role/CodeDeployServiceRole"
 AWS_CLI = Path(sys.executable).parent / "aws"
@@ -38,35 +34,6 @@ def error_code(call: Callable[..., Any], **kwargs: Any) -> str:
     with pytest.raises(ClientError) as info:
         call(**kwargs)
     return str(info.value.response["Error"]["Code"])
-
-
-def raw_call(
-    server: LiveServer,
-    operation: str,
-    body: Any,
-    *,
-    target_prefix: str = "CodeDeploy_20141006",
-    service: str = "codedeploy",
-    keys: tuple[str, str] | None = None,
-) -> tuple[int, dict[str, Any]]:
-    """POST a SigV4-signed JSON body as is, bypassing botocore's parameter validation;
-    with the admin key unless ``keys`` (access key id, secret) are given."""
-    data = json.dumps(body).encode()
-    url = server.url + "/"
-    headers = {
-        "X-Amz-Target": f"{target_prefix}.{operation}",
-        "Content-Type": "application/x-amz-json-1.1",
-    }
-    request = AWSRequest(method="POST", url=url, data=data, headers=headers)
-    credentials = Credentials(*(keys or (server.access_key_id, server.secret_access_key)))
-    SigV4Auth(credentials, service, server.region).add_auth(request)
-    outgoing = urllib.request.Request(url, data=data, headers=dict(request.headers), method="POST")
-    try:
-        with urllib.request.urlopen(outgoing, timeout=10) as response:
-            return response.status, json.loads(response.read() or b"{}")
-    except urllib.error.HTTPError as error:
-        with error:
-            return error.code, json.loads(error.read())
 
 
 def raw_error(server: LiveServer, operation: str, body: Any) -> str:

@@ -5,13 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
-
 from shipyard.agent.client import CommandClient
 from shipyard.server.agent_protocol import heartbeat_interval, spread_hold
 from shipyard.store import schema
 from tests.conftest import LiveServer
-from tests.e2e.conftest import issued_agent_config
+from tests.support import issued_agent_config, last_seen
 
 NAME = "heartbeat-1"
 
@@ -28,13 +26,6 @@ def _agent(server: LiveServer, codedeploy: Any, tmp_path: Path) -> CommandClient
     return CommandClient(config)
 
 
-def _last_seen(server: LiveServer) -> float | None:
-    c = schema.instances.c
-    with server.services.db.tx() as conn:
-        value = conn.execute(select(c.last_seen).where(c.name == NAME)).scalar_one()
-    return None if value is None else float(value)
-
-
 def _set_last_seen(server: LiveServer, value: float) -> None:
     c = schema.instances.c
     with server.services.db.tx() as conn:
@@ -45,12 +36,12 @@ def test_the_first_poll_records_the_contact_and_a_quick_second_one_writes_nothin
     live_server: LiveServer, codedeploy: Any, tmp_path: Path
 ) -> None:
     agent = _agent(live_server, codedeploy, tmp_path)
-    assert _last_seen(live_server) is None
+    assert last_seen(live_server, NAME) is None
     assert agent.poll_host_command() is None
-    first = _last_seen(live_server)
+    first = last_seen(live_server, NAME)
     assert first is not None
     assert agent.poll_host_command() is None
-    assert _last_seen(live_server) == first
+    assert last_seen(live_server, NAME) == first
     agent.close()
 
 
@@ -62,12 +53,12 @@ def test_a_stale_contact_is_refreshed_by_the_next_poll(
     interval = heartbeat_interval(live_server.services.config.agent_timeout)
     _set_last_seen(live_server, now - interval - 1)
     agent.poll_host_command()
-    refreshed = _last_seen(live_server)
+    refreshed = last_seen(live_server, NAME)
     assert refreshed is not None and refreshed >= now
     # A last_seen in the future (the clock went back) is rewritten, not trusted.
     _set_last_seen(live_server, now + 3600)
     agent.poll_host_command()
-    rewritten = _last_seen(live_server)
+    rewritten = last_seen(live_server, NAME)
     assert rewritten is not None and rewritten < now + 3600
     agent.close()
 

@@ -38,7 +38,7 @@ def test_unsigned_request_is_rejected(live_server: LiveServer) -> None:
 
 
 def test_unknown_operation_is_named(live_server: LiveServer) -> None:
-    from tests.e2e.conftest import call_extension
+    from tests.support import call_extension
 
     with pytest.raises(urllib.error.HTTPError) as info:
         call_extension(live_server, "NoSuchOperation", {})

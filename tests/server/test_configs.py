@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import pytest
-
-from tests.conftest import LiveServer, start_live_server
+from tests.conftest import LiveServer
 from tests.server.crud_support import ROLE_ARN, aws_cli, error_code, raw_error, unique
 
 PREDEFINED = {
@@ -30,16 +26,6 @@ PREDEFINED = {
     "CodeDeployDefault.ECSCanary10Percent15Minutes": "ECS",
     "CodeDeployDefault.ECSAllAtOnce": "ECS",
 }
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    yield from start_live_server(Path(tmp_path_factory.mktemp("configs")))
-
-
-@pytest.fixture(scope="module")
-def cd(server: LiveServer) -> Any:
-    return server.client("codedeploy")
 
 
 def config(cd: Any, name: str) -> dict[str, Any]:

@@ -5,19 +5,14 @@ from __future__ import annotations
 
 import io
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import LiveServer, start_live_server
-from tests.server.crud_support import ROLE_ARN, error_code, raw_call
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    yield from start_live_server(tmp_path_factory.mktemp("deployments") / "server")
+from tests.conftest import LiveServer
+from tests.server.crud_support import ROLE_ARN, error_code
+from tests.support import raw_call
 
 
 @pytest.fixture(scope="module")

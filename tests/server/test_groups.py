@@ -2,24 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import pytest
-
-from tests.conftest import LiveServer, start_live_server
+from tests.conftest import LiveServer
 from tests.server.crud_support import ROLE_ARN, aws_cli, error_code, raw_error, unique
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    yield from start_live_server(Path(tmp_path_factory.mktemp("groups")))
-
-
-@pytest.fixture(scope="module")
-def cd(server: LiveServer) -> Any:
-    return server.client("codedeploy")
 
 
 def new_app(cd: Any, platform: str = "Server") -> str:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,17 +18,12 @@ from sqlalchemy import select
 from shipyard.agent.client import CommandClient, HostCommand, ProtocolError
 from shipyard.engine.lifecycle import IN_PLACE
 from shipyard.store import schema
-from tests.conftest import LiveServer, start_live_server
-from tests.e2e.conftest import issued_agent_config
+from tests.conftest import LiveServer
 from tests.server.crud_support import ROLE_ARN
+from tests.support import issued_agent_config
 
 SUCCESS = {"error_code": 0, "script_name": "", "message": "Succeeded", "log": ""}
 EVENTS = IN_PLACE
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    yield from start_live_server(tmp_path_factory.mktemp("handed") / "server")
 
 
 @pytest.fixture

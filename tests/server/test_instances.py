@@ -3,25 +3,13 @@ credentials Shipyard issues to an instance's agent."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import boto3
-import pytest
 
-from tests.conftest import LiveServer, start_live_server
-from tests.server.crud_support import aws_cli, error_code, raw_call, raw_error, unique
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    yield from start_live_server(Path(tmp_path_factory.mktemp("instances")))
-
-
-@pytest.fixture(scope="module")
-def cd(server: LiveServer) -> Any:
-    return server.client("codedeploy")
+from tests.conftest import LiveServer
+from tests.server.crud_support import aws_cli, error_code, raw_error, unique
+from tests.support import raw_call
 
 
 def session_arn(name: str) -> str:

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from tests.conftest import LiveServer, start_live_server
-from tests.server.crud_support import ROLE_ARN, raw_call
+from tests.server.crud_support import ROLE_ARN
+from tests.support import raw_call
 
 ON_PREMISES = [{"Key": "tier", "Value": "web", "Type": "KEY_AND_VALUE"}]
 GITHUB = {

@@ -3,25 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import pytest
-
 from shipyard.store import resources
-from tests.conftest import LiveServer, start_live_server
+from tests.conftest import LiveServer
 from tests.server.crud_support import ROLE_ARN, aws_cli, error_code, raw_error, unique
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    yield from start_live_server(Path(tmp_path_factory.mktemp("revisions")))
-
-
-@pytest.fixture(scope="module")
-def cd(server: LiveServer) -> Any:
-    return server.client("codedeploy")
 
 
 def s3(key: str, bucket: str = "bundles", **extra: str) -> dict[str, Any]:

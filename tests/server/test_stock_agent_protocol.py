@@ -23,11 +23,11 @@ from cryptography.hazmat.primitives.serialization import pkcs7
 from shipyard.agent.client import CommandClient
 from shipyard.server import spec_signing
 from tests.conftest import LiveServer
-from tests.server.crud_support import raw_call
 
 # The server and a registered host in a group of its own, as the extension tests use them
 # (the fixtures' names come back as test parameters, hence F811 is off for this file).
 from tests.server.test_handed_commands import _deploy, host, server  # noqa: F401
+from tests.support import raw_call
 
 
 def _envelope(answer: dict[str, Any]) -> dict[str, str]:

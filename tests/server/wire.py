@@ -133,7 +133,7 @@ def call(server: LiveServer, target: str, body: bytes, **signing: Any) -> Answer
 
 def instance_keys(server: LiveServer, name: str) -> tuple[sigv4.Credentials, str]:
     """Register on-premises instance ``name``; its new keys and its HostIdentifier."""
-    from tests.e2e.conftest import call_extension
+    from tests.support import call_extension
 
     arn = f"arn:aws:iam::000000000000:user/{name}"
     server.client().register_on_premises_instance(instanceName=name, iamUserArn=arn)

@@ -12,12 +12,13 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 
 from shipyard.traffic import RouterConfig, ServerState, TrafficError, TrafficRouter, get_router
 from tests.conftest import free_port, service_missing
+from tests.support import wait_until
 from tests.traffic.conftest import HAProxy, Response, get, stop_haproxy
 
 
@@ -31,13 +32,6 @@ def served_by(proxy: HAProxy, count: int) -> set[str]:
     answers = [get(proxy.url + "/") for _ in range(count)]
     assert {a.status for a in answers} == {200}
     return {a.body for a in answers}
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition never held"
-        time.sleep(0.01)
 
 
 def test_drain_waits_for_the_slow_request_and_sends_new_ones_elsewhere(
@@ -59,7 +53,8 @@ def test_drain_waits_for_the_slow_request_and_sends_new_ones_elsewhere(
 
     blocking = threading.Thread(target=block)
     blocking.start()
-    wait_for(lambda: state(router, "s1").admin == "drain")
+    # Tight polling: the drain lasts only as long as the slow request (800 ms).
+    wait_until(lambda: state(router, "s1").admin == "drain", "s1 draining", 5, every=0.01)
 
     assert served_by(haproxy, 6) == {"s2", "s3"}
     blocking.join(timeout=10)
@@ -170,7 +165,7 @@ def test_block_and_allow_under_load_lose_no_request(haproxy: HAProxy) -> None:
     )
     router = haproxy.router()
     try:
-        wait_for(lambda: state(router, "s1").sessions > 0)
+        wait_until(lambda: state(router, "s1").sessions > 0, "load on s1", 5, every=0.01)
         router.block("web", "s1", drain_timeout=2)
         assert state(router, "s1").sessions == 0
         served_before_allow = len(haproxy.apps["s1"].completed)
