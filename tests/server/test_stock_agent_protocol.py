@@ -26,7 +26,7 @@ from tests.conftest import LiveServer
 
 # The server and a registered host in a group of its own, as the extension tests use them
 # (the fixtures' names come back as test parameters, hence F811 is off for this file).
-from tests.server.test_handed_commands import _deploy, host, server  # noqa: F401
+from tests.server.test_handed_commands import _deploy, host  # noqa: F401
 from tests.support import raw_call
 
 
