@@ -50,7 +50,7 @@ def test_ignore_leaves_a_joining_host_alone(fleet: Fleet, upload: Uploader) -> N
     # Outdated as soon as its agent has polled: then the sweeper's look (run here
     # rather than waited for) must leave it alone.
     wait_until(lambda: last_seen(fleet.server, "web-2"), "web-2's agent to poll")
-    assert fleet.server.services.runner.update_outdated() == []
+    assert fleet.server.services.runner.sweeper.update_outdated() == []
     assert deployments_by(fleet, "CodeDeployAutoUpdate") == []
 
 
