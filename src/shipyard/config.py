@@ -39,6 +39,7 @@ DEFAULT_HEADER_TIMEOUT = 10.0  # a connection must finish sending its headers wi
 # under the agent cap, even JSON-escaped twice.
 DEFAULT_MAX_API_BODY_BYTES = 4 * 1024**2
 DEFAULT_MAX_AGENT_BODY_BYTES = 8 * 1024**2
+DEFAULT_MAX_COMMAND_OUTPUT_BYTES = 1024 * 1024  # script output kept per host command
 ENV_PREFIX = "SHIPYARD_"
 # The agent has its own prefix: SHIPYARD_ENDPOINT, say, is the CLI's server URL and
 # must not redirect an agent started from the same shell.
@@ -111,6 +112,13 @@ class ServerConfig:
     def signing_region_set(self) -> frozenset[str]:
         extra = (name.strip() for name in self.signing_regions.split(","))
         return frozenset({self.region, *(name for name in extra if name)})
+
+    # Where the key that encrypts stored secrets comes from (shipyard.secretbox): ""
+    # for DATA_DIR/secret.key (created at first start), "file:<path>" or "env:<NAME>".
+    secret_keys: str = ""
+    # Script output stored per host command: beyond it the middle is cut, keeping the
+    # first and last halves.
+    max_command_output_bytes: int = DEFAULT_MAX_COMMAND_OUTPUT_BYTES
 
     @property
     def database_url(self) -> str:

@@ -276,7 +276,9 @@ def register(agent_server: LiveServer, tmp_path: Path) -> Iterator[Register]:
         codedeploy = agent_server.client("codedeploy")
         codedeploy.register_on_premises_instance(instanceName=name, iamUserArn=arn)
         with agent_server.services.db.tx() as conn:
-            key_id, secret = credentials.issue(conn, "instance", name, time.time())
+            key_id, secret = credentials.issue(
+                conn, agent_server.services.db.secret_box, "instance", name, time.time()
+            )
         config = agent_config(
             agent_server.url,
             tmp_path / name,

@@ -515,7 +515,9 @@ def register_agent(server: LiveServer, home: Path, name: str, tags: dict[str, st
         instanceNames=[name], tags=[{"Key": k, "Value": v} for k, v in tags.items()]
     )
     with server.services.db.tx() as conn:
-        key_id, secret = credentials.issue(conn, "instance", name, time.time())
+        key_id, secret = credentials.issue(
+            conn, server.services.db.secret_box, "instance", name, time.time()
+        )
     config = AgentConfig(
         endpoint=server.url,
         instance_name=name,

@@ -417,7 +417,9 @@ def test_wrong_keys_and_anonymous_requests_are_refused(live_server: LiveServer, 
 def test_instance_keys_may_read_objects_but_not_write(live_server: LiveServer, s3: Any) -> None:
     s3.put_object(Bucket="bundles", Key="app.zip", Body=b"bundle")
     with live_server.services.db.tx() as conn:
-        key_id, secret = credentials.issue(conn, "instance", "host1", time.time())
+        key_id, secret = credentials.issue(
+            conn, live_server.services.db.secret_box, "instance", "host1", time.time()
+        )
     agent = dataclasses.replace(live_server, access_key_id=key_id, secret_access_key=secret)
     agent = agent.client("s3")
     assert agent.get_object(Bucket="bundles", Key="app.zip")["Body"].read() == b"bundle"
@@ -591,7 +593,7 @@ def test_bundle_url_is_a_read_only_presigned_url_of_the_builtin_store(
     assert url.split("X-Amz-Credential=")[1][:20] == pinned.split("X-Amz-Credential=")[1][:20]
     key_id = url.split("X-Amz-Credential=")[1].split("%2F")[0]
     with services.db.tx() as conn:
-        found = credentials.lookup(conn, key_id)
+        found = credentials.lookup(conn, services.db.secret_box, key_id)
     assert found is not None and found[1:] == ("internal", "bundle-reader")
     writer = presign_url(
         sigv4.Credentials(key_id, found[0]),

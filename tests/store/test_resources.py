@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from shipyard.secretbox import AesGcmBox, new_key
 from shipyard.store import Database, open_database, resources, schema
 from shipyard.store.groups import insert_deployment_group, save_deployment_group
 from shipyard.store.instances import add_instance_tags, deregister_instance, register_instance
@@ -19,7 +20,7 @@ REGION = "us-east-1"
 
 @pytest.fixture
 def db(db_url: str) -> Iterator[Database]:
-    database = open_database(db_url)
+    database = open_database(db_url, AesGcmBox([new_key()]))
     yield database
     database.close()
 

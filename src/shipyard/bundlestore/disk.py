@@ -181,10 +181,10 @@ class BundleStore:
                 BucketName=bucket,
             )
         directory = self.root / bucket
-        directory.mkdir(parents=True, exist_ok=True)
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         marker = directory / _BUCKET_FILE
         try:
-            fd = os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            fd = os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except FileExistsError:
             raise S3Error(
                 "BucketAlreadyOwnedByYou",
@@ -216,7 +216,7 @@ class BundleStore:
     # -- objects ---------------------------------------------------------------------------
 
     def incoming(self, limit: int) -> IncomingFile:
-        self._tmp.mkdir(parents=True, exist_ok=True)
+        self._tmp.mkdir(mode=0o700, parents=True, exist_ok=True)
         fd, name = tempfile.mkstemp(dir=self._tmp, prefix="upload-")
         os.close(fd)
         return IncomingFile(Path(name), limit)
@@ -238,7 +238,7 @@ class BundleStore:
         try:
             with self._locked(bucket) as directory:
                 object_dir = _object_dir(directory, key)
-                object_dir.mkdir(parents=True, exist_ok=True)
+                object_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
                 version_id = secrets.token_hex(16)
                 target = object_dir / f"{version_id}.data"
                 version = ObjectVersion(key, version_id, etag, size, self.clock(), headers, target)

@@ -54,7 +54,7 @@ class MultipartUploads:
         check_key(key)
         upload_id = secrets.token_hex(16)
         directory = self.store.root / bucket / "uploads" / upload_id
-        directory.mkdir(parents=True)
+        directory.mkdir(mode=0o700, parents=True)
         write_json(directory / "upload.json", {"key": key, "headers": headers})
         return upload_id
 

@@ -14,14 +14,12 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from sqlalchemy import select
-
 from shipyard import sigv4
 from shipyard.bundlestore.auth import presign_url
 from shipyard.bundlestore.disk import BundleStore, S3Error
 from shipyard.errors import ShipyardError
 from shipyard.server.context import Services
-from shipyard.store import credentials, schema
+from shipyard.store import credentials
 
 INTERNAL_PRINCIPAL = ("internal", "bundle-reader")
 EXTERNAL_HEAD_TIMEOUT = 5.0
@@ -95,18 +93,11 @@ def _presigned(services: Services, s3_location: dict[str, Any], method: str, exp
 
 def _internal_credentials(services: Services) -> sigv4.Credentials:
     """The server's own read-only key: issued on first use, then reused (the oldest wins)."""
-    c = schema.credentials.c
     kind, name = INTERNAL_PRINCIPAL
+    box = services.db.secret_box
     with services.db.tx() as conn:
-        row = conn.execute(
-            select(c.access_key_id, c.secret_access_key)
-            .where((c.principal_type == kind) & (c.principal_name == name))
-            .order_by(c.created, c.access_key_id)
-            .limit(1)
-        ).first()
-        key_id, secret = (
-            (row[0], row[1]) if row else credentials.issue(conn, kind, name, services.clock())
-        )
+        found = credentials.oldest_key(conn, box, kind, name)
+        key_id, secret = found or credentials.issue(conn, box, kind, name, services.clock())
     return sigv4.Credentials(key_id, secret)
 
 

@@ -265,15 +265,15 @@ def trigger_secret(db: Database, group_id: str, trigger_name: str) -> str:
     """
     try:
         with db.tx() as conn:
-            existing = deliveries.get_secret(conn, group_id, trigger_name)
+            existing = deliveries.get_secret(conn, db.secret_box, group_id, trigger_name)
             if existing is not None:
                 return existing
             secret = secrets.token_hex(32)
-            deliveries.put_secret(conn, group_id, trigger_name, secret)
+            deliveries.put_secret(conn, db.secret_box, group_id, trigger_name, secret)
             return secret
     except IntegrityError:
         with db.tx() as conn:
-            existing = deliveries.get_secret(conn, group_id, trigger_name)
+            existing = deliveries.get_secret(conn, db.secret_box, group_id, trigger_name)
         if existing is None:
             raise
         return existing

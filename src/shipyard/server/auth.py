@@ -133,7 +133,7 @@ def from_headers(
     if declared and not (len(declared) == 64 and all(c in "0123456789abcdef" for c in declared)):
         raise _incomplete("x-amz-content-sha256 must be the body's SHA-256 in lower-case hex")
     with services.db.tx() as conn:
-        found = credentials.lookup(conn, parsed.access_key_id)
+        found = credentials.lookup(conn, services.db.secret_box, parsed.access_key_id)
     secret, kind, name = found if found is not None else (sigv4.DUMMY_SECRET, "", "")
     pending = PendingSignature(
         Principal(kind, name), secret, parsed, request, headers, amz_date, declared

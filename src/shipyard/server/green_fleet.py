@@ -67,7 +67,9 @@ async def provision(
                 now=now,
             )
             instance_store.add_instance_tags(conn, [name], tags)
-            key_id, secret = credentials.issue(conn, "instance", name, now)
+            key_id, secret = credentials.issue(
+                conn, call.services.db.secret_box, "instance", name, now
+            )
             configs.append(
                 AgentConfig(
                     endpoint=call.services.config.url,

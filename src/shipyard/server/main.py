@@ -18,18 +18,23 @@ from shipyard.config import ServerConfig
 from shipyard.notify.delivery import Deliverer
 from shipyard.provision import Provisioner, ProvisionerConfig, get_provisioner
 from shipyard.runner.core import Runner
+from shipyard.secretbox import AesGcmBox, key_provider
 from shipyard.server import spec_signing
 from shipyard.server.alarm_watch import AlarmWatcher
 from shipyard.server.app import create_app
 from shipyard.server.connections import connection_cap, guarded_protocol, raise_open_file_limit
 from shipyard.server.context import Services
+from shipyard.server.data_dir import create_private_file, secure_data_dir
 from shipyard.store import credentials, open_database
 from shipyard.traffic import RouterConfig, TrafficRouter, get_router
 
 
 def build_services(config: ServerConfig) -> Services:
-    config.data_dir.mkdir(parents=True, exist_ok=True)
-    db = open_database(config.database_url)
+    secure_data_dir(config.data_dir)
+    if not config.database:
+        create_private_file(config.data_dir / "shipyard.db")  # SQLite would make it 0644
+    box = AesGcmBox(key_provider(config.secret_keys, config.data_dir).keys())
+    db = open_database(config.database_url, box)
     clock = time.time
     runner = Runner(config, db, clock, router=_router(config), provisioner=_provisioner(config))
     signer = spec_signing.load_or_create(config.data_dir, clock())
@@ -60,7 +65,9 @@ def ensure_admin_credentials(services: Services) -> Path:
     with services.db.tx() as conn:
         if credentials.has_admin(conn) and path.exists():
             return path
-        key_id, secret = credentials.issue(conn, "admin", "admin", services.clock())
+        key_id, secret = credentials.issue(
+            conn, services.db.secret_box, "admin", "admin", services.clock()
+        )
     parser = configparser.ConfigParser()
     parser["default"] = {
         "aws_access_key_id": key_id,

@@ -1,4 +1,8 @@
-"""Access keys Shipyard issues: one admin key at first start, one per instance."""
+"""Access keys Shipyard issues: one admin key at first start, one per instance.
+
+The key id is public and looked up as is; the secret is stored sealed by the server's
+SecretBox (shipyard.secretbox), bound to its key id, and opened for each signature check.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ import string
 
 from sqlalchemy import Connection, bindparam, select
 
+from shipyard.secretbox import SecretBox, resealed
 from shipyard.store import schema
 
 _KEY_ALPHABET = string.ascii_uppercase + string.digits
@@ -18,14 +23,19 @@ def new_key_pair(prefix: str) -> tuple[str, str]:
     return key_id, secrets.token_urlsafe(30)[:40]
 
 
+def seal_context(access_key_id: str) -> str:
+    """What a key's sealed secret is bound to: it opens on its own row only."""
+    return f"credentials/{access_key_id}"
+
+
 def issue(
-    conn: Connection, principal_type: str, principal_name: str, now: float
+    conn: Connection, box: SecretBox, principal_type: str, principal_name: str, now: float
 ) -> tuple[str, str]:
     key_id, secret = new_key_pair("AKSY" if principal_type == "admin" else "AKSI")
     conn.execute(
         schema.credentials.insert().values(
             access_key_id=key_id,
-            secret_access_key=secret,
+            secret_access_key=box.seal(secret, seal_context(key_id)),
             principal_type=principal_type,
             principal_name=principal_name,
             created=now,
@@ -41,10 +51,44 @@ _LOOKUP = select(_c.secret_access_key, _c.principal_type, _c.principal_name).whe
 )
 
 
-def lookup(conn: Connection, access_key_id: str) -> tuple[str, str, str] | None:
+def lookup(conn: Connection, box: SecretBox, access_key_id: str) -> tuple[str, str, str] | None:
     """``(secret, principal_type, principal_name)`` for a key, or None."""
     row = conn.execute(_LOOKUP, {"key_id": access_key_id}).first()
-    return (row[0], row[1], row[2]) if row else None
+    if row is None:
+        return None
+    return box.open(row[0], seal_context(access_key_id)), row[1], row[2]
+
+
+def oldest_key(
+    conn: Connection, box: SecretBox, principal_type: str, principal_name: str
+) -> tuple[str, str] | None:
+    """``(key id, secret)`` of the principal's first issued key, or None."""
+    row = conn.execute(
+        select(_c.access_key_id, _c.secret_access_key)
+        .where((_c.principal_type == principal_type) & (_c.principal_name == principal_name))
+        .order_by(_c.created, _c.access_key_id)
+        .limit(1)
+    ).first()
+    if row is None:
+        return None
+    return row[0], box.open(row[1], seal_context(row[0]))
+
+
+def reseal(conn: Connection, box: SecretBox) -> int:
+    """Seal under the current key every secret that is not (plaintext from before
+    secrets were encrypted, or sealed by an older key); how many were rewritten."""
+    rows = conn.execute(select(_c.access_key_id, _c.secret_access_key)).all()
+    changed = 0
+    for key_id, stored in rows:
+        sealed = resealed(box, stored, seal_context(key_id))
+        if sealed is not None:
+            conn.execute(
+                schema.credentials.update()
+                .where(_c.access_key_id == key_id)
+                .values(secret_access_key=sealed)
+            )
+            changed += 1
+    return changed
 
 
 def revoke_principal(conn: Connection, principal_type: str, principal_name: str) -> None:

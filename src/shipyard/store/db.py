@@ -7,13 +7,17 @@ from contextlib import contextmanager
 
 from sqlalchemy import Connection, Engine
 
-from shipyard.store.dialects import make_engine
-from shipyard.store.migrations import migrate
+from shipyard.secretbox import SecretBox
+from shipyard.store.dialects import make_engine, scrub
+from shipyard.store.migrations import SEALED_SECRETS, current_version, migrate
+from shipyard.store.secret_rows import SECRET_TABLES, check_key, reseal_all
 
 
 class Database:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, secret_box: SecretBox) -> None:
         self.engine = engine
+        # Seals and opens the secrets stored in it (store.secret_rows lists them).
+        self.secret_box = secret_box
 
     @property
     def dialect(self) -> str:
@@ -29,9 +33,21 @@ class Database:
         self.engine.dispose()
 
 
-def open_database(url: str) -> Database:
-    """Open (and migrate) the database at a SQLAlchemy URL."""
+def open_database(url: str, secret_box: SecretBox) -> Database:
+    """Open (and migrate) the database at a SQLAlchemy URL.
+
+    ``secret_box`` must be the key this database's secrets were sealed with (else
+    ConfigError); secrets sealed by an older key it still holds are sealed anew."""
     engine = make_engine(url)
-    with engine.begin() as conn:
-        migrate(conn)
-    return Database(engine)
+    try:
+        with engine.begin() as conn:
+            found = current_version(conn)
+            migrate(conn, secret_box)
+            check_key(conn, secret_box)
+            rewritten = reseal_all(conn, secret_box)
+        if rewritten or 0 < found < SEALED_SECRETS:
+            scrub(engine, SECRET_TABLES)  # the secrets' former bytes must not linger
+    except BaseException:
+        engine.dispose()
+        raise
+    return Database(engine, secret_box)

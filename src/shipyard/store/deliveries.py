@@ -6,7 +6,8 @@ a due Pending row by moving its ``next_attempt`` forward by a lease: no other se
 becomes due again when the lease runs out, so nothing is lost across restarts.
 
 Trigger secrets are stored in ``resource_tags`` under a pseudo-ARN per deployment
-group id (see ``shipyard.notify``), keyed by trigger name.
+group id (see ``shipyard.notify``), keyed by trigger name, sealed by the server's
+SecretBox (shipyard.secretbox).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, select, update
 
+from shipyard.secretbox import SecretBox, resealed
 from shipyard.store import schema
 
 _t = schema.trigger_deliveries
@@ -186,13 +188,38 @@ def secret_arn(group_id: str) -> str:
     return f"shipyard:trigger-secret:{group_id}"
 
 
-def get_secret(conn: Connection, group_id: str, trigger_name: str) -> str | None:
+def _seal_context(arn: str, trigger_name: str) -> str:
+    return f"{arn}/{trigger_name}"
+
+
+def get_secret(conn: Connection, box: SecretBox, group_id: str, trigger_name: str) -> str | None:
+    arn = secret_arn(group_id)
     row = conn.execute(
-        select(_tc.value).where(and_(_tc.arn == secret_arn(group_id), _tc.key == trigger_name))
+        select(_tc.value).where(and_(_tc.arn == arn, _tc.key == trigger_name))
     ).first()
-    return str(row[0]) if row else None
+    return box.open(str(row[0]), _seal_context(arn, trigger_name)) if row else None
 
 
-def put_secret(conn: Connection, group_id: str, trigger_name: str, secret: str) -> None:
+def put_secret(
+    conn: Connection, box: SecretBox, group_id: str, trigger_name: str, secret: str
+) -> None:
     """Store a new secret (raises IntegrityError when the trigger already has one)."""
-    conn.execute(_tags.insert().values(arn=secret_arn(group_id), key=trigger_name, value=secret))
+    arn = secret_arn(group_id)
+    sealed = box.seal(secret, _seal_context(arn, trigger_name))
+    conn.execute(_tags.insert().values(arn=arn, key=trigger_name, value=sealed))
+
+
+def reseal_secrets(conn: Connection, box: SecretBox) -> int:
+    """Seal every trigger secret not sealed under the current key; how many were."""
+    rows = conn.execute(
+        select(_tc.arn, _tc.key, _tc.value).where(_tc.arn.startswith(secret_arn("")))
+    ).all()
+    changed = 0
+    for arn, name, stored in rows:
+        sealed = resealed(box, stored, _seal_context(arn, name))
+        if sealed is not None:
+            conn.execute(
+                _tags.update().where(and_(_tc.arn == arn, _tc.key == name)).values(value=sealed)
+            )
+            changed += 1
+    return changed

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Engine, Select, create_engine, event
@@ -30,6 +31,22 @@ def make_engine(url: str) -> Engine:
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+
+
+def scrub(engine: Engine, tables: Sequence[str]) -> None:
+    """Rewrite ``tables`` so no old copy of their rows lingers in the database files.
+
+    An UPDATE leaves the row's previous bytes behind: in SQLite's freed pages and WAL
+    frames, in PostgreSQL's dead tuples. After secrets are sealed in place, that would
+    keep the plaintext readable to whoever reads the files. VACUUM rebuilds SQLite's
+    file (the checkpoint then empties the WAL); VACUUM FULL writes the PostgreSQL tables
+    into new files."""
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        if engine.dialect.name == "sqlite":
+            conn.exec_driver_sql("VACUUM")
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        else:
+            conn.exec_driver_sql(f"VACUUM FULL {', '.join(tables)}")
 
 
 def for_update(query: Select[Any], dialect_name: str) -> Select[Any]:

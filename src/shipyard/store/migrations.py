@@ -1,4 +1,8 @@
-"""The one portable migration sequence. Append, never edit a released step."""
+"""The one portable migration sequence. Append, never edit a released step.
+
+Each step is given the connection and the server's SecretBox (for steps that rewrite
+stored secrets).
+"""
 
 from __future__ import annotations
 
@@ -6,14 +10,22 @@ from collections.abc import Callable
 
 from sqlalchemy import Connection, select
 
+from shipyard.secretbox import SecretBox
 from shipyard.store import schema
+from shipyard.store.secret_rows import reseal_all
 
 
-def _v1_initial(conn: Connection) -> None:
+def _v1_initial(conn: Connection, _box: SecretBox) -> None:
     schema.metadata.create_all(conn)
 
 
-MIGRATIONS: list[Callable[[Connection], None]] = [_v1_initial]
+def _v2_seal_secrets(conn: Connection, box: SecretBox) -> None:
+    """Secrets were stored in plaintext before: seal them in place."""
+    reseal_all(conn, box)
+
+
+MIGRATIONS: list[Callable[[Connection, SecretBox], None]] = [_v1_initial, _v2_seal_secrets]
+SEALED_SECRETS = 2  # the first version whose stored secrets are sealed
 
 
 def current_version(conn: Connection) -> int:
@@ -25,11 +37,11 @@ def current_version(conn: Connection) -> int:
     return int(row[0]) if row else 0
 
 
-def migrate(conn: Connection) -> int:
+def migrate(conn: Connection, box: SecretBox) -> int:
     """Bring the schema up to date; returns the resulting version."""
     version = current_version(conn)
     for number, step in enumerate(MIGRATIONS[version:], start=version + 1):
-        step(conn)
+        step(conn, box)
         table = schema.meta
         if number == 1:
             conn.execute(table.insert().values(key="schema_version", value="1"))

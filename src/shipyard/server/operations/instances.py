@@ -198,7 +198,9 @@ def shipyard_issue_instance_credentials(call: Call) -> Json:
         if info is None or not instances.is_registered(conn, name):
             raise ApiError("InstanceNotRegisteredException", f"{name!r} is not registered")
         credentials.revoke_principal(conn, "instance", name)
-        key_id, secret = credentials.issue(conn, "instance", name, call.now())
+        key_id, secret = credentials.issue(
+            conn, call.services.db.secret_box, "instance", name, call.now()
+        )
     host_identifier = info.get("iamSessionArn") or info["iamUserArn"]
     return {"accessKeyId": key_id, "secretAccessKey": secret, "hostIdentifier": host_identifier}
 
