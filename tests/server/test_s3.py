@@ -414,27 +414,6 @@ def test_wrong_keys_and_anonymous_requests_are_refused(live_server: LiveServer, 
     assert b"<Code>AccessDenied</Code>" in body
 
 
-def test_instance_keys_may_read_objects_but_not_write(live_server: LiveServer, s3: Any) -> None:
-    s3.put_object(Bucket="bundles", Key="app.zip", Body=b"bundle")
-    with live_server.services.db.tx() as conn:
-        key_id, secret = credentials.issue(
-            conn, live_server.services.db.secret_box, "instance", "host1", time.time()
-        )
-    agent = dataclasses.replace(live_server, access_key_id=key_id, secret_access_key=secret)
-    agent = agent.client("s3")
-    assert agent.get_object(Bucket="bundles", Key="app.zip")["Body"].read() == b"bundle"
-    assert agent.head_object(Bucket="bundles", Key="app.zip")["ContentLength"] == 6
-    for attempt in (
-        lambda: agent.put_object(Bucket="bundles", Key="app.zip", Body=b"evil"),
-        lambda: agent.delete_object(Bucket="bundles", Key="app.zip"),
-        lambda: agent.list_objects_v2(Bucket="bundles"),
-    ):
-        with pytest.raises(ClientError) as info:
-            attempt()
-        assert error_code(info) == "AccessDenied"
-    assert s3.get_object(Bucket="bundles", Key="app.zip")["Body"].read() == b"bundle"
-
-
 def test_presigned_get_works_without_credentials_and_tampering_fails(
     live_server: LiveServer, s3: Any
 ) -> None:

@@ -5,8 +5,7 @@ CodeDeploy agent's S3 client uses when it reaches the server by host name.
 
 Enough of S3 for ``aws s3``, ``aws deploy push``, boto3 and the CodeDeploy agent: buckets,
 objects (with Range and versionId), ListObjects v1 and v2, batch delete, copy and
-multipart uploads. Admin keys may do everything; instance keys (agents) and the server's
-internal bundle-reader key may only read objects.
+multipart uploads. Who may do what is decided in ``access``.
 
 Modules: this one routes and answers errors, and holds the bucket operations;
 ``s3_objects`` and ``s3_multipart`` the others; ``s3_auth`` checks signatures and
@@ -28,7 +27,8 @@ from starlette.routing import Route
 
 from shipyard.bundlestore import multipart_ops as multipart
 from shipyard.bundlestore import object_ops as objects
-from shipyard.bundlestore.auth import Authenticated, authenticate, raw_query_pairs
+from shipyard.bundlestore.access import authorize
+from shipyard.bundlestore.auth import authenticate, raw_query_pairs
 from shipyard.bundlestore.call import MAX_XML_BODY, S3Call, owner, run_blocking
 from shipyard.bundlestore.disk import BundleStore, S3Error
 from shipyard.bundlestore.s3xml import Xml, iso_time, list_objects_result, parse_xml, xml_response
@@ -70,7 +70,7 @@ async def handle(request: Request, services: Services) -> Response:
         bucket, key = _address(request, raw_path, services.config)
         auth = authenticate(request, services)
         query = dict(raw_query_pairs(request))
-        _authorize(auth, request.method, key, query)
+        authorize(services, auth.principal, request.method, bucket, key, query)
         store = BundleStore(services.config.data_dir / "bundles", services.clock)
         call = S3Call(request, services, store, auth, bucket, key, query)
         response = await _select(request.method, bucket, key, query)(call)
@@ -147,14 +147,6 @@ def _decoded(path: str) -> str:
         return unquote(path, errors="strict")
     except UnicodeDecodeError:
         raise S3Error("InvalidURI", "Couldn't parse the specified URI.") from None
-
-
-def _authorize(auth: Authenticated, method: str, key: str, query: dict[str, str]) -> None:
-    if auth.principal.kind == "admin":
-        return
-    if key and method in ("GET", "HEAD") and "uploadId" not in query:
-        return
-    raise S3Error("AccessDenied", f"{auth.principal.kind} credentials may only read objects", 403)
 
 
 def _select(method: str, bucket: str, key: str, query: dict[str, str]) -> Operation:

@@ -166,6 +166,16 @@ def active_for_group(conn: Connection, app: str, group: str) -> str | None:
     return row[0] if row else None
 
 
+def active_revisions_of(conn: Connection, instance: str) -> list[dict[str, Any]]:
+    """The revisions of the deployments in progress that target ``instance``."""
+    rows = conn.execute(
+        select(D.c.info)
+        .join(T, T.c.deployment_id == D.c.id)
+        .where(and_(D.c.active.is_(True), T.c.target_id == instance))
+    ).scalars()
+    return [info["revision"] for info in rows if info.get("revision")]
+
+
 def active_ids(conn: Connection) -> list[str]:
     return list(conn.execute(select(D.c.id).where(D.c.active.is_(True))).scalars())
 
