@@ -168,6 +168,7 @@ class CommandClient:
             "PostHostCommandUpdate",
             {
                 "HostCommandIdentifier": command_id,
+                "HostIdentifier": self._config.host_identifier,  # checked by the server
                 "Diagnostics": _json_diagnostics({"log": log_chunk}),
             },
         )

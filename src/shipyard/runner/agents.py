@@ -203,11 +203,20 @@ class AgentChannel:
         return platform.specification(stored, self.config, self.bundle_url)
 
     def append_log(self, instance: str, command_id: int, chunk: str) -> str:
+        """Store output of a command the agent is running; a finished (or never handed
+        out) command takes none: its output is complete."""
         with self.db.tx() as conn:
             command = self._own_command(conn, instance, command_id)
-            store.append_log(
-                conn, command.deployment_id, instance, command.command_name, chunk, self.clock()
+            if command.status != CommandStatus.IN_PROGRESS.value:
+                raise ApiError(
+                    "ClientException",
+                    f"Host command {command_id} is {command.status}: it takes no more output",
+                )
+            place = store.LogPlace(
+                command.id, command.deployment_id, instance, command.command_name
             )
+            cap = self.config.max_command_output_bytes
+            store.append_log(conn, place, chunk, cap, self.clock())
             return command.status
 
     def complete(

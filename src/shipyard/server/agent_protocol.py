@@ -216,8 +216,13 @@ def _specification(payload: dict[str, Any], signer: SpecSigner | None) -> Json:
 
 
 def post_host_command_update(call: Call) -> Json:
+    """PostHostCommandUpdate: output of a running command (stored up to the server's
+    ``max_command_output_bytes`` per command). The model has no HostIdentifier member
+    here; Shipyard's agent sends it anyway, and when present it must be the caller's."""
     instance = _instance(call)
     command_id = _command_id(call.body)
+    if "HostIdentifier" in call.body:
+        _check_host(call, instance)
     chunk = _diagnostics(call.body, required=True).get("log", "")
     if not isinstance(chunk, str):
         raise _client_error("Diagnostics Payload member log must be a string")

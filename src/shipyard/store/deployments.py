@@ -227,26 +227,86 @@ def deployments_using_group(conn: Connection, app: str, group: str) -> int:
 # ---- script logs -------------------------------------------------------------------
 
 
-def append_log(
-    conn: Connection, deployment_id: str, target_id: str, event: str, chunk: str, now: float
-) -> None:
-    conn.execute(
-        L.insert().values(
-            deployment_id=deployment_id, target_id=target_id, event=event, chunk=chunk, created=now
-        )
+CUT_NOTE = "[... {} bytes cut ...]\n"
+
+
+@dataclass(frozen=True)
+class LogPlace:
+    """Where a host command's output goes: its deployment, host and lifecycle event."""
+
+    command_id: int
+    deployment_id: str
+    target_id: str
+    event: str
+
+
+def append_log(conn: Connection, place: LogPlace, chunk: str, cap: int, now: float) -> None:
+    """Store a chunk of the command's output, keeping at most ``cap`` bytes of it.
+
+    The first half of the cap is kept as sent, one row per chunk. What comes after goes
+    to one tail row holding the last ``cap - cap // 2`` bytes, rewritten as output
+    arrives, whose ``cut_bytes`` counts what was cut between the two (read_logs shows
+    it). A host that sends without end fills no more than ``cap`` per command."""
+    seen_query = select(H.c.output_bytes).where(H.c.id == place.command_id)
+    seen = int(conn.execute(for_update(seen_query, conn.dialect.name)).scalar_one())
+    data = chunk.encode()
+    conn.execute(update(H).where(H.c.id == place.command_id).values(output_bytes=seen + len(data)))
+    head, rest = _split_utf8(data, max(0, cap // 2 - seen))
+    where = and_(
+        L.c.deployment_id == place.deployment_id,
+        L.c.target_id == place.target_id,
+        L.c.event == place.event,
     )
+    if head:
+        conn.execute(L.insert().values(**_log_row(place, head.decode(), now)))
+    if not rest:
+        return
+    tail_row = conn.execute(
+        select(L.c.id, L.c.chunk, L.c.cut_bytes).where(and_(where, L.c.cut_bytes.is_not(None)))
+    ).first()
+    tail = (tail_row.chunk.encode() if tail_row else b"") + rest
+    cut = int(tail_row.cut_bytes) if tail_row else 0
+    dropped, tail = _split_utf8(tail, max(0, len(tail) - (cap - cap // 2)), at_least=True)
+    values = {"chunk": tail.decode(), "cut_bytes": cut + len(dropped), "created": now}
+    if tail_row is None:
+        conn.execute(L.insert().values(**{**_log_row(place, "", now), **values}))
+    else:
+        conn.execute(update(L).where(L.c.id == tail_row.id).values(**values))
+
+
+def _log_row(place: LogPlace, chunk: str, now: float) -> dict[str, Any]:
+    return {
+        "deployment_id": place.deployment_id,
+        "target_id": place.target_id,
+        "event": place.event,
+        "chunk": chunk,
+        "created": now,
+    }
+
+
+def _split_utf8(data: bytes, at: int, *, at_least: bool = False) -> tuple[bytes, bytes]:
+    """``data`` split near ``at`` on a character boundary: at or before it, or with
+    ``at_least`` at or after it."""
+    at = min(at, len(data))
+    while 0 < at < len(data) and data[at] & 0xC0 == 0x80:  # inside a UTF-8 sequence
+        at += 1 if at_least else -1
+    return data[:at], data[at:]
 
 
 def read_logs(
     conn: Connection, deployment_id: str, target_id: str, event: str | None
 ) -> list[tuple[str, str]]:
-    """``(event, chunk)`` pairs in the order the agent sent them."""
-    query = select(L.c.event, L.c.chunk).where(
+    """``(event, chunk)`` pairs in the order the agent sent them, with a note where
+    output was cut."""
+    query = select(L.c.event, L.c.chunk, L.c.cut_bytes).where(
         and_(L.c.deployment_id == deployment_id, L.c.target_id == target_id)
     )
     if event is not None:
         query = query.where(L.c.event == event)
-    return [(r[0], r[1]) for r in conn.execute(query.order_by(L.c.id))]
+    return [
+        (r[0], CUT_NOTE.format(r[2]) + r[1] if r[2] else r[1])
+        for r in conn.execute(query.order_by(L.c.id))
+    ]
 
 
 def instance_health(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, inspect, select
 
 from shipyard.secretbox import SecretBox
 from shipyard.store import schema
@@ -24,7 +24,23 @@ def _v2_seal_secrets(conn: Connection, box: SecretBox) -> None:
     reseal_all(conn, box)
 
 
-MIGRATIONS: list[Callable[[Connection, SecretBox], None]] = [_v1_initial, _v2_seal_secrets]
+def _add_column(conn: Connection, table: str, column: str, ddl: str) -> None:
+    """Add a column unless step 1 created it (it creates the current schema)."""
+    if column not in {c["name"] for c in inspect(conn).get_columns(table)}:
+        conn.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {column} {ddl}")
+
+
+def _v3_output_caps(conn: Connection, _box: SecretBox) -> None:
+    """Script output is capped per host command (store.deployments.append_log)."""
+    _add_column(conn, "host_commands", "output_bytes", "BIGINT NOT NULL DEFAULT 0")
+    _add_column(conn, "event_logs", "cut_bytes", "BIGINT")
+
+
+MIGRATIONS: list[Callable[[Connection, SecretBox], None]] = [
+    _v1_initial,
+    _v2_seal_secrets,
+    _v3_output_caps,
+]
 SEALED_SECRETS = 2  # the first version whose stored secrets are sealed
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     Float,
@@ -146,6 +147,8 @@ host_commands = Table(
     Column("claimed", Float),  # handed to a poller (may be re-offered if never acknowledged)
     Column("acknowledged", Float),
     Column("completed", Float),
+    # Bytes of script output the agent sent for it (stored or cut: see event_logs).
+    Column("output_bytes", BigInteger, nullable=False, default=0, server_default="0"),
     Index("ix_host_commands_poll", "instance_name", "status"),
 )
 
@@ -180,7 +183,9 @@ trigger_deliveries = Table(
     Index("ix_trigger_deliveries_due", "status", "next_attempt"),
 )
 
-# Whole script output of every lifecycle event, in the order the agent sent it.
+# Script output of every lifecycle event, in the order the agent sent it: all of it up
+# to the server's max_command_output_bytes, else its first half as sent, then one row
+# with the last half whose cut_bytes says how much was cut before it.
 event_logs = Table(
     "event_logs",
     metadata,
@@ -190,5 +195,6 @@ event_logs = Table(
     Column("event", String(64), nullable=False),
     Column("chunk", Text, nullable=False),
     Column("created", Float, nullable=False),
+    Column("cut_bytes", BigInteger),  # set on the tail row only
     Index("ix_event_logs_target", "deployment_id", "target_id", "id"),
 )
