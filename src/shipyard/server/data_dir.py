@@ -14,6 +14,8 @@ import os
 import stat
 from pathlib import Path
 
+from shipyard.config import ConfigError
+
 PRIVATE_DIR = 0o700
 PRIVATE_FILE = 0o600
 # Trees whose every file the server alone reads (the bundle store).
@@ -22,6 +24,16 @@ PRIVATE_TREES = ("bundles",)
 
 def secure_data_dir(path: Path) -> None:
     """Create ``path`` if needed; close it and the server's files in it to other users."""
+    try:
+        _secure(path)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot make the data directory {path} private: {exc} "
+            "(it must belong to the user the server runs as)"
+        ) from None
+
+
+def _secure(path: Path) -> None:
     path.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
     _restrict(path, PRIVATE_DIR)
     for entry in path.iterdir():
