@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, select
 
-from shipyard.agent.client import CommandClient
+from shipyard.agent.client import CommandClient, ProtocolError
 from shipyard.bundlestore.urls import bundle_url
 from shipyard.config import AgentConfig, ConfigError, ServerConfig
 from shipyard.secretbox import AesGcmBox, SecretBoxError, encode_key, new_key
@@ -112,6 +112,11 @@ def test_no_secret_is_stored_in_plaintext(tmp_path: Path, db_url: str) -> None:
             )
         )
         assert agent.poll_host_command() is None  # signed with the instance key: accepted
+        # Nothing is cached: a revoked key fails on its very next request.
+        server.client().deregister_on_premises_instance(instanceName="secret-host")
+        with pytest.raises(ProtocolError) as info:
+            agent.poll_host_command()
+        assert info.value.code == "UnrecognizedClientException"
         agent.close()
 
 
