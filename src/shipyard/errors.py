@@ -78,6 +78,13 @@ class UnknownExecution(DomainError):
         super().__init__(f"Unknown deployment execution {execution!r}")
 
 
+class CommandFinished(DomainError):
+    """Output for a host command that is not running (finished, or never handed out)."""
+
+    def __init__(self, command_id: int, status: str) -> None:
+        super().__init__(f"Host command {command_id} is {status}: it takes no more output")
+
+
 class BadCommandStatus(DomainError):
     def __init__(self, status: str) -> None:
         super().__init__(f"CommandStatus must be Succeeded or Failed: {status}")

@@ -17,7 +17,12 @@ from sqlalchemy import Connection
 
 from shipyard.engine.messages import Acknowledged, Completed
 from shipyard.engine.state import StoredDeployment
-from shipyard.errors import BadCommandStatus, UnknownExecution, UnknownHostCommand
+from shipyard.errors import (
+    BadCommandStatus,
+    CommandFinished,
+    UnknownExecution,
+    UnknownHostCommand,
+)
 from shipyard.model import (
     AGENT_ERROR_CODES,
     CommandStatus,
@@ -208,10 +213,7 @@ class AgentChannel:
         with self.db.tx() as conn:
             command = self._own_command(conn, instance, command_id)
             if command.status != CommandStatus.IN_PROGRESS.value:
-                raise ApiError(
-                    "ClientException",
-                    f"Host command {command_id} is {command.status}: it takes no more output",
-                )
+                raise CommandFinished(command_id, command.status)
             place = store.LogPlace(
                 command.id, command.deployment_id, instance, command.command_name
             )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from shipyard.errors import (
     ApiError,
     BadCommandStatus,
+    CommandFinished,
     ConfigForOtherPlatform,
     DeploymentGroupBusy,
     DomainError,
@@ -26,6 +27,7 @@ WIRE_NAMES: dict[type[DomainError], str] = {
     UnknownHostCommand: "ClientException",
     UnknownExecution: "ClientException",
     BadCommandStatus: "ClientException",
+    CommandFinished: "ClientException",
     UnsupportedPlatform: "InvalidComputePlatformException",
     InvalidRevision: "InvalidRevisionException",
     MissingRevision: "RevisionDoesNotExistException",
