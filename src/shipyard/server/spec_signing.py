@@ -64,7 +64,8 @@ def load_or_create(data_dir: Path, now: float) -> SpecSigner:
             serialization.NoEncryption(),
         ),
     )
-    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    # Public, but every file in the data dir is the server's alone (server/data_dir.py).
+    _write_private(cert_path, certificate.public_bytes(serialization.Encoding.PEM))
     return SpecSigner(key, certificate)
 
 
