@@ -24,7 +24,7 @@ from shipyard.store import open_database, schema
 from shipyard.store.migrations import MIGRATIONS, current_version
 from tests.agent.test_client import queue_command
 from tests.conftest import LiveServer, start_live_server
-from tests.e2e.conftest import call_extension, issued_agent_config
+from tests.support import call_extension, issued_agent_config
 
 MiB = 1024 * 1024
 DEPLOYMENT = "d-PROTOCOL1"  # queue_command's

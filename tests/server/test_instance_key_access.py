@@ -20,7 +20,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests.conftest import LiveServer, start_live_server
-from tests.e2e.conftest import call_extension
+from tests.support import call_extension
 
 ROLE = "arn:aws:iam::000000000000:role/shipyard"
 PASSWORD = b"hunter2-prod"

@@ -27,7 +27,7 @@ from shipyard.server.main import build_services
 from shipyard.store import credentials, deliveries, schema
 from shipyard.store.migrations import MIGRATIONS
 from tests.conftest import LiveServer, start_live_server
-from tests.e2e.conftest import call_extension
+from tests.support import call_extension
 
 ARN = "arn:aws:iam::000000000000:user/secret-host"
 live = contextlib.contextmanager(start_live_server)
