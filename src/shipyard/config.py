@@ -79,6 +79,19 @@ class ServerConfig:
     # intervals, blue/green ready and termination waits): 60 in production; a few
     # hundredths in tests and local rehearsals, so a canary runs in seconds.
     minute_seconds: float = 60.0
+    # The embedded function host (Lambda API): concurrent invocations on this server and
+    # per function (beyond them Invoke answers 429), how long an idle warm worker lives,
+    # how long a worker's own access key lives (the worker is then replaced), the user
+    # workers run as when the server runs as root, where code is unpacked for them
+    # (empty: a fresh directory under the system temp dir), and the interpreter that runs
+    # python3.x functions (empty: the server's own, so boto3 is importable).
+    functions_max_concurrency: int = 16
+    functions_max_function_concurrency: int = 16
+    functions_idle_seconds: float = 300.0
+    functions_credential_seconds: float = 3600.0
+    functions_user: str = "nobody"
+    functions_work_dir: str = ""
+    functions_python: str = ""
 
     @property
     def database_url(self) -> str:

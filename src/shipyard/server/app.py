@@ -17,8 +17,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from shipyard.bundlestore.api import s3_routes
 from shipyard.errors import ApiError, DomainError
+from shipyard.functions import api as lambda_api
 from shipyard.server.agent_protocol import AGENT_OPERATIONS
-from shipyard.server.auth import authenticate
+from shipyard.server.auth import authenticate, authorize
 from shipyard.server.context import Call, Handler, Principal, Services
 from shipyard.server.operations import API_OPERATIONS
 from shipyard.server.wire import to_api_error
@@ -49,14 +50,17 @@ def error_response(exc: ApiError) -> Response:
 def _resolve(target: str, principal: Principal) -> Handler:
     if target.startswith(API_PREFIX):
         table, name = API_OPERATIONS, target.removeprefix(API_PREFIX)
-        if principal.kind != "admin":
+        authorize(principal, "codedeploy", name)
+        if principal.kind not in ("admin", "function"):
             raise ApiError(
                 "AccessDeniedException", "Instance credentials may not call the API", 403
             )
     elif target.startswith(AGENT_PREFIX):
         table, name = AGENT_OPERATIONS, target.removeprefix(AGENT_PREFIX)
+        authorize(principal, "codedeploy-commands", name)
     elif target.startswith(SECURE_AGENT_PREFIX):
         table, name = AGENT_OPERATIONS, target.removeprefix(SECURE_AGENT_PREFIX)
+        authorize(principal, "codedeploy-commands", name)
     else:
         raise ApiError("UnknownOperationException", f"Unknown target {target!r}")
     handler = table.get(name)
@@ -111,6 +115,9 @@ def create_app(services: Services) -> ASGIApp:
         # Starlette's routing and middleware layers would only add cost per request.
         if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] == "/":
             response = await _json_api(Request(scope, receive), services)
+            await response(scope, receive, send)
+        elif scope["type"] == "http" and lambda_api.is_lambda_request(scope["path"]):
+            response = await lambda_api.handle(Request(scope, receive), services)
             await response(scope, receive, send)
         else:
             await rest(scope, receive, send)

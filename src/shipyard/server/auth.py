@@ -48,7 +48,8 @@ def authenticate(request: Request, body: bytes, services: Services) -> Principal
         parsed,
         secret,
         method=request.method,
-        path=request.url.path,
+        # As sent: botocore signs the encoded path (an ARN's ':' as %3A) encoded once more.
+        path=(request.scope.get("raw_path") or request.url.path.encode()).decode("latin-1"),
         query=query,
         headers=headers,
         payload_hash=sigv4.sha256_hex(body),
@@ -61,3 +62,26 @@ def authenticate(request: Request, body: bytes, services: Services) -> Principal
             403,
         )
     return Principal(kind, name)
+
+
+# A function worker's key (principal kind "function") may report hook results, read, and
+# invoke functions; nothing else. Checked for every API the server answers.
+FUNCTION_WRITES = frozenset(
+    {("codedeploy", "PutLifecycleEventHookExecutionStatus"), ("lambda", "Invoke")}
+)
+READ_PREFIXES = ("Get", "List", "BatchGet")
+
+
+def authorize(principal: Principal, service: str, operation: str) -> None:
+    """Refuse what a function's key may not call (other kinds are checked where routed)."""
+    if principal.kind != "function":
+        return
+    if (service, operation) in FUNCTION_WRITES:
+        return
+    if service in ("codedeploy", "lambda") and operation.startswith(READ_PREFIXES):
+        return
+    raise ApiError(
+        "AccessDeniedException",
+        f"Function credentials may not call {service}:{operation}",
+        403,
+    )
