@@ -129,6 +129,11 @@ class FunctionHost:
     def worker_count(self) -> int:
         return len(self._workers)
 
+    @property
+    def busy(self) -> int:
+        """Invocations running now."""
+        return self._busy_total
+
     async def _event(self, spec: FunctionSpec, payload: bytes, invoked_arn: str) -> None:
         for _attempt in range(1 + EVENT_RETRIES):
             while True:
