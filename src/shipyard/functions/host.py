@@ -102,12 +102,18 @@ class FunctionHost:
     # -- invocations ---------------------------------------------------------------------
 
     async def invoke(
-        self, spec: FunctionSpec, payload: bytes, invoked_arn: str, client_context: str = ""
+        self,
+        spec: FunctionSpec,
+        payload: bytes,
+        invoked_arn: str,
+        client_context: str = "",
+        *,
+        want_log: bool = False,
     ) -> Outcome:
         """Run one synchronous invocation; raises ``Throttled`` when there is no room."""
         self._claim(spec.name)
         try:
-            return await self._run(spec, payload, invoked_arn, client_context)
+            return await self._run(spec, payload, invoked_arn, client_context, want_log)
         finally:
             self._release(spec.name)
 
@@ -143,7 +149,7 @@ class FunctionHost:
                 except Throttled:
                     await asyncio.sleep(0.05)
             try:
-                outcome = await self._run(spec, payload, invoked_arn, "")
+                outcome = await self._run(spec, payload, invoked_arn, "", False)
             except Exception:
                 log.exception("event invocation of %s failed", spec.name)
                 return
@@ -172,7 +178,12 @@ class FunctionHost:
             del self._busy[function]
 
     async def _run(
-        self, spec: FunctionSpec, payload: bytes, invoked_arn: str, client_context: str
+        self,
+        spec: FunctionSpec,
+        payload: bytes,
+        invoked_arn: str,
+        client_context: str,
+        want_log: bool,
     ) -> Outcome:
         worker = await self._checkout(spec)
         request_id = str(uuid.uuid4())
@@ -184,7 +195,7 @@ class FunctionHost:
             trace_id=f"Root=1-{int(time.time()):08x}-{uuid.uuid4().hex[:24]};Sampled=0",
             client_context=client_context,
         )
-        outcome = await worker.invoke(invocation)
+        outcome = await worker.invoke(invocation, want_log=want_log)
         worker.last_used = self.clock()
         if worker.alive and worker.last_used - worker.started < self.settings.credential_seconds:
             self._idle.setdefault(spec.key, []).append(worker)
