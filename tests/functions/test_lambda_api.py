@@ -221,3 +221,19 @@ def test_admin_only_callers(server: LiveServer) -> None:
     with pytest.raises(ClientError) as exc:
         stranger.list_functions()
     assert error(exc)[0] == "UnrecognizedClientException"
+
+
+def test_packages_on_disk_follow_the_versions(server: LiveServer, lam: Any) -> None:
+    python_function(lam, "disk", Publish=True)
+    folder = server.data_dir / "functions" / "disk"
+    assert len(list(folder.glob("*.zip"))) == 1
+    assert folder.stat().st_mode & 0o777 == 0o700
+    assert all(p.stat().st_mode & 0o777 == 0o600 for p in folder.glob("*.zip"))
+    lam.update_function_code(FunctionName="disk", ZipFile=package({"app.py": ECHO + "#2\n"}))
+    assert len(list(folder.glob("*.zip"))) == 2  # version 1 still runs the first
+    lam.update_function_code(FunctionName="disk", ZipFile=package({"app.py": ECHO + "#3\n"}))
+    assert len(list(folder.glob("*.zip"))) == 2  # the second was only $LATEST's
+    lam.delete_function(FunctionName="disk", Qualifier="1")
+    assert len(list(folder.glob("*.zip"))) == 1
+    lam.delete_function(FunctionName="disk")
+    assert not folder.exists()
