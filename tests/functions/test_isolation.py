@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -79,15 +81,32 @@ def handler(event, context):
 """
 
 
-def test_a_function_cannot_read_the_data_dir(server: LiveServer, lam: Any) -> None:
+@pytest.fixture
+def open_parent() -> Iterator[LiveServer]:
+    """A server whose data dir (0700, as operations.md asks) sits in a directory every
+    user may pass through, so only the data dir's own mode keeps functions out."""
     if os.geteuid() != 0:
         service_missing("root, to run functions as the unprivileged worker user")
-    data_dir = server.data_dir
-    paths = [str(data_dir / "shipyard.db"), str(data_dir / "credentials")]
-    assert all(Path(p).exists() for p in paths)
+    parent = Path(tempfile.mkdtemp(prefix="shipyard-fn-datadir-"))
+    parent.chmod(0o755)
+    data_dir = parent / "server"
+    data_dir.mkdir(mode=0o700)
+    try:
+        yield from start_live_server(data_dir, **HOST_SETTINGS)
+    finally:
+        shutil.rmtree(parent, ignore_errors=True)
+
+
+def test_a_function_cannot_read_the_data_dir(open_parent: LiveServer) -> None:
+    lam = open_parent.client("lambda")
+    data_dir = open_parent.data_dir
+    secrets = [str(data_dir / "shipyard.db"), str(data_dir / "credentials")]
+    assert all(Path(p).exists() for p in secrets)
     python_function(lam, "reader", READER)
-    answer = lam.invoke(FunctionName="reader", Payload=json.dumps({"paths": paths}))
-    assert payload(answer) == dict.fromkeys(paths, "PermissionError")
+    # Its own code it can read: the check can tell the two apart.
+    own = "/proc/self/cwd/app.py"
+    answer = lam.invoke(FunctionName="reader", Payload=json.dumps({"paths": [*secrets, own]}))
+    assert payload(answer) == {**dict.fromkeys(secrets, "PermissionError"), own: "read"}
 
 
 @pytest.fixture

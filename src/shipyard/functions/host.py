@@ -8,9 +8,9 @@ function error, as Lambda retries them.
 
 Each worker has its own access key (principal kind ``function``), issued when it starts
 and revoked when it stops; a worker is retired once its key is older than
-``credential_seconds``, and keys older than that plus the longest timeout are swept, so
-a key outlives its worker by at most one sweep even if the server died. An idle worker
-is stopped after ``idle_seconds``. Memory sizes are reported, not enforced.
+``credential_seconds``, and keys older than that plus the longest timeout are swept every
+minute, so a key outlives its worker by little even if the server died. An idle worker is
+stopped after ``idle_seconds``. Memory sizes are reported, not enforced.
 """
 
 from __future__ import annotations
@@ -52,6 +52,7 @@ class HostSettings:
     work_dir: Path  # where code is unpacked for workers: outside the data directory
     launch: Launch
     sweep_seconds: float = 1.0
+    key_sweep_seconds: float = 60.0  # how often expired function keys are deleted
     temporary_work_dir: bool = False  # removed at stop
 
 
@@ -78,6 +79,7 @@ class FunctionHost:
         self._events: set[asyncio.Task[None]] = set()
         self._sweeper: asyncio.Task[None] | None = None
         self.cold_starts = 0
+        self._keys_swept = 0.0
 
     # -- Worker protocol (server/context.py) -----------------------------------------------
 
@@ -288,9 +290,11 @@ class FunctionHost:
                     await self._retire(worker)
             if not workers:
                 self._idle.pop(key, None)
-        expired = now - self.settings.credential_seconds - MAX_TIMEOUT
-        with self.db.tx() as conn:
-            credentials.revoke_issued_before(conn, "function", expired)
+        if now - self._keys_swept >= self.settings.key_sweep_seconds:
+            self._keys_swept = now
+            expired = now - self.settings.credential_seconds - MAX_TIMEOUT
+            with self.db.tx() as conn:
+                credentials.revoke_issued_before(conn, "function", expired)
 
 
 def _unpack_once(package: Path, target: Path) -> Path:
