@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.conftest import LiveServer
+from tests.conftest import LiveServer, start_live_server
 from tests.e2e.conftest import wait_until
 from tests.functions.conftest import ROLE, package, python_function
 
@@ -231,3 +231,48 @@ def test_weighted_alias_split(server: LiveServer, lam: Any) -> None:
     )
     assert set(seen) == {"1", "2"}
     assert abs(seen["2"] / runs - 0.1) < 0.03, seen
+
+
+def test_host_wide_limit_spans_functions(tmp_path: Path, shared_dir: Path) -> None:
+    release = shared_dir / "release"
+    source = (
+        "import os, time\n"
+        "def handler(event, context):\n"
+        f"    while not os.path.exists({str(release)!r}):\n"
+        "        time.sleep(0.01)\n"
+        "    return 'released'\n"
+    )
+    servers = start_live_server(
+        tmp_path / "server", functions_max_concurrency=2, functions_max_function_concurrency=2
+    )
+    server = next(servers)
+    try:
+        lam = server.client("lambda")
+        for name in ("first", "second", "third"):
+            python_function(lam, name, source, Timeout=60)
+        host = server.services.function_host
+        assert host is not None
+        results: list[Any] = []
+        threads = [
+            threading.Thread(
+                target=lambda n=name: results.append(
+                    payload(server.client("lambda").invoke(FunctionName=n))
+                )
+            )
+            for name in ("first", "second")
+        ]
+        for thread in threads:
+            thread.start()
+        wait_until(lambda: host.busy == 2, "both slots taken")
+        with pytest.raises(ClientError) as exc:
+            lam.invoke(FunctionName="third")
+        assert exc.value.response["Error"]["Code"] == "TooManyRequestsException"
+        release.write_text("go")
+        for thread in threads:
+            thread.join(timeout=60)
+        assert results == ["released", "released"]
+        # With room again, the third runs (a worker of another function makes way).
+        assert payload(lam.invoke(FunctionName="third")) == "released"
+        assert host.worker_count <= 2
+    finally:
+        servers.close()
