@@ -237,3 +237,14 @@ def test_packages_on_disk_follow_the_versions(server: LiveServer, lam: Any) -> N
     assert len(list(folder.glob("*.zip"))) == 1
     lam.delete_function(FunctionName="disk")
     assert not folder.exists()
+
+
+def test_list_pages(lam: Any) -> None:
+    for name in ("a1", "a2", "a3"):
+        python_function(lam, name)
+    first = lam.list_functions(MaxItems=2)
+    assert [f["FunctionName"] for f in first["Functions"]] == ["a1", "a2"]
+    rest = lam.list_functions(MaxItems=2, Marker=first["NextMarker"])
+    assert [f["FunctionName"] for f in rest["Functions"]] == ["a3"] and "NextMarker" not in rest
+    pages = lam.get_paginator("list_functions").paginate(PaginationConfig={"PageSize": 1})
+    assert [f["FunctionName"] for page in pages for f in page["Functions"]] == ["a1", "a2", "a3"]

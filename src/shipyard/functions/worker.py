@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import signal
 from dataclasses import dataclass, field
@@ -19,6 +20,8 @@ from pathlib import Path
 
 from shipyard.functions.names import PYTHON_RUNTIMES
 from shipyard.functions.runtime_api import Invocation, RuntimeApi
+
+log = logging.getLogger("shipyard.functions")
 
 MAX_LOG_TAIL = 4096
 SETPRIV = "/usr/bin/setpriv"
@@ -122,6 +125,15 @@ class Worker:
     async def _watch(self) -> None:
         """When the process exits, answer whatever it left unanswered."""
         code = await self.process.wait()
+        if code > 0:  # exited by itself (a kill by the host is a negative code)
+            tail = bytes(self.output[-1024:]).decode("utf-8", "replace")
+            log.warning(
+                "function %s:%s worker exited with status %d: %s",
+                self.spec.name,
+                self.spec.version,
+                code,
+                tail,
+            )
         for invocation in self.api.unfinished():
             body = (
                 self.api.init_error
