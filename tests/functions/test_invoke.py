@@ -276,3 +276,15 @@ def test_host_wide_limit_spans_functions(tmp_path: Path, shared_dir: Path) -> No
         assert host.worker_count <= 2
     finally:
         servers.close()
+
+
+def test_provided_runtime_without_a_bootstrap_is_a_function_error(lam: Any) -> None:
+    lam.create_function(
+        FunctionName="no-bootstrap",
+        Runtime="provided",
+        Role=ROLE,
+        Code={"ZipFile": package({"main.sh": "#!/bin/sh\n"})},
+    )
+    answer = lam.invoke(FunctionName="no-bootstrap")
+    assert answer["StatusCode"] == 200 and answer["FunctionError"] == "Unhandled"
+    assert payload(answer)["errorType"].startswith("Runtime.")

@@ -16,6 +16,7 @@ stopped after ``idle_seconds``. Memory sizes are reported, not enforced.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import random
 import shutil
@@ -187,7 +188,13 @@ class FunctionHost:
         client_context: str,
         want_log: bool,
     ) -> Outcome:
-        worker = await self._checkout(spec)
+        try:
+            worker = await self._checkout(spec)
+        except OSError as exc:  # no bootstrap, not executable: Lambda's function error
+            body = json.dumps(
+                {"errorType": "Runtime.InvalidEntrypoint", "errorMessage": f"{exc.strerror}"}
+            )
+            return Outcome(body.encode(), True)
         request_id = str(uuid.uuid4())
         invocation = Invocation(
             request_id=request_id,
