@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import random
 import tempfile
 import threading
+import zipfile
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -288,3 +290,40 @@ def test_provided_runtime_without_a_bootstrap_is_a_function_error(lam: Any) -> N
     answer = lam.invoke(FunctionName="no-bootstrap")
     assert answer["StatusCode"] == 200 and answer["FunctionError"] == "Unhandled"
     assert payload(answer)["errorType"].startswith("Runtime.")
+
+
+def symlink_package(name: str, target: str) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        info = zipfile.ZipInfo(name)
+        info.create_system = 3
+        info.external_attr = 0o120777 << 16
+        archive.writestr(info, target)
+        archive.writestr("app.py", "def handler(e, c):\n    return 1\n")
+    return buffer.getvalue()
+
+
+def test_packages_that_would_escape_are_refused(lam: Any) -> None:
+    escaping = package({"../escape.py": "x = 1\n", "app.py": "x = 1\n"})
+    with pytest.raises(ClientError) as exc:
+        lam.create_function(
+            FunctionName="climber",
+            Runtime="python3.11",
+            Role=ROLE,
+            Handler="app.handler",
+            Code={"ZipFile": escaping},
+        )
+    assert exc.value.response["Error"]["Code"] == "InvalidParameterValueException"
+    assert lam.list_functions()["Functions"] == []
+
+    lam.create_function(
+        FunctionName="linker",
+        Runtime="python3.11",
+        Role=ROLE,
+        Handler="app.handler",
+        Code={"ZipFile": symlink_package("passwd", "../../../../../../etc/passwd")},
+    )
+    with pytest.raises(ClientError) as exc:
+        lam.invoke(FunctionName="linker")
+    assert exc.value.response["Error"]["Code"] == "InvalidZipFileException"
+    assert exc.value.response["ResponseMetadata"]["HTTPStatusCode"] == 502
