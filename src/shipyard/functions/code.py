@@ -135,6 +135,8 @@ def unpack(package_path: Path, target: Path) -> None:
     """
     parent = target.parent
     parent.mkdir(parents=True, exist_ok=True)
+    for directory in (parent.parent, parent):  # passable, not listable, by workers
+        directory.chmod(0o711)
     staging = Path(tempfile.mkdtemp(dir=parent, prefix=".unpack-"))
     try:
         fd = os.open(staging, os.O_RDONLY | os.O_DIRECTORY)
