@@ -327,3 +327,18 @@ def test_packages_that_would_escape_are_refused(lam: Any) -> None:
         lam.invoke(FunctionName="linker")
     assert exc.value.response["Error"]["Code"] == "InvalidZipFileException"
     assert exc.value.response["ResponseMetadata"]["HTTPStatusCode"] == 502
+
+
+def test_updating_latest_keeps_published_versions_warm(server: LiveServer, lam: Any) -> None:
+    python_function(lam, "warm", Publish=True)
+    host = server.services.function_host
+    assert host is not None
+    lam.invoke(FunctionName="warm", Qualifier="1")
+    lam.invoke(FunctionName="warm")
+    assert host.cold_starts == 2
+    lam.update_function_configuration(FunctionName="warm", Timeout=8)
+    wait_until(lambda: host.worker_count == 1, "the $LATEST worker stopped")
+    lam.invoke(FunctionName="warm", Qualifier="1")
+    assert host.cold_starts == 2  # version 1's worker was reused
+    lam.invoke(FunctionName="warm")
+    assert host.cold_starts == 3  # $LATEST changed: a new worker

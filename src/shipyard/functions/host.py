@@ -78,6 +78,7 @@ class FunctionHost:
         self._workers: set[Worker] = set()
         self._unpacking: dict[str, asyncio.Task[Path]] = {}
         self._events: set[asyncio.Task[None]] = set()
+        self._retiring: set[asyncio.Task[None]] = set()
         self._sweeper: asyncio.Task[None] | None = None
         self.cold_starts = 0
         self._keys_swept = 0.0
@@ -94,7 +95,7 @@ class FunctionHost:
             self._sweeper.cancel()
         for task in list(self._events):
             task.cancel()
-        await asyncio.gather(*self._events, return_exceptions=True)
+        await asyncio.gather(*self._events, *self._retiring, return_exceptions=True)
         await asyncio.gather(*(self._retire(w) for w in list(self._workers)))
         self._idle.clear()
         # Unpacked code is cheap to make again; a stale copy must not outlive a restart.
@@ -128,11 +129,13 @@ class FunctionHost:
         self._events.add(task)
         task.add_done_callback(self._events.discard)
 
-    def forget(self, function: str) -> None:
-        """Stop the idle workers of a deleted or changed function."""
-        for key in [k for k in self._idle if k[0] == function]:
+    def forget(self, function: str, version: str | None = None) -> None:
+        """Stop the idle workers of a deleted or changed function (or of one version)."""
+        for key in [k for k in self._idle if k[0] == function and version in (None, k[1])]:
             for worker in self._idle.pop(key):
-                asyncio.get_running_loop().create_task(self._retire(worker))
+                task = asyncio.get_running_loop().create_task(self._retire(worker))
+                self._retiring.add(task)  # held until done: the loop keeps weak references
+                task.add_done_callback(self._retiring.discard)
 
     @property
     def worker_count(self) -> int:
