@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import os
@@ -52,8 +53,21 @@ def test_request_response_with_versions_and_aliases(lam: Any) -> None:
     answer = lam.invoke(FunctionName="echo", Qualifier="live", Payload=b"{}")
     assert answer["ExecutedVersion"] == "1"
     assert payload(answer)["arn"] == ARN + "echo:live"
-    answer = lam.invoke(FunctionName=ARN + "echo:1", LogType="Tail")
-    assert answer["ExecutedVersion"] == "1" and answer["LogResult"]
+    answer = lam.invoke(FunctionName=ARN + "echo:1")
+    assert answer["ExecutedVersion"] == "1"
+    assert answer["ResponseMetadata"]["RequestId"] == payload(answer)["request_id"]
+
+
+def test_log_tail(lam: Any) -> None:
+    source = "def handler(event, context):\n    print('hello from', context.aws_request_id)\n"
+    python_function(lam, "talker", source)
+    for _ in range(2):  # cold, then warm
+        answer = lam.invoke(FunctionName="talker", LogType="Tail")
+        request_id = answer["ResponseMetadata"]["RequestId"]
+        log = base64.b64decode(answer["LogResult"]).decode()
+        assert f"START RequestId: {request_id} Version: $LATEST" in log
+        assert f"hello from {request_id}" in log
+        assert f"REPORT RequestId: {request_id}" in log
 
 
 def test_dry_run_and_event(server: LiveServer, lam: Any, shared_dir: Path) -> None:

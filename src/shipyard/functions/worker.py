@@ -65,6 +65,7 @@ class Outcome:
     body: bytes
     is_error: bool
     log_tail: bytes = b""
+    request_id: str = ""
 
 
 @dataclass(eq=False)
@@ -100,10 +101,15 @@ class Worker:
                 f"{self.spec.timeout:.2f} seconds"
             )
             body = json.dumps({"errorType": "Sandbox.Timedout", "errorMessage": message}).encode()
-            return Outcome(body, True, bytes(self.output[-MAX_LOG_TAIL:]))
-        if want_log:  # the runtime wrote its log lines before answering: one turn reads them
-            await asyncio.sleep(0)
-        return Outcome(body, is_error, bytes(self.output[-MAX_LOG_TAIL:]))
+            tail = bytes(self.output[-MAX_LOG_TAIL:])
+            return Outcome(body, True, tail, invocation.request_id)
+        if want_log:
+            # The runtime wrote its log lines before it answered, so they are in the pipe:
+            # a few turns of the loop let the reader take them in.
+            for _ in range(3):
+                await asyncio.sleep(0)
+        tail = bytes(self.output[-MAX_LOG_TAIL:])
+        return Outcome(body, is_error, tail, invocation.request_id)
 
     async def kill(self) -> None:
         if self.alive:
