@@ -50,11 +50,12 @@ class HostSettings:
     max_function_concurrency: int
     idle_seconds: float
     credential_seconds: float
-    work_dir: Path  # where code is unpacked for workers: outside the data directory
+    # Where code is unpacked for workers, outside the data directory; None: a fresh
+    # directory under the system temp dir, made at start and removed at stop.
+    work_dir: Path | None
     launch: Launch
     sweep_seconds: float = 1.0
     key_sweep_seconds: float = 60.0  # how often expired function keys are deleted
-    temporary_work_dir: bool = False  # removed at stop
 
 
 class FunctionHost:
@@ -81,13 +82,18 @@ class FunctionHost:
         self._retiring: set[asyncio.Task[None]] = set()
         self._sweeper: asyncio.Task[None] | None = None
         self.cold_starts = 0
+        self.work_dir = settings.work_dir or Path(tempfile.gettempdir())  # set by start()
         self._keys_swept = 0.0
 
     # -- Worker protocol (server/context.py) -----------------------------------------------
 
     def start(self) -> None:
-        self.settings.work_dir.mkdir(parents=True, exist_ok=True)
-        self.settings.work_dir.chmod(0o711)  # workers may pass, not list
+        if self.settings.work_dir is None:
+            self.work_dir = Path(tempfile.mkdtemp(prefix="shipyard-functions-"))
+        else:
+            self.work_dir = self.settings.work_dir
+            self.work_dir.mkdir(parents=True, exist_ok=True)
+        self.work_dir.chmod(0o711)  # workers may pass, not list
         self._sweeper = asyncio.get_running_loop().create_task(self._sweep_forever())
 
     async def stop(self) -> None:
@@ -99,9 +105,9 @@ class FunctionHost:
         await asyncio.gather(*(self._retire(w) for w in list(self._workers)))
         self._idle.clear()
         # Unpacked code is cheap to make again; a stale copy must not outlive a restart.
-        shutil.rmtree(self.settings.work_dir / "code", ignore_errors=True)
-        if self.settings.temporary_work_dir:
-            shutil.rmtree(self.settings.work_dir, ignore_errors=True)
+        shutil.rmtree(self.work_dir / "code", ignore_errors=True)
+        if self.settings.work_dir is None:
+            shutil.rmtree(self.work_dir, ignore_errors=True)
 
     # -- invocations ---------------------------------------------------------------------
 
@@ -230,7 +236,7 @@ class FunctionHost:
     async def _spawn(self, spec: FunctionSpec) -> Worker:
         code_dir = await self._code_dir(spec)
         now = self.clock()
-        scratch = Path(tempfile.mkdtemp(dir=self.settings.work_dir, prefix="worker-"))
+        scratch = Path(tempfile.mkdtemp(dir=self.work_dir, prefix="worker-"))
         user = self.settings.launch.user
         if user is not None:
             shutil.chown(scratch, user[0], user[1])
@@ -247,7 +253,7 @@ class FunctionHost:
         return worker
 
     async def _code_dir(self, spec: FunctionSpec) -> Path:
-        target = self.settings.work_dir / "code" / spec.name / spec.package_path.stem
+        target = self.work_dir / "code" / spec.name / spec.package_path.stem
         if target.is_dir():
             return target
         task = self._unpacking.get(str(target))
