@@ -356,3 +356,25 @@ def test_updating_latest_keeps_published_versions_warm(server: LiveServer, lam: 
     assert host.cold_starts == 2  # version 1's worker was reused
     lam.invoke(FunctionName="warm")
     assert host.cold_starts == 3  # $LATEST changed: a new worker
+
+
+def test_events_wait_for_room_instead_of_failing(
+    server: LiveServer, lam: Any, shared_dir: Path
+) -> None:
+    release = shared_dir / "release"
+    source = (
+        "import os, pathlib, time\n"
+        "def handler(event, context):\n"
+        f"    while not os.path.exists({str(release)!r}):\n"
+        "        time.sleep(0.01)\n"
+        f"    pathlib.Path({str(shared_dir)!r}, context.aws_request_id).write_text('x')\n"
+    )
+    python_function(lam, "queued", source, Timeout=60)
+    limit = server.services.config.functions_max_function_concurrency
+    for _ in range(limit + 2):
+        assert lam.invoke(FunctionName="queued", InvocationType="Event")["StatusCode"] == 202
+    host = server.services.function_host
+    assert host is not None
+    wait_until(lambda: host.busy == limit, "the first events running")
+    release.write_text("go")
+    wait_until(lambda: len(list(shared_dir.iterdir())) == 1 + limit + 2, "every event ran")

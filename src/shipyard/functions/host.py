@@ -80,6 +80,7 @@ class FunctionHost:
         self._unpacking: dict[str, asyncio.Task[Path]] = {}
         self._events: set[asyncio.Task[None]] = set()
         self._retiring: set[asyncio.Task[None]] = set()
+        self._freed = asyncio.Event()  # set whenever a running invocation ends
         self._sweeper: asyncio.Task[None] | None = None
         self.cold_starts = 0
         self.work_dir = settings.work_dir or Path(tempfile.gettempdir())  # set by start()
@@ -158,8 +159,9 @@ class FunctionHost:
                 try:
                     self._claim(spec.name)
                     break
-                except Throttled:
-                    await asyncio.sleep(0.05)
+                except Throttled:  # wait for an invocation to finish, then try again
+                    self._freed.clear()
+                    await self._freed.wait()
             try:
                 outcome = await self._run(spec, payload, invoked_arn, "", False)
             except Exception:
@@ -185,6 +187,7 @@ class FunctionHost:
 
     def _release(self, function: str) -> None:
         self._busy_total -= 1
+        self._freed.set()
         self._busy[function] -= 1
         if not self._busy[function]:
             del self._busy[function]
