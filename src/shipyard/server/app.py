@@ -25,6 +25,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from shipyard.bundlestore.api import s3_routes
 from shipyard.config import ServerConfig
 from shipyard.errors import ApiError, DomainError
+from shipyard.functions import api as lambda_api
 from shipyard.server import auth
 from shipyard.server.agent_protocol import AGENT_OPERATIONS
 from shipyard.server.context import Call, Handler, Services
@@ -65,25 +66,28 @@ class _Endpoint:
     handler: Handler
     signing_names: frozenset[str]
     body_cap: int
-    admin_only: bool
+    service: str  # "codedeploy" (the API) or "codedeploy-commands" (agents)
+    operation: str
 
 
 def _endpoint(target: str, config: ServerConfig) -> _Endpoint:
     if target.startswith(API_PREFIX):
         table, name = API_OPERATIONS, target.removeprefix(API_PREFIX)
-        names, cap, admin_only = auth.API_SIGNING_NAMES, config.max_api_body_bytes, True
+        names, cap, service = auth.API_SIGNING_NAMES, config.max_api_body_bytes, "codedeploy"
     elif target.startswith(AGENT_PREFIX):
         table, name = AGENT_OPERATIONS, target.removeprefix(AGENT_PREFIX)
-        names, cap, admin_only = auth.AGENT_SIGNING_NAMES, config.max_agent_body_bytes, False
+        names, cap = auth.AGENT_SIGNING_NAMES, config.max_agent_body_bytes
+        service = "codedeploy-commands"
     elif target.startswith(SECURE_AGENT_PREFIX):
         table, name = AGENT_OPERATIONS, target.removeprefix(SECURE_AGENT_PREFIX)
-        names, cap, admin_only = auth.AGENT_SIGNING_NAMES, config.max_agent_body_bytes, False
+        names, cap = auth.AGENT_SIGNING_NAMES, config.max_agent_body_bytes
+        service = "codedeploy-commands"
     else:
         raise ApiError("UnknownOperationException", f"Unknown target {target[:200]!r}")
     handler = table.get(name)
     if handler is None:
         raise ApiError("UnknownOperationException", f"Unknown operation {name[:200]!r}")
-    return _Endpoint(handler, names, cap, admin_only)
+    return _Endpoint(handler, names, cap, service, name)
 
 
 async def _call(request: Request, services: Services) -> Response:
@@ -94,8 +98,9 @@ async def _call(request: Request, services: Services) -> Response:
     pending = auth.from_headers(request, headers, services, endpoint.signing_names)
     body, digest = await read_capped(request, endpoint.body_cap)
     principal = pending.verify(digest)
-    if endpoint.admin_only and principal.kind != "admin":
+    if endpoint.service == "codedeploy" and principal.kind not in ("admin", "function"):
         raise ApiError("AccessDeniedException", "Instance credentials may not call the API", 403)
+    auth.authorize(principal, endpoint.service, endpoint.operation)
     result = endpoint.handler(Call(services, principal, parse_object(body)))
     if inspect.isawaitable(result):
         result = await result
@@ -147,6 +152,9 @@ def create_app(services: Services) -> ASGIApp:
         # Starlette's routing and middleware layers would only add cost per request.
         if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] == "/":
             response = await _json_api(Request(scope, receive), services)
+            await response(scope, receive, send)
+        elif scope["type"] == "http" and lambda_api.is_lambda_request(scope["path"]):
+            response = await lambda_api.handle(Request(scope, receive), services)
             await response(scope, receive, send)
         else:
             await rest(scope, receive, send)

@@ -78,7 +78,11 @@ class PendingSignature:
             self.parsed,
             self.secret,
             method=self.request.method,
-            path=self.request.url.path,
+            # As sent: botocore signs the encoded path (an ARN's ':' as %3A) encoded once
+            # more, so the decoded path would not match.
+            path=(self.request.scope.get("raw_path") or self.request.url.path.encode()).decode(
+                "latin-1"
+            ),
             query=list(self.request.query_params.multi_items()),
             headers=self.headers,
             payload_hash=payload_hash,
@@ -106,9 +110,16 @@ def require_token(headers: dict[str, str]) -> str:
 
 
 def from_headers(
-    request: Request, headers: dict[str, str], services: Services, signing_names: Collection[str]
+    request: Request,
+    headers: dict[str, str],
+    services: Services,
+    signing_names: Collection[str],
+    signed_always: Collection[str] = SIGNED_ALWAYS,
 ) -> PendingSignature:
-    """Check what the headers carry; raise before any body is read if that is wrong."""
+    """Check what the headers carry; raise before any body is read if that is wrong.
+
+    ``signed_always``: the headers a signature must cover (a REST API such as Lambda's
+    has no ``x-amz-target``: its path and method say what the request does)."""
     header = require_token(headers)
     amz_date = headers.get("x-amz-date", "")
     try:
@@ -121,7 +132,7 @@ def from_headers(
     now = dt.datetime.fromtimestamp(services.clock(), dt.UTC)
     if abs(now - when) > MAX_CLOCK_SKEW:
         raise ApiError("InvalidSignatureException", "Signature expired", 403)
-    required = [*SIGNED_ALWAYS, *(name for name in SIGNED_WHEN_SENT if name in headers)]
+    required = [*signed_always, *(name for name in SIGNED_WHEN_SENT if name in headers)]
     try:
         sigv4.check_signed_headers(parsed, required)
         sigv4.check_scope(
@@ -144,3 +155,27 @@ def from_headers(
     if check_now and (not pending.matches(declared or EMPTY_SHA256) or found is None):
         raise invalid_credentials()
     return pending
+
+
+# A function worker's key (principal kind "function") may report hook results, read
+# CodeDeploy, and invoke functions; nothing else. Checked for every API the server answers.
+FUNCTION_WRITES = frozenset(
+    {("codedeploy", "PutLifecycleEventHookExecutionStatus"), ("lambda", "Invoke")}
+)
+READ_PREFIXES = ("Get", "List", "BatchGet")
+
+
+def authorize(principal: Principal, service: str, operation: str) -> None:
+    """Refuse what a function's key may not call (other kinds are checked where routed)."""
+    if principal.kind != "function":
+        return
+    if (service, operation) in FUNCTION_WRITES:
+        return
+    # CodeDeploy reads only: Lambda's would show other functions' environment variables.
+    if service == "codedeploy" and operation.startswith(READ_PREFIXES):
+        return
+    raise ApiError(
+        "AccessDeniedException",
+        f"Function credentials may not call {service}:{operation}",
+        403,
+    )

@@ -36,10 +36,17 @@ def _v3_output_caps(conn: Connection, _box: SecretBox) -> None:
     _add_column(conn, "event_logs", "cut_bytes", "BIGINT")
 
 
+def _v4_functions(conn: Connection, _box: SecretBox) -> None:
+    """The embedded function host's tables (new tables only)."""
+    for table in (schema.functions, schema.function_versions, schema.function_aliases):
+        table.create(conn, checkfirst=True)
+
+
 MIGRATIONS: list[Callable[[Connection, SecretBox], None]] = [
     _v1_initial,
     _v2_seal_secrets,
     _v3_output_caps,
+    _v4_functions,
 ]
 SEALED_SECRETS = 2  # the first version whose stored secrets are sealed
 
