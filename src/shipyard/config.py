@@ -96,6 +96,19 @@ class ServerConfig:
     header_timeout: float = DEFAULT_HEADER_TIMEOUT
     max_api_body_bytes: int = DEFAULT_MAX_API_BODY_BYTES
     max_agent_body_bytes: int = DEFAULT_MAX_AGENT_BODY_BYTES
+    # The embedded function host (Lambda API): concurrent invocations on this server and
+    # per function (beyond them Invoke answers 429), how long an idle warm worker lives,
+    # how long a worker's own access key lives (the worker is then replaced), the user
+    # workers run as when the server runs as root, where code is unpacked for them
+    # (empty: a fresh directory under the system temp dir), and the interpreter that runs
+    # python3.x functions (empty: the server's own, so boto3 is importable).
+    functions_max_concurrency: int = 16
+    functions_max_function_concurrency: int = 16
+    functions_idle_seconds: float = 300.0
+    functions_credential_seconds: float = 3600.0
+    functions_user: str = "nobody"
+    functions_work_dir: str = ""
+    functions_python: str = ""
 
     def __post_init__(self) -> None:
         if not 0 < self.max_bundle_bytes <= S3_MAX_SINGLE_PUT_BYTES:

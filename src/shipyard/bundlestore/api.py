@@ -150,6 +150,8 @@ def _decoded(path: str) -> str:
 
 
 def _authorize(auth: Authenticated, method: str, key: str, query: dict[str, str]) -> None:
+    if auth.principal.kind == "function":
+        raise S3Error("AccessDenied", "Function credentials may not use the bundle store", 403)
     if auth.principal.kind == "admin":
         return
     if key and method in ("GET", "HEAD") and "uploadId" not in query:

@@ -25,6 +25,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from shipyard.bundlestore.api import s3_routes
 from shipyard.config import ServerConfig
 from shipyard.errors import ApiError, DomainError
+from shipyard.functions import api as lambda_api
 from shipyard.server import auth
 from shipyard.server.agent_protocol import AGENT_OPERATIONS
 from shipyard.server.context import Call, Handler, Services
@@ -66,6 +67,11 @@ class _Endpoint:
     signing_names: frozenset[str]
     body_cap: int
     admin_only: bool
+    name: str
+
+    @property
+    def service(self) -> str:
+        return "codedeploy" if self.admin_only else "codedeploy-commands"
 
 
 def _endpoint(target: str, config: ServerConfig) -> _Endpoint:
@@ -83,7 +89,7 @@ def _endpoint(target: str, config: ServerConfig) -> _Endpoint:
     handler = table.get(name)
     if handler is None:
         raise ApiError("UnknownOperationException", f"Unknown operation {name[:200]!r}")
-    return _Endpoint(handler, names, cap, admin_only)
+    return _Endpoint(handler, names, cap, admin_only, name)
 
 
 async def _call(request: Request, services: Services) -> Response:
@@ -94,7 +100,8 @@ async def _call(request: Request, services: Services) -> Response:
     pending = auth.from_headers(request, headers, services, endpoint.signing_names)
     body, digest = await read_capped(request, endpoint.body_cap)
     principal = pending.verify(digest)
-    if endpoint.admin_only and principal.kind != "admin":
+    auth.authorize(principal, endpoint.service, endpoint.name)
+    if endpoint.admin_only and principal.kind not in ("admin", "function"):
         raise ApiError("AccessDeniedException", "Instance credentials may not call the API", 403)
     result = endpoint.handler(Call(services, principal, parse_object(body)))
     if inspect.isawaitable(result):
@@ -147,6 +154,9 @@ def create_app(services: Services) -> ASGIApp:
         # Starlette's routing and middleware layers would only add cost per request.
         if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] == "/":
             response = await _json_api(Request(scope, receive), services)
+            await response(scope, receive, send)
+        elif scope["type"] == "http" and lambda_api.is_lambda_request(scope["path"]):
+            response = await lambda_api.handle(Request(scope, receive), services)
             await response(scope, receive, send)
         else:
             await rest(scope, receive, send)

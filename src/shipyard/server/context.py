@@ -10,6 +10,7 @@ from shipyard.config import ServerConfig
 from shipyard.store.db import Database
 
 if TYPE_CHECKING:
+    from shipyard.functions.host import FunctionHost
     from shipyard.runner.core import Runner
     from shipyard.server.spec_signing import SpecSigner
 
@@ -34,12 +35,14 @@ class Services:
     spec_signer: SpecSigner
     # Started and stopped with the app, after and before the runner.
     workers: list[Worker] = field(default_factory=list)
+    # The embedded function host behind the Lambda API (also in ``workers``).
+    function_host: FunctionHost | None = None
 
 
 @dataclass(frozen=True)
 class Principal:
-    kind: str  # "admin" or "instance"
-    name: str  # "admin" or the on-premises instance name
+    kind: str  # "admin", "instance" or "function" (a function worker's own key)
+    name: str  # "admin", the on-premises instance name, or "<function>:<version>"
 
 
 @dataclass

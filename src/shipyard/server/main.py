@@ -15,6 +15,7 @@ import uvicorn
 
 from shipyard.bundlestore.urls import bundle_url
 from shipyard.config import ServerConfig
+from shipyard.functions.setup import build_function_host
 from shipyard.notify.delivery import Deliverer
 from shipyard.provision import Provisioner, ProvisionerConfig, get_provisioner
 from shipyard.runner.core import Runner
@@ -38,6 +39,8 @@ def build_services(config: ServerConfig) -> Services:
     runner.agents.bundle_url = functools.partial(bundle_url, services)
     services.workers.append(AlarmWatcher(services))
     services.workers.append(Deliverer(services))
+    services.function_host = build_function_host(config, db, clock)
+    services.workers.append(services.function_host)
     return services
 
 

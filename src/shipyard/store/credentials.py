@@ -61,3 +61,34 @@ def has_admin(conn: Connection) -> bool:
     return (
         conn.execute(select(c.access_key_id).where(c.principal_type == "admin")).first() is not None
     )
+
+
+def issue_function_key(conn: Connection, principal_name: str, now: float) -> tuple[str, str]:
+    """A function worker's own key (``ASIA``-prefixed, as AWS spells temporary keys)."""
+    key_id, secret = new_key_pair("ASIA")
+    conn.execute(
+        schema.credentials.insert().values(
+            access_key_id=key_id,
+            secret_access_key=secret,
+            principal_type="function",
+            principal_name=principal_name,
+            created=now,
+        )
+    )
+    return key_id, secret
+
+
+def revoke_key(conn: Connection, access_key_id: str) -> None:
+    c = schema.credentials.c
+    conn.execute(schema.credentials.delete().where(c.access_key_id == access_key_id))
+
+
+def revoke_issued_before(conn: Connection, principal_type: str, before: float) -> int:
+    """Drop every key of ``principal_type`` issued before ``before``; how many went."""
+    c = schema.credentials.c
+    result = conn.execute(
+        schema.credentials.delete().where(
+            (c.principal_type == principal_type) & (c.created < before)
+        )
+    )
+    return int(result.rowcount or 0)

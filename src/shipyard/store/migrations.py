@@ -13,7 +13,13 @@ def _v1_initial(conn: Connection) -> None:
     schema.metadata.create_all(conn)
 
 
-MIGRATIONS: list[Callable[[Connection], None]] = [_v1_initial]
+def _v2_functions(conn: Connection) -> None:
+    """The embedded function host's tables (new tables only)."""
+    for table in (schema.functions, schema.function_versions, schema.function_aliases):
+        table.create(conn, checkfirst=True)
+
+
+MIGRATIONS: list[Callable[[Connection], None]] = [_v1_initial, _v2_functions]
 
 
 def current_version(conn: Connection) -> int:

@@ -29,7 +29,8 @@ credentials = Table(
     metadata,
     Column("access_key_id", String(64), primary_key=True),
     Column("secret_access_key", String(128), nullable=False),
-    # "admin" (full API) or "instance" (agent protocol, bundle reads)
+    # "admin" (full API), "instance" (agent protocol, bundle reads) or "function" (a
+    # function worker's own key: hook callbacks, reads, Invoke; see server/auth.py)
     Column("principal_type", String(16), nullable=False),
     Column("principal_name", String(255), nullable=False),
     Column("created", Float, nullable=False),
@@ -191,4 +192,33 @@ event_logs = Table(
     Column("chunk", Text, nullable=False),
     Column("created", Float, nullable=False),
     Index("ix_event_logs_target", "deployment_id", "target_id", "id"),
+)
+
+# The embedded function host (shipyard.functions): a function, its versions ("$LATEST"
+# and the published "1", "2", ...) and its aliases. Version and alias docs hold the
+# Lambda FunctionConfiguration / AliasConfiguration members, ARNs left out (the region
+# is the server's).
+functions = Table(
+    "functions",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    # Highest version number ever published: numbers are never reused.
+    Column("last_version", Integer, nullable=False),
+    Column("created", Float, nullable=False),
+)
+
+function_versions = Table(
+    "function_versions",
+    metadata,
+    Column("function_name", String(64), primary_key=True),
+    Column("version", String(16), primary_key=True),
+    Column("doc", JSON, nullable=False),
+)
+
+function_aliases = Table(
+    "function_aliases",
+    metadata,
+    Column("function_name", String(64), primary_key=True),
+    Column("name", String(128), primary_key=True),
+    Column("doc", JSON, nullable=False),
 )

@@ -1,0 +1,114 @@
+"""The Lambda API (REST-JSON, 2015-03-31) on the server's endpoint: routing and auth.
+
+Requests are SigV4-signed for the service ``lambda`` with keys Shipyard issued. Admin
+keys may call every operation; a function worker's own key only what
+``server.auth.authorize`` allows (Invoke); instance keys nothing.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from urllib.parse import unquote
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from shipyard.errors import ApiError
+from shipyard.functions import alias_ops, function_ops, invoke_ops
+from shipyard.functions.call import LambdaCall, error_response
+from shipyard.server.auth import authenticate, authorize
+from shipyard.server.context import Services
+
+log = logging.getLogger("shipyard.functions")
+
+PREFIX = "/2015-03-31/functions"
+# CreateFunction and UpdateFunctionCode carry a base64 zip of up to 50 MB.
+MAX_BODY = 70 * 1024 * 1024
+
+Operation = Callable[[LambdaCall], Response | Awaitable[Response]]
+_F = PREFIX + r"/(?P<name>[^/]+)"
+ROUTES: list[tuple[str, re.Pattern[str], str, Operation]] = [
+    ("POST", re.compile(PREFIX + "/?"), "CreateFunction", function_ops.create_function),
+    ("GET", re.compile(PREFIX + "/?"), "ListFunctions", function_ops.list_functions),
+    ("GET", re.compile(_F), "GetFunction", function_ops.get_function),
+    ("DELETE", re.compile(_F), "DeleteFunction", function_ops.delete_function),
+    (
+        "GET",
+        re.compile(_F + "/configuration"),
+        "GetFunctionConfiguration",
+        function_ops.get_configuration,
+    ),
+    (
+        "PUT",
+        re.compile(_F + "/configuration"),
+        "UpdateFunctionConfiguration",
+        function_ops.update_configuration,
+    ),
+    ("PUT", re.compile(_F + "/code"), "UpdateFunctionCode", function_ops.update_code),
+    ("POST", re.compile(_F + "/versions"), "PublishVersion", function_ops.publish_version),
+    ("GET", re.compile(_F + "/versions"), "ListVersionsByFunction", function_ops.list_versions),
+    ("POST", re.compile(_F + "/aliases"), "CreateAlias", alias_ops.create_alias),
+    ("GET", re.compile(_F + "/aliases"), "ListAliases", alias_ops.list_aliases),
+    ("GET", re.compile(_F + "/aliases/(?P<alias>[^/]+)"), "GetAlias", alias_ops.get_alias),
+    ("PUT", re.compile(_F + "/aliases/(?P<alias>[^/]+)"), "UpdateAlias", alias_ops.update_alias),
+    ("DELETE", re.compile(_F + "/aliases/(?P<alias>[^/]+)"), "DeleteAlias", alias_ops.delete_alias),
+    ("POST", re.compile(_F + "/invocations"), "Invoke", invoke_ops.invoke),
+]
+
+
+def is_lambda_request(scope_path: str) -> bool:
+    return scope_path == PREFIX or scope_path.startswith(PREFIX + "/")
+
+
+async def handle(request: Request, services: Services) -> Response:
+    try:
+        body = await _read_body(request)
+        principal = authenticate(request, body, services)
+        name, operation, params = _route(request)
+        authorize(principal, "lambda", name)
+        call = LambdaCall(
+            services,
+            principal,
+            params,
+            dict(request.query_params),
+            {k.lower(): v for k, v in request.headers.items()},
+            body,
+        )
+        result = operation(call)
+        return await result if inspect.isawaitable(result) else result
+    except ApiError as exc:
+        return error_response(exc)
+    except Exception:
+        log.exception("Lambda API request failed")
+        return error_response(ApiError("ServiceException", "internal error", 500))
+
+
+def _route(request: Request) -> tuple[str, Operation, dict[str, str]]:
+    raw = request.scope.get("raw_path") or request.url.path.encode()
+    path = raw.decode("latin-1").split("?", 1)[0]
+    for method, pattern, name, operation in ROUTES:
+        found = pattern.fullmatch(path)
+        if found and method == request.method:
+            return name, operation, {k: unquote(v) for k, v in found.groupdict().items()}
+    raise ApiError("UnknownOperationException", f"Unknown operation {request.method} {path}", 404)
+
+
+async def _read_body(request: Request) -> bytes:
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY:
+        raise _too_large()
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY:
+            raise _too_large()
+    return bytes(body)
+
+
+def _too_large() -> ApiError:
+    return ApiError(
+        "RequestTooLargeException", f"Request must be smaller than {MAX_BODY} bytes", 413
+    )

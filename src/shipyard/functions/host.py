@@ -1,0 +1,287 @@
+"""The function host: warm workers per function version, concurrency, timeouts, events.
+
+``invoke`` runs one invocation on an idle worker of that exact version and revision, or
+starts one (a cold start). Beyond the host's or the function's concurrency limit it
+refuses at once (``Throttled``, Lambda's 429), as Lambda does for synchronous calls;
+asynchronous (``Event``) invocations wait for room instead and are retried twice on a
+function error, as Lambda retries them.
+
+Each worker has its own access key (principal kind ``function``), issued when it starts
+and revoked when it stops; a worker is retired once its key is older than
+``credential_seconds``, and keys older than that plus the longest timeout are swept, so
+a key outlives its worker by at most one sweep even if the server died. An idle worker
+is stopped after ``idle_seconds``. Memory sizes are reported, not enforced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import shutil
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from shipyard.functions.code import unpack
+from shipyard.functions.names import MAX_TIMEOUT
+from shipyard.functions.runtime_api import Invocation
+from shipyard.functions.worker import FunctionSpec, Launch, Outcome, Worker, start_worker
+from shipyard.store import credentials
+from shipyard.store.db import Database
+
+log = logging.getLogger("shipyard.functions")
+
+EVENT_RETRIES = 2
+MAX_QUEUED_EVENTS = 10_000
+
+
+class Throttled(Exception):
+    """No room for another concurrent invocation."""
+
+
+@dataclass(frozen=True)
+class HostSettings:
+    max_concurrency: int
+    max_function_concurrency: int
+    idle_seconds: float
+    credential_seconds: float
+    work_dir: Path  # where code is unpacked for workers: outside the data directory
+    launch: Launch
+    sweep_seconds: float = 1.0
+    temporary_work_dir: bool = False  # removed at stop
+
+
+class FunctionHost:
+    """Runs functions in worker processes. Start and stop it on the server's event loop."""
+
+    def __init__(
+        self,
+        settings: HostSettings,
+        db: Database,
+        clock: Callable[[], float],
+        rng: random.Random | None = None,
+    ) -> None:
+        self.settings = settings
+        # Draws the version of each invocation of a weighted alias (seed it in tests).
+        self.rng = rng or random.Random()
+        self.db = db
+        self.clock = clock
+        self._idle: dict[tuple[str, str, str], list[Worker]] = {}
+        self._busy_total = 0
+        self._busy: dict[str, int] = {}
+        self._workers: set[Worker] = set()
+        self._unpacking: dict[str, asyncio.Task[Path]] = {}
+        self._events: set[asyncio.Task[None]] = set()
+        self._sweeper: asyncio.Task[None] | None = None
+        self.cold_starts = 0
+
+    # -- Worker protocol (server/context.py) -----------------------------------------------
+
+    def start(self) -> None:
+        self.settings.work_dir.mkdir(parents=True, exist_ok=True)
+        self.settings.work_dir.chmod(0o711)  # workers may pass, not list
+        self._sweeper = asyncio.get_running_loop().create_task(self._sweep_forever())
+
+    async def stop(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        for task in list(self._events):
+            task.cancel()
+        await asyncio.gather(*self._events, return_exceptions=True)
+        await asyncio.gather(*(self._retire(w) for w in list(self._workers)))
+        self._idle.clear()
+        # Unpacked code is cheap to make again; a stale copy must not outlive a restart.
+        shutil.rmtree(self.settings.work_dir / "code", ignore_errors=True)
+        if self.settings.temporary_work_dir:
+            shutil.rmtree(self.settings.work_dir, ignore_errors=True)
+
+    # -- invocations ---------------------------------------------------------------------
+
+    async def invoke(
+        self, spec: FunctionSpec, payload: bytes, invoked_arn: str, client_context: str = ""
+    ) -> Outcome:
+        """Run one synchronous invocation; raises ``Throttled`` when there is no room."""
+        self._claim(spec.name)
+        try:
+            return await self._run(spec, payload, invoked_arn, client_context)
+        finally:
+            self._release(spec.name)
+
+    def submit_event(self, spec: FunctionSpec, payload: bytes, invoked_arn: str) -> None:
+        """Queue an asynchronous invocation; raises ``Throttled`` when the queue is full."""
+        if len(self._events) >= MAX_QUEUED_EVENTS:
+            raise Throttled()
+        task = asyncio.get_running_loop().create_task(self._event(spec, payload, invoked_arn))
+        self._events.add(task)
+        task.add_done_callback(self._events.discard)
+
+    def forget(self, function: str) -> None:
+        """Stop the idle workers of a deleted or changed function."""
+        for key in [k for k in self._idle if k[0] == function]:
+            for worker in self._idle.pop(key):
+                asyncio.get_running_loop().create_task(self._retire(worker))
+
+    @property
+    def worker_count(self) -> int:
+        return len(self._workers)
+
+    async def _event(self, spec: FunctionSpec, payload: bytes, invoked_arn: str) -> None:
+        for _attempt in range(1 + EVENT_RETRIES):
+            while True:
+                try:
+                    self._claim(spec.name)
+                    break
+                except Throttled:
+                    await asyncio.sleep(0.05)
+            try:
+                outcome = await self._run(spec, payload, invoked_arn, "")
+            except Exception:
+                log.exception("event invocation of %s failed", spec.name)
+                return
+            finally:
+                self._release(spec.name)
+            if not outcome.is_error:
+                return
+            log.info(
+                "event invocation of %s:%s failed: %s", spec.name, spec.version, outcome.body[:500]
+            )
+
+    def _claim(self, function: str) -> None:
+        busy = self._busy.get(function, 0)
+        if (
+            self._busy_total >= self.settings.max_concurrency
+            or busy >= self.settings.max_function_concurrency
+        ):
+            raise Throttled()
+        self._busy_total += 1
+        self._busy[function] = busy + 1
+
+    def _release(self, function: str) -> None:
+        self._busy_total -= 1
+        self._busy[function] -= 1
+        if not self._busy[function]:
+            del self._busy[function]
+
+    async def _run(
+        self, spec: FunctionSpec, payload: bytes, invoked_arn: str, client_context: str
+    ) -> Outcome:
+        worker = await self._checkout(spec)
+        request_id = str(uuid.uuid4())
+        invocation = Invocation(
+            request_id=request_id,
+            payload=payload,
+            deadline_ms=int((time.time() + spec.timeout) * 1000),
+            invoked_arn=invoked_arn,
+            trace_id=f"Root=1-{int(time.time()):08x}-{uuid.uuid4().hex[:24]};Sampled=0",
+            client_context=client_context,
+        )
+        outcome = await worker.invoke(invocation)
+        worker.last_used = self.clock()
+        if worker.alive and worker.last_used - worker.started < self.settings.credential_seconds:
+            self._idle.setdefault(spec.key, []).append(worker)
+        else:
+            await self._retire(worker)
+        return outcome
+
+    async def _checkout(self, spec: FunctionSpec) -> Worker:
+        idle = self._idle.get(spec.key)
+        while idle:
+            worker = idle.pop()
+            if worker.alive:
+                return worker
+            await self._retire(worker)
+        if len(self._workers) >= self.settings.max_concurrency:
+            await self._evict_one()
+        return await self._spawn(spec)
+
+    async def _spawn(self, spec: FunctionSpec) -> Worker:
+        code_dir = await self._code_dir(spec)
+        now = self.clock()
+        scratch = Path(tempfile.mkdtemp(dir=self.settings.work_dir, prefix="worker-"))
+        user = self.settings.launch.user
+        if user is not None:
+            shutil.chown(scratch, user[0], user[1])
+        with self.db.tx() as conn:
+            key = credentials.issue_function_key(conn, f"{spec.name}:{spec.version}", now)
+        try:
+            worker = await start_worker(spec, self.settings.launch, code_dir, scratch, key, now)
+        except BaseException:
+            self._revoke(key[0])
+            shutil.rmtree(scratch, ignore_errors=True)
+            raise
+        self._workers.add(worker)
+        self.cold_starts += 1
+        return worker
+
+    async def _code_dir(self, spec: FunctionSpec) -> Path:
+        target = self.settings.work_dir / "code" / spec.name / spec.package_path.stem
+        if target.is_dir():
+            return target
+        task = self._unpacking.get(str(target))
+        if task is None:
+            task = asyncio.get_running_loop().create_task(
+                asyncio.to_thread(_unpack_once, spec.package_path, target)
+            )
+            self._unpacking[str(target)] = task
+            task.add_done_callback(lambda _t: self._unpacking.pop(str(target), None))
+        return await task
+
+    async def _evict_one(self) -> None:
+        """Make room for a new worker by stopping the longest-idle one."""
+        candidates = [(w.last_used, key, w) for key, ws in self._idle.items() for w in ws]
+        if not candidates:
+            raise Throttled()
+        _, key, worker = min(candidates, key=lambda item: item[0])
+        self._idle[key].remove(worker)
+        await self._retire(worker)
+
+    async def _retire(self, worker: Worker) -> None:
+        if worker not in self._workers:
+            return
+        self._workers.discard(worker)
+        await worker.kill()
+        self._revoke(worker.access_key_id)
+        shutil.rmtree(worker.scratch, ignore_errors=True)
+
+    def _revoke(self, access_key_id: str) -> None:
+        with self.db.tx() as conn:
+            credentials.revoke_key(conn, access_key_id)
+
+    # -- sweeping ------------------------------------------------------------------------
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.sweep_seconds)
+            try:
+                await self.sweep(self.clock())
+            except Exception:
+                log.exception("function host sweep failed")
+
+    async def sweep(self, now: float) -> None:
+        """Stop idle workers past their idle time or key lifetime; drop expired keys."""
+        for key, workers in list(self._idle.items()):
+            for worker in list(workers):
+                idle_too_long = now - worker.last_used >= self.settings.idle_seconds
+                too_old = now - worker.started >= self.settings.credential_seconds
+                if idle_too_long or too_old or not worker.alive:
+                    workers.remove(worker)
+                    await self._retire(worker)
+            if not workers:
+                self._idle.pop(key, None)
+        expired = now - self.settings.credential_seconds - MAX_TIMEOUT
+        with self.db.tx() as conn:
+            credentials.revoke_issued_before(conn, "function", expired)
+
+
+def _unpack_once(package: Path, target: Path) -> Path:
+    if not target.is_dir():
+        try:
+            unpack(package, target)
+        except OSError:
+            if not target.is_dir():  # not another unpacker finishing first
+                raise
+    return target

@@ -1,0 +1,145 @@
+"""Lambda API: Invoke (RequestResponse, Event, DryRun) through the function host."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import random
+import time
+from pathlib import Path
+
+from starlette.responses import Response
+
+from shipyard.errors import ApiError
+from shipyard.functions.call import Json, LambdaCall, json_response
+from shipyard.functions.code import CodeStore, Package
+from shipyard.functions.host import Throttled
+from shipyard.functions.names import (
+    LATEST,
+    VERSION,
+    function_arn,
+    function_missing,
+    invalid,
+    parse_function_ref,
+)
+from shipyard.functions.routing import choose_version
+from shipyard.functions.worker import FunctionSpec
+from shipyard.store import functions as store
+
+MAX_SYNC_PAYLOAD = 6 * 1024 * 1024
+MAX_EVENT_PAYLOAD = 1024 * 1024
+INVOCATION_TYPES = ("RequestResponse", "Event", "DryRun")
+
+
+async def invoke(call: LambdaCall) -> Response:
+    name, qualifier = parse_function_ref(call.params["name"], call.query.get("Qualifier"))
+    kind = call.headers.get("x-amz-invocation-type", "RequestResponse")
+    if kind not in INVOCATION_TYPES:
+        raise invalid(f"InvocationType must be one of {', '.join(INVOCATION_TYPES)}")
+    limit = MAX_EVENT_PAYLOAD if kind == "Event" else MAX_SYNC_PAYLOAD
+    if len(call.body) > limit:
+        raise ApiError(
+            "RequestTooLargeException",
+            f"Request must be smaller than {limit} bytes for the InvokeFunction operation",
+            413,
+        )
+    host = call.services.function_host
+    if host is None:
+        raise ApiError("ServiceException", "The function host is not running", 500)
+    doc = _version_to_run(call, name, qualifier, host.rng)
+    payload = call.body or b"{}"
+    try:
+        json.loads(payload)
+    except ValueError as exc:
+        raise ApiError(
+            "InvalidRequestContentException", f"Could not parse request body into json: {exc}"
+        ) from None
+    executed = {"X-Amz-Executed-Version": doc["Version"]}
+    if kind == "DryRun":
+        return _answer(b"", 204, executed)
+    spec = function_spec(call.services.config.data_dir / "functions", doc)
+    invoked_arn = function_arn(call.region, name, qualifier)
+    try:
+        if kind == "Event":
+            host.submit_event(spec, payload, invoked_arn)
+            return _answer(b"", 202, executed)
+        started = time.monotonic()
+        outcome = await host.invoke(spec, payload, invoked_arn, _client_context(call))
+    except Throttled:
+        return _throttled()
+    headers = dict(executed)
+    if outcome.is_error:
+        headers["X-Amz-Function-Error"] = "Unhandled"
+    if call.headers.get("x-amz-log-type") == "Tail":
+        millis = (time.monotonic() - started) * 1000
+        headers["X-Amz-Log-Result"] = _log_tail(doc, outcome.log_tail, millis)
+    return _answer(outcome.body, 200, headers)
+
+
+def function_spec(code_root: Path, doc: Json) -> FunctionSpec:
+    package = Package(doc["CodeSha256"], doc["CodeSize"])
+    return FunctionSpec(
+        name=doc["FunctionName"],
+        version=doc["Version"],
+        revision_id=doc["RevisionId"],
+        runtime=doc["Runtime"],
+        handler=doc.get("Handler", ""),
+        timeout=int(doc["Timeout"]),
+        memory=int(doc["MemorySize"]),
+        environment=dict(doc.get("Environment", {}).get("Variables", {})),
+        code_sha256=package.sha256,
+        package_path=CodeStore(code_root).path(doc["FunctionName"], package),
+    )
+
+
+def _version_to_run(call: LambdaCall, name: str, qualifier: str | None, rng: random.Random) -> Json:
+    version = qualifier or LATEST
+    with call.services.db.tx() as conn:
+        if version != LATEST and not VERSION.fullmatch(version):
+            alias = store.get_alias(conn, name, version)
+            if alias is None:
+                raise function_missing(call.region, name, version)
+            version = choose_version(alias, rng)
+        doc = store.get_version(conn, name, version)
+    if doc is None:
+        raise function_missing(call.region, name, qualifier)
+    return doc
+
+
+def _client_context(call: LambdaCall) -> str:
+    raw = call.headers.get("x-amz-client-context", "")
+    if not raw:
+        return ""
+    try:
+        decoded = base64.b64decode(raw, validate=True).decode()
+        json.loads(decoded)
+    except (binascii.Error, ValueError):
+        raise invalid("Client context must be a valid Base64-encoded JSON object.") from None
+    return decoded
+
+
+def _log_tail(doc: Json, output: bytes, millis: float) -> str:
+    request = f"Version: {doc['Version']}"
+    text = (
+        f"START {request}\n".encode()
+        + output
+        + f"END\nREPORT Duration: {millis:.2f} ms\tMemory Size: {doc['MemorySize']} MB\n".encode()
+    )
+    return base64.b64encode(text[-4096:]).decode()
+
+
+def _throttled() -> Response:
+    body = {
+        "Type": "User",
+        "message": "Rate Exceeded.",
+        "Reason": "ConcurrentInvocationLimitExceeded",
+    }
+    response = json_response(body, 429)
+    response.headers["x-amzn-ErrorType"] = "TooManyRequestsException"
+    response.headers["Retry-After"] = "1"
+    return response
+
+
+def _answer(body: bytes, status: int, headers: dict[str, str]) -> Response:
+    return Response(body, status_code=status, media_type="application/json", headers=headers)
