@@ -14,14 +14,12 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from sqlalchemy import select
-
 from shipyard import sigv4
 from shipyard.bundlestore.auth import presign_url
 from shipyard.bundlestore.disk import BundleStore, S3Error
 from shipyard.errors import ShipyardError
 from shipyard.server.context import Services
-from shipyard.store import credentials, schema
+from shipyard.store import credentials
 
 INTERNAL_PRINCIPAL = ("internal", "bundle-reader")
 EXTERNAL_HEAD_TIMEOUT = 5.0
@@ -94,20 +92,41 @@ def _presigned(services: Services, s3_location: dict[str, Any], method: str, exp
 
 
 def _internal_credentials(services: Services) -> sigv4.Credentials:
-    """The server's own read-only key: issued on first use, then reused (the oldest wins)."""
-    c = schema.credentials.c
+    """The server's own read-only key: issued on first use, then reused."""
     kind, name = INTERNAL_PRINCIPAL
     with services.db.tx() as conn:
-        row = conn.execute(
-            select(c.access_key_id, c.secret_access_key)
-            .where((c.principal_type == kind) & (c.principal_name == name))
-            .order_by(c.created, c.access_key_id)
-            .limit(1)
-        ).first()
-        key_id, secret = (
-            (row[0], row[1]) if row else credentials.issue(conn, kind, name, services.clock())
-        )
+        key_id, secret = credentials.internal_key(conn, kind, name, services.clock())
     return sigv4.Credentials(key_id, secret)
+
+
+def read_bundle(services: Services, s3_location: dict[str, Any], limit: int) -> bytes | None:
+    """The bundle's bytes (at most ``limit``: more raises BundleStoreError), None if
+    missing; from the built-in store, or by a presigned GET from an external one."""
+    bucket, key, version = _location(s3_location)
+    if not services.config.s3_endpoint:
+        store = BundleStore(services.config.data_dir / "bundles", services.clock)
+        try:
+            found = store.get(bucket, key, version)
+        except S3Error:
+            return None
+        if found.size > limit:
+            raise BundleStoreError(f"s3://{bucket}/{key} is larger than {limit} bytes")
+        return found.path.read_bytes()
+    url = _presigned(services, s3_location, "GET", 60)
+    try:
+        with urllib.request.urlopen(url, timeout=EXTERNAL_HEAD_TIMEOUT) as response:
+            data: bytes = response.read(limit + 1)
+    except urllib.error.HTTPError as exc:
+        if exc.code == 404:
+            return None
+        raise BundleStoreError(
+            f"bundle store answered {exc.code} for s3://{bucket}/{key}"
+        ) from None
+    except (urllib.error.URLError, OSError) as exc:
+        raise BundleStoreError(f"bundle store unreachable: {exc}") from None
+    if len(data) > limit:
+        raise BundleStoreError(f"s3://{bucket}/{key} is larger than {limit} bytes")
+    return data
 
 
 def _head_external(services: Services, s3_location: dict[str, Any]) -> dict[str, Any] | None:

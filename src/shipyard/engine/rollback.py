@@ -14,7 +14,7 @@ from typing import Any
 from shipyard.engine.launch import LaunchRequest
 from shipyard.engine.state import Label, StoredDeployment, Strategy
 from shipyard.errors import ShipyardError
-from shipyard.model import DeploymentCreator, LifecycleEventStatus
+from shipyard.model import DeploymentCreator, LifecycleEventStatus, TargetStatus
 
 NOTHING_TO_ROLL_BACK = (
     "Automatic rollback is not possible: deployment group {group} has no successful "
@@ -86,6 +86,8 @@ def automatic(failed: StoredDeployment, snapshot: RollbackSnapshot) -> LaunchReq
     """The rollback of a deployment that just ended, or the message saying why none."""
     if failed.state.strategy == Strategy.BLUE_GREEN:
         return _blue_green(failed, snapshot)
+    if failed.state.strategy == Strategy.TRAFFIC_SHIFT:
+        return shifted_back(failed)
     group = snapshot.group
     revision = (group or {}).get("targetRevision")
     if group is None or not revision:
@@ -123,6 +125,25 @@ def _blue_green(failed: StoredDeployment, snapshot: RollbackSnapshot) -> LaunchR
         allow_hosts=blue,
         block_hosts=green,
     )
+
+
+def shifted_back(failed: StoredDeployment) -> str:
+    """A traffic shift rolls back within the deployment: on a failure or a stop the
+    strategy moves every share of traffic back to the original version before the
+    deployment ends, so there is nothing left to redeploy; the rollback is recorded."""
+    moved = [
+        target.target_id
+        for target in failed.state.targets.values()
+        if any(
+            event.name == "AllowTraffic"
+            and event.status not in (LifecycleEventStatus.PENDING, LifecycleEventStatus.SKIPPED)
+            for event in target.events
+        )
+        or target.status == TargetStatus.SUCCEEDED
+    ]
+    if not moved:
+        return "No rollback needed: traffic never left the original version."
+    return f"Rolled back: all traffic of {', '.join(moved)} shifted back to the original version."
 
 
 def manual_revision(group: dict[str, Any], snapshot: RollbackSnapshot) -> dict[str, Any]:

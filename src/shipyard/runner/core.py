@@ -188,7 +188,7 @@ class Runner:
             config.alarm_poll_seconds,
             config.minute_seconds,
         )
-        platform_for_group(request.group).prepare(stored)
+        platform_for_group(request.group).prepare(stored, request, config)
         store.insert(conn, stored.state, stored.info, stored.application_name, stored.group_name)
         _record_start(conn, stored, now)
         self._step(conn, stored, m.Start(), after)

@@ -35,6 +35,24 @@ def issue(
 
 
 _c = schema.credentials.c
+
+
+def internal_key(
+    conn: Connection, principal_type: str, principal_name: str, now: float
+) -> tuple[str, str]:
+    """A key the server uses to call its own APIs: issued on first use, then reused
+    (the oldest wins, so replicas racing to issue one agree)."""
+    row = conn.execute(
+        select(_c.access_key_id, _c.secret_access_key)
+        .where((_c.principal_type == principal_type) & (_c.principal_name == principal_name))
+        .order_by(_c.created, _c.access_key_id)
+        .limit(1)
+    ).first()
+    if row is not None:
+        return row[0], row[1]
+    return issue(conn, principal_type, principal_name, now)
+
+
 # Built once: every request runs it (a reused statement keeps its memoised cache key).
 _LOOKUP = select(_c.secret_access_key, _c.principal_type, _c.principal_name).where(
     _c.access_key_id == bindparam("key_id")

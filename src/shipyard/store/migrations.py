@@ -19,7 +19,16 @@ def _v2_functions(conn: Connection) -> None:
         table.create(conn, checkfirst=True)
 
 
-MIGRATIONS: list[Callable[[Connection], None]] = [_v1_initial, _v2_functions]
+def _v3_hook_executions(conn: Connection) -> None:
+    """Lambda hook invocations awaiting their status report (a new table)."""
+    schema.hook_executions.create(conn, checkfirst=True)
+
+
+MIGRATIONS: list[Callable[[Connection], None]] = [
+    _v1_initial,
+    _v2_functions,
+    _v3_hook_executions,
+]
 
 
 def current_version(conn: Connection) -> int:
