@@ -25,6 +25,8 @@ from shipyard.engine.state import (
 from shipyard.engine.strategies import blue_green as bluegreen
 from shipyard.model import DeploymentCreator, DeploymentStatus
 
+NO_HOSTS_RULE = {"type": "HOST_COUNT", "value": 0}
+
 
 @dataclass(frozen=True)
 class PlatformTargets:
@@ -130,7 +132,8 @@ def build(
     state = DeploymentState(
         deployment_id=deployment_id,
         status=DeploymentStatus.CREATED,
-        health_rule=dict(request.config["minimumHealthyHosts"]),
+        # Lambda and ECS configs have none: a traffic shift has no hosts to keep healthy.
+        health_rule=dict(request.config.get("minimumHealthyHosts") or NO_HOSTS_RULE),
         event_timeout=event_timeout,
         ignore_application_stop_failures=request.ignore_application_stop_failures,
         create_time=now,
