@@ -124,10 +124,13 @@ def update_code(call: LambdaCall) -> Response:
     package = _save_code(call, name, body)
     with call.services.db.tx() as conn:
         doc = _latest(call, conn, name, body.get("RevisionId"))
+        replaced = Package(doc["CodeSha256"], doc["CodeSize"])
         doc |= {"CodeSha256": package.sha256, "CodeSize": package.size}
         doc = _touch(call, conn, name, doc)
         if body.get("Publish"):
             doc = _publish(conn, name, doc, "")
+        if not store.code_in_use(conn, name, replaced.sha256):
+            code_store(call).remove(name, replaced)
     _forget(call, name)
     return json_response(configuration(doc, call.region))
 

@@ -8,9 +8,9 @@ function error, as Lambda retries them.
 
 Each worker has its own access key (principal kind ``function``), issued when it starts
 and revoked when it stops; a worker is retired once its key is older than
-``credential_seconds``, and keys older than that plus the longest timeout are swept, so
-a key outlives its worker by at most one sweep even if the server died. An idle worker
-is stopped after ``idle_seconds``. Memory sizes are reported, not enforced.
+``credential_seconds``, and keys older than that plus the longest timeout are swept every
+minute, so a key outlives its worker by little even if the server died. An idle worker is
+stopped after ``idle_seconds``. Memory sizes are reported, not enforced.
 """
 
 from __future__ import annotations
@@ -52,6 +52,7 @@ class HostSettings:
     work_dir: Path  # where code is unpacked for workers: outside the data directory
     launch: Launch
     sweep_seconds: float = 1.0
+    key_sweep_seconds: float = 60.0  # how often expired function keys are deleted
     temporary_work_dir: bool = False  # removed at stop
 
 
@@ -78,6 +79,7 @@ class FunctionHost:
         self._events: set[asyncio.Task[None]] = set()
         self._sweeper: asyncio.Task[None] | None = None
         self.cold_starts = 0
+        self._keys_swept = 0.0
 
     # -- Worker protocol (server/context.py) -----------------------------------------------
 
@@ -102,12 +104,18 @@ class FunctionHost:
     # -- invocations ---------------------------------------------------------------------
 
     async def invoke(
-        self, spec: FunctionSpec, payload: bytes, invoked_arn: str, client_context: str = ""
+        self,
+        spec: FunctionSpec,
+        payload: bytes,
+        invoked_arn: str,
+        client_context: str = "",
+        *,
+        want_log: bool = False,
     ) -> Outcome:
         """Run one synchronous invocation; raises ``Throttled`` when there is no room."""
         self._claim(spec.name)
         try:
-            return await self._run(spec, payload, invoked_arn, client_context)
+            return await self._run(spec, payload, invoked_arn, client_context, want_log)
         finally:
             self._release(spec.name)
 
@@ -129,6 +137,11 @@ class FunctionHost:
     def worker_count(self) -> int:
         return len(self._workers)
 
+    @property
+    def busy(self) -> int:
+        """Invocations running now."""
+        return self._busy_total
+
     async def _event(self, spec: FunctionSpec, payload: bytes, invoked_arn: str) -> None:
         for _attempt in range(1 + EVENT_RETRIES):
             while True:
@@ -138,7 +151,7 @@ class FunctionHost:
                 except Throttled:
                     await asyncio.sleep(0.05)
             try:
-                outcome = await self._run(spec, payload, invoked_arn, "")
+                outcome = await self._run(spec, payload, invoked_arn, "", False)
             except Exception:
                 log.exception("event invocation of %s failed", spec.name)
                 return
@@ -167,7 +180,12 @@ class FunctionHost:
             del self._busy[function]
 
     async def _run(
-        self, spec: FunctionSpec, payload: bytes, invoked_arn: str, client_context: str
+        self,
+        spec: FunctionSpec,
+        payload: bytes,
+        invoked_arn: str,
+        client_context: str,
+        want_log: bool,
     ) -> Outcome:
         worker = await self._checkout(spec)
         request_id = str(uuid.uuid4())
@@ -179,7 +197,7 @@ class FunctionHost:
             trace_id=f"Root=1-{int(time.time()):08x}-{uuid.uuid4().hex[:24]};Sampled=0",
             client_context=client_context,
         )
-        outcome = await worker.invoke(invocation)
+        outcome = await worker.invoke(invocation, want_log=want_log)
         worker.last_used = self.clock()
         if worker.alive and worker.last_used - worker.started < self.settings.credential_seconds:
             self._idle.setdefault(spec.key, []).append(worker)
@@ -272,9 +290,11 @@ class FunctionHost:
                     await self._retire(worker)
             if not workers:
                 self._idle.pop(key, None)
-        expired = now - self.settings.credential_seconds - MAX_TIMEOUT
-        with self.db.tx() as conn:
-            credentials.revoke_issued_before(conn, "function", expired)
+        if now - self._keys_swept >= self.settings.key_sweep_seconds:
+            self._keys_swept = now
+            expired = now - self.settings.credential_seconds - MAX_TIMEOUT
+            with self.db.tx() as conn:
+                credentials.revoke_issued_before(conn, "function", expired)
 
 
 def _unpack_once(package: Path, target: Path) -> Path:

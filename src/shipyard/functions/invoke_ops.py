@@ -65,13 +65,16 @@ async def invoke(call: LambdaCall) -> Response:
             host.submit_event(spec, payload, invoked_arn)
             return _answer(b"", 202, executed)
         started = time.monotonic()
-        outcome = await host.invoke(spec, payload, invoked_arn, _client_context(call))
+        tail = call.headers.get("x-amz-log-type") == "Tail"
+        outcome = await host.invoke(
+            spec, payload, invoked_arn, _client_context(call), want_log=tail
+        )
     except Throttled:
         return _throttled()
     headers = dict(executed)
     if outcome.is_error:
         headers["X-Amz-Function-Error"] = "Unhandled"
-    if call.headers.get("x-amz-log-type") == "Tail":
+    if tail:
         millis = (time.monotonic() - started) * 1000
         headers["X-Amz-Log-Result"] = _log_tail(doc, outcome.log_tail, millis)
     return _answer(outcome.body, 200, headers)

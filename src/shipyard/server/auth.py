@@ -196,8 +196,8 @@ def authenticate(request: Request, body: bytes, services: Services) -> Principal
     return Principal(kind, name)
 
 
-# A function worker's key (principal kind "function") may report hook results, read, and
-# invoke functions; nothing else. Checked for every API the server answers.
+# A function worker's key (principal kind "function") may report hook results, read
+# CodeDeploy, and invoke functions; nothing else. Checked for every API the server answers.
 FUNCTION_WRITES = frozenset(
     {("codedeploy", "PutLifecycleEventHookExecutionStatus"), ("lambda", "Invoke")}
 )
@@ -210,7 +210,8 @@ def authorize(principal: Principal, service: str, operation: str) -> None:
         return
     if (service, operation) in FUNCTION_WRITES:
         return
-    if service in ("codedeploy", "lambda") and operation.startswith(READ_PREFIXES):
+    # CodeDeploy reads only: Lambda's would show other functions' environment variables.
+    if service == "codedeploy" and operation.startswith(READ_PREFIXES):
         return
     raise ApiError(
         "AccessDeniedException",

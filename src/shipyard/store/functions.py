@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, bindparam, select
 
 from shipyard.store import schema
 from shipyard.store.dialects import for_update
@@ -33,10 +33,17 @@ def create(conn: Connection, name: str, latest: Doc, now: float) -> None:
     )
 
 
+# Built once: every Invoke runs these (a reused statement keeps its memoised cache key).
+_GET_VERSION = select(_v.doc).where(
+    (_v.function_name == bindparam("name")) & (_v.version == bindparam("version"))
+)
+_GET_ALIAS = select(_a.doc).where(
+    (_a.function_name == bindparam("name")) & (_a.name == bindparam("alias"))
+)
+
+
 def get_version(conn: Connection, name: str, version: str) -> Doc | None:
-    row = conn.execute(
-        select(_v.doc).where((_v.function_name == name) & (_v.version == version))
-    ).first()
+    row = conn.execute(_GET_VERSION, {"name": name, "version": version}).first()
     return dict(row[0]) if row else None
 
 
@@ -101,9 +108,7 @@ def code_in_use(conn: Connection, name: str, code_sha256: str) -> bool:
 
 
 def get_alias(conn: Connection, function: str, alias: str) -> Doc | None:
-    row = conn.execute(
-        select(_a.doc).where((_a.function_name == function) & (_a.name == alias))
-    ).first()
+    row = conn.execute(_GET_ALIAS, {"name": function, "alias": alias}).first()
     return dict(row[0]) if row else None
 
 
