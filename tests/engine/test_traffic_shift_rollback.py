@@ -67,3 +67,17 @@ def test_an_alarm_while_baking_moves_the_traffic_back() -> None:
     assert state.status == DeploymentStatus.STOPPED
     assert shifts(out) == [0]
     assert state.shift_weight == 0
+
+
+def test_a_stop_during_the_shift_records_the_traffic_shifted_back() -> None:
+    state = new_state(canary(10, 5))
+    machine.step(state, messages.Start(), 0.0)
+    machine.step(state, hook("BeforeAllowTraffic"), 1.0)
+    machine.step(state, shifted(10), 1.1)
+
+    out = machine.step(state, messages.StopRequested(rollback=True), 2.0)
+
+    assert state.status == DeploymentStatus.STOPPED
+    assert shifts(out) == [0]
+    message = rollback.automatic(_stored(state), rollback.RollbackSnapshot(None, None, None))
+    assert message == f"Rolled back: all traffic of {TARGET} shifted back to the original version."

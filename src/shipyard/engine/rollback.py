@@ -14,7 +14,7 @@ from typing import Any
 from shipyard.engine.launch import LaunchRequest
 from shipyard.engine.state import Label, StoredDeployment, Strategy
 from shipyard.errors import ShipyardError
-from shipyard.model import DeploymentCreator, LifecycleEventStatus, TargetStatus
+from shipyard.model import DeploymentCreator, LifecycleEventStatus
 
 NOTHING_TO_ROLL_BACK = (
     "Automatic rollback is not possible: deployment group {group} has no successful "
@@ -131,18 +131,9 @@ def shifted_back(failed: StoredDeployment) -> str:
     """A traffic shift rolls back within the deployment: on a failure or a stop the
     strategy moves every share of traffic back to the original version before the
     deployment ends, so there is nothing left to redeploy; the rollback is recorded."""
-    moved = [
-        target.target_id
-        for target in failed.state.targets.values()
-        if any(
-            event.name == "AllowTraffic"
-            and event.status not in (LifecycleEventStatus.PENDING, LifecycleEventStatus.SKIPPED)
-            for event in target.events
-        )
-        or target.status == TargetStatus.SUCCEEDED
-    ]
-    if not moved:
+    if failed.state.shift_started is None:
         return "No rollback needed: traffic never left the original version."
+    moved = list(failed.state.targets)
     return f"Rolled back: all traffic of {', '.join(moved)} shifted back to the original version."
 
 
