@@ -4,6 +4,8 @@ rollback records that instead of launching a redeployment."""
 
 from __future__ import annotations
 
+import pytest
+
 from shipyard.engine import machine, messages, rollback
 from shipyard.engine.state import StoredDeployment
 from shipyard.model import DeploymentStatus
@@ -81,3 +83,11 @@ def test_a_stop_during_the_shift_records_the_traffic_shifted_back() -> None:
     assert shifts(out) == [0]
     message = rollback.automatic(_stored(state), rollback.RollbackSnapshot(None, None, None))
     assert message == f"Rolled back: all traffic of {TARGET} shifted back to the original version."
+
+
+def test_a_manual_rollback_of_an_idle_lambda_group_is_refused() -> None:
+    group = {"deploymentGroupName": "fn", "computePlatform": "Lambda"}
+    snapshot = rollback.RollbackSnapshot(group, {"deploymentConfigName": "x"}, None)
+
+    with pytest.raises(rollback.RollbackError, match="no Lambda deployment running"):
+        rollback.manual_request("app", group, {}, snapshot, emergency=False)

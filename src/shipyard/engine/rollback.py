@@ -165,6 +165,13 @@ def manual_request(
     *,
     emergency: bool,
 ) -> LaunchRequest:
+    if group.get("computePlatform") == "Lambda":
+        # Its rollback is the running deployment's shift back; a redeployment of an old
+        # appspec would name versions the alias no longer points at.
+        raise RollbackError(
+            f"deployment group {group['deploymentGroupName']} has no Lambda deployment "
+            "running to shift back; deploy the version you want with a new appspec"
+        )
     if snapshot.config is None:
         raise RollbackError(f"deployment config {manual_config_name(group)} does not exist")
     return LaunchRequest(
