@@ -300,7 +300,7 @@ def target_rows(raw_targets: Sequence[Mapping[str, Any]]) -> list[str]:
         current = failed or _running_event(target)
         rows.append(
             [
-                target.target_id,
+                f"{target.target_id} ({target.traffic})" if target.traffic else target.target_id,
                 target.status,
                 f"{done}/{len(target.events)}",
                 format_duration(target_duration(target)),
@@ -380,6 +380,8 @@ def status_report(
         summary.append(["Rolled back by", str(rollback["rollbackDeploymentId"])])
     if rollback.get("rollbackTriggeringDeploymentId"):
         summary.append(["Rollback of", str(rollback["rollbackTriggeringDeploymentId"])])
+    if rollback.get("rollbackMessage") and len(rollback) == 1:  # rolled back in place
+        summary.append(["Rollback", str(rollback["rollbackMessage"])])
     lines = table(summary)
     if raw_targets:
         lines += ["", *target_rows(raw_targets)]

@@ -127,12 +127,12 @@ class Runner:
             self.apply(active, m.StopRequested(rollback=True))
             with self.db.tx() as conn:
                 stopped = store.load(conn, active)
-            started = ((stopped.info if stopped else {}).get("rollbackInfo") or {}).get(
-                "rollbackDeploymentId"
-            )
+            rolled = (stopped.info if stopped else {}).get("rollbackInfo") or {}
             result: dict[str, Any] = {"stoppedDeploymentId": active}
-            if started:
-                result["rollbackDeploymentId"] = started
+            if rolled.get("rollbackDeploymentId"):
+                result["rollbackDeploymentId"] = rolled["rollbackDeploymentId"]
+            elif rolled.get("rollbackMessage"):  # rolled back in place (a traffic shift)
+                result["rollbackMessage"] = rolled["rollbackMessage"]
             return result
         if active is not None:
             self.apply(active, m.StopRequested(rollback=False, abandon=True))
