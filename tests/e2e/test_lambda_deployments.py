@@ -64,16 +64,25 @@ HOOKS = {
 }
 
 
-class AlarmStub:
-    """An HTTP health endpoint whose answer the test sets (an HTTP alarm reads it)."""
+class Stub:
+    """An HTTP endpoint: GET answers the status the test sets (an HTTP alarm reads it);
+    POST bodies (trigger notifications) are kept."""
 
     def __init__(self) -> None:
         self.status = 200
+        self.posts: list[dict[str, Any]] = []
         stub = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 self.send_response(stub.status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", "0"))
+                stub.posts.append(json.loads(self.rfile.read(length)))
+                self.send_response(200)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
@@ -130,8 +139,15 @@ def cd(server: LiveServer) -> Any:
 
 
 @pytest.fixture
-def alarm(server: LiveServer) -> Iterator[AlarmStub]:
-    stub = AlarmStub()
+def stub() -> Iterator[Stub]:
+    endpoint = Stub()
+    yield endpoint
+    endpoint.close()
+
+
+@pytest.fixture
+def alarm(server: LiveServer, stub: Stub) -> Stub:
+    stub = Stub()
     call_extension(
         server, "ShipyardPutAlarm", {"alarmName": "fn-health", "http": {"url": stub.url}}
     )
@@ -220,9 +236,14 @@ def _share_during(cd: Any, lam: Any, deployment_id: str, alias: str, weight: flo
 
 
 def test_a_canary_with_passing_hooks_moves_invocations_to_v2(
-    server: LiveServer, lam: Any, cd: Any
+    server: LiveServer, lam: Any, cd: Any, stub: Stub
 ) -> None:
-    target = _setup(lam, cd, "canary", CANARY)
+    trigger = {
+        "triggerName": "ops",
+        "triggerTargetArn": stub.url,
+        "triggerEvents": ["DeploymentStart", "DeploymentSuccess"],
+    }
+    target = _setup(lam, cd, "canary", CANARY, triggerConfigurations=[trigger])
     assert set(_versions(lam, "canary", 10)) == {"1"}
     hooks = {"BeforeAllowTraffic": HOOKS["Succeeded"], "AfterAllowTraffic": HOOKS["Succeeded"]}
     deployment_id = _deploy(cd, "canary", hooks)
@@ -243,6 +264,12 @@ def test_a_canary_with_passing_hooks_moves_invocations_to_v2(
         lambda_info(cd, deployment_id, target)["lambdaFunctionInfo"]["targetVersionWeight"] == 100
     )
     _hook_reports_are_checked(server, cd, deployment_id)
+    told = wait_until(lambda: len(stub.posts) >= 2 and stub.posts, "both trigger notifications")
+    assert sorted((p["eventType"], p["status"]) for p in told) == [
+        ("DeploymentStart", "CREATED"),
+        ("DeploymentSuccess", "SUCCEEDED"),
+    ]
+    assert {p["deploymentId"] for p in told} == {deployment_id}
 
 
 def _hook_reports_are_checked(server: LiveServer, cd: Any, deployment_id: str) -> None:
@@ -351,7 +378,7 @@ def test_a_hook_that_fails_or_never_reports_ends_with_traffic_on_v1(
         assert f"No result for AfterAllowTraffic within {HOOK_TIMEOUT:.0f} seconds" in str(failed)
 
 
-def test_an_alarm_during_the_canary_moves_traffic_back(lam: Any, cd: Any, alarm: AlarmStub) -> None:
+def test_an_alarm_during_the_canary_moves_traffic_back(lam: Any, cd: Any, alarm: Stub) -> None:
     _setup(
         lam,
         cd,
