@@ -209,3 +209,32 @@ def test_a_server_deployments_config_is_refused_for_a_lambda_group(
     status, answer = raw_call(server, "CreateDeployment", body)
 
     assert (status, answer["__type"]) == (400, "InvalidDeploymentConfigNameException")
+
+
+def test_an_s3_appspec_from_the_bundle_store_deploys(server: LiveServer, cd: Any, lam: Any) -> None:
+    s3 = server.client("s3")
+    s3.create_bucket(Bucket="appspecs")
+    body = appspec("orders", "live", "1", "3").encode()
+    s3.put_object(Bucket="appspecs", Key="orders/appspec.yml", Body=body)
+    location = {"bucket": "appspecs", "key": "orders/appspec.yml", "bundleType": "YAML"}
+
+    deployment_id = cd.create_deployment(
+        applicationName=APP,
+        deploymentGroupName="checks",
+        revision={"revisionType": "S3", "s3Location": location},
+    )["deploymentId"]
+
+    wait_until(lambda: _status(cd, deployment_id) == "Succeeded", "the S3 deployment")
+    assert lam.get_alias(FunctionName="orders", Name="live")["FunctionVersion"] == "3"
+    missing = {**location, "key": "orders/none.yml"}
+    status, answer = raw_call(
+        server,
+        "CreateDeployment",
+        {
+            "applicationName": APP,
+            "deploymentGroupName": "checks",
+            "revision": {"revisionType": "S3", "s3Location": missing},
+        },
+    )
+    assert (status, answer["__type"]) == (400, "RevisionDoesNotExistException")
+    assert "No appspec at s3://appspecs/orders/none.yml" in answer["message"]
