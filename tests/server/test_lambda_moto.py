@@ -132,6 +132,12 @@ def test_a_canary_moves_the_alias_on_schedule_and_ends_on_the_target(cd: Any, la
     ]
     listed = cd.list_deployment_targets(deploymentId=deployment_id)["targetIds"]
     assert listed == ["canary:live"]
+    (batch,) = cd.batch_get_deployment_targets(deploymentId=deployment_id, targetIds=listed)[
+        "deploymentTargets"
+    ]
+    assert batch["deploymentTargetType"] == "LambdaTarget"
+    assert batch["lambdaTarget"]["targetArn"].endswith(":function:canary:live")
+    assert batch["lambdaTarget"]["lambdaFunctionInfo"]["targetVersionWeight"] == 100.0
 
 
 def test_a_linear_shift_passes_through_each_step(cd: Any, lam: Any) -> None:
