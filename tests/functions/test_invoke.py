@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 import os
 import random
 import tempfile
 import threading
+import zipfile
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -50,8 +53,21 @@ def test_request_response_with_versions_and_aliases(lam: Any) -> None:
     answer = lam.invoke(FunctionName="echo", Qualifier="live", Payload=b"{}")
     assert answer["ExecutedVersion"] == "1"
     assert payload(answer)["arn"] == ARN + "echo:live"
-    answer = lam.invoke(FunctionName=ARN + "echo:1", LogType="Tail")
-    assert answer["ExecutedVersion"] == "1" and answer["LogResult"]
+    answer = lam.invoke(FunctionName=ARN + "echo:1")
+    assert answer["ExecutedVersion"] == "1"
+    assert answer["ResponseMetadata"]["RequestId"] == payload(answer)["request_id"]
+
+
+def test_log_tail(lam: Any) -> None:
+    source = "def handler(event, context):\n    print('hello from', context.aws_request_id)\n"
+    python_function(lam, "talker", source)
+    for _ in range(2):  # cold, then warm
+        answer = lam.invoke(FunctionName="talker", LogType="Tail")
+        request_id = answer["ResponseMetadata"]["RequestId"]
+        log = base64.b64decode(answer["LogResult"]).decode()
+        assert f"START RequestId: {request_id} Version: $LATEST" in log
+        assert f"hello from {request_id}" in log
+        assert f"REPORT RequestId: {request_id}" in log
 
 
 def test_dry_run_and_event(server: LiveServer, lam: Any, shared_dir: Path) -> None:
@@ -276,3 +292,89 @@ def test_host_wide_limit_spans_functions(tmp_path: Path, shared_dir: Path) -> No
         assert host.worker_count <= 2
     finally:
         servers.close()
+
+
+def test_provided_runtime_without_a_bootstrap_is_a_function_error(lam: Any) -> None:
+    lam.create_function(
+        FunctionName="no-bootstrap",
+        Runtime="provided",
+        Role=ROLE,
+        Code={"ZipFile": package({"main.sh": "#!/bin/sh\n"})},
+    )
+    answer = lam.invoke(FunctionName="no-bootstrap")
+    assert answer["StatusCode"] == 200 and answer["FunctionError"] == "Unhandled"
+    assert payload(answer)["errorType"].startswith("Runtime.")
+
+
+def symlink_package(name: str, target: str) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        info = zipfile.ZipInfo(name)
+        info.create_system = 3
+        info.external_attr = 0o120777 << 16
+        archive.writestr(info, target)
+        archive.writestr("app.py", "def handler(e, c):\n    return 1\n")
+    return buffer.getvalue()
+
+
+def test_packages_that_would_escape_are_refused(lam: Any) -> None:
+    escaping = package({"../escape.py": "x = 1\n", "app.py": "x = 1\n"})
+    with pytest.raises(ClientError) as exc:
+        lam.create_function(
+            FunctionName="climber",
+            Runtime="python3.11",
+            Role=ROLE,
+            Handler="app.handler",
+            Code={"ZipFile": escaping},
+        )
+    assert exc.value.response["Error"]["Code"] == "InvalidParameterValueException"
+    assert lam.list_functions()["Functions"] == []
+
+    lam.create_function(
+        FunctionName="linker",
+        Runtime="python3.11",
+        Role=ROLE,
+        Handler="app.handler",
+        Code={"ZipFile": symlink_package("passwd", "../../../../../../etc/passwd")},
+    )
+    with pytest.raises(ClientError) as exc:
+        lam.invoke(FunctionName="linker")
+    assert exc.value.response["Error"]["Code"] == "InvalidZipFileException"
+    assert exc.value.response["ResponseMetadata"]["HTTPStatusCode"] == 502
+
+
+def test_updating_latest_keeps_published_versions_warm(server: LiveServer, lam: Any) -> None:
+    python_function(lam, "warm", Publish=True)
+    host = server.services.function_host
+    assert host is not None
+    lam.invoke(FunctionName="warm", Qualifier="1")
+    lam.invoke(FunctionName="warm")
+    assert host.cold_starts == 2
+    lam.update_function_configuration(FunctionName="warm", Timeout=8)
+    wait_until(lambda: host.worker_count == 1, "the $LATEST worker stopped")
+    lam.invoke(FunctionName="warm", Qualifier="1")
+    assert host.cold_starts == 2  # version 1's worker was reused
+    lam.invoke(FunctionName="warm")
+    assert host.cold_starts == 3  # $LATEST changed: a new worker
+
+
+def test_events_wait_for_room_instead_of_failing(
+    server: LiveServer, lam: Any, shared_dir: Path
+) -> None:
+    release = shared_dir / "release"
+    source = (
+        "import os, pathlib, time\n"
+        "def handler(event, context):\n"
+        f"    while not os.path.exists({str(release)!r}):\n"
+        "        time.sleep(0.01)\n"
+        f"    pathlib.Path({str(shared_dir)!r}, context.aws_request_id).write_text('x')\n"
+    )
+    python_function(lam, "queued", source, Timeout=60)
+    limit = server.services.config.functions_max_function_concurrency
+    for _ in range(limit + 2):
+        assert lam.invoke(FunctionName="queued", InvocationType="Event")["StatusCode"] == 202
+    host = server.services.function_host
+    assert host is not None
+    wait_until(lambda: host.busy == limit, "the first events running")
+    release.write_text("go")
+    wait_until(lambda: len(list(shared_dir.iterdir())) == 1 + limit + 2, "every event ran")

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.conftest import LiveServer
+from tests.conftest import LiveServer, start_live_server
 from tests.functions.conftest import ECHO, ROLE, package, python_function
 
 ARN = "arn:aws:lambda:us-east-1:000000000000:function:"
@@ -237,3 +239,35 @@ def test_packages_on_disk_follow_the_versions(server: LiveServer, lam: Any) -> N
     assert len(list(folder.glob("*.zip"))) == 1
     lam.delete_function(FunctionName="disk")
     assert not folder.exists()
+
+
+def test_list_pages(lam: Any) -> None:
+    for name in ("a1", "a2", "a3"):
+        python_function(lam, name)
+    first = lam.list_functions(MaxItems=2)
+    assert [f["FunctionName"] for f in first["Functions"]] == ["a1", "a2"]
+    rest = lam.list_functions(MaxItems=2, Marker=first["NextMarker"])
+    assert [f["FunctionName"] for f in rest["Functions"]] == ["a3"] and "NextMarker" not in rest
+    pages = lam.get_paginator("list_functions").paginate(PaginationConfig={"PageSize": 1})
+    assert [f["FunctionName"] for page in pages for f in page["Functions"]] == ["a1", "a2", "a3"]
+
+
+def test_on_postgresql(pg_url: str, tmp_path: Path) -> None:
+    servers = start_live_server(tmp_path / "server", database=pg_url)
+    server = next(servers)
+    try:
+        lam = server.client("lambda")
+        python_function(lam, "pg", Publish=True)
+        lam.update_function_configuration(FunctionName="pg", Timeout=6)
+        assert lam.publish_version(FunctionName="pg")["Version"] == "2"
+        lam.create_alias(
+            FunctionName="pg",
+            Name="live",
+            FunctionVersion="1",
+            RoutingConfig={"AdditionalVersionWeights": {"2": 1.0}},
+        )
+        answer = lam.invoke(FunctionName="pg", Qualifier="live", Payload=b'{"db": "pg"}')
+        assert answer["ExecutedVersion"] == "2"
+        assert json.loads(answer["Payload"].read())["event"] == {"db": "pg"}
+    finally:
+        servers.close()

@@ -53,11 +53,19 @@ def too_large(size: int) -> ApiError:
     return ApiError("RequestTooLargeException", message, 413)
 
 
+UNREADABLE = "Could not unzip uploaded file. Please check your file, then try to upload again."
+
+
 def check_zip(path: Path) -> None:
-    if not zipfile.is_zipfile(path):
-        raise invalid(
-            "Could not unzip uploaded file. Please check your file, then try to upload again."
-        )
+    """A readable zip whose member names stay inside it (links are checked at unpack)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (zipfile.BadZipFile, OSError, ValueError):
+        raise invalid(UNREADABLE) from None
+    for name in names:
+        if name.startswith("/") or ".." in name.replace("\\", "/").split("/"):
+            raise invalid(f"{UNREADABLE} Member {name[:160]!r} would land outside the package.")
 
 
 class CodeStore:
@@ -127,6 +135,8 @@ def unpack(package_path: Path, target: Path) -> None:
     """
     parent = target.parent
     parent.mkdir(parents=True, exist_ok=True)
+    for directory in (parent.parent, parent):  # passable, not listable, by workers
+        directory.chmod(0o711)
     staging = Path(tempfile.mkdtemp(dir=parent, prefix=".unpack-"))
     try:
         fd = os.open(staging, os.O_RDONLY | os.O_DIRECTORY)
@@ -137,7 +147,8 @@ def unpack(package_path: Path, target: Path) -> None:
         _open_to_all(staging)
         os.replace(staging, target)
     except BundleError as exc:
-        raise invalid(f"Could not unpack the deployment package: {exc}") from None
+        message = f"Could not unpack the package: {exc}"
+        raise ApiError("InvalidZipFileException", message, 502) from None
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)

@@ -131,7 +131,7 @@ def update_code(call: LambdaCall) -> Response:
             doc = _publish(conn, name, doc, "")
         if not store.code_in_use(conn, name, replaced.sha256):
             code_store(call).remove(name, replaced)
-    _forget(call, name)
+    _forget(call, name, LATEST)
     return json_response(configuration(doc, call.region))
 
 
@@ -155,7 +155,7 @@ def update_configuration(call: LambdaCall) -> Response:
         if "Environment" in body:
             doc["Environment"] = {"Variables": check_environment(body["Environment"])}
         doc = _touch(call, conn, name, doc)
-    _forget(call, name)
+    _forget(call, name, LATEST)
     return json_response(configuration(doc, call.region))
 
 
@@ -211,7 +211,7 @@ def delete_function(call: LambdaCall) -> Response:
             _delete_version(call, conn, name, qualifier)
     if qualifier is None:
         codes.remove(name)
-    _forget(call, name)
+    _forget(call, name, qualifier)
     return json_response(None, 204)
 
 
@@ -309,7 +309,7 @@ def _save_code(call: LambdaCall, name: str, code: object) -> Package:
     return codes.save_file(name, found.path)
 
 
-def _forget(call: LambdaCall, name: str) -> None:
+def _forget(call: LambdaCall, name: str, version: str | None) -> None:
     host = call.services.function_host
     if host is not None:
-        host.forget(name)
+        host.forget(name, version)

@@ -16,6 +16,7 @@ stopped after ``idle_seconds``. Memory sizes are reported, not enforced.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import random
 import shutil
@@ -49,11 +50,12 @@ class HostSettings:
     max_function_concurrency: int
     idle_seconds: float
     credential_seconds: float
-    work_dir: Path  # where code is unpacked for workers: outside the data directory
+    # Where code is unpacked for workers, outside the data directory; None: a fresh
+    # directory under the system temp dir, made at start and removed at stop.
+    work_dir: Path | None
     launch: Launch
     sweep_seconds: float = 1.0
     key_sweep_seconds: float = 60.0  # how often expired function keys are deleted
-    temporary_work_dir: bool = False  # removed at stop
 
 
 class FunctionHost:
@@ -77,15 +79,22 @@ class FunctionHost:
         self._workers: set[Worker] = set()
         self._unpacking: dict[str, asyncio.Task[Path]] = {}
         self._events: set[asyncio.Task[None]] = set()
+        self._retiring: set[asyncio.Task[None]] = set()
+        self._freed = asyncio.Event()  # set whenever a running invocation ends
         self._sweeper: asyncio.Task[None] | None = None
         self.cold_starts = 0
+        self.work_dir = settings.work_dir or Path(tempfile.gettempdir())  # set by start()
         self._keys_swept = 0.0
 
     # -- Worker protocol (server/context.py) -----------------------------------------------
 
     def start(self) -> None:
-        self.settings.work_dir.mkdir(parents=True, exist_ok=True)
-        self.settings.work_dir.chmod(0o711)  # workers may pass, not list
+        if self.settings.work_dir is None:
+            self.work_dir = Path(tempfile.mkdtemp(prefix="shipyard-functions-"))
+        else:
+            self.work_dir = self.settings.work_dir
+            self.work_dir.mkdir(parents=True, exist_ok=True)
+        self.work_dir.chmod(0o711)  # workers may pass, not list
         self._sweeper = asyncio.get_running_loop().create_task(self._sweep_forever())
 
     async def stop(self) -> None:
@@ -93,13 +102,13 @@ class FunctionHost:
             self._sweeper.cancel()
         for task in list(self._events):
             task.cancel()
-        await asyncio.gather(*self._events, return_exceptions=True)
+        await asyncio.gather(*self._events, *self._retiring, return_exceptions=True)
         await asyncio.gather(*(self._retire(w) for w in list(self._workers)))
         self._idle.clear()
         # Unpacked code is cheap to make again; a stale copy must not outlive a restart.
-        shutil.rmtree(self.settings.work_dir / "code", ignore_errors=True)
-        if self.settings.temporary_work_dir:
-            shutil.rmtree(self.settings.work_dir, ignore_errors=True)
+        shutil.rmtree(self.work_dir / "code", ignore_errors=True)
+        if self.settings.work_dir is None:
+            shutil.rmtree(self.work_dir, ignore_errors=True)
 
     # -- invocations ---------------------------------------------------------------------
 
@@ -127,11 +136,13 @@ class FunctionHost:
         self._events.add(task)
         task.add_done_callback(self._events.discard)
 
-    def forget(self, function: str) -> None:
-        """Stop the idle workers of a deleted or changed function."""
-        for key in [k for k in self._idle if k[0] == function]:
+    def forget(self, function: str, version: str | None = None) -> None:
+        """Stop the idle workers of a deleted or changed function (or of one version)."""
+        for key in [k for k in self._idle if k[0] == function and version in (None, k[1])]:
             for worker in self._idle.pop(key):
-                asyncio.get_running_loop().create_task(self._retire(worker))
+                task = asyncio.get_running_loop().create_task(self._retire(worker))
+                self._retiring.add(task)  # held until done: the loop keeps weak references
+                task.add_done_callback(self._retiring.discard)
 
     @property
     def worker_count(self) -> int:
@@ -148,8 +159,9 @@ class FunctionHost:
                 try:
                     self._claim(spec.name)
                     break
-                except Throttled:
-                    await asyncio.sleep(0.05)
+                except Throttled:  # wait for an invocation to finish, then try again
+                    self._freed.clear()
+                    await self._freed.wait()
             try:
                 outcome = await self._run(spec, payload, invoked_arn, "", False)
             except Exception:
@@ -175,6 +187,7 @@ class FunctionHost:
 
     def _release(self, function: str) -> None:
         self._busy_total -= 1
+        self._freed.set()
         self._busy[function] -= 1
         if not self._busy[function]:
             del self._busy[function]
@@ -187,14 +200,21 @@ class FunctionHost:
         client_context: str,
         want_log: bool,
     ) -> Outcome:
-        worker = await self._checkout(spec)
+        try:
+            worker = await self._checkout(spec)
+        except OSError as exc:  # no bootstrap, not executable: Lambda's function error
+            body = json.dumps(
+                {"errorType": "Runtime.InvalidEntrypoint", "errorMessage": f"{exc.strerror}"}
+            )
+            return Outcome(body.encode(), True)
         request_id = str(uuid.uuid4())
         invocation = Invocation(
             request_id=request_id,
             payload=payload,
             deadline_ms=int((time.time() + spec.timeout) * 1000),
             invoked_arn=invoked_arn,
-            trace_id=f"Root=1-{int(time.time()):08x}-{uuid.uuid4().hex[:24]};Sampled=0",
+            # X-Ray's shape; the request id's randomness serves (one uuid4 per call).
+            trace_id=f"Root=1-{int(time.time()):08x}-{request_id.replace('-', '')[:24]};Sampled=0",
             client_context=client_context,
         )
         outcome = await worker.invoke(invocation, want_log=want_log)
@@ -219,7 +239,7 @@ class FunctionHost:
     async def _spawn(self, spec: FunctionSpec) -> Worker:
         code_dir = await self._code_dir(spec)
         now = self.clock()
-        scratch = Path(tempfile.mkdtemp(dir=self.settings.work_dir, prefix="worker-"))
+        scratch = Path(tempfile.mkdtemp(dir=self.work_dir, prefix="worker-"))
         user = self.settings.launch.user
         if user is not None:
             shutil.chown(scratch, user[0], user[1])
@@ -236,7 +256,7 @@ class FunctionHost:
         return worker
 
     async def _code_dir(self, spec: FunctionSpec) -> Path:
-        target = self.settings.work_dir / "code" / spec.name / spec.package_path.stem
+        target = self.work_dir / "code" / spec.name / spec.package_path.stem
         if target.is_dir():
             return target
         task = self._unpacking.get(str(target))

@@ -24,7 +24,7 @@ from shipyard.functions.names import (
     parse_function_ref,
 )
 from shipyard.functions.routing import choose_version
-from shipyard.functions.worker import FunctionSpec
+from shipyard.functions.worker import FunctionSpec, Outcome
 from shipyard.store import functions as store
 
 MAX_SYNC_PAYLOAD = 6 * 1024 * 1024
@@ -72,11 +72,13 @@ async def invoke(call: LambdaCall) -> Response:
     except Throttled:
         return _throttled()
     headers = dict(executed)
+    if outcome.request_id:
+        headers["x-amzn-RequestId"] = outcome.request_id  # the function's aws_request_id
     if outcome.is_error:
         headers["X-Amz-Function-Error"] = "Unhandled"
     if tail:
         millis = (time.monotonic() - started) * 1000
-        headers["X-Amz-Log-Result"] = _log_tail(doc, outcome.log_tail, millis)
+        headers["X-Amz-Log-Result"] = _log_tail(doc, outcome, millis)
     return _answer(outcome.body, 200, headers)
 
 
@@ -122,12 +124,14 @@ def _client_context(call: LambdaCall) -> str:
     return decoded
 
 
-def _log_tail(doc: Json, output: bytes, millis: float) -> str:
-    request = f"Version: {doc['Version']}"
+def _log_tail(doc: Json, outcome: Outcome, millis: float) -> str:
+    """Lambda's log lines around the worker's output, base64, last 4 KB."""
+    request = f"RequestId: {outcome.request_id}"
     text = (
-        f"START {request}\n".encode()
-        + output
-        + f"END\nREPORT Duration: {millis:.2f} ms\tMemory Size: {doc['MemorySize']} MB\n".encode()
+        f"START {request} Version: {doc['Version']}\n".encode()
+        + outcome.log_tail
+        + f"END {request}\nREPORT {request}\tDuration: {millis:.2f} ms\t".encode()
+        + f"Memory Size: {doc['MemorySize']} MB\n".encode()
     )
     return base64.b64encode(text[-4096:]).decode()
 

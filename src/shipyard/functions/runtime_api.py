@@ -149,19 +149,25 @@ def _error(status: int, kind: str, message: str) -> tuple[int, dict[str, str], b
 async def _read_request(
     reader: asyncio.StreamReader, writer: asyncio.StreamWriter
 ) -> _Request | None:
-    line = await reader.readline()
-    if not line:
-        return None
-    method, path, _version = line.decode("latin-1").split(" ", 2)
-    headers: dict[str, str] = {}
-    for _ in range(MAX_HEADER_LINES):
-        raw = await reader.readline()
-        if raw in (b"\r\n", b"\n", b""):
-            break
-        name, _, value = raw.decode("latin-1").partition(":")
-        headers[name.strip().lower()] = value.strip()
-    else:
+    try:
+        # The whole head at once (the stream's 64 KiB limit bounds it): one await, not
+        # one per header line, on the path of every invocation.
+        head = await reader.readuntil(b"\r\n\r\n")
+    except asyncio.IncompleteReadError as exc:
+        if not exc.partial:
+            return None  # the runtime closed its keep-alive connection
+        raise
+    except asyncio.LimitOverrunError:
+        raise ValueError("request head too large") from None
+    lines = head.decode("latin-1").split("\r\n")
+    method, path, _version = lines[0].split(" ", 2)
+    if len(lines) > MAX_HEADER_LINES:
         raise ValueError("too many header lines")
+    headers: dict[str, str] = {}
+    for raw in lines[1:]:
+        if raw:
+            name, _, value = raw.partition(":")
+            headers[name.strip().lower()] = value.strip()
     if headers.get("expect", "").lower() == "100-continue":  # curl, for bodies over 1 KiB
         writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
     if headers.get("transfer-encoding", "").lower() == "chunked":

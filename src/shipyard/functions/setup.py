@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import pwd
 import sys
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -32,14 +31,12 @@ def worker_user(name: str) -> tuple[int, int] | None:
 def build_function_host(
     config: ServerConfig, db: Database, clock: Callable[[], float]
 ) -> FunctionHost:
-    work_dir = Path(config.functions_work_dir or tempfile.mkdtemp(prefix="shipyard-functions-"))
     settings = HostSettings(
         max_concurrency=config.functions_max_concurrency,
         max_function_concurrency=config.functions_max_function_concurrency,
         idle_seconds=config.functions_idle_seconds,
         credential_seconds=config.functions_credential_seconds,
-        work_dir=work_dir,
-        temporary_work_dir=not config.functions_work_dir,
+        work_dir=Path(config.functions_work_dir) if config.functions_work_dir else None,
         launch=Launch(
             python=config.functions_python or sys.executable,
             endpoint_url=config.url,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import signal
 from dataclasses import dataclass, field
@@ -19,6 +20,8 @@ from pathlib import Path
 
 from shipyard.functions.names import PYTHON_RUNTIMES
 from shipyard.functions.runtime_api import Invocation, RuntimeApi
+
+log = logging.getLogger("shipyard.functions")
 
 MAX_LOG_TAIL = 4096
 SETPRIV = "/usr/bin/setpriv"
@@ -62,6 +65,7 @@ class Outcome:
     body: bytes
     is_error: bool
     log_tail: bytes = b""
+    request_id: str = ""
 
 
 @dataclass(eq=False)
@@ -97,10 +101,15 @@ class Worker:
                 f"{self.spec.timeout:.2f} seconds"
             )
             body = json.dumps({"errorType": "Sandbox.Timedout", "errorMessage": message}).encode()
-            return Outcome(body, True, bytes(self.output[-MAX_LOG_TAIL:]))
-        if want_log:  # the runtime wrote its log lines before answering: one turn reads them
-            await asyncio.sleep(0)
-        return Outcome(body, is_error, bytes(self.output[-MAX_LOG_TAIL:]))
+            tail = bytes(self.output[-MAX_LOG_TAIL:])
+            return Outcome(body, True, tail, invocation.request_id)
+        if want_log:
+            # The runtime wrote its log lines before it answered, so they are in the pipe:
+            # a few turns of the loop let the reader take them in.
+            for _ in range(3):
+                await asyncio.sleep(0)
+        tail = bytes(self.output[-MAX_LOG_TAIL:])
+        return Outcome(body, is_error, tail, invocation.request_id)
 
     async def kill(self) -> None:
         if self.alive:
@@ -122,6 +131,15 @@ class Worker:
     async def _watch(self) -> None:
         """When the process exits, answer whatever it left unanswered."""
         code = await self.process.wait()
+        if code > 0:  # exited by itself (a kill by the host is a negative code)
+            tail = bytes(self.output[-1024:]).decode("utf-8", "replace")
+            log.warning(
+                "function %s:%s worker exited with status %d: %s",
+                self.spec.name,
+                self.spec.version,
+                code,
+                tail,
+            )
         for invocation in self.api.unfinished():
             body = (
                 self.api.init_error
