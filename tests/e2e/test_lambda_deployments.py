@@ -214,9 +214,15 @@ def _versions(lam: Any, alias: str, count: int) -> list[str]:
 
 
 def _on_v1_only(lam: Any, alias: str) -> None:
-    found = lam.get_alias(FunctionName=FUNCTION, Name=alias)
-    assert found["FunctionVersion"] == "1"
-    assert not (found.get("RoutingConfig") or {}).get("AdditionalVersionWeights")
+    """The alias is back on version 1 alone (the shift back is applied just after the
+    deployment ends), and invocations say so."""
+
+    def back() -> bool:
+        found = lam.get_alias(FunctionName=FUNCTION, Name=alias)
+        routing = (found.get("RoutingConfig") or {}).get("AdditionalVersionWeights")
+        return bool(found["FunctionVersion"] == "1" and not routing)
+
+    wait_until(back, f"alias {alias} back on version 1 alone", timeout=10)
     assert set(_versions(lam, alias, 10)) == {"1"}
 
 
@@ -410,10 +416,6 @@ def test_a_stop_during_the_canary_moves_traffic_back(lam: Any, cd: Any, rollback
     assert answer["status"] == "Succeeded"
     info = _ended(cd, deployment_id, "Stopped")
     assert info["errorInformation"]["code"] == "MANUAL_STOP"
-    wait_until(
-        lambda: lam.get_alias(FunctionName=FUNCTION, Name=name).get("RoutingConfig") is None,
-        "the alias to lose its routing",
-    )
     _on_v1_only(lam, name)
     assert ("rollbackInfo" in info) is rollback
     assert _events(cd, deployment_id, target)[0] == ("BeforeAllowTraffic", "Succeeded")
