@@ -6,6 +6,7 @@ invoked once with a stored execution id, and what ``resume`` re-drives after a r
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +42,11 @@ class RecordingLambda:
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Database:
-    return open_database(f"sqlite:///{tmp_path / 'steps.db'}")
+def db(db_url: str) -> Iterator[Database]:
+    """The hook executions table on SQLite and on PostgreSQL."""
+    database = open_database(db_url)
+    yield database
+    database.close()
 
 
 def _deployment(tmp_path: Path) -> StoredDeployment:
