@@ -17,7 +17,7 @@ from moto.server import ThreadedMotoServer
 
 from tests.conftest import LiveServer, start_live_server
 from tests.lambda_support import appspec, create_group, lambda_info, revision, weight_on, zipped
-from tests.support import raw_call, wait_until
+from tests.support import call_extension, raw_call, wait_until
 
 APP = "orders-fn"
 MINUTE = 0.3
@@ -50,7 +50,7 @@ def lam(moto_url: str) -> Any:
         "Role"
     ]["Arn"]
     client = boto3.client("lambda", **options)
-    for name in ("orders", "canary", "linear"):
+    for name in ("orders", "canary", "linear", "rollback"):
         client.create_function(
             FunctionName=name,
             Runtime="python3.12",
@@ -88,6 +88,7 @@ def cd(server: LiveServer) -> Any:
     create_group(client, APP, "canary", "CodeDeployDefault.LambdaCanary10Percent5Minutes")
     create_group(client, APP, "linear", "CodeDeployDefault.LambdaLinear10PercentEvery1Minute")
     create_group(client, APP, "checks", "CodeDeployDefault.LambdaAllAtOnce")
+    create_group(client, APP, "rollback", "CodeDeployDefault.LambdaCanary10Percent30Minutes")
     return client
 
 
@@ -244,3 +245,27 @@ def test_an_s3_appspec_from_the_bundle_store_deploys(server: LiveServer, cd: Any
     )
     assert (status, answer["__type"]) == (400, "RevisionDoesNotExistException")
     assert "No appspec at s3://appspecs/orders/none.yml" in answer["message"]
+
+
+@pytest.mark.parametrize("emergency", [False, True])
+def test_shipyard_rollback_shifts_a_running_canary_back(
+    server: LiveServer, cd: Any, lam: Any, emergency: bool
+) -> None:
+    deployment_id = _deploy(cd, "rollback", appspec("rollback", "live", "1", "2"))
+    wait_until(lambda: weight_on(lam, "rollback", "live", "2") == 10, "the canary on moto")
+
+    answer = call_extension(
+        server,
+        "ShipyardRollback",
+        {"applicationName": APP, "deploymentGroupName": "rollback", "emergency": emergency},
+    )
+
+    assert answer == {
+        "stoppedDeploymentId": deployment_id,
+        "rollbackMessage": (
+            "Rolled back: all traffic of rollback:live shifted back to the original version."
+        ),
+    }
+    assert _status(cd, deployment_id) == "Stopped"
+    wait_until(lambda: weight_on(lam, "rollback", "live", "2") == 0, "the shift back on moto")
+    assert lam.get_alias(FunctionName="rollback", Name="live")["FunctionVersion"] == "1"

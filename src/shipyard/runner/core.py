@@ -123,8 +123,11 @@ class Runner:
             if group is None:
                 raise NoSuchDeploymentGroup(app, group_name)
             active = store.active_for_group(conn, app, group_name)
-        if active is not None and not emergency:
-            self.apply(active, m.StopRequested(rollback=True))
+        # A traffic shift rolls back in place: its stop shifts the traffic back, in an
+        # emergency without waiting for the event in flight.
+        in_place = group.get("computePlatform") == "Lambda"
+        if active is not None and (not emergency or in_place):
+            self.apply(active, m.StopRequested(rollback=True, abandon=emergency))
             with self.db.tx() as conn:
                 stopped = store.load(conn, active)
             rolled = (stopped.info if stopped else {}).get("rollbackInfo") or {}
