@@ -117,6 +117,15 @@ class ServerConfig:
     functions_user: str = "nobody"
     functions_work_dir: str = ""
     functions_python: str = ""
+    # Where Lambda deployments find their functions: "embedded" (this server's function
+    # host, through its own Lambda API) or "aws" (AWS Lambda in functions_region, keys
+    # from the AWS chain). functions_endpoint overrides the Lambda API URL (any
+    # implementation of it, e.g. moto's server in tests).
+    functions_backend: str = "embedded"
+    functions_endpoint: str = ""
+    functions_region: str = ""
+    # How long a Lambda hook function has to report its result (CodeDeploy: one hour).
+    hook_timeout: float = DEFAULT_EVENT_TIMEOUT
 
     def __post_init__(self) -> None:
         if not 0 < self.max_bundle_bytes <= S3_MAX_SINGLE_PUT_BYTES:
@@ -127,6 +136,8 @@ class ServerConfig:
             raise ValueError("max_api_body_bytes and max_agent_body_bytes must be positive")
         if self.minute_seconds <= 0:
             raise ValueError("minute_seconds must be positive")
+        if self.hook_timeout <= 0:
+            raise ValueError("hook_timeout must be positive")
 
     @property
     def signing_region_set(self) -> frozenset[str]:

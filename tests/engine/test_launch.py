@@ -354,3 +354,22 @@ def test_a_plain_deployment_leaves_the_optional_members_out() -> None:
     assert not optional & set(info)
     assert info["creator"] == "user"
     assert info["fileExistsBehavior"] == "DISALLOW"
+
+
+def test_a_platforms_own_target_gets_its_events_not_blue_green_hosts() -> None:
+    own = launch.PlatformTargets(("fn:live",), ("Before", "Shift", "After"), {"spec": {"a": 1}})
+    lambda_group = blue_green_group(terminateBlueInstancesOnDeploymentSuccess={})
+    lambda_group["computePlatform"] = "Lambda"
+    config = {"deploymentConfigName": "CodeDeployDefault.LambdaAllAtOnce"}
+    req = replace(request(group=lambda_group, config=config), platform_targets=own)
+
+    stored = launch.build(req, LaunchSnapshot(("fn:live",), {"fn:live": "unknown"}), "d-1", NOW, 9)
+
+    target = stored.state.targets["fn:live"]
+    assert [e.name for e in target.events] == ["Before", "Shift", "After"]
+    assert target.label is None and stored.state.phase is None
+    assert stored.state.strategy == Strategy.IN_PLACE  # the platform's prepare sets its own
+    assert stored.state.health_rule == launch.NO_HOSTS_RULE
+    assert stored.info["computePlatform"] == "Lambda"
+    assert stored.info["spec"] == {"a": 1}
+    assert "blueGreenDeploymentConfiguration" not in stored.info

@@ -45,8 +45,13 @@ def raw_error(server: LiveServer, operation: str, body: Any) -> str:
 
 def aws_cli(server: LiveServer, *args: str) -> Any:
     """Run ``aws deploy <args>`` against the server; returns the parsed JSON output."""
+    return aws(server, "deploy", *args)
+
+
+def aws(server: LiveServer, service: str, *args: str) -> Any:
+    """Run ``aws <service> <args>`` against the server; returns the parsed JSON output."""
     result = subprocess.run(
-        [str(AWS_CLI), "deploy", *args, "--endpoint-url", server.url, "--output", "json"],
+        [str(AWS_CLI), service, *args, "--endpoint-url", server.url, "--output", "json"],
         env=server.cli_env(),
         capture_output=True,
         text=True,

@@ -40,7 +40,9 @@ def refused(server: LiveServer, app: str, group: str, **extra: Any) -> tuple[str
     return answer["__type"], answer["message"]
 
 
-def test_a_lambda_deployment_names_the_platform_as_unsupported(server: LiveServer, cd: Any) -> None:
+def test_a_lambda_deployment_is_carried_out_so_its_appspec_is_checked(
+    server: LiveServer, cd: Any
+) -> None:
     cd.create_deployment_group(
         applicationName="functions",
         deploymentGroupName="fn",
@@ -53,9 +55,29 @@ def test_a_lambda_deployment_names_the_platform_as_unsupported(server: LiveServe
     )
     revision = {"revisionType": "AppSpecContent", "appSpecContent": {"content": "version: 0.0"}}
     code, message = refused(server, "functions", "fn", revision=revision)
-    assert code == "InvalidComputePlatformException"
-    assert "Lambda is not supported on this Shipyard server" in message
+    assert code == "InvalidRevisionException"
+    assert message == "the appspec needs Resources"
     listed = cd.list_deployments(applicationName="functions", deploymentGroupName="fn")
+    assert listed["deployments"] == []
+
+
+def test_an_ecs_deployment_names_the_platform_as_unsupported(server: LiveServer, cd: Any) -> None:
+    cd.create_deployment_group(
+        applicationName="containers",
+        deploymentGroupName="svc",
+        serviceRoleArn=ROLE_ARN,
+        deploymentConfigName="CodeDeployDefault.ECSAllAtOnce",
+        deploymentStyle={
+            "deploymentType": "BLUE_GREEN",
+            "deploymentOption": "WITH_TRAFFIC_CONTROL",
+        },
+        ecsServices=[{"serviceName": "web", "clusterName": "main"}],
+    )
+    revision = {"revisionType": "AppSpecContent", "appSpecContent": {"content": "version: 0.0"}}
+    code, message = refused(server, "containers", "svc", revision=revision)
+    assert code == "InvalidComputePlatformException"
+    assert "ECS is not supported on this Shipyard server" in message
+    listed = cd.list_deployments(applicationName="containers", deploymentGroupName="svc")
     assert listed["deployments"] == []
 
 

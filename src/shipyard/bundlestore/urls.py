@@ -96,9 +96,38 @@ def _internal_credentials(services: Services) -> sigv4.Credentials:
     kind, name = INTERNAL_PRINCIPAL
     box = services.db.secret_box
     with services.db.tx() as conn:
-        found = credentials.oldest_key(conn, box, kind, name)
-        key_id, secret = found or credentials.issue(conn, box, kind, name, services.clock())
+        key_id, secret = credentials.internal_key(conn, box, kind, name, services.clock())
     return sigv4.Credentials(key_id, secret)
+
+
+def read_bundle(services: Services, s3_location: dict[str, Any], limit: int) -> bytes | None:
+    """The bundle's bytes (at most ``limit``: more raises BundleStoreError), None if
+    missing; from the built-in store, or by a presigned GET from an external one."""
+    bucket, key, version = _location(s3_location)
+    if not services.config.s3_endpoint:
+        store = BundleStore(services.config.data_dir / "bundles", services.clock)
+        try:
+            found = store.get(bucket, key, version)
+        except S3Error:
+            return None
+        if found.size > limit:
+            raise BundleStoreError(f"s3://{bucket}/{key} is larger than {limit} bytes")
+        return found.path.read_bytes()
+    url = _presigned(services, s3_location, "GET", 60)
+    try:
+        with urllib.request.urlopen(url, timeout=EXTERNAL_HEAD_TIMEOUT) as response:
+            data: bytes = response.read(limit + 1)
+    except urllib.error.HTTPError as exc:
+        if exc.code == 404:
+            return None
+        raise BundleStoreError(
+            f"bundle store answered {exc.code} for s3://{bucket}/{key}"
+        ) from None
+    except (urllib.error.URLError, OSError) as exc:
+        raise BundleStoreError(f"bundle store unreachable: {exc}") from None
+    if len(data) > limit:
+        raise BundleStoreError(f"s3://{bucket}/{key} is larger than {limit} bytes")
+    return data
 
 
 def _head_external(services: Services, s3_location: dict[str, Any]) -> dict[str, Any] | None:

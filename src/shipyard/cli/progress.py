@@ -54,6 +54,19 @@ class Target:
     target_id: str
     status: str
     events: tuple[Mapping[str, Any], ...]
+    # A traffic-shift target's split ("30% on v2"); "" for hosts.
+    traffic: str = ""
+
+
+# The snapshot key of a target's traffic split (not an event name).
+TRAFFIC = "~traffic"
+
+
+def _traffic(detail: Mapping[str, Any]) -> str:
+    info = detail.get("lambdaFunctionInfo")
+    if not isinstance(info, Mapping):
+        return ""
+    return f"{float(info.get('targetVersionWeight') or 0):g}% on v{info.get('targetVersion', '?')}"
 
 
 def target_of(raw: Mapping[str, Any]) -> Target:
@@ -67,6 +80,7 @@ def target_of(raw: Mapping[str, Any]) -> Target:
         target_id=str(detail.get("targetId", "?")),
         status=str(detail.get("status", "Unknown")),
         events=tuple(detail.get("lifecycleEvents") or ()),
+        traffic=_traffic(detail),
     )
 
 
@@ -208,7 +222,8 @@ def live_table(
     rows = [["TARGET", "STATUS", *(EVENT_LABELS.get(n, n[:10]) for n in names)]]
     for target in targets:
         by_name = {str(e.get("lifecycleEventName")): e for e in target.events}
-        rows.append([target.target_id, target.status, *(_cell(by_name.get(n), now) for n in names)])
+        shown = f"{target.target_id} ({target.traffic})" if target.traffic else target.target_id
+        rows.append([shown, target.status, *(_cell(by_name.get(n), now) for n in names)])
     lines = [headline(deployment, now)]
     if targets:
         lines += [*table(rows), LEGEND]
@@ -219,6 +234,8 @@ def snapshot(deployment: Mapping[str, Any], raw_targets: Sequence[Mapping[str, A
     state: Snapshot = {("", ""): str(deployment.get("status", "?"))}
     for target in map(target_of, raw_targets):
         state[(target.target_id, "")] = target.status
+        if target.traffic:
+            state[(target.target_id, TRAFFIC)] = target.traffic
         for event in target.events:
             state[(target.target_id, str(event.get("lifecycleEventName")))] = str(
                 event.get("status", "Unknown")
@@ -264,6 +281,8 @@ def change_lines(
         for event in target.events:
             if changed((target.target_id, str(event.get("lifecycleEventName")))):
                 lines.append(_event_change(stamp, target.target_id, event))
+        if target.traffic and changed((target.target_id, TRAFFIC)):
+            lines.append(f"{stamp} {target.target_id}  traffic {target.traffic}")
         lines += own_line if ended else []
     if changed(("", "")):
         status = current[("", "")]
@@ -281,7 +300,7 @@ def target_rows(raw_targets: Sequence[Mapping[str, Any]]) -> list[str]:
         current = failed or _running_event(target)
         rows.append(
             [
-                target.target_id,
+                f"{target.target_id} ({target.traffic})" if target.traffic else target.target_id,
                 target.status,
                 f"{done}/{len(target.events)}",
                 format_duration(target_duration(target)),
@@ -361,6 +380,8 @@ def status_report(
         summary.append(["Rolled back by", str(rollback["rollbackDeploymentId"])])
     if rollback.get("rollbackTriggeringDeploymentId"):
         summary.append(["Rollback of", str(rollback["rollbackTriggeringDeploymentId"])])
+    if rollback.get("rollbackMessage") and len(rollback) == 1:  # rolled back in place
+        summary.append(["Rollback", str(rollback["rollbackMessage"])])
     lines = table(summary)
     if raw_targets:
         lines += ["", *target_rows(raw_targets)]

@@ -336,6 +336,9 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     if answer.get("stoppedDeploymentId"):
         print(f"Stopped deployment {answer['stoppedDeploymentId']}")
     rollback_id = answer.get("rollbackDeploymentId")
+    if not rollback_id and answer.get("rollbackMessage"):
+        print(answer["rollbackMessage"])
+        return 0
     if not rollback_id:
         print("The rollback starts when the hosts in flight finish their current event")
         return 0

@@ -25,6 +25,18 @@ from shipyard.engine.state import (
 from shipyard.engine.strategies import blue_green as bluegreen
 from shipyard.model import DeploymentCreator, DeploymentStatus
 
+NO_HOSTS_RULE = {"type": "HOST_COUNT", "value": 0}
+
+
+@dataclass(frozen=True)
+class PlatformTargets:
+    """Targets a platform names itself (a function alias, a service) instead of the
+    group's hosts, with its own events and static info for the deployment."""
+
+    target_ids: tuple[str, ...]
+    events: tuple[str, ...]
+    info: dict[str, Any]  # merged into the deployment's info
+
 
 @dataclass(frozen=True)
 class LaunchRequest:
@@ -49,6 +61,8 @@ class LaunchRequest:
     # Blue/green rollback: hosts that take the traffic back, and hosts that give it up.
     allow_hosts: tuple[str, ...] | None = None
     block_hosts: tuple[str, ...] | None = None
+    # Lambda and ECS: the platform's own targets (None: the group's hosts).
+    platform_targets: PlatformTargets | None = None
 
 
 @dataclass(frozen=True)
@@ -109,13 +123,17 @@ def build(
         # deployment cannot succeed before its alarms were ever read.
         bake = max(snapshot.alarm_bake_seconds, 2 * alarm_poll_seconds)
     auto_rollback = request.auto_rollback or group.get("autoRollbackConfiguration")
+    own = request.platform_targets
+    if own is not None:
+        events = own.events
     targets = {name: new_target(name, events) for name in ordered}
-    if deployment_type == "BLUE_GREEN":
+    if deployment_type == "BLUE_GREEN" and own is None:
         targets = _blue_green_targets(request, snapshot.green, ordered)
     state = DeploymentState(
         deployment_id=deployment_id,
         status=DeploymentStatus.CREATED,
-        health_rule=dict(request.config["minimumHealthyHosts"]),
+        # Lambda and ECS configs have none: a traffic shift has no hosts to keep healthy.
+        health_rule=dict(request.config.get("minimumHealthyHosts") or NO_HOSTS_RULE),
         event_timeout=event_timeout,
         ignore_application_stop_failures=request.ignore_application_stop_failures,
         create_time=now,
@@ -125,7 +143,7 @@ def build(
         awaiting_approval=bool((group.get("shipyardOptions") or {}).get("requireApproval")),
         targets=targets,
     )
-    if deployment_type == "BLUE_GREEN":
+    if deployment_type == "BLUE_GREEN" and own is None:
         options = group.get("blueGreenDeploymentConfiguration") or {}
         _blue_green_options(state, options, minute_seconds)
         if request.allow_hosts is not None:
@@ -143,7 +161,7 @@ def build(
             "deploymentType": deployment_type,
             "deploymentOption": deployment_option,
         },
-        "computePlatform": "Server",
+        "computePlatform": group.get("computePlatform") or "Server",
         "deploymentStatusMessages": [],
         "targetOrder": ordered,
     }
@@ -161,7 +179,9 @@ def build(
         info["loadBalancerInfo"] = group["loadBalancerInfo"]
     if request.target_instances:
         info["targetInstances"] = request.target_instances
-    if deployment_type == "BLUE_GREEN":
+    if own is not None:
+        info.update(own.info)
+    elif deployment_type == "BLUE_GREEN":
         info["blueGreenDeploymentConfiguration"] = group.get("blueGreenDeploymentConfiguration")
         info["instanceTerminationWaitTimeStarted"] = False
         info["targetOrder"] = list(state.targets)

@@ -26,6 +26,9 @@ IN_PLACE_WITH_TRAFFIC_CONTROL = (
     "AfterAllowTraffic",
 )
 
+# A Lambda deployment's events (reference §3.2): hook functions around the alias shift.
+LAMBDA = ("BeforeAllowTraffic", "AllowTraffic", "AfterAllowTraffic")
+
 # Events whose scripts come from the last successful revision on the host, and whose
 # failures `ignoreApplicationStopFailures` forgives.
 STOP_EVENTS = frozenset({"ApplicationStop", "BeforeBlockTraffic", "AfterBlockTraffic"})

@@ -137,6 +137,8 @@ def _stop_requested(
 def _bake(state: DeploymentState, now: float, out: Outcome) -> None:
     """Every host succeeded; alarms are watched until the bake time is over."""
     if state.stop_requested:
+        if state.strategy == Strategy.TRAFFIC_SHIFT:
+            traffic_shift.shift_back(state, out)  # the alarm's verdict: back to the original
         move(state, S.STOPPED, now, out)
     elif state.bake_until is not None and now >= state.bake_until:
         move(state, S.SUCCEEDED, now, out)

@@ -86,6 +86,8 @@ def automatic(failed: StoredDeployment, snapshot: RollbackSnapshot) -> LaunchReq
     """The rollback of a deployment that just ended, or the message saying why none."""
     if failed.state.strategy == Strategy.BLUE_GREEN:
         return _blue_green(failed, snapshot)
+    if failed.state.strategy == Strategy.TRAFFIC_SHIFT:
+        return shifted_back(failed)
     group = snapshot.group
     revision = (group or {}).get("targetRevision")
     if group is None or not revision:
@@ -125,6 +127,16 @@ def _blue_green(failed: StoredDeployment, snapshot: RollbackSnapshot) -> LaunchR
     )
 
 
+def shifted_back(failed: StoredDeployment) -> str:
+    """A traffic shift rolls back within the deployment: on a failure or a stop the
+    strategy moves every share of traffic back to the original version before the
+    deployment ends, so there is nothing left to redeploy; the rollback is recorded."""
+    if failed.state.shift_started is None:
+        return "No rollback needed: traffic never left the original version."
+    moved = list(failed.state.targets)
+    return f"Rolled back: all traffic of {', '.join(moved)} shifted back to the original version."
+
+
 def manual_revision(group: dict[str, Any], snapshot: RollbackSnapshot) -> dict[str, Any]:
     """The revision a manual rollback goes to when nothing is running: the last good
     one if the last attempt failed, else the good one before it."""
@@ -153,6 +165,13 @@ def manual_request(
     *,
     emergency: bool,
 ) -> LaunchRequest:
+    if group.get("computePlatform") == "Lambda":
+        # Its rollback is the running deployment's shift back; a redeployment of an old
+        # appspec would name versions the alias no longer points at.
+        raise RollbackError(
+            f"deployment group {group['deploymentGroupName']} has no Lambda deployment "
+            "running to shift back; deploy the version you want with a new appspec"
+        )
     if snapshot.config is None:
         raise RollbackError(f"deployment config {manual_config_name(group)} does not exist")
     return LaunchRequest(

@@ -28,6 +28,9 @@ log = logging.getLogger("shipyard.functions")
 
 PREFIX = "/2015-03-31/functions"
 LAMBDA_SIGNING = frozenset({"lambda"})
+# The admin, the server's own deployer key, and function workers (Invoke only, see
+# server.auth.authorize); an instance key has no business here.
+LAMBDA_CALLERS = frozenset({"admin", "internal", "function"})
 # CreateFunction and UpdateFunctionCode carry a base64 zip of up to 50 MB.
 MAX_BODY = 70 * 1024 * 1024
 
@@ -73,6 +76,10 @@ async def handle(request: Request, services: Services) -> Response:
         body, digest = await _read_body(request)
         principal = pending.verify(digest)
         name, operation, params = _route(request)
+        if principal.kind not in LAMBDA_CALLERS:
+            raise ApiError(
+                "AccessDeniedException", f"{principal.kind} keys may not call the Lambda API", 403
+            )
         authorize(principal, "lambda", name)
         call = LambdaCall(
             services,

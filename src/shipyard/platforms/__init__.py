@@ -3,9 +3,9 @@
 A platform validates what a deployment to it needs, lists its lifecycle events and
 says which of them the server runs itself, picks the deployment's strategy, and
 renders what its hosts are told (the deployment specification). ``Server`` (hosts
-running an agent) is built; ``Lambda`` and ``ECS`` are refused with a clear error
-until their platforms exist. Adding one is a module here plus a line in
-``PLATFORMS`` (docs/contributing.md has the checklist).
+running an agent) and ``Lambda`` (function aliases shifted between versions) are
+built; ``ECS`` is refused with a clear error until its platform exists. Adding one is
+a module here plus a line in ``PLATFORMS`` (docs/contributing.md has the checklist).
 """
 
 from __future__ import annotations
@@ -14,8 +14,10 @@ from collections.abc import Callable, Collection
 from typing import Any, Protocol
 
 from shipyard.config import ServerConfig
+from shipyard.engine.launch import LaunchRequest
 from shipyard.engine.state import StoredDeployment
 from shipyard.errors import UnsupportedPlatform
+from shipyard.platforms.lambda_ import LambdaPlatform
 from shipyard.platforms.server import BundleExists, ServerPlatform
 
 BundleUrl = Callable[[dict[str, Any]], str]
@@ -40,7 +42,9 @@ class Platform(Protocol):
     def check_revision(self, revision: Any, exists: BundleExists) -> dict[str, Any]:
         """The revision as stored, once valid for this platform."""
 
-    def prepare(self, stored: StoredDeployment) -> None:
+    def prepare(
+        self, stored: StoredDeployment, request: LaunchRequest, config: ServerConfig
+    ) -> None:
         """Fill in what the platform decides on a freshly built deployment: its
         strategy and the events the server runs itself."""
 
@@ -50,7 +54,7 @@ class Platform(Protocol):
         """What the agent of a target is told about the deployment."""
 
 
-PLATFORMS: dict[str, Platform] = {"Server": ServerPlatform()}
+PLATFORMS: dict[str, Platform] = {"Server": ServerPlatform(), "Lambda": LambdaPlatform()}
 KNOWN = ("Server", "Lambda", "ECS")  # CodeDeploy's compute platforms
 
 

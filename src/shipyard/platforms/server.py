@@ -9,6 +9,7 @@ from collections.abc import Callable, Collection
 from typing import Any
 
 from shipyard.config import ServerConfig
+from shipyard.engine.launch import LaunchRequest
 from shipyard.engine.state import StoredDeployment, Strategy
 from shipyard.errors import (
     ConfigForOtherPlatform,
@@ -42,8 +43,8 @@ class ServerPlatform:
     ) -> None:
         _check_targets(group)
         _check_style(group, target_instances, has_router)
-        _check_alarms(group, defined_alarms)
-        _check_triggers(group)
+        check_alarms(group, defined_alarms)
+        check_triggers(group)
 
     def check_config(self, config: dict[str, Any]) -> None:
         platform = config.get("computePlatform", "Server")
@@ -70,7 +71,9 @@ class ServerPlatform:
             raise InvalidRevision(f"revisionType {kind} is for Lambda and ECS, not servers")
         raise InvalidRevision(f"revisionType must be S3 or GitHub; got {kind!r}")
 
-    def prepare(self, stored: StoredDeployment) -> None:
+    def prepare(
+        self, stored: StoredDeployment, request: LaunchRequest, config: ServerConfig
+    ) -> None:
         state = stored.state
         if state.strategy != Strategy.BLUE_GREEN:
             state.strategy = Strategy.IN_PLACE
@@ -181,7 +184,7 @@ def _check_style(
         )
 
 
-def _check_alarms(group: dict[str, Any], defined: Collection[str]) -> None:
+def check_alarms(group: dict[str, Any], defined: Collection[str]) -> None:
     config = group.get("alarmConfiguration") or {}
     if not config.get("enabled") or config.get("ignorePollAlarmFailure"):
         return  # an alarm that cannot be read is then passed over, as CodeDeploy does
@@ -194,7 +197,7 @@ def _check_alarms(group: dict[str, Any], defined: Collection[str]) -> None:
         )
 
 
-def _check_triggers(group: dict[str, Any]) -> None:
+def check_triggers(group: dict[str, Any]) -> None:
     for trigger in group.get("triggerConfigurations") or []:
         target = str(trigger.get("triggerTargetArn", ""))
         if not target.startswith(("http://", "https://")):

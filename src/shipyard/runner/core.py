@@ -123,16 +123,19 @@ class Runner:
             if group is None:
                 raise NoSuchDeploymentGroup(app, group_name)
             active = store.active_for_group(conn, app, group_name)
-        if active is not None and not emergency:
-            self.apply(active, m.StopRequested(rollback=True))
+        # A traffic shift rolls back in place: its stop shifts the traffic back, in an
+        # emergency without waiting for the event in flight.
+        in_place = group.get("computePlatform") == "Lambda"
+        if active is not None and (not emergency or in_place):
+            self.apply(active, m.StopRequested(rollback=True, abandon=emergency))
             with self.db.tx() as conn:
                 stopped = store.load(conn, active)
-            started = ((stopped.info if stopped else {}).get("rollbackInfo") or {}).get(
-                "rollbackDeploymentId"
-            )
+            rolled = (stopped.info if stopped else {}).get("rollbackInfo") or {}
             result: dict[str, Any] = {"stoppedDeploymentId": active}
-            if started:
-                result["rollbackDeploymentId"] = started
+            if rolled.get("rollbackDeploymentId"):
+                result["rollbackDeploymentId"] = rolled["rollbackDeploymentId"]
+            elif rolled.get("rollbackMessage"):  # rolled back in place (a traffic shift)
+                result["rollbackMessage"] = rolled["rollbackMessage"]
             return result
         if active is not None:
             self.apply(active, m.StopRequested(rollback=False, abandon=True))
@@ -188,7 +191,7 @@ class Runner:
             config.alarm_poll_seconds,
             config.minute_seconds,
         )
-        platform_for_group(request.group).prepare(stored)
+        platform_for_group(request.group).prepare(stored, request, config)
         store.insert(conn, stored.state, stored.info, stored.application_name, stored.group_name)
         _record_start(conn, stored, now)
         self._step(conn, stored, m.Start(), after)

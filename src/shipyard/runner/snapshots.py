@@ -18,6 +18,11 @@ from shipyard.store import resources
 
 def for_launch(conn: Connection, request: LaunchRequest) -> LaunchSnapshot:
     group = request.group
+    names = alarm_names(request)
+    bake = alarm_store.bake_seconds(conn, names) if names else 0.0
+    own = request.platform_targets
+    if own is not None:  # a function alias or a service: no hosts, no host health
+        return LaunchSnapshot(own.target_ids, dict.fromkeys(own.target_ids, "unknown"), (), bake)
     instances = resources.instances_for_group(conn, group)
     if request.only_targets is not None:
         wanted = set(request.only_targets)
@@ -30,8 +35,6 @@ def for_launch(conn: Connection, request: LaunchRequest) -> LaunchSnapshot:
     if style.get("deploymentType") == "BLUE_GREEN" and request.allow_hosts is None:
         filters = (request.target_instances or {}).get("tagFilters")
         green = resources.instances_for_group(conn, {"onPremisesInstanceTagFilters": filters})
-    names = alarm_names(request)
-    bake = alarm_store.bake_seconds(conn, names) if names else 0.0
     return LaunchSnapshot(tuple(instances), health, tuple(green), bake)
 
 

@@ -8,6 +8,7 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,8 +18,11 @@ from shipyard.bundlestore.urls import bundle_url
 from shipyard.config import ServerConfig
 from shipyard.functions.setup import build_function_host
 from shipyard.notify.delivery import Deliverer
+from shipyard.platforms.lambda_backend import LambdaAliases, build_client
+from shipyard.platforms.lambda_steps import LambdaSteps
 from shipyard.provision import Provisioner, ProvisionerConfig, get_provisioner
 from shipyard.runner.core import Runner
+from shipyard.runner.server_steps import Apply
 from shipyard.secretbox import AesGcmBox, key_provider
 from shipyard.server import spec_signing
 from shipyard.server.alarm_watch import AlarmWatcher
@@ -27,6 +31,7 @@ from shipyard.server.connections import connection_cap, guarded_protocol, raise_
 from shipyard.server.context import Services
 from shipyard.server.data_dir import create_private_file, secure_data_dir
 from shipyard.store import credentials, open_database
+from shipyard.store.db import Database
 from shipyard.traffic import RouterConfig, TrafficRouter, get_router
 
 
@@ -37,7 +42,14 @@ def build_services(config: ServerConfig) -> Services:
     box = AesGcmBox(key_provider(config.secret_keys, config.data_dir).keys())
     db = open_database(config.database_url, box)
     clock = time.time
-    runner = Runner(config, db, clock, router=_router(config), provisioner=_provisioner(config))
+    runner = Runner(
+        config,
+        db,
+        clock,
+        router=_router(config),
+        provisioner=_provisioner(config),
+        platform_steps={"Lambda": functools.partial(_lambda_steps, config, db, clock)},
+    )
     signer = spec_signing.load_or_create(config.data_dir, clock())
     services = Services(config=config, db=db, runner=runner, clock=clock, spec_signer=signer)
     # Agents get a ready-to-GET URL for S3 bundles, so they never need S3 keys.
@@ -47,6 +59,24 @@ def build_services(config: ServerConfig) -> Services:
     services.function_host = build_function_host(config, db, clock)
     services.workers.append(services.function_host)
     return services
+
+
+def _lambda_steps(
+    config: ServerConfig, db: Database, clock: Callable[[], float], apply: Apply
+) -> LambdaSteps:
+    """Lambda deployments talk to their functions through a ``lambda`` client: this
+    server's own host (with the server's internal key) or AWS (functions_backend)."""
+
+    def embedded_key() -> tuple[str, str]:
+        with db.tx() as conn:
+            return credentials.internal_key(
+                conn, db.secret_box, "internal", "function-deployer", clock()
+            )
+
+    def backend() -> LambdaAliases:
+        return LambdaAliases(build_client(config, embedded_key))
+
+    return LambdaSteps(apply, db, clock, backend)
 
 
 def _router(config: ServerConfig) -> TrafficRouter | None:

@@ -45,6 +45,8 @@ def issue(
 
 
 _c = schema.credentials.c
+
+
 # Built once: every request runs it (a reused statement keeps its memoised cache key).
 _LOOKUP = select(_c.secret_access_key, _c.principal_type, _c.principal_name).where(
     _c.access_key_id == bindparam("key_id")
@@ -72,6 +74,15 @@ def oldest_key(
     if row is None:
         return None
     return row[0], box.open(row[1], seal_context(row[0]))
+
+
+def internal_key(
+    conn: Connection, box: SecretBox, principal_type: str, principal_name: str, now: float
+) -> tuple[str, str]:
+    """A key the server uses to call its own APIs: issued on first use, then reused
+    (the oldest wins, so replicas racing to issue one agree)."""
+    found = oldest_key(conn, box, principal_type, principal_name)
+    return found or issue(conn, box, principal_type, principal_name, now)
 
 
 def reseal(conn: Connection, box: SecretBox) -> int:

@@ -42,11 +42,17 @@ def _v4_functions(conn: Connection, _box: SecretBox) -> None:
         table.create(conn, checkfirst=True)
 
 
+def _v5_hook_executions(conn: Connection, _box: SecretBox) -> None:
+    """Lambda hook invocations awaiting their status report (a new table)."""
+    schema.hook_executions.create(conn, checkfirst=True)
+
+
 MIGRATIONS: list[Callable[[Connection, SecretBox], None]] = [
     _v1_initial,
     _v2_seal_secrets,
     _v3_output_caps,
     _v4_functions,
+    _v5_hook_executions,
 ]
 SEALED_SECRETS = 2  # the first version whose stored secrets are sealed
 

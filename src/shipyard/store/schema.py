@@ -228,3 +228,16 @@ function_aliases = Table(
     Column("name", String(128), primary_key=True),
     Column("doc", JSON, nullable=False),
 )
+
+# Lambda hook invocations awaiting PutLifecycleEventHookExecutionStatus: the id the hook
+# function was given, and what it reports on (status Pending until it reports).
+hook_executions = Table(
+    "hook_executions",
+    metadata,
+    Column("execution_id", String(64), primary_key=True),
+    Column("deployment_id", String(64), nullable=False, index=True),
+    Column("target_id", String(256), nullable=False),
+    Column("event", String(64), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("created", Float, nullable=False),
+)

@@ -44,7 +44,7 @@ def advance(state: DeploymentState, now: float, out: Outcome) -> None:
     if TargetStatus.IN_PROGRESS in statuses or TargetStatus.PENDING in statuses:
         return
     if TargetStatus.FAILED in statuses:
-        _shift_back(state, out)
+        shift_back(state, out)
         message = "The deployment failed: a lifecycle event of the target failed"
         fail(state, ErrorCode.HEALTH_CONSTRAINTS, message, now, out)
     elif state.bake_seconds > 0:
@@ -141,7 +141,7 @@ def _shift_to(
     out.actions.append(ShiftTraffic(target.target_id, step.target_weight))
 
 
-def _shift_back(state: DeploymentState, out: Outcome) -> None:
+def shift_back(state: DeploymentState, out: Outcome) -> None:
     """Traffic returns to the original revision (it may have moved in part)."""
     if state.shift_weight > 0:
         state.shift_weight = 0
@@ -159,5 +159,5 @@ def _end_stopped(
         if target.in_flight:
             hosts.end(target, TargetStatus.FAILED, now)
             out.touch(target.target_id)
-    _shift_back(state, out)
+    shift_back(state, out)
     move(state, DeploymentStatus.STOPPED, now, out)

@@ -13,15 +13,17 @@ from shipyard.engine import launch, messages
 from shipyard.errors import ApiError, DeploymentGroupBusy
 from shipyard.model import TERMINAL_DEPLOYMENT_STATUSES, DeploymentStatus, FileExistsBehavior
 from shipyard.platforms import Platform, platform_for_group
+from shipyard.platforms.lambda_ import LambdaPlatform
 from shipyard.server import green_fleet, validate
 from shipyard.server.context import Call, Handler, Json
-from shipyard.server.operations import group_members
+from shipyard.server.operations import group_members, lambda_deployments
 from shipyard.server.operations.render import deployment_info
 from shipyard.store import alarms as alarm_store
 from shipyard.store import deployments as store
 from shipyard.store import resources
 
 DEFAULT_CONFIG = "CodeDeployDefault.OneAtATime"
+LAMBDA_DEFAULT_CONFIG = "CodeDeployDefault.LambdaAllAtOnce"
 MAX_DESCRIPTION = 256
 DEPLOYMENT_ID_RE = r"d-[A-Z0-9]{9}"
 
@@ -52,7 +54,8 @@ def _app_and_group(conn: Connection, body: Json) -> tuple[dict[str, Any], dict[s
 def _config(
     conn: Connection, body: Json, group: dict[str, Any], platform: Platform
 ) -> dict[str, Any]:
-    name = body.get("deploymentConfigName") or group.get("deploymentConfigName") or DEFAULT_CONFIG
+    default = LAMBDA_DEFAULT_CONFIG if platform.name == "Lambda" else DEFAULT_CONFIG
+    name = body.get("deploymentConfigName") or group.get("deploymentConfigName") or default
     validate.name(name, "InvalidDeploymentConfigNameException", "deploymentConfigName")
     config = resources.get_deployment_config(conn, name)
     if config is None:
@@ -162,6 +165,9 @@ async def create_deployment(call: Call) -> Json:
         active = store.active_for_group(conn, app["applicationName"], group["deploymentGroupName"])
     if active is not None:  # checked again atomically when the deployment is stored
         raise DeploymentGroupBusy(group["deploymentGroupName"], active)
+    own_targets = None
+    if isinstance(platform, LambdaPlatform):
+        own_targets = await lambda_deployments.targets(call, platform, revision)
     target_instances = body.get("targetInstances")
     if _provisions(group):
         target_instances = await green_fleet.provision(
@@ -180,6 +186,7 @@ async def create_deployment(call: Call) -> Json:
         auto_rollback=body.get("autoRollbackConfiguration"),
         target_instances=target_instances,
         alarm_configuration=_override_alarms(body.get("overrideAlarmConfiguration")),
+        platform_targets=own_targets,
     )
     deployment_id = call.services.runner.create(request)
     return {"deploymentId": deployment_id}
@@ -327,10 +334,8 @@ def skip_wait_time(call: Call) -> Json:
 
 def put_hook_status(call: Call) -> Json:
     deployment_id = _deployment_id(call.body)
-    load_deployment(call, deployment_id)
-    raise ApiError(
-        "UnsupportedActionForDeploymentTypeException",
-        "Lifecycle hook execution status is reported only for Lambda and ECS deployments",
+    return lambda_deployments.put_hook_status(
+        call, deployment_id, load_deployment(call, deployment_id)
     )
 
 

@@ -58,7 +58,7 @@ def deployment_info(stored: StoredDeployment) -> dict[str, Any]:
 
 
 # Kept in the stored info for the engine and agents, not part of DeploymentInfo.
-_PRIVATE_INFO = frozenset({"targetOrder", "deploymentGroupId"})
+_PRIVATE_INFO = frozenset({"targetOrder", "deploymentGroupId", "lambdaAppSpec"})
 
 
 def lifecycle_events(target: TargetState) -> list[dict[str, Any]]:
@@ -90,6 +90,38 @@ def instance_target(deployment_id: str, target: TargetState, region: str) -> dic
             "lastUpdatedAt": target.last_updated,
             "lifecycleEvents": lifecycle_events(target),
             **({"instanceLabel": target.label} if target.label else {}),
+        },
+    }
+
+
+def deployment_target(stored: StoredDeployment, target: TargetState, region: str) -> dict[str, Any]:
+    """The target's wire shape for its deployment's compute platform."""
+    if stored.info.get("computePlatform") == "Lambda":
+        return lambda_target(stored, target, region)
+    return instance_target(stored.state.deployment_id, target, region)
+
+
+def lambda_target(stored: StoredDeployment, target: TargetState, region: str) -> dict[str, Any]:
+    """A function alias; its weight is the share the engine last moved to the target
+    version (the router confirms each step before the next is due)."""
+    spec = stored.info.get("lambdaAppSpec") or {}
+    function, alias = spec.get("functionName", ""), spec.get("functionAlias", "")
+    return {
+        "deploymentTargetType": "LambdaTarget",
+        "lambdaTarget": {
+            "deploymentId": stored.state.deployment_id,
+            "targetId": target.target_id,
+            "targetArn": f"arn:aws:lambda:{region}:{ACCOUNT_ID}:function:{function}:{alias}",
+            "status": target.status.value,
+            "lastUpdatedAt": target.last_updated,
+            "lifecycleEvents": lifecycle_events(target),
+            "lambdaFunctionInfo": {
+                "functionName": function,
+                "functionAlias": alias,
+                "currentVersion": spec.get("currentVersion", ""),
+                "targetVersion": spec.get("targetVersion", ""),
+                "targetVersionWeight": float(stored.state.shift_weight),
+            },
         },
     }
 

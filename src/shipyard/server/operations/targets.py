@@ -11,7 +11,7 @@ from shipyard.model import DeploymentStatus, TargetStatus
 from shipyard.server import validate
 from shipyard.server.context import Call, Handler, Json
 from shipyard.server.operations.deployments import _deployment_id, load_deployment
-from shipyard.server.operations.render import instance_summary, instance_target
+from shipyard.server.operations.render import deployment_target, instance_summary
 from shipyard.store import deployments as store
 from shipyard.store.deployments import StoredDeployment
 
@@ -47,10 +47,8 @@ def batch_get_targets(call: Call) -> Json:
     region = call.services.config.region
     return {
         "deploymentTargets": [
-            instance_target(
-                stored.state.deployment_id,
-                _target(stored, t, "DeploymentTargetDoesNotExistException"),
-                region,
+            deployment_target(
+                stored, _target(stored, t, "DeploymentTargetDoesNotExistException"), region
             )
             for t in ids
         ]
@@ -61,11 +59,7 @@ def get_target(call: Call) -> Json:
     stored = _started(call)
     target_id = validate.required(call.body, "targetId", "DeploymentTargetIdRequiredException")
     target = _target(stored, target_id, "DeploymentTargetDoesNotExistException")
-    return {
-        "deploymentTarget": instance_target(
-            stored.state.deployment_id, target, call.services.config.region
-        )
-    }
+    return {"deploymentTarget": deployment_target(stored, target, call.services.config.region)}
 
 
 def _filtered_ids(

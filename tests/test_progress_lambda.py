@@ -1,0 +1,52 @@
+"""The CLI's live view of a Lambda deployment shows the alias's split as it moves."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shipyard.cli import progress
+
+
+def _target(weight: float, allow: str) -> dict[str, Any]:
+    return {
+        "deploymentTargetType": "LambdaTarget",
+        "lambdaTarget": {
+            "targetId": "orders:live",
+            "status": "InProgress",
+            "lifecycleEvents": [
+                {"lifecycleEventName": "BeforeAllowTraffic", "status": "Succeeded"},
+                {"lifecycleEventName": "AllowTraffic", "status": allow},
+                {"lifecycleEventName": "AfterAllowTraffic", "status": "Pending"},
+            ],
+            "lambdaFunctionInfo": {
+                "functionName": "orders",
+                "functionAlias": "live",
+                "currentVersion": "1",
+                "targetVersion": "2",
+                "targetVersionWeight": weight,
+            },
+        },
+    }
+
+
+DEPLOYMENT = {"deploymentId": "d-LAMBDA001", "status": "InProgress", "createTime": 100.0}
+
+
+def test_the_live_table_shows_the_split_beside_the_alias() -> None:
+    lines = progress.live_table(DEPLOYMENT, [_target(10.0, "InProgress")], now=101.0)
+
+    assert any(line.startswith("orders:live (10% on v2)") for line in lines), lines
+
+
+def test_each_move_of_the_weight_is_a_change_line() -> None:
+    _, before = progress.change_lines({}, DEPLOYMENT, [_target(10.0, "InProgress")], 101.0)
+
+    lines, _ = progress.change_lines(before, DEPLOYMENT, [_target(40.0, "InProgress")], 102.5)
+
+    assert lines == ["[  2.5s] orders:live  traffic 40% on v2"]
+
+
+def test_a_host_target_has_no_split() -> None:
+    host = {"instanceTarget": {"targetId": "web-1", "status": "Pending", "lifecycleEvents": []}}
+
+    assert progress.target_of(host).traffic == ""
