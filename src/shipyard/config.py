@@ -119,6 +119,12 @@ class ServerConfig:
     # Script output stored per host command: beyond it the middle is cut, keeping the
     # first and last halves.
     max_command_output_bytes: int = DEFAULT_MAX_COMMAND_OUTPUT_BYTES
+    # Who may read GET /metrics (server/probes.py): with metrics_address
+    # ("host:port") set, anyone who reaches that separate listener and nobody on the main
+    # port; otherwise requests with "Authorization: Bearer <metrics_token>" (when set)
+    # or signed (SigV4) by a key allowed to read.
+    metrics_token: str = ""
+    metrics_address: str = ""
 
     @property
     def database_url(self) -> str:

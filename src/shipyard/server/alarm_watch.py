@@ -85,6 +85,9 @@ class AlarmWatcher:
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._watch_forever())
 
+    def alive(self) -> bool:
+        return self._task is not None and not self._task.done()
+
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
@@ -114,6 +117,8 @@ class AlarmWatcher:
                 strict=True,
             )
         )
+        for name, reading in readings.items():
+            self.services.metrics.alarm_read(name, reading.state)
         for deployment in watching:
             fired = verdict(deployment, readings)
             if fired is not None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import inspect
 import json
 import logging
+import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -25,11 +26,12 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from shipyard.bundlestore.api import s3_routes
 from shipyard.config import ServerConfig
 from shipyard.errors import ApiError, DomainError
-from shipyard.server import auth
+from shipyard.server import audit, auth, permissions
 from shipyard.server.agent_protocol import AGENT_OPERATIONS
 from shipyard.server.context import Call, Handler, Services
 from shipyard.server.json_body import body_pending, parse_object, read_capped
 from shipyard.server.operations import API_OPERATIONS
+from shipyard.server.probes import probe_routes
 from shipyard.server.tracked_receive import TrackedReceive
 from shipyard.server.wire import to_api_error
 
@@ -55,13 +57,16 @@ def _json_response(
 
 
 def error_response(exc: ApiError) -> Response:
-    return _json_response({"__type": exc.name, "message": exc.message}, exc.status)
+    response = _json_response({"__type": exc.name, "message": exc.message}, exc.status)
+    response.headers["x-amzn-ErrorType"] = exc.name  # as AWS sends it; metrics read it
+    return response
 
 
 @dataclass(frozen=True)
 class _Endpoint:
     """What an ``X-Amz-Target`` names: a handler, its signing names and its body cap."""
 
+    name: str
     handler: Handler
     signing_names: frozenset[str]
     body_cap: int
@@ -83,7 +88,7 @@ def _endpoint(target: str, config: ServerConfig) -> _Endpoint:
     handler = table.get(name)
     if handler is None:
         raise ApiError("UnknownOperationException", f"Unknown operation {name[:200]!r}")
-    return _Endpoint(handler, names, cap, admin_only)
+    return _Endpoint(name, handler, names, cap, admin_only)
 
 
 async def _call(request: Request, services: Services) -> Response:
@@ -94,15 +99,35 @@ async def _call(request: Request, services: Services) -> Response:
     pending = auth.from_headers(request, headers, services, endpoint.signing_names)
     body, digest = await read_capped(request, endpoint.body_cap)
     principal = pending.verify(digest)
-    if endpoint.admin_only and principal.kind != "admin":
-        raise ApiError("AccessDeniedException", "Instance credentials may not call the API", 403)
-    result = endpoint.handler(Call(services, principal, parse_object(body)))
+    if endpoint.admin_only and not permissions.allowed(principal, endpoint.name):
+        raise ApiError("AccessDeniedException", permissions.denial(principal, endpoint.name), 403)
+    parsed = parse_object(body)
+    result = endpoint.handler(Call(services, principal, parsed))
     if inspect.isawaitable(result):
         result = await result
+    if endpoint.admin_only and permissions.is_change(endpoint.name):
+        audit.record(services, principal, endpoint.name, parsed, result)
     return _json_response(result)
 
 
+def _operation(target: str) -> str:
+    """The operation a target names, for metrics: only names that exist (bounded)."""
+    name = target.rpartition(".")[2]
+    return name if name in API_OPERATIONS or name in AGENT_OPERATIONS else "unknown"
+
+
 async def _json_api(request: Request, services: Services) -> Response:
+    started = time.perf_counter()
+    response = await _answer(request, services)
+    result = response.headers.get("x-amzn-ErrorType") or (
+        "ok" if response.status_code < 400 else "InternalFailure"
+    )
+    operation = _operation(request.headers.get("x-amz-target", ""))
+    services.metrics.api_request(operation, result, time.perf_counter() - started)
+    return response
+
+
+async def _answer(request: Request, services: Services) -> Response:
     receive = TrackedReceive(request.receive)
     request = Request(request.scope, receive)
     try:
@@ -111,14 +136,15 @@ async def _json_api(request: Request, services: Services) -> Response:
         response = error_response(exc)
     except DomainError as exc:
         response = error_response(to_api_error(exc))
-    except ClientDisconnect:
-        return Response(status_code=400)  # nobody is left to read an answer
+    except ClientDisconnect:  # nobody is left to read an answer
+        return Response(status_code=400, headers={"x-amzn-ErrorType": "ClientDisconnect"})
     except Exception:
         request_id = str(uuid.uuid4())
         log.exception("internal error (request %s)", request_id)
         message = f"An internal error occurred; the server log has details (request {request_id})"
         failure = {"__type": "InternalFailure", "message": message}
         response = _json_response(failure, 500, request_id)
+        response.headers["x-amzn-ErrorType"] = "InternalFailure"
     if not receive.body_done and body_pending(request):
         # The rest of the body was never read: where a next request would begin is unknown.
         response.headers["connection"] = "close"
@@ -139,7 +165,7 @@ def create_app(services: Services) -> ASGIApp:
             await services.runner.stop()
 
     # The S3 bundle store catches every path but the JSON API's.
-    rest = Starlette(routes=s3_routes(services), lifespan=lifespan)
+    rest = Starlette(routes=[*probe_routes(services), *s3_routes(services)], lifespan=lifespan)
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         # ``POST /`` (the JSON API and the agent protocol, every agent request) goes

@@ -10,6 +10,7 @@ from shipyard.config import ServerConfig
 from shipyard.store.db import Database
 
 if TYPE_CHECKING:
+    from shipyard.metrics import Metrics
     from shipyard.runner.core import Runner
     from shipyard.server.spec_signing import SpecSigner
 
@@ -35,11 +36,17 @@ class Services:
     # Started and stopped with the app, after and before the runner.
     workers: list[Worker] = field(default_factory=list)
 
+    @property
+    def metrics(self) -> Metrics:
+        """The server's one metrics object (built in server/main.py, held by the runner)."""
+        return self.runner.metrics
+
 
 @dataclass(frozen=True)
 class Principal:
-    kind: str  # "admin" or "instance"
-    name: str  # "admin" or the on-premises instance name
+    kind: str  # "admin", "user", "instance" or "internal"
+    name: str  # "admin", the user's or the on-premises instance's name
+    role: str = ""  # a user's role (server/permissions.py)
 
 
 @dataclass

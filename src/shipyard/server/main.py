@@ -15,6 +15,7 @@ import uvicorn
 
 from shipyard.bundlestore.urls import bundle_url
 from shipyard.config import ServerConfig
+from shipyard.metrics import Metrics
 from shipyard.notify.delivery import Deliverer
 from shipyard.provision import Provisioner, ProvisionerConfig, get_provisioner
 from shipyard.runner.core import Runner
@@ -25,6 +26,8 @@ from shipyard.server.app import create_app
 from shipyard.server.connections import connection_cap, guarded_protocol, raise_open_file_limit
 from shipyard.server.context import Services
 from shipyard.server.data_dir import create_private_file, secure_data_dir
+from shipyard.server.live_metrics import live_gauges
+from shipyard.server.metrics_listener import MetricsListener
 from shipyard.store import credentials, open_database
 from shipyard.traffic import RouterConfig, TrafficRouter, get_router
 
@@ -36,13 +39,23 @@ def build_services(config: ServerConfig) -> Services:
     box = AesGcmBox(key_provider(config.secret_keys, config.data_dir).keys())
     db = open_database(config.database_url, box)
     clock = time.time
-    runner = Runner(config, db, clock, router=_router(config), provisioner=_provisioner(config))
+    runner = Runner(
+        config,
+        db,
+        clock,
+        router=_router(config),
+        provisioner=_provisioner(config),
+        metrics=Metrics(),  # the server's one metrics object (services.metrics)
+    )
     signer = spec_signing.load_or_create(config.data_dir, clock())
     services = Services(config=config, db=db, runner=runner, clock=clock, spec_signer=signer)
     # Agents get a ready-to-GET URL for S3 bundles, so they never need S3 keys.
     runner.agents.bundle_url = functools.partial(bundle_url, services)
     services.workers.append(AlarmWatcher(services))
     services.workers.append(Deliverer(services))
+    services.metrics.add_live(functools.partial(live_gauges, services))
+    if config.metrics_address:
+        services.workers.append(MetricsListener(services))
     return services
 
 

@@ -36,10 +36,17 @@ def _v3_output_caps(conn: Connection, _box: SecretBox) -> None:
     _add_column(conn, "event_logs", "cut_bytes", "BIGINT")
 
 
+def _v4_users_and_audit(conn: Connection, _box: SecretBox) -> None:
+    """Keys of people with a role (server/permissions.py) and the audit list."""
+    _add_column(conn, "credentials", "role", "VARCHAR(16)")
+    schema.audit.create(conn, checkfirst=True)
+
+
 MIGRATIONS: list[Callable[[Connection, SecretBox], None]] = [
     _v1_initial,
     _v2_seal_secrets,
     _v3_output_caps,
+    _v4_users_and_audit,
 ]
 SEALED_SECRETS = 2  # the first version whose stored secrets are sealed
 
