@@ -15,7 +15,9 @@ _NAME_MEMBERS = ("alarmName", "deploymentConfigName", "instanceName", "resourceA
 
 
 def subject(body: dict[str, Any], answer: dict[str, Any]) -> str:
-    deployment = answer.get("deploymentId") or body.get("deploymentId")
+    deployment = (
+        answer.get("deploymentId") or answer.get("rollbackDeploymentId") or body.get("deploymentId")
+    )
     if isinstance(deployment, str) and deployment:
         return f"deployment/{deployment}"
     app = body.get("applicationName")
