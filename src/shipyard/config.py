@@ -125,6 +125,8 @@ class ServerConfig:
     # or signed (SigV4) by a key allowed to read.
     metrics_token: str = ""
     metrics_address: str = ""
+    # A console sign-in lasts this long (seconds), then the person signs in again.
+    console_session_seconds: float = 8 * 3600.0
 
     @property
     def database_url(self) -> str:

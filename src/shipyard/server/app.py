@@ -20,13 +20,14 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from shipyard.bundlestore.api import s3_routes
 from shipyard.config import ServerConfig
+from shipyard.console.routes import browser_at_root, console_routes
 from shipyard.errors import ApiError, DomainError
-from shipyard.server import audit, auth, permissions
+from shipyard.server import auth, dispatch
 from shipyard.server.agent_protocol import AGENT_OPERATIONS
 from shipyard.server.context import Call, Handler, Services
 from shipyard.server.json_body import body_pending, parse_object, read_capped
@@ -99,14 +100,15 @@ async def _call(request: Request, services: Services) -> Response:
     pending = auth.from_headers(request, headers, services, endpoint.signing_names)
     body, digest = await read_capped(request, endpoint.body_cap)
     principal = pending.verify(digest)
-    if endpoint.admin_only and not permissions.allowed(principal, endpoint.name):
-        raise ApiError("AccessDeniedException", permissions.denial(principal, endpoint.name), 403)
-    parsed = parse_object(body)
-    result = endpoint.handler(Call(services, principal, parsed))
+    if endpoint.admin_only:  # the API: roles and the audit (server/dispatch.py)
+        dispatch.require(principal, endpoint.name)
+        parsed = parse_object(body)
+        return _json_response(
+            await dispatch.run_operation(services, principal, endpoint.name, parsed)
+        )
+    result = endpoint.handler(Call(services, principal, parse_object(body)))
     if inspect.isawaitable(result):
         result = await result
-    if endpoint.admin_only and permissions.is_change(endpoint.name):
-        audit.record(services, principal, endpoint.name, parsed, result)
     return _json_response(result)
 
 
@@ -165,7 +167,8 @@ def create_app(services: Services) -> ASGIApp:
             await services.runner.stop()
 
     # The S3 bundle store catches every path but the JSON API's.
-    rest = Starlette(routes=[*probe_routes(services), *s3_routes(services)], lifespan=lifespan)
+    routes = [*probe_routes(services), *console_routes(services), *s3_routes(services)]
+    rest = Starlette(routes=routes, lifespan=lifespan)
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         # ``POST /`` (the JSON API and the agent protocol, every agent request) goes
@@ -174,6 +177,13 @@ def create_app(services: Services) -> ASGIApp:
         if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] == "/":
             response = await _json_api(Request(scope, receive), services)
             await response(scope, receive, send)
+        elif (
+            scope["type"] == "http"
+            and scope["method"] == "GET"
+            and scope["path"] == "/"
+            and browser_at_root(Request(scope))
+        ):
+            await RedirectResponse("/console", 302)(scope, receive, send)
         else:
             await rest(scope, receive, send)
 

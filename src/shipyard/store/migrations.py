@@ -37,9 +37,11 @@ def _v3_output_caps(conn: Connection, _box: SecretBox) -> None:
 
 
 def _v4_users_and_audit(conn: Connection, _box: SecretBox) -> None:
-    """Keys of people with a role (server/permissions.py) and the audit list."""
+    """Keys of people with a role (server/permissions.py), the audit list, console
+    sign-ins."""
     _add_column(conn, "credentials", "role", "VARCHAR(16)")
     schema.audit.create(conn, checkfirst=True)
+    schema.console_sessions.create(conn, checkfirst=True)
 
 
 MIGRATIONS: list[Callable[[Connection, SecretBox], None]] = [

@@ -51,6 +51,17 @@ audit = Table(
     Index("ix_audit_time", "time"),
 )
 
+# Console sign-ins (shipyard.console.sessions): the cookie's token is stored hashed.
+console_sessions = Table(
+    "console_sessions",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("access_key_id", String(64), nullable=False),
+    Column("csrf", String(64), nullable=False),
+    Column("created", Float, nullable=False),
+    Column("expires", Float, nullable=False),
+)
+
 applications = Table(
     "applications",
     metadata,
