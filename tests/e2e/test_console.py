@@ -100,6 +100,7 @@ def test_a_failed_hook_then_stop_and_roll_back(
     wait_until(lambda: "boom: database unreachable" in event.text, "the hook's output", 10)
     assert "checking the database" in event.text
     assert "ScriptFailed" in event.text  # the failed event's error
+    browser.execute_script("arguments[0].scrollIntoView()", css(browser, "#targets")[0])
     screenshot(browser, "failed-hook", tmp_path)
 
     release = tmp_path / "release"

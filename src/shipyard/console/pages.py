@@ -37,7 +37,10 @@ async def login_page(console: Console, request: Request) -> Response:
 async def login(console: Console, request: Request) -> Response:
     if not sessions.same_origin(request):
         return console.error(None, 403, "Sign in from this server's own page.")
-    form = await sessions.read_form(request)
+    try:
+        form = await sessions.read_form(request)
+    except ApiError as exc:
+        return console.error(None, exc.status, exc.message)
     key_id, secret = form.get("access_key_id", ""), form.get("secret", "")
     try:
         token, _session = sessions.sign_in(console.services, key_id, secret)

@@ -62,7 +62,7 @@
       const bar = el("span", { class: "bar" });
       const diagnostics = el("p", { class: "notice", hidden: true });
       const log = el("pre", { class: "log", tabindex: "0" });
-      const details = el("details", {}, el("summary", { text: "Output" }), log);
+      const details = el("details", { hidden: true }, el("summary", { text: "Output" }), log);
       const item = el(
         "li",
         { "data-event": event.lifecycleEventName },
@@ -100,7 +100,7 @@
         row.item.dataset.status = event.status;
         row.time.textContent = seconds(event.startTime, event.endTime);
         const share = event.startTime ? ((event.endTime || Date.now() / 1000) - event.startTime) / longest : 0;
-        row.bar.style.width = `${Math.max(2, Math.round(share * 100))}px`;
+        row.bar.style.width = `${Math.max(1, Math.round(share * 100))}%`;
         const diag = event.diagnostics;
         row.diagnostics.hidden = !diag || event.status !== "Failed";
         if (diag) row.diagnostics.textContent =
@@ -140,6 +140,7 @@
       if (!host) continue;
       const row = eventRow(host, { lifecycleEventName: chunk.event });
       row.log.append(chunk.text);
+      row.details.hidden = false;
     }
   }
 
