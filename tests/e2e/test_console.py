@@ -36,13 +36,40 @@ def start(fleet: Fleet, revision: dict[str, Any]) -> str:
     return deployment_id
 
 
+# Read in one script each: the page re-renders as the stream updates it, so an element
+# found in one call may be gone by the next.
 def shown_status(driver: Any) -> str:
-    return text_of(driver, "status")
+    script = "const s = document.getElementById('status'); return s ? s.textContent : ''"
+    return str(driver.execute_script(script))
 
 
 def event_status(driver: Any, host: str, event: str) -> str:
-    found = css(driver, f'section[data-target="{host}"] li[data-event="{event}"]')
-    return str(found[0].get_attribute("data-status")) if found else ""
+    script = (
+        "const e = document.querySelector(`section[data-target='${arguments[0]}'] "
+        "li[data-event='${arguments[1]}']`); return e ? e.dataset.status : ''"
+    )
+    return str(driver.execute_script(script, host, event))
+
+
+def submit_form(driver: Any, action: str, csrf: str | None = None) -> None:
+    """Submit a form to ``action`` as the page would, with the page's CSRF token unless
+    ``csrf`` is given (a forged one)."""
+    script = (
+        "const f = document.createElement('form'); f.method = 'post'; f.action = arguments[0];"
+        "const i = document.createElement('input'); i.type = 'hidden'; i.name = 'csrf';"
+        "i.value = arguments[1] ?? document.getElementById('actions').dataset.csrf;"
+        "f.append(i); document.body.append(f); f.submit();"
+    )
+    driver.execute_script(script, action, csrf)
+
+
+def action_buttons(driver: Any) -> list[tuple[str, bool, str]]:
+    """(id, enabled, title) of every action button."""
+    script = (
+        "return [...document.querySelectorAll('#actions button')]"
+        ".map(b => [b.id, !b.disabled, b.title])"
+    )
+    return [tuple(b) for b in driver.execute_script(script)]  # type: ignore[misc]
 
 
 def test_watch_a_deployment_live_to_succeeded_then_sign_out(
@@ -108,10 +135,18 @@ def test_a_failed_hook_then_stop_and_roll_back(
     browser.get(f"{server.url}/console/deployments/{running}")
     wait_until(lambda: event_status(browser, "web-1", "ValidateService") == "InProgress", "v3")
     press(browser, "action-stop-rollback")
+    wait_until(
+        lambda: (
+            call_extension(server, "ShipyardListAudit", {})["entries"][0]["action"]
+            == "StopDeployment"
+        ),
+        "the stop to be recorded",
+        10,
+    )
     release.touch()
     wait_until(lambda: shown_status(browser) == "Stopped", "Stopped on the page", 60)
-    link = wait_until(lambda: css(browser, "#rollback a"), "the rollback link", 30)
-    rollback_id = link[0].text
+    script = "const a = document.querySelector('#rollback a'); return a ? a.textContent : ''"
+    rollback_id = wait_until(lambda: browser.execute_script(script), "the rollback link", 30)
     assert fleet.wait(rollback_id)["status"] == "Succeeded"
     assert fleet.cd.get_deployment(deploymentId=running)["deploymentInfo"]["status"] == "Stopped"
 
@@ -196,13 +231,20 @@ def test_a_viewer_cannot_press_what_they_may_not_do(
     sign_in(browser, server, viewer_keys(server))
     assert text_of(browser, "who") == "vic (viewer)"
     browser.get(f"{server.url}/console/deployments/{deployment_id}")
-    buttons = wait_until(lambda: css(browser, "#actions button"), "the action buttons", 10)
-    assert buttons and all(not b.is_enabled() for b in buttons)
-    assert buttons[0].get_attribute("title") == "needs the deployer role"
+    buttons = wait_until(lambda: action_buttons(browser), "the action buttons", 10)
+    assert [b[0] for b in buttons] == [
+        "action-stop",
+        "action-stop-rollback",
+        "action-pause",
+        "action-rollback",
+    ]
+    assert {(enabled, title) for _, enabled, title in buttons} == {
+        (False, "needs the deployer role")
+    }
     screenshot(browser, "viewer", tmp_path)
-    # A forged form (the button enabled by hand) is refused by the server.
-    browser.execute_script("document.getElementById('action-stop').disabled = false")
-    press(browser, "action-stop")
+    # The same form sent anyway (as a page with the button enabled by hand would) is
+    # refused by the server.
+    submit_form(browser, f"/console/deployments/{deployment_id}/stop")
     wait_until(lambda: css(browser, "#error-message"), "the refusal", 10)
     message = text_of(browser, "error-message")
     assert "codedeploy:StopDeployment" in message and "needs the deployer role" in message
@@ -221,10 +263,7 @@ def test_csrf_and_session_expiry(
     sign_in(browser, server)
     browser.get(f"{server.url}/console/deployments/{deployment_id}")
     wait_until(lambda: css(browser, "#action-stop"), "the Stop button", 10)
-    browser.execute_script(
-        "document.querySelectorAll('input[name=csrf]').forEach(i => i.value = 'forged')"
-    )
-    press(browser, "action-stop")
+    submit_form(browser, f"/console/deployments/{deployment_id}/stop", csrf="forged")
     wait_until(lambda: css(browser, "#error-message"), "the refusal", 10)
     assert text_of(browser, "error-message") == "This form has expired: reload the page."
     # Without the browser's cookie: the sign-in page, not the deployment.
