@@ -98,3 +98,17 @@ def test_errors_are_one_sentence_pages(live_server: LiveServer) -> None:
     assert missing.status == 404
     big = {"access_key_id": "x" * 70_000, "secret": "y"}
     assert request(live_server, "POST", "/console/login", big).status == 413
+
+
+def test_the_overview_of_a_group_never_deployed(live_server: LiveServer) -> None:
+    cd = live_server.client()
+    cd.create_application(applicationName="shop")
+    cd.create_deployment_group(
+        applicationName="shop",
+        deploymentGroupName="web",
+        serviceRoleArn="arn:aws:iam::000000000000:role/shipyard",
+    )
+    cd.create_application(applicationName="blog")  # and one with no group at all
+    cookie = sign_in(live_server)
+    for path in ("/console", "/console/fleet", "/console/deploy", "/console/audit"):
+        assert request(live_server, "GET", path, headers={"cookie": cookie}).status == 200, path
