@@ -7,7 +7,7 @@ import http.client
 import urllib.parse
 from urllib.parse import urlsplit
 
-from tests.conftest import LiveServer
+from tests.conftest import LiveServer, on_both_databases
 from tests.support import call_extension
 
 
@@ -83,6 +83,7 @@ def test_wrong_keys_and_foreign_origins_are_refused(live_server: LiveServer) -> 
     assert request(live_server, "POST", "/console/login", as_host).status == 401
 
 
+@on_both_databases
 def test_a_revoked_key_ends_its_sessions_at_once(live_server: LiveServer) -> None:
     answer = call_extension(live_server, "ShipyardCreateUser", {"userName": "ann", "role": "admin"})
     cookie = sign_in(live_server, (answer["accessKeyId"], answer["secretAccessKey"]))
@@ -100,6 +101,7 @@ def test_errors_are_one_sentence_pages(live_server: LiveServer) -> None:
     assert request(live_server, "POST", "/console/login", big).status == 413
 
 
+@on_both_databases
 def test_the_overview_of_a_group_never_deployed(live_server: LiveServer) -> None:
     cd = live_server.client()
     cd.create_application(applicationName="shop")

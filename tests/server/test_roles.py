@@ -12,7 +12,7 @@ from botocore.exceptions import ClientError
 
 from shipyard.server import audit, permissions
 from shipyard.server.operations import API_OPERATIONS
-from tests.conftest import LiveServer
+from tests.conftest import LiveServer, on_both_databases
 from tests.support import call_extension, raw_call
 
 Keys = tuple[str, str]
@@ -120,6 +120,7 @@ def test_a_deployer_pushes_a_revision_a_viewer_cannot(
     assert len(listed["revisions"]) == 1
 
 
+@on_both_databases
 def test_rotated_and_revoked_keys_stop_at_once(live_server: LiveServer) -> None:
     old = make_user(live_server, "alice", "viewer")
     client_as(live_server, old).list_applications()
@@ -154,6 +155,7 @@ def test_bad_user_requests(live_server: LiveServer) -> None:
         assert (status, answer["__type"]) == (400, error), body
 
 
+@on_both_databases
 def test_the_audit_list_records_who_changed_what(
     live_server: LiveServer, users: dict[str, Keys]
 ) -> None:
