@@ -103,3 +103,27 @@ def test_readyz_fails_while_the_database_is_down(tmp_path: Path, pg_url: str) ->
         # Back, but empty: the schema is not this version's.
         status, body = get(server.url + "/readyz")
         assert status == 503 and "database schema at version 0" in body
+
+
+class _StoppedWorker:
+    """A worker whose background task has ended (crashed or stopped)."""
+
+    def start(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        pass
+
+    def alive(self) -> bool:
+        return False
+
+
+def test_readyz_fails_while_a_worker_is_not_running(live_server: LiveServer) -> None:
+    assert all(w.alive() for w in live_server.services.workers)  # type: ignore[attr-defined]
+    live_server.services.workers.append(_StoppedWorker())
+    try:
+        status, body = get(live_server.url + "/readyz")
+        assert status == 503 and '"_StoppedWorker is not running"' in body
+    finally:
+        live_server.services.workers.pop()
+    assert get(live_server.url + "/readyz")[0] == 200
