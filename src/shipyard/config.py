@@ -127,6 +127,15 @@ class ServerConfig:
     # How long a Lambda hook function has to report its result (CodeDeploy: one hour).
     hook_timeout: float = DEFAULT_EVENT_TIMEOUT
 
+    # Who may read GET /metrics (server/probes.py): with metrics_address
+    # ("host:port") set, anyone who reaches that separate listener and nobody on the main
+    # port; otherwise requests with "Authorization: Bearer <metrics_token>" (when set)
+    # or signed (SigV4) by a key allowed to read.
+    metrics_token: str = ""
+    metrics_address: str = ""
+    # A console sign-in lasts this long (seconds), then the person signs in again.
+    console_session_seconds: float = 8 * 3600.0
+
     def __post_init__(self) -> None:
         if not 0 < self.max_bundle_bytes <= S3_MAX_SINGLE_PUT_BYTES:
             raise ValueError(f"max_bundle_bytes must be between 1 and {S3_MAX_SINGLE_PUT_BYTES}")

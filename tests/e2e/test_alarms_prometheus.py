@@ -8,8 +8,6 @@ waits until Prometheus itself reports the new value, so no test races a scrape.
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 import threading
 import urllib.parse
 import urllib.request
@@ -22,7 +20,7 @@ from typing import Any
 import pytest
 
 from shipyard.alarms import AlarmDefinition, evaluate
-from tests.conftest import free_port, service_missing
+from tests.conftest import free_port
 from tests.e2e.conftest import (
     SHARED_ROOT,
     Fleet,
@@ -31,9 +29,9 @@ from tests.e2e.conftest import (
     make_bundle,
     make_uploader,
 )
+from tests.e2e.prometheus_process import START_SECONDS, running_prometheus
 from tests.support import call_extension, wait_until
 
-START_SECONDS = 30.0  # Prometheus ready and the first scrape seen
 SCRAPE_CONFIG = """\
 global:
   scrape_interval: 1s
@@ -99,58 +97,20 @@ class Prometheus:
         wait_until(lambda: self.errors_seen() == value, f"Prometheus to see app_errors={value}", 15)
 
 
-def _wait_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    def ready() -> bool:
-        if process.poll() is not None:
-            pytest.fail(f"prometheus exited with {process.returncode}:\n{log.read_text()}")
-        try:
-            with urllib.request.urlopen(url + "/-/ready", timeout=2) as response:
-                return bool(response.status == 200)
-        except OSError:
-            return False
-
-    wait_until(ready, lambda: f"prometheus to be ready:\n{log.read_text()}", START_SECONDS)
-
-
 @pytest.fixture(scope="module")
 def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus]:
-    binary = shutil.which("prometheus")
-    if binary is None:
-        service_missing("prometheus (the Debian package 'prometheus'; scripts/install adds it)")
     base = tmp_path_factory.mktemp("prometheus")
     app = MetricsApp()
-    config = base / "prometheus.yml"
-    config.write_text(SCRAPE_CONFIG.format(app_port=app.port))
-    port = free_port()
-    log = base / "prometheus.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [
-                str(binary),
-                f"--config.file={config}",
-                f"--storage.tsdb.path={base / 'data'}",
-                f"--web.listen-address=127.0.0.1:{port}",
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
     try:
-        server = Prometheus(f"http://127.0.0.1:{port}", app)
-        _wait_ready(server.url, process, log)
-        wait_until(
-            lambda: server.errors_seen() is not None,
-            lambda: f"a scrape of the test app:\n{log.read_text()}",
-            START_SECONDS,
-        )
-        yield server
+        with running_prometheus(base, SCRAPE_CONFIG.format(app_port=app.port)) as (url, log):
+            server = Prometheus(url, app)
+            wait_until(
+                lambda: server.errors_seen() is not None,
+                lambda: f"a scrape of the test app:\n{log.read_text()}",
+                START_SECONDS,
+            )
+            yield server
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
         app.close()
 
 

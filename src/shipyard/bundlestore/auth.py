@@ -77,11 +77,11 @@ def _lookup(services: Services, access_key_id: str) -> tuple[str, Principal | No
     An unknown key is then refused as a wrong signature is, after the same work, so
     that answers do not tell which key ids exist."""
     with services.db.tx() as conn:
-        found = credentials.lookup(conn, services.db.secret_box, access_key_id)
+        found = credentials.lookup_key(conn, services.db.secret_box, access_key_id)
     if found is None:
         return sigv4.DUMMY_SECRET, None
-    secret, kind, name = found
-    return secret, Principal(kind, name)
+    secret, kind, name, role = found
+    return secret, Principal(kind, name, role)
 
 
 def _check_credential(parsed: sigv4.ParsedAuthorization, amz_date: str, services: Services) -> None:

@@ -20,6 +20,7 @@ from shipyard.cli import subcommands as commands
 from shipyard.cli.alarms import add_alarm_commands
 from shipyard.cli.client import CliError
 from shipyard.cli.subcommands import DEFAULT_ENDPOINT, DEFAULT_REGION
+from shipyard.cli.users import add_user_commands
 from shipyard.config import ConfigError, ServerConfig, build
 
 
@@ -237,6 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_deploy_command(subparsers, api)
     add_alarm_commands(subparsers)
+    add_user_commands(subparsers)
 
     status = subparsers.add_parser("status", parents=[api], help="show a deployment")
     status.add_argument("deployment_id", metavar="DEPLOYMENT_ID")

@@ -99,6 +99,10 @@ class FunctionHost:
         self.work_dir.chmod(0o711)  # workers may pass, not list
         self._sweeper = asyncio.get_running_loop().create_task(self._sweep_forever())
 
+    def alive(self) -> bool:
+        """Whether its sweeper (idle workers, expired keys) runs (GET /readyz)."""
+        return self._sweeper is not None and not self._sweeper.done()
+
     async def stop(self) -> None:
         if self._sweeper is not None:
             self._sweeper.cancel()

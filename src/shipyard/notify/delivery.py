@@ -108,6 +108,9 @@ class Deliverer:
         self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="shipyard-notify")
         self._task = asyncio.get_running_loop().create_task(self._run())
 
+    def alive(self) -> bool:
+        return self._task is not None and not self._task.done()
+
     async def stop(self) -> None:
         """Stop sending. Deliveries in flight stay Pending and are sent again after a
         restart (their lease runs out), so a receiver may see one twice."""
@@ -173,6 +176,9 @@ class Deliverer:
 
     def _record(self, delivery_id: int, attempts: int, error: str | None) -> None:
         """Keep the outcome; if even that fails the lease runs out and it is sent again."""
+        gave_up = attempts >= self.max_attempts
+        result = "delivered" if error is None else "failed" if gave_up else "retry"
+        self.services.metrics.delivery(result)
         try:
             self._write_outcome(delivery_id, attempts, error)
         except Exception:

@@ -7,6 +7,7 @@ wrong, and traffic must not move for a step that was never stored.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from shipyard.engine.state import StoredDeployment
@@ -27,3 +28,4 @@ class AfterCommit:
     # deployment id -> (row version, state) as this transaction wrote it: the cache
     # the next step starts from, and what a second step in the same transaction uses.
     states: dict[str, tuple[int, StoredDeployment]] = field(default_factory=dict)
+    recorded: list[Callable[[], None]] = field(default_factory=list)  # metrics to record

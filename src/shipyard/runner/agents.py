@@ -82,6 +82,9 @@ class AgentChannel:
     def is_polling(self, instance: str) -> bool:
         return instance in self._polling
 
+    def open_polls(self) -> int:
+        return sum(self._polling.values())
+
     def release_polls(self) -> None:
         """Shutting down: answer every open long poll now, with no command."""
         self._closing = True

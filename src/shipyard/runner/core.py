@@ -22,10 +22,11 @@ from shipyard.engine import launch, machine, rollback
 from shipyard.engine import messages as m
 from shipyard.engine.state import StoredDeployment
 from shipyard.errors import DeploymentGroupBusy, NoSuchDeploymentGroup, NothingToRollBack
+from shipyard.metrics import Metrics
 from shipyard.model import TERMINAL_DEPLOYMENT_STATUSES, DeploymentStatus, new_deployment_id
 from shipyard.platforms import platform_for_group
 from shipyard.provision import GREEN_TAG, Provisioner, ProvisionError
-from shipyard.runner import snapshots
+from shipyard.runner import observed, snapshots
 from shipyard.runner.after_commit import RESTORE, AfterCommit
 from shipyard.runner.agents import AgentChannel, BundleUrl
 from shipyard.runner.server_steps import PlatformSteps, ServerSteps
@@ -54,8 +55,10 @@ class Runner:
         provisioner: Provisioner | None = None,
         bundle_url: BundleUrl | None = None,
         platform_steps: PlatformSteps | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.config = config
+        self.metrics = metrics or Metrics()
         self.db = db
         self.clock = clock
         self.router = router
@@ -77,6 +80,9 @@ class Runner:
 
     async def stop(self) -> None:
         await self.sweeper.stop()
+
+    def alive(self) -> bool:
+        return self.sweeper.alive()
 
     def cached(self, deployment_id: str) -> tuple[int, StoredDeployment] | None:
         """(row version, state) as this process last wrote it, if it did."""
@@ -236,6 +242,7 @@ class Runner:
         outcome = machine.step(stored.state, event, now)
         if not outcome.changed:
             return False
+        after.recorded.append(observed.recording(self.metrics, stored, event, outcome, now))
         # Saved first: a rollback launched below ranks hosts by these very results.
         store.save(conn, stored, sorted(outcome.changed_targets), with_info=False)
         rolled_back = False
@@ -321,6 +328,8 @@ class Runner:
             if stored.state.status not in TERMINAL_DEPLOYMENT_STATUSES:
                 self._states[deployment_id] = (version, stored)
         self.agents.wake(after.wake)
+        for record in after.recorded:
+            record()
         for stored, target_id, what in after.steps:
             steps = self.steps_for(stored)
             if isinstance(what, int):

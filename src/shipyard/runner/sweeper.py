@@ -38,6 +38,9 @@ class Sweeper:
         self._started_at = self.runner.clock()
         self._task = asyncio.get_running_loop().create_task(self._forever())
 
+    def alive(self) -> bool:
+        return self._task is not None and not self._task.done()
+
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()

@@ -81,9 +81,14 @@ class AlarmWatcher:
     def __init__(self, services: Services) -> None:
         self.services = services
         self._task: asyncio.Task[None] | None = None
+        # The last round's readings by alarm name (the console shows the firing ones).
+        self.last_readings: dict[str, AlarmReading] = {}
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._watch_forever())
+
+    def alive(self) -> bool:
+        return self._task is not None and not self._task.done()
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -105,6 +110,7 @@ class AlarmWatcher:
         """One round: read every watched alarm once and stop the deployments they fire for."""
         watching, definitions = self._load()
         if not watching:
+            self.last_readings = {}
             return
         names = sorted({name for w in watching for name in w.alarm_names})
         readings = dict(
@@ -114,6 +120,9 @@ class AlarmWatcher:
                 strict=True,
             )
         )
+        self.last_readings = readings
+        for name, reading in readings.items():
+            self.services.metrics.alarm_read(name, reading.state)
         for deployment in watching:
             fired = verdict(deployment, readings)
             if fired is not None:

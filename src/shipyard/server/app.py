@@ -11,6 +11,7 @@ from __future__ import annotations
 import inspect
 import json
 import logging
+import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,18 +20,20 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from shipyard.bundlestore.api import s3_routes
 from shipyard.config import ServerConfig
+from shipyard.console.routes import browser_at_root, console_routes
 from shipyard.errors import ApiError, DomainError
 from shipyard.functions import api as lambda_api
-from shipyard.server import auth
+from shipyard.server import auth, dispatch
 from shipyard.server.agent_protocol import AGENT_OPERATIONS
 from shipyard.server.context import Call, Handler, Services
 from shipyard.server.json_body import body_pending, parse_object, read_capped
 from shipyard.server.operations import API_OPERATIONS
+from shipyard.server.probes import probe_routes
 from shipyard.server.tracked_receive import TrackedReceive
 from shipyard.server.wire import to_api_error
 
@@ -56,7 +59,9 @@ def _json_response(
 
 
 def error_response(exc: ApiError) -> Response:
-    return _json_response({"__type": exc.name, "message": exc.message}, exc.status)
+    response = _json_response({"__type": exc.name, "message": exc.message}, exc.status)
+    response.headers["x-amzn-ErrorType"] = exc.name  # as AWS sends it; metrics read it
+    return response
 
 
 @dataclass(frozen=True)
@@ -98,8 +103,11 @@ async def _call(request: Request, services: Services) -> Response:
     pending = auth.from_headers(request, headers, services, endpoint.signing_names)
     body, digest = await read_capped(request, endpoint.body_cap)
     principal = pending.verify(digest)
-    if endpoint.service == "codedeploy" and principal.kind not in ("admin", "function"):
-        raise ApiError("AccessDeniedException", "Instance credentials may not call the API", 403)
+    if endpoint.service == "codedeploy":  # the API: roles and the audit (server/dispatch.py)
+        parsed = parse_object(body)
+        return _json_response(
+            await dispatch.run_operation(services, principal, endpoint.operation, parsed)
+        )
     auth.authorize(principal, endpoint.service, endpoint.operation)
     result = endpoint.handler(Call(services, principal, parse_object(body)))
     if inspect.isawaitable(result):
@@ -107,7 +115,24 @@ async def _call(request: Request, services: Services) -> Response:
     return _json_response(result)
 
 
+def _operation(target: str) -> str:
+    """The operation a target names, for metrics: only names that exist (bounded)."""
+    name = target.rpartition(".")[2]
+    return name if name in API_OPERATIONS or name in AGENT_OPERATIONS else "unknown"
+
+
 async def _json_api(request: Request, services: Services) -> Response:
+    started = time.perf_counter()
+    response = await _answer(request, services)
+    result = response.headers.get("x-amzn-ErrorType") or (
+        "ok" if response.status_code < 400 else "InternalFailure"
+    )
+    operation = _operation(request.headers.get("x-amz-target", ""))
+    services.metrics.api_request(operation, result, time.perf_counter() - started)
+    return response
+
+
+async def _answer(request: Request, services: Services) -> Response:
     receive = TrackedReceive(request.receive)
     request = Request(request.scope, receive)
     try:
@@ -116,14 +141,15 @@ async def _json_api(request: Request, services: Services) -> Response:
         response = error_response(exc)
     except DomainError as exc:
         response = error_response(to_api_error(exc))
-    except ClientDisconnect:
-        return Response(status_code=400)  # nobody is left to read an answer
+    except ClientDisconnect:  # nobody is left to read an answer
+        return Response(status_code=400, headers={"x-amzn-ErrorType": "ClientDisconnect"})
     except Exception:
         request_id = str(uuid.uuid4())
         log.exception("internal error (request %s)", request_id)
         message = f"An internal error occurred; the server log has details (request {request_id})"
         failure = {"__type": "InternalFailure", "message": message}
         response = _json_response(failure, 500, request_id)
+        response.headers["x-amzn-ErrorType"] = "InternalFailure"
     if not receive.body_done and body_pending(request):
         # The rest of the body was never read: where a next request would begin is unknown.
         response.headers["connection"] = "close"
@@ -144,7 +170,8 @@ def create_app(services: Services) -> ASGIApp:
             await services.runner.stop()
 
     # The S3 bundle store catches every path but the JSON API's.
-    rest = Starlette(routes=s3_routes(services), lifespan=lifespan)
+    routes = [*probe_routes(services), *console_routes(services), *s3_routes(services)]
+    rest = Starlette(routes=routes, lifespan=lifespan)
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         # ``POST /`` (the JSON API and the agent protocol, every agent request) goes
@@ -156,6 +183,13 @@ def create_app(services: Services) -> ASGIApp:
         elif scope["type"] == "http" and lambda_api.is_lambda_request(scope["path"]):
             response = await lambda_api.handle(Request(scope, receive), services)
             await response(scope, receive, send)
+        elif (
+            scope["type"] == "http"
+            and scope["method"] == "GET"
+            and scope["path"] == "/"
+            and browser_at_root(Request(scope))
+        ):
+            await RedirectResponse("/console", 302)(scope, receive, send)
         else:
             await rest(scope, receive, send)
 

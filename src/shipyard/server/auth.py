@@ -144,10 +144,10 @@ def from_headers(
     if declared and not (len(declared) == 64 and all(c in "0123456789abcdef" for c in declared)):
         raise _incomplete("x-amz-content-sha256 must be the body's SHA-256 in lower-case hex")
     with services.db.tx() as conn:
-        found = credentials.lookup(conn, services.db.secret_box, parsed.access_key_id)
-    secret, kind, name = found if found is not None else (sigv4.DUMMY_SECRET, "", "")
+        found = credentials.lookup_key(conn, services.db.secret_box, parsed.access_key_id)
+    secret, kind, name, role = found if found is not None else (sigv4.DUMMY_SECRET, "", "", "")
     pending = PendingSignature(
-        Principal(kind, name), secret, parsed, request, headers, amz_date, declared
+        Principal(kind, name, role), secret, parsed, request, headers, amz_date, declared
     )
     # Checked now: with the body's hash declared, or with no key to check it against
     # (the same work as a wrong signature, and the same answer).

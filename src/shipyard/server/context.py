@@ -11,6 +11,7 @@ from shipyard.store.db import Database
 
 if TYPE_CHECKING:
     from shipyard.functions.host import FunctionHost
+    from shipyard.metrics import Metrics
     from shipyard.runner.core import Runner
     from shipyard.server.spec_signing import SpecSigner
 
@@ -38,11 +39,19 @@ class Services:
     # The embedded function host behind the Lambda API (also in ``workers``).
     function_host: FunctionHost | None = None
 
+    @property
+    def metrics(self) -> Metrics:
+        """The server's one metrics object (built in server/main.py, held by the runner)."""
+        return self.runner.metrics
+
 
 @dataclass(frozen=True)
 class Principal:
-    kind: str  # "admin", "instance" or "function" (a function worker's own key)
-    name: str  # "admin", the on-premises instance name, or "<function>:<version>"
+    # "admin", "user" (a person with a role), "instance" (an agent), "internal" (the
+    # server's own keys) or "function" (a function worker's own key)
+    kind: str
+    name: str  # "admin", the user's or instance's name, or "<function>:<version>"
+    role: str = ""  # a user's role (server/permissions.py)
 
 
 @dataclass

@@ -17,6 +17,7 @@ import uvicorn
 from shipyard.bundlestore.urls import bundle_url
 from shipyard.config import ServerConfig
 from shipyard.functions.setup import build_function_host
+from shipyard.metrics import Metrics
 from shipyard.notify.delivery import Deliverer
 from shipyard.platforms.lambda_backend import LambdaAliases, build_client
 from shipyard.platforms.lambda_steps import LambdaSteps
@@ -30,6 +31,8 @@ from shipyard.server.app import create_app
 from shipyard.server.connections import connection_cap, guarded_protocol, raise_open_file_limit
 from shipyard.server.context import Services
 from shipyard.server.data_dir import create_private_file, secure_data_dir
+from shipyard.server.live_metrics import live_gauges
+from shipyard.server.metrics_listener import MetricsListener
 from shipyard.store import credentials, open_database
 from shipyard.store.db import Database
 from shipyard.traffic import RouterConfig, TrafficRouter, get_router
@@ -49,6 +52,7 @@ def build_services(config: ServerConfig) -> Services:
         router=_router(config),
         provisioner=_provisioner(config),
         platform_steps={"Lambda": functools.partial(_lambda_steps, config, db, clock)},
+        metrics=Metrics(),  # the server's one metrics object (services.metrics)
     )
     signer = spec_signing.load_or_create(config.data_dir, clock())
     services = Services(config=config, db=db, runner=runner, clock=clock, spec_signer=signer)
@@ -58,6 +62,9 @@ def build_services(config: ServerConfig) -> Services:
     services.workers.append(Deliverer(services))
     services.function_host = build_function_host(config, db, clock)
     services.workers.append(services.function_host)
+    services.metrics.add_live(functools.partial(live_gauges, services))
+    if config.metrics_address:
+        services.workers.append(MetricsListener(services))
     return services
 
 

@@ -28,10 +28,18 @@ def seal_context(access_key_id: str) -> str:
     return f"credentials/{access_key_id}"
 
 
+_PREFIXES = {"admin": "AKSY", "user": "AKSU"}
+
+
 def issue(
-    conn: Connection, box: SecretBox, principal_type: str, principal_name: str, now: float
+    conn: Connection,
+    box: SecretBox,
+    principal_type: str,
+    principal_name: str,
+    now: float,
+    role: str | None = None,
 ) -> tuple[str, str]:
-    key_id, secret = new_key_pair("AKSY" if principal_type == "admin" else "AKSI")
+    key_id, secret = new_key_pair(_PREFIXES.get(principal_type, "AKSI"))
     conn.execute(
         schema.credentials.insert().values(
             access_key_id=key_id,
@@ -39,6 +47,7 @@ def issue(
             principal_type=principal_type,
             principal_name=principal_name,
             created=now,
+            role=role,
         )
     )
     return key_id, secret
@@ -48,17 +57,26 @@ _c = schema.credentials.c
 
 
 # Built once: every request runs it (a reused statement keeps its memoised cache key).
-_LOOKUP = select(_c.secret_access_key, _c.principal_type, _c.principal_name).where(
+_LOOKUP = select(_c.secret_access_key, _c.principal_type, _c.principal_name, _c.role).where(
     _c.access_key_id == bindparam("key_id")
 )
 
 
-def lookup(conn: Connection, box: SecretBox, access_key_id: str) -> tuple[str, str, str] | None:
-    """``(secret, principal_type, principal_name)`` for a key, or None."""
+def lookup_key(
+    conn: Connection, box: SecretBox, access_key_id: str
+) -> tuple[str, str, str, str] | None:
+    """``(secret, principal_type, principal_name, role)`` for a key, or None. A key
+    deleted (revoked) is gone from the next request on: nothing caches it."""
     row = conn.execute(_LOOKUP, {"key_id": access_key_id}).first()
     if row is None:
         return None
-    return box.open(row[0], seal_context(access_key_id)), row[1], row[2]
+    return box.open(row[0], seal_context(access_key_id)), row[1], row[2], row[3] or ""
+
+
+def lookup(conn: Connection, box: SecretBox, access_key_id: str) -> tuple[str, str, str] | None:
+    """``(secret, principal_type, principal_name)`` for a key, or None."""
+    found = lookup_key(conn, box, access_key_id)
+    return None if found is None else found[:3]
 
 
 def oldest_key(

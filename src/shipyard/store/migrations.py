@@ -47,12 +47,21 @@ def _v5_hook_executions(conn: Connection, _box: SecretBox) -> None:
     schema.hook_executions.create(conn, checkfirst=True)
 
 
+def _v6_users_and_audit(conn: Connection, _box: SecretBox) -> None:
+    """Keys of people with a role (server/permissions.py), the audit list, console
+    sign-ins."""
+    _add_column(conn, "credentials", "role", "VARCHAR(16)")
+    schema.audit.create(conn, checkfirst=True)
+    schema.console_sessions.create(conn, checkfirst=True)
+
+
 MIGRATIONS: list[Callable[[Connection, SecretBox], None]] = [
     _v1_initial,
     _v2_seal_secrets,
     _v3_output_caps,
     _v4_functions,
     _v5_hook_executions,
+    _v6_users_and_audit,
 ]
 SEALED_SECRETS = 2  # the first version whose stored secrets are sealed
 

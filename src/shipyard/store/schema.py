@@ -30,11 +30,37 @@ credentials = Table(
     metadata,
     Column("access_key_id", String(64), primary_key=True),
     Column("secret_access_key", String(128), nullable=False),
-    # "admin" (full API), "instance" (agent protocol, bundle reads) or "function" (a
-    # function worker's own key: hook callbacks, reads, Invoke; see server/auth.py)
+    # "admin" (full API), "user" (its role), "instance" (agent protocol, bundle
+    # reads), "internal" (the server's own keys) or "function" (a function worker's own
+    # key: hook callbacks, reads, Invoke; see server/auth.py)
     Column("principal_type", String(16), nullable=False),
     Column("principal_name", String(255), nullable=False),
     Column("created", Float, nullable=False),
+    Column("role", String(16)),  # a "user" key's role: viewer, deployer or admin
+)
+
+# Who changed what when: every successful changing API call (server/audit.py).
+audit = Table(
+    "audit",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("time", Float, nullable=False),
+    Column("principal_kind", String(16), nullable=False),
+    Column("principal_name", String(255), nullable=False),
+    Column("action", String(128), nullable=False),
+    Column("subject", String(512), nullable=False),  # application/group/deployment named
+    Index("ix_audit_time", "time"),
+)
+
+# Console sign-ins (shipyard.console.sessions): the cookie's token is stored hashed.
+console_sessions = Table(
+    "console_sessions",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("access_key_id", String(64), nullable=False),
+    Column("csrf", String(64), nullable=False),
+    Column("created", Float, nullable=False),
+    Column("expires", Float, nullable=False),
 )
 
 applications = Table(

@@ -19,6 +19,7 @@ from shipyard.server.operations import (
     tags,
     targets,
     triggers,
+    users,
 )
 
 API_OPERATIONS: dict[str, Handler] = {
@@ -34,4 +35,5 @@ API_OPERATIONS: dict[str, Handler] = {
     **rollbacks.OPERATIONS,
     **controls.OPERATIONS,
     **triggers.OPERATIONS,
+    **users.OPERATIONS,
 }

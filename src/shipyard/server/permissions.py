@@ -1,0 +1,89 @@
+"""Roles and what each may do: the one permission table (API, bundle store, console).
+
+- **viewer** reads everything (but secrets) and changes nothing;
+- **deployer** also creates, stops, rolls back, pauses, resumes, approves and continues
+  deployments and pushes revisions (S3 writes into the bundle store,
+  RegisterApplicationRevision);
+- **admin** does everything: applications, groups, configs, instances, alarms, users.
+
+An operation named in neither table below needs admin, so one added later is closed
+until it is placed here. Principals: the admin key is an admin; a user key has its
+role; instance and internal keys have none (the agent protocol and bundle reads are
+checked where they are served).
+"""
+
+from __future__ import annotations
+
+from shipyard.server.context import Principal
+
+VIEWER = "viewer"
+DEPLOYER = "deployer"
+ADMIN = "admin"
+ROLES = (VIEWER, DEPLOYER, ADMIN)
+_RANK = {VIEWER: 1, DEPLOYER: 2, ADMIN: 3}
+
+# Permissions that are not API operations.
+READ = "shipyard:Read"  # metrics, the console's pages, S3 reads
+PUSH_BUNDLE = "s3:PutObject"  # writes into the bundle store
+
+_READ_PREFIXES = ("Get", "BatchGet", "List", "ShipyardGet", "ShipyardList")
+# Reads that hand out a secret: admin only.
+_SECRET_READS = frozenset({"ShipyardGetTriggerSecret"})
+
+DEPLOYER_OPERATIONS = frozenset(
+    {
+        "CreateDeployment",
+        "StopDeployment",
+        "ContinueDeployment",
+        "SkipWaitTimeForInstanceTermination",
+        "ShipyardRollback",
+        "ShipyardPauseDeployment",
+        "ShipyardResumeDeployment",
+        "ShipyardApproveDeployment",
+        "RegisterApplicationRevision",
+        "PutLifecycleEventHookExecutionStatus",
+        PUSH_BUNDLE,
+    }
+)
+
+
+def required_role(permission: str) -> str:
+    """The least role that holds ``permission`` (an API operation name or a constant above)."""
+    if permission == READ:
+        return VIEWER
+    if permission in DEPLOYER_OPERATIONS:
+        return DEPLOYER
+    if permission.startswith(_READ_PREFIXES) and permission not in _SECRET_READS:
+        return VIEWER
+    return ADMIN
+
+
+def role_of(principal: Principal) -> str | None:
+    if principal.kind == "admin":
+        return ADMIN
+    if principal.kind == "user" and principal.role in _RANK:
+        return principal.role
+    return None
+
+
+def allowed(principal: Principal, permission: str) -> bool:
+    if principal.kind == "function":
+        # A function worker's own key: hook reports and reads (server/auth.py).
+        return permission == "PutLifecycleEventHookExecutionStatus" or (
+            required_role(permission) == VIEWER
+        )
+    role = role_of(principal)
+    return role is not None and _RANK[role] >= _RANK[required_role(permission)]
+
+
+def is_change(operation: str) -> bool:
+    """Whether an operation changes something (and is therefore audited)."""
+    return required_role(operation) != VIEWER
+
+
+def denial(principal: Principal, permission: str) -> str:
+    """The AccessDeniedException message: who, what permission, which role holds it."""
+    role = role_of(principal)
+    who = f"{principal.kind} {principal.name!r}" + (f" (role {role})" if role else "")
+    api = permission if ":" in permission else f"codedeploy:{permission}"
+    return f"{who} is not allowed {api}: it needs the {required_role(permission)} role"
