@@ -15,18 +15,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from shipyard.cli import progress
+from shipyard.cli import output, progress
 from shipyard.cli.client import CliError
-from shipyard.cli.subcommands import _client
-
-
-def _api_options() -> argparse.ArgumentParser:
-    """The connection options every client subcommand takes (as in ``shipyard.cli.main``)."""
-    parent = argparse.ArgumentParser(add_help=False)
-    parent.add_argument("--endpoint", default=argparse.SUPPRESS, help="server URL")
-    parent.add_argument("--region", default=argparse.SUPPRESS, help="signing region")
-    parent.add_argument("--profile", default=argparse.SUPPRESS, help="AWS profile to use")
-    return parent
+from shipyard.cli.subcommands import client_for as _client
 
 
 def _seconds(text: str) -> float:
@@ -46,8 +37,7 @@ def _number(text: str) -> float:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
 
 
-def add_alarm_commands(subparsers: Any) -> None:
-    api = _api_options()
+def add_alarm_commands(subparsers: Any, api: argparse.ArgumentParser) -> None:
     alarm = subparsers.add_parser("alarm", help="define the alarms deployments watch")
     actions = alarm.add_subparsers(dest="action", metavar="ACTION", required=True)
 
@@ -133,6 +123,9 @@ def cmd_alarm_put(args: argparse.Namespace) -> int:
 
 def cmd_alarm_list(args: argparse.Namespace) -> int:
     found = _client(args).call_extension("ShipyardListAlarms", {}).get("alarms", [])
+    if output.wants_json(args):
+        output.emit_json(found)
+        return 0
     rows = [["NAME", "KIND", "CHECK", "BAKE"], *(describe(alarm) for alarm in found)]
     for line in progress.table(rows) if found else ["no alarms defined"]:
         print(line)
