@@ -140,7 +140,7 @@ class Runner:
         with self.db.tx() as conn:
             group = resources.get_deployment_group(conn, app, group_name)
             assert group is not None
-            config_name = rollback.manual_config_name(group)
+            config_name = rollback.manual_config_name(group, emergency=emergency)
             snapshot = snapshots.for_rollback(conn, app, group_name, config_name)
             try:
                 if active is not None and group.get("targetRevision"):
