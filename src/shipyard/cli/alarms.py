@@ -17,6 +17,7 @@ from typing import Any
 
 from shipyard.cli import output, progress
 from shipyard.cli.client import CliError
+from shipyard.cli.options import command
 from shipyard.cli.subcommands import client_for as _client
 
 
@@ -38,13 +39,22 @@ def _number(text: str) -> float:
 
 
 def add_alarm_commands(subparsers: Any, api: argparse.ArgumentParser) -> None:
-    alarm = subparsers.add_parser("alarm", help="define the alarms deployments watch")
+    alarm = command(
+        subparsers,
+        "alarm",
+        help="define the alarms deployments watch",
+        example="shipyard alarm list",
+    )
     actions = alarm.add_subparsers(dest="action", metavar="ACTION", required=True)
 
-    put = actions.add_parser(
-        "put", parents=[api], help="create or replace an alarm (a PromQL query or an HTTP check)"
+    put = command(
+        actions,
+        "put",
+        parents=[api],
+        help="create or replace an alarm (a PromQL query or an HTTP check)",
+        example="shipyard alarm put errors --prometheus http://prom:9090 --query 'app_errors'",
     )
-    put.add_argument("name", metavar="NAME")
+    put.add_argument("name", metavar="NAME", help="alarm name, e.g. errors")
     check = put.add_mutually_exclusive_group(required=True)
     check.add_argument("--prometheus", metavar="URL", help="Prometheus server to query")
     check.add_argument("--http", metavar="URL", help="URL that must answer --expect-status")
@@ -62,11 +72,19 @@ def add_alarm_commands(subparsers: Any, api: argparse.ArgumentParser) -> None:
     )
     put.set_defaults(run=cmd_alarm_put)
 
-    listing = actions.add_parser("list", parents=[api], help="list the alarms")
+    listing = command(
+        actions, "list", parents=[api], help="list the alarms", example="shipyard alarm list"
+    )
     listing.set_defaults(run=cmd_alarm_list)
 
-    delete = actions.add_parser("delete", parents=[api], help="delete an alarm")
-    delete.add_argument("name", metavar="NAME")
+    delete = command(
+        actions,
+        "delete",
+        parents=[api],
+        help="delete an alarm",
+        example="shipyard alarm delete errors",
+    )
+    delete.add_argument("name", metavar="NAME", help="alarm name, e.g. errors")
     delete.set_defaults(run=cmd_alarm_delete)
 
 

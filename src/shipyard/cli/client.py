@@ -164,7 +164,12 @@ class ShipyardClient:
         method = getattr(self.codedeploy, botocore.xform_name(operation))
         with readable_errors(self.endpoint):
             response: dict[str, Any] = dict(method(**params))
-        response.pop("ResponseMetadata", None)
+        meta = response.pop("ResponseMetadata", {})
+        content_type = str(meta.get("HTTPHeaders", {}).get("content-type", ""))
+        if "json" not in content_type:  # an HTML page answered: some other server
+            raise CliError(
+                not_shipyard(self.endpoint, meta.get("HTTPStatusCode", 200)), EXIT_UNREACHABLE
+            )
         return response
 
     def deployment_targets(self, deployment_id: str) -> list[dict[str, Any]]:

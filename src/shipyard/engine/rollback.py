@@ -160,7 +160,9 @@ def manual_request(
     emergency: bool,
 ) -> LaunchRequest:
     if snapshot.config is None:
-        raise RollbackError(f"deployment config {manual_config_name(group, emergency=emergency)} does not exist")
+        raise RollbackError(
+            f"deployment config {manual_config_name(group, emergency=emergency)} does not exist"
+        )
     return LaunchRequest(
         app_name=app,
         group=group,
