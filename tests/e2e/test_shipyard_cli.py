@@ -146,7 +146,7 @@ def test_failing_deployment_exits_1_and_names_the_failure(fleet: Fleet, upload: 
     assert suggested in out
 
     status = shipyard(fleet, "status", deployment_id)
-    assert status.returncode == 0, status.stderr
+    assert status.returncode == 1, status.stderr  # the status of a failed deployment
     assert "Failed (HEALTH_CONSTRAINTS:" in status.stdout
     assert "scripts/hook.sh failed with exit code 3" in status.stdout
 

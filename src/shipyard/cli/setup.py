@@ -167,8 +167,11 @@ def _show(args: argparse.Namespace, client: ShipyardClient, done: str | None) ->
         else:
             print("\n".join(groups) if groups else f"no groups in {args.application}")
         return EXIT_OK
-    info = client.api(
-        "GetDeploymentGroup", applicationName=args.application, deploymentGroupName=args.group
+    # Raw JSON, not boto3: botocore drops the Shipyard members (shipyardOptions) it does
+    # not know.
+    info = client.call_extension(
+        "GetDeploymentGroup",
+        {"applicationName": args.application, "deploymentGroupName": args.group},
     )["deploymentGroupInfo"]
     if output.wants_json(args):
         output.emit_json(info)
@@ -178,6 +181,11 @@ def _show(args: argparse.Namespace, client: ShipyardClient, done: str | None) ->
     for line in group_lines(info):
         print(line)
     return EXIT_OK
+
+
+def _options(info: dict[str, Any]) -> dict[str, Any]:
+    options = info.get("shipyardOptions")
+    return options if isinstance(options, dict) else {}
 
 
 def group_lines(info: dict[str, Any]) -> list[str]:
@@ -215,6 +223,6 @@ def group_lines(info: dict[str, Any]) -> list[str]:
             else "off",
         ],
         ["Triggers", ", ".join(triggers) or "-"],
-        ["Approval", "required" if info.get("requireApproval") else "not required"],
+        ["Approval", "required" if _options(info).get("requireApproval") else "not required"],
     ]
     return progress.table(rows)
