@@ -100,3 +100,11 @@ def test_redraws_go_back_over_the_last_view() -> None:
     assert not first.startswith("\x1b[")
     assert second.startswith("\x1b[3A\r")  # up exactly the three lines drawn before
     assert second.count("\n") == 2
+
+
+def test_colour_leaves_names_with_dashes_alone() -> None:
+    painted = screen.fit(
+        deployment("InProgress"), fleet(3), T0 + 9, width=200, height=50, colour=True
+    )
+    assert painted[0].startswith("d-ABCDEFGHI")
+    assert any(line.startswith("web-1 ") for line in painted)

@@ -26,8 +26,9 @@ COLOURS = {
     "Stopped": "\x1b[31m",
     "Skipped": "\x1b[2m",
 }
+# Symbols that appear nowhere else (not "-", which host names and ids contain).
 SYMBOL_COLOURS = {
-    progress.SYMBOLS[name]: code for name, code in COLOURS.items() if name in progress.SYMBOLS
+    progress.SYMBOLS[name]: COLOURS[name] for name in ("Succeeded", "Failed", "InProgress")
 }
 # Hosts shown first when not all fit: what needs looking at.
 ROW_PRIORITY = {"Failed": 0, "InProgress": 1, "Pending": 3, "Succeeded": 4, "Skipped": 5}
