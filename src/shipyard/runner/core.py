@@ -192,6 +192,15 @@ class Runner:
         store.insert(conn, stored.state, stored.info, stored.application_name, stored.group_name)
         _record_start(conn, stored, now)
         self._step(conn, stored, m.Start(), after)
+        log.info(
+            "deployment %s created: %s/%s, %d target(s), %s%s",
+            stored.state.deployment_id,
+            stored.application_name,
+            stored.group_name,
+            len(stored.state.targets),
+            stored.info.get("deploymentConfigName"),
+            f" ({request.description})" if request.description else "",
+        )
         return stored
 
     def apply(self, deployment_id: str, event: m.Input) -> DeploymentStatus | None:
@@ -297,6 +306,18 @@ class Runner:
     ) -> None:
         state = stored.state
         commands.fail_open_commands(conn, state.deployment_id, now)
+        took = now - (state.start_time or state.create_time)
+        if status == DeploymentStatus.SUCCEEDED:
+            log.info("deployment %s Succeeded after %.1f s", state.deployment_id, took)
+        else:
+            log.warning(
+                "deployment %s %s after %.1f s: %s: %s",
+                state.deployment_id,
+                status.value,
+                took,
+                state.error_code or "-",
+                state.error_message or "-",
+            )
         summary = {
             "deploymentId": state.deployment_id,
             "status": status.value,
