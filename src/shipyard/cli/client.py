@@ -17,7 +17,7 @@ import urllib.request
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 from urllib.parse import urlsplit
 
 import boto3
@@ -27,6 +27,7 @@ import botocore.parsers
 from botocore.config import Config as BotoConfig
 
 from shipyard import sigv4
+from shipyard.cli.upload_progress import ProgressReader
 
 if TYPE_CHECKING:
     from mypy_boto3_codedeploy import CodeDeployClient
@@ -210,10 +211,18 @@ class ShipyardClient:
                 if exc.response.get("Error", {}).get("Code") != "BucketAlreadyOwnedByYou":
                     raise
 
-    def upload(self, path: Path, bucket: str, key: str) -> dict[str, str]:
-        """Upload a file; return its ``eTag`` (unquoted) and ``version`` when the store has one."""
-        with readable_errors(self.endpoint), path.open("rb") as body:
+    def upload(
+        self, path: Path, bucket: str, key: str, progress: TextIO | None = None
+    ) -> dict[str, str]:
+        """Upload a file; return its ``eTag`` (unquoted) and ``version`` when the store has
+        one. With ``progress`` (a terminal), a progress bar is drawn there."""
+        with readable_errors(self.endpoint), path.open("rb") as raw:
+            body: Any = raw
+            if progress is not None:
+                body = ProgressReader(raw, path.stat().st_size, progress, f"Uploading {key}")
             response = self.s3.put_object(Bucket=bucket, Key=key, Body=body)
+            if progress is not None:
+                body.finish()
         stored = {"eTag": response.get("ETag", "").strip('"')}
         if response.get("VersionId"):
             stored["version"] = response["VersionId"]

@@ -192,7 +192,9 @@ def cmd_push(args: argparse.Namespace) -> int:
     with pack.packed(source, kind) as (archive, digest):
         key = args.key or f"{args.application}/{digest[:16]}.{kind}"
         client.ensure_bucket(args.bucket)
-        stored = client.upload(archive, args.bucket, key)
+        stored = client.upload(
+            archive, args.bucket, key, progress=sys.stderr if sys.stderr.isatty() else None
+        )
     location = {"bucket": args.bucket, "key": key, "bundleType": kind, **stored}
     revision = {"revisionType": "S3", "s3Location": location}
     extra = {"description": args.description} if args.description else {}
