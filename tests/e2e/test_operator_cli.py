@@ -150,6 +150,12 @@ def test_hosts_whose_agent_never_connected_are_named_at_once(quick_fleet: Fleet)
     warning = deployed.stderr.splitlines()[0]
     assert warning.startswith("shipyard: warning: the agent on web-2 has never connected")
     assert host_row(deployed.stdout, "web-2")[1] == "Failed"  # after the agent timeout
+    # the deployment says so too, from its creation: a status message and a waiting line
+    deployment_id = deployment_id_of(deployed.stdout)
+    info = fleet.cd.get_deployment(deploymentId=deployment_id)["deploymentInfo"]
+    expected = "The agent on web-2 had never connected to the server when the deployment"
+    assert any(m.startswith(expected) for m in info["deploymentStatusMessages"]), info
+    assert f"  waiting: {expected}" in deployed.stdout
     listed = ok(fleet, "instance", "list")
     assert re.search(r"^web-2\s+never-connected", listed, re.MULTILINE)
 

@@ -189,6 +189,7 @@ class Runner:
             config.minute_seconds,
         )
         platform_for_group(request.group).prepare(stored)
+        _warn_never_connected(conn, stored)
         store.insert(conn, stored.state, stored.info, stored.application_name, stored.group_name)
         _record_start(conn, stored, now)
         self._step(conn, stored, m.Start(), after)
@@ -381,3 +382,15 @@ def _record_start(conn: Connection, stored: StoredDeployment, now: float) -> Non
             }
         },
     )
+
+
+def _warn_never_connected(conn: Connection, stored: StoredDeployment) -> None:
+    """Say at once, in the deployment's status messages, which hosts wait for an agent
+    that has never connected (they fail only after the agent timeout)."""
+    never = instance_store.never_connected(conn, stored.state.targets)
+    if never:
+        messages = stored.info.setdefault("deploymentStatusMessages", [])
+        messages.append(
+            f"The agent on {', '.join(never)} had never connected to the server when the "
+            "deployment was created: those hosts wait for it (shipyard instance list)"
+        )

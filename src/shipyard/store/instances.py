@@ -197,3 +197,13 @@ def fleet_status(conn: Connection) -> list[dict[str, Any]]:
         entry["revisions"] = list(entry["revisions"].values())
         entry["tags"] = tags.get(name, {})
     return [fleet[name] for name in sorted(fleet)]
+
+
+def never_connected(conn: Connection, names: Iterable[str]) -> list[str]:
+    """Of ``names``, the registered instances whose agent has never polled."""
+    rows = conn.execute(
+        select(_ic.name).where(
+            _ic.name.in_(list(names)), _ic.registered.is_(True), _ic.last_seen.is_(None)
+        )
+    )
+    return sorted(row[0] for row in rows)
