@@ -141,6 +141,8 @@ def cmd_group_create(args: argparse.Namespace, client: ShipyardClient) -> int:
 
 def cmd_group_update(args: argparse.Namespace, client: ShipyardClient) -> int:
     request = group_request(args)
+    if not request and args.require_approval is None:
+        raise CliError("group update: nothing to change (see 'shipyard group update --help')", 2)
     if request:
         client.api(
             "UpdateDeploymentGroup",
@@ -149,8 +151,6 @@ def cmd_group_update(args: argparse.Namespace, client: ShipyardClient) -> int:
             **request,
         )
     _set_approval(client, args)
-    if not request and args.require_approval is None:
-        raise CliError("group update: nothing to change (see 'shipyard group update --help')", 2)
     return _show(args, client, f"Updated deployment group {args.application}/{args.group}")
 
 
