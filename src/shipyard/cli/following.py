@@ -12,7 +12,7 @@ from __future__ import annotations
 import shutil
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TextIO
 
 from shipyard.cli import progress, screen
@@ -80,7 +80,7 @@ def follow(
     out: TextIO,
     *,
     logs: bool = False,
-    now: Any = time.time,
+    now: Callable[[], float] = time.time,
 ) -> tuple[Deployment, Targets]:
     """Show a deployment's progress until it ends; return its final state and targets."""
     interactive = out.isatty() and not logs
@@ -136,7 +136,8 @@ def follow_with_rollback(
         current = rollback_id
 
 
-def report(deployment: Deployment, targets: Targets, out: TextIO = sys.stdout) -> None:
+def report(deployment: Deployment, targets: Targets, out: TextIO | None = None) -> None:
+    out = out or sys.stdout
     out.write(
         "".join(f"{line}\n" for line in progress.final_report(deployment, targets, time.time()))
     )
