@@ -82,8 +82,9 @@ def test_why_a_deployment_waits_is_shown() -> None:
     assert lines[1].startswith("Paused: no new host starts")
     ready = progress.wait_reasons(deployment("Ready", instanceTerminationWaitTimeStarted=True))
     assert ready == [
-        "Ready: the replacement hosts wait for traffic to be rerouted",
-        "Waiting to terminate the original hosts (termination wait time)",
+        "Ready: the replacement hosts wait for traffic to be rerouted (shipyard continue)",
+        "Waiting to terminate the original hosts (termination wait time; "
+        "shipyard continue --wait-type termination ends it)",
     ]
     assert progress.wait_reasons(deployment("Succeeded", deploymentStatusMessages=["x"])) == []
 

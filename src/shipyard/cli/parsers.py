@@ -311,6 +311,22 @@ def add_deployment_commands(subparsers: Any, api: argparse.ArgumentParser) -> No
         steer.add_argument("deployment_id", metavar="DEPLOYMENT_ID", help="e.g. d-ABCDEFGHI")
         steer.set_defaults(run=commands.cmd_steer, verb=verb)
 
+    cont = command(
+        subparsers,
+        "continue",
+        parents=[api],
+        help="reroute traffic to a blue/green deployment's new hosts, or end its wait",
+        example="shipyard continue d-ABCDEFGHI --wait-type termination",
+    )
+    cont.add_argument("deployment_id", metavar="DEPLOYMENT_ID", help="e.g. d-ABCDEFGHI")
+    cont.add_argument(
+        "--wait-type",
+        choices=sorted(commands.WAIT_TYPES),
+        default="ready",
+        help="ready (default): reroute traffic now; termination: end the original hosts now",
+    )
+    cont.set_defaults(run=commands.cmd_continue)
+
     rollback = command(
         subparsers,
         "rollback",

@@ -265,9 +265,14 @@ def wait_reasons(deployment: Mapping[str, Any]) -> list[str]:
         return []
     reasons = [str(m) for m in deployment.get("deploymentStatusMessages") or () if m]
     if deployment.get("status") == "Ready":
-        reasons.append("Ready: the replacement hosts wait for traffic to be rerouted")
+        reasons.append(
+            "Ready: the replacement hosts wait for traffic to be rerouted (shipyard continue)"
+        )
     if deployment.get("instanceTerminationWaitTimeStarted"):
-        reasons.append("Waiting to terminate the original hosts (termination wait time)")
+        reasons.append(
+            "Waiting to terminate the original hosts (termination wait time; "
+            "shipyard continue --wait-type termination ends it)"
+        )
     return reasons
 
 

@@ -298,6 +298,19 @@ def cmd_stop(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+WAIT_TYPES = {"ready": "READY_WAIT", "termination": "TERMINATION_WAIT"}
+
+
+def cmd_continue(args: argparse.Namespace) -> int:
+    """shipyard continue DEPLOYMENT_ID: ContinueDeployment, for blue/green waits."""
+    wait_type = WAIT_TYPES[args.wait_type]
+    client_for(args).api(
+        "ContinueDeployment", deploymentId=args.deployment_id, deploymentWaitType=wait_type
+    )
+    print(f"{args.deployment_id}: continued ({wait_type})")
+    return EXIT_OK
+
+
 STEER_OPERATIONS = {
     "pause": "ShipyardPauseDeployment",
     "resume": "ShipyardResumeDeployment",
