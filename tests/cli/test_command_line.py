@@ -171,3 +171,21 @@ def test_bash_completion_completes_commands_and_flags() -> None:
     assert complete("status", "--wa") == ["--watch"]
     zsh = shipyard("completion", "zsh", env=cli_env())
     assert zsh.returncode == 0 and "bashcompinit" in zsh.stdout
+
+
+def test_the_readme_path_uses_the_shipyard_cli_alone() -> None:
+    """The README's first deployment needs no AWS CLI (its commands are run end to end by
+    tests/e2e/test_operator_cli.py::test_the_readme_path_with_the_shipyard_cli_alone)."""
+    readme = (DOCS.parents[1] / "README.md").read_text()
+    section = readme.split("## A first deployment by hand", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```sh\n(.*?)```", section, re.DOTALL)
+    commands = [line.split()[0] for block in blocks for line in block.splitlines() if line.strip()]
+    assert commands and "aws" not in commands
+    continued = ("#", "export", "python3", "--")  # comments, settings, continuation lines
+    words = {c for c in commands if not c.startswith(continued)}
+    assert words <= {"shipyard", ".venv/bin/shipyard"}, words
+    for block in blocks:  # every subcommand the README runs exists
+        for line in block.splitlines():
+            if line.startswith("shipyard "):
+                name = line.split()[1]
+                assert name in {p.split()[1] for p, _ in COMMANDS[1:]}, line
