@@ -46,6 +46,15 @@ def test_a_malformed_endpoint_is_a_usage_error(
     assert_one_line_error(result, 2, *words)
 
 
+def test_register_refuses_an_agent_endpoint_it_would_write_broken(tmp_path: Path) -> None:
+    result = shipyard(
+        "instance", "register", "web-1", "--endpoint", "127.0.0.1:8420",
+        "--agent-config", str(tmp_path / "agent.yml"), env=credentials(tmp_path),
+    )  # fmt: skip
+    assert_one_line_error(result, 2, "is not a URL")
+    assert not (tmp_path / "agent.yml").exists()
+
+
 class OtherServer(BaseHTTPRequestHandler):
     """Some other web server: an HTML page for everything."""
 

@@ -25,6 +25,7 @@ from shipyard.cli.client import (
     EXIT_USAGE,
     CliError,
     ShipyardClient,
+    check_endpoint,
     readable_errors,
 )
 from shipyard.cli.codedeploy_files import ONPREMISES_FILE, SETTINGS_FILE, StockAgentFiles
@@ -89,6 +90,8 @@ def cmd_instance_register(args: argparse.Namespace) -> int:
         raise CliError("instance register: --pid-dir is for --format codedeploy only", 2)
     if not config_path.parent.is_dir():
         raise CliError(f"instance register: directory {config_path.parent} does not exist", 2)
+    if args.agent_endpoint:  # written into the agent's config: refuse it here, not there
+        check_endpoint(args.agent_endpoint)
     client = client_for(args)
     arn = INSTANCE_ARN_PREFIX + args.name
     client.api("RegisterOnPremisesInstance", instanceName=args.name, iamUserArn=arn)
