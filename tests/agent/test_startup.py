@@ -3,11 +3,14 @@ write, and stops (instead of retrying forever) when the server rejects its key."
 
 from __future__ import annotations
 
+import logging
+import time
 from pathlib import Path
 
 import pytest
 import yaml
 
+from shipyard.store import schema
 from tests.agent.test_loop import agent_processes, e2e_server, register_agent
 from tests.conftest import LiveServer
 from tests.support import last_seen, wait_until
@@ -63,3 +66,27 @@ def test_a_revoked_key_stops_the_agent_with_a_clear_message(
     assert "rejects this agent's key (UnrecognizedClientException)" in output
     assert output.count("rejects this agent's key") == 1
     assert "Traceback" not in output
+
+
+def test_the_server_logs_an_agent_connecting_and_coming_back(
+    e2e_server: LiveServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="shipyard.agents")
+    config_path = register_agent(e2e_server, tmp_path / "web-1", "web-1", {"role": "web"})
+    with agent_processes() as start:
+        start(config_path)
+        wait_until(lambda: last_seen(e2e_server, "web-1"), "the agent's first poll")
+        assert "agent of web-1 connected for the first time" in caplog.messages
+        # Time is an input: the server last heard from it long ago, as after a silence.
+        instances = schema.instances
+        with e2e_server.services.db.tx() as conn:
+            seen = time.time() - 1000
+            conn.execute(
+                instances.update().where(instances.c.name == "web-1").values(last_seen=seen)
+            )
+        wait_until(
+            lambda: any(m.startswith("agent of web-1 is back after") for m in caplog.messages),
+            "the agent's next poll",
+        )
+    connects = [m for m in caplog.messages if m.startswith("agent of web-1")]
+    assert len(connects) == 2, connects  # not one line per poll
