@@ -3,6 +3,7 @@ standing in for the load balancer (the HAProxy runs are in test_traffic_haproxy.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -118,7 +119,7 @@ def test_blue_green_with_ready_wait_and_termination_wait(bg_fleet: Fleet) -> Non
 
     # The shipyard CLI says why the deployment waits and continues it.
     status = shipyard(fleet, "status", deployment_id)
-    assert "Waiting     Ready: the replacement hosts wait" in status.stdout, status
+    assert re.search(r"^Waiting +Ready: the replacement hosts wait", status.stdout, re.M), status
     assert shipyard(fleet, "continue", deployment_id).returncode == 0
     wait_until(
         lambda: info(fleet, deployment_id).get("instanceTerminationWaitTimeStarted") is True,

@@ -104,7 +104,7 @@ def test_approval_status_watch_and_logs_follow(fleet: Fleet, tmp_path: Path) -> 
     command = push(fleet, tmp_path, "v1", app_bundle("v1"))
     deployment_id = ok(fleet, *command[1:], "--no-wait").strip()
     status = ok(fleet, "status", deployment_id)
-    assert "Waiting     Waiting for approval (shipyard approve)" in status
+    assert re.search(r"^Waiting +Waiting for approval \(shipyard approve\)", status, re.M)
     ok(fleet, "approve", deployment_id)
     logs = ok(fleet, "logs", deployment_id, "--follow")
     assert re.search(

@@ -421,6 +421,7 @@ def status_report(
         ["Group", str(deployment.get("deploymentGroupName", "-"))],
         ["Config", str(deployment.get("deploymentConfigName", "-"))],
         ["Status", status],
+        *(["Waiting", reason] for reason in wait_reasons(deployment)),
         ["Revision", format_revision(deployment.get("revision"))],
         ["Created", format_time(deployment.get("createTime"))],
         ["Duration", format_duration(deployment_duration(deployment, now))],

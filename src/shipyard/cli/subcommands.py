@@ -284,9 +284,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     if output.wants_json(args):
         output.emit_json({"deploymentInfo": deployment, "deploymentTargets": targets})
     else:
-        lines = progress.status_report(deployment, targets, time.time())
-        lines[1:1] = [f"Waiting     {reason}" for reason in progress.wait_reasons(deployment)]
-        _print_lines(lines)
+        _print_lines(progress.status_report(deployment, targets, time.time()))
     if deployment.get("status") in progress.TERMINAL_STATUSES:
         return following.exit_status(deployment)
     return EXIT_OK
