@@ -84,7 +84,10 @@ def write_source(root: Path, *, appspec: bool = True) -> Path:
         (["deploy", "--application", "a"], ["--group"]),
         (["deploy", "--application", "a", "--group", "g"], ["--bucket", "--github-repo"]),
         (["deploy", "--application", "a", "--group", "g", "--bucket", "b"], ["--key"]),
-        (["instance", "register", "web-1", "--tag", "novalue", "--output", "x"], ["KEY=VALUE"]),
+        (
+            ["instance", "register", "web-1", "--tag", "novalue", "--agent-config", "x"],
+            ["KEY=VALUE"],
+        ),
         (["server", "--data-dir", "d", "--port", "70000"], ["port"]),
         (["agent", "--config", "/nonexistent/agent.yml"], ["/nonexistent/agent.yml"]),
         (["bogus"], ["bogus"]),
@@ -100,7 +103,7 @@ def test_unreachable_server_is_one_line(tmp_path: Path) -> None:
     )
     env = cli_env(data_dir=tmp_path)
     env["SHIPYARD_ENDPOINT"] = f"http://127.0.0.1:{free_port()}"
-    assert_one_line_error(shipyard("status", "d-ABCDEFGHI", env=env), 1, "cannot reach")
+    assert_one_line_error(shipyard("status", "d-ABCDEFGHI", env=env), 3, "cannot reach")
 
 
 # --- against a live server ---------------------------------------------------------------
@@ -110,7 +113,7 @@ def test_instance_register_writes_agent_config(live_server: LiveServer, tmp_path
     output = tmp_path / "agent.yml"
     result = shipyard(
         "instance", "register", "web-1", "--tag", "role=web", "--tag", "env=prod",
-        "--endpoint", live_server.url, "--output", str(output),
+        "--endpoint", live_server.url, "--agent-config", str(output),
         "--root-dir", str(tmp_path / "root"), "--log-dir", str(tmp_path / "logs"),
         env=cli_env(live_server),
     )  # fmt: skip
@@ -130,19 +133,25 @@ def test_instance_register_writes_agent_config(live_server: LiveServer, tmp_path
 
     listing = shipyard("instance", "list", env=cli_env(live_server))
     assert listing.returncode == 0, listing.stderr
-    assert "web-1" in listing.stdout and "role=web" in listing.stdout
+    assert listing.stdout.splitlines()[1].split() == [
+        "web-1",
+        "never-connected",
+        "env=prod",
+        "role=web",
+        "-",
+    ]
 
     again = shipyard(
-        "instance", "register", "web-1", "--output", str(tmp_path / "again.yml"),
+        "instance", "register", "web-1", "--agent-config", str(tmp_path / "again.yml"),
         env=cli_env(live_server),
     )  # fmt: skip
-    assert_one_line_error(again, 1, "InstanceNameAlreadyRegisteredException")
+    assert_one_line_error(again, 4, "InstanceNameAlreadyRegisteredException")
     assert not (tmp_path / "again.yml").exists()
 
     gone = shipyard("instance", "deregister", "web-1", env=cli_env(live_server))
     assert gone.returncode == 0, gone.stderr
-    listing = shipyard("instance", "list", "--status", "Deregistered", env=cli_env(live_server))
-    assert listing.stdout.splitlines()[1].split()[:2] == ["web-1", "Deregistered"]
+    listing = shipyard("instance", "list", env=cli_env(live_server))
+    assert "web-1" not in listing.stdout
 
 
 def test_push_registers_a_revision(live_server: LiveServer, tmp_path: Path) -> None:
@@ -154,8 +163,15 @@ def test_push_registers_a_revision(live_server: LiveServer, tmp_path: Path) -> N
         "--description", "first cut", env=cli_env(live_server),
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert "shipyard deploy --application web --group <GROUP> --bucket releases" in result.stdout
-    revision = json.loads(result.stdout.split("Deploy it with:")[0])
+    assert "shipyard deploy --application web --group GROUP --bucket releases" in result.stdout
+    assert "shipyard group create web GROUP" in result.stdout  # the app has no group yet
+    key = result.stdout.split("--key ", 1)[1].split()[0]
+    as_json = shipyard(
+        "push", "--application", "web", "--source", str(source), "--bucket", "releases",
+        "--description", "first cut", "--output", "json", env=cli_env(live_server),
+    )  # fmt: skip
+    revision = json.loads(as_json.stdout)  # nothing but the JSON on stdout
+    assert revision["s3Location"]["key"] == key
     key = revision["s3Location"]["key"]
     assert revision["s3Location"]["eTag"]
 
@@ -193,17 +209,17 @@ def test_unknown_names_are_one_line(live_server: LiveServer, tmp_path: Path) -> 
         "push", "--application", "nope", "--source", str(source), "--bucket", "releases",
         env=cli_env(live_server),
     )  # fmt: skip
-    assert_one_line_error(result, 1, "ApplicationDoesNotExistException")
+    assert_one_line_error(result, 4, "ApplicationDoesNotExistException")
     deploy = shipyard(
         "deploy", "--application", "nope", "--group", "g", "--bucket", "b", "--key", "k.zip",
         env=cli_env(live_server),
     )  # fmt: skip
-    assert_one_line_error(deploy, 1, "ApplicationDoesNotExistException")
+    assert_one_line_error(deploy, 4, "ApplicationDoesNotExistException")
     status = shipyard("status", "d-NOSUCHONE", env=cli_env(live_server))
-    assert_one_line_error(status, 1, "DeploymentDoesNotExistException")
+    assert_one_line_error(status, 4, "DeploymentDoesNotExistException")
     # the extension operations are signed by hand: their errors read the same way
     logs = shipyard("logs", "d-NOSUCHONE", "--target", "web-1", env=cli_env(live_server))
-    assert_one_line_error(logs, 1, "DeploymentDoesNotExistException")
+    assert_one_line_error(logs, 4, "DeploymentDoesNotExistException")
 
 
 def test_server_subcommand_serves_the_aws_cli(tmp_path: Path) -> None:
@@ -256,12 +272,12 @@ def wait_for_port(port: int, process: subprocess.Popen[str]) -> None:
 
 def test_pack_is_reproducible_and_keeps_modes(tmp_path: Path) -> None:
     source = write_source(tmp_path / "src")
-    with pack.zipped(source) as (first, digest):
+    with pack.packed(source) as (first, digest):
         with zipfile.ZipFile(first) as bundle:
             names = bundle.namelist()
             assert bundle.getinfo("scripts/start.sh").external_attr >> 16 & 0o777 == 0o755
         os.utime(source / "index.html", (0, 0))  # timestamps do not change the bundle
-        with pack.zipped(source) as (_, digest_again):
+        with pack.packed(source) as (_, digest_again):
             assert digest_again == digest
     assert names == ["appspec.yml", "index.html", "scripts/", "scripts/start.sh"]
 
@@ -349,10 +365,11 @@ def test_live_table_shows_targets_by_events() -> None:
     lines = progress.live_table(deployment("InProgress"), RUNNING, now=T0 + 2.0)
     assert lines[0].startswith("d-ABCDEFGHI  InProgress  web/prod  2.0s")
     header, web1, web2, web3 = lines[1:5]
-    assert header.split() == ["TARGET", "STATUS", "Download", "AfInstall"]
-    assert web1.split() == ["web-1", "Succeeded", "✓", "0.5s", "✓", "0.5s"]
-    assert web2.split() == ["web-2", "InProgress", "✓", "0.5s", "▸", "0.5s"]
-    assert web3.split() == ["web-3", "Pending", "·", "·"]
+    assert header.split() == ["TARGET", "STATUS", "TIME", "EVENT", "Download", "AfInstall"]
+    assert web1.split() == ["web-1", "Succeeded", "1.0s", "✓", "0.5s", "✓", "0.5s"]
+    # a running host's time counts up to now; its current event is named
+    assert web2.split() == ["web-2", "InProgress", "1.0s", "AfterInstall", "✓", "0.5s", "▸", "0.5s"]
+    assert web3.split() == ["web-3", "Pending", "-", "·", "·"]
     assert lines[5] == progress.LEGEND
     # columns line up: every event column starts where its heading does
     assert web2.index("▸") == header.index("AfInstall")
@@ -448,7 +465,7 @@ def test_instance_register_writes_the_stock_agent_files(
     endpoint = "https://deploy.example.com:8420"
     result = shipyard(
         "instance", "register", "stock-1", "--format", "codedeploy", "--endpoint", endpoint,
-        "--output", str(tmp_path), "--root-dir", "/srv/cd-root", "--pid-dir", "/run/cd",
+        "--agent-config", str(tmp_path), "--root-dir", "/srv/cd-root", "--pid-dir", "/run/cd",
         env=cli_env(live_server),
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
@@ -476,17 +493,18 @@ def test_instance_register_writes_the_stock_agent_files(
 def test_instance_register_format_mistakes(live_server: LiveServer, tmp_path: Path) -> None:
     missing = tmp_path / "no-such-conf-dir"
     stock = shipyard(
-        "instance", "register", "s-1", "--format", "codedeploy", "--output", str(missing),
+        "instance", "register", "s-1", "--format", "codedeploy", "--agent-config", str(missing),
         env=cli_env(live_server),
     )  # fmt: skip
     assert_one_line_error(stock, 2, "does not exist")
     own = shipyard(
-        "instance", "register", "s-1", "--output", str(tmp_path / "a.yml"), "--pid-dir", "/run",
+        "instance", "register", "s-1", "--agent-config", str(tmp_path / "a.yml"),
+        "--pid-dir", "/run",
         env=cli_env(live_server),
     )  # fmt: skip
     assert_one_line_error(own, 2, "--pid-dir", "codedeploy")
     unknown = shipyard(
-        "instance", "register", "s-1", "--format", "chef", "--output", str(tmp_path),
+        "instance", "register", "s-1", "--format", "chef", "--agent-config", str(tmp_path),
         env=cli_env(live_server),
     )  # fmt: skip
     assert unknown.returncode == 2 and "invalid choice" in unknown.stderr

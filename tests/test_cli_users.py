@@ -33,7 +33,7 @@ def test_user_commands_and_the_audit(live_server: LiveServer, tmp_path: Path) ->
     )
     as_alice = cli_env(live_server, alice)
     refused = shipyard("user", "create", "mallory", "--role", "admin", env=as_alice)
-    assert_one_line_error(refused, 1, "AccessDeniedException", "codedeploy:ShipyardCreateUser")
+    assert_one_line_error(refused, 4, "AccessDeniedException", "codedeploy:ShipyardCreateUser")
     audit = shipyard("audit", env=as_alice)
     assert audit.returncode == 0, audit.stderr
     lines = audit.stdout.splitlines()
@@ -43,9 +43,9 @@ def test_user_commands_and_the_audit(live_server: LiveServer, tmp_path: Path) ->
     rotated = shipyard("user", "rotate", "alice", env=env)
     assert rotated.returncode == 0 and "New key for user alice (deployer)" in rotated.stdout
     stale = shipyard("audit", env=as_alice)
-    assert_one_line_error(stale, 1, "UnrecognizedClientException")
+    assert_one_line_error(stale, 4, "UnrecognizedClientException")
     revoked = shipyard("user", "revoke", "alice", env=env)
     assert revoked.stdout == "Revoked user alice: their keys no longer work\n"
     assert shipyard("user", "list", env=env).stdout.startswith("no users")
-    assert_one_line_error(shipyard("user", "revoke", "alice", env=env), 1, "UserNotFoundException")
+    assert_one_line_error(shipyard("user", "revoke", "alice", env=env), 4, "UserNotFoundException")
     assert_one_line_error(shipyard("user", "create", "x", "--role", "boss", env=env), 2, "--role")

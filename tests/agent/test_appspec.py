@@ -87,15 +87,51 @@ INVALID: list[tuple[str, str, str]] = [
         HEADER + "hooks:\n  AfterInstall:\n    - location: a\n    - runas: x\n",
         "AfterInstall script 2 has no location",
     ),
-    ("timeout zero", HEADER + "hooks:\n  X:\n    - {location: a, timeout: 0}\n", "greater than 0"),
-    ("timeout negative", HEADER + "hooks:\n  X:\n    - {location: a, timeout: -5}\n", "than 0"),
-    ("timeout fraction", HEADER + "hooks:\n  X:\n    - {location: a, timeout: 0.5}\n", "than 0"),
-    ("timeout text", HEADER + "hooks:\n  X:\n    - {location: a, timeout: soon}\n", "not a num"),
-    ("timeout mixed", HEADER + "hooks:\n  X:\n    - {location: a, timeout: 30s}\n", "not a num"),
-    ("timeout bool", HEADER + "hooks:\n  X:\n    - {location: a, timeout: true}\n", "not a num"),
-    ("timeout inf", HEADER + "hooks:\n  X:\n    - {location: a, timeout: .inf}\n", "not a num"),
-    ("sudo text", HEADER + "hooks:\n  X:\n    - {location: a, sudo: maybe}\n", "true or false"),
-    ("runas list", HEADER + "hooks:\n  X:\n    - {location: a, runas: [u]}\n", "user name"),
+    (
+        "timeout zero",
+        HEADER + "hooks:\n  AfterInstall:\n    - {location: a, timeout: 0}\n",
+        "greater than 0",
+    ),
+    (
+        "timeout negative",
+        HEADER + "hooks:\n  AfterInstall:\n    - {location: a, timeout: -5}\n",
+        "than 0",
+    ),
+    (
+        "timeout fraction",
+        HEADER + "hooks:\n  AfterInstall:\n    - {location: a, timeout: 0.5}\n",
+        "than 0",
+    ),
+    (
+        "timeout text",
+        HEADER + "hooks:\n  AfterInstall:\n    - {location: a, timeout: soon}\n",
+        "not a num",
+    ),
+    (
+        "timeout mixed",
+        HEADER + "hooks:\n  AfterInstall:\n    - {location: a, timeout: 30s}\n",
+        "not a num",
+    ),
+    (
+        "timeout bool",
+        HEADER + "hooks:\n  AfterInstall:\n    - {location: a, timeout: true}\n",
+        "not a num",
+    ),
+    (
+        "timeout inf",
+        HEADER + "hooks:\n  AfterInstall:\n    - {location: a, timeout: .inf}\n",
+        "not a num",
+    ),
+    (
+        "sudo text",
+        HEADER + "hooks:\n  AfterInstall:\n    - {location: a, sudo: maybe}\n",
+        "true or false",
+    ),
+    (
+        "runas list",
+        HEADER + "hooks:\n  AfterInstall:\n    - {location: a, runas: [u]}\n",
+        "user name",
+    ),
     # permissions: the entry
     ("permissions mapping", HEADER + "permissions: {object: /a}\n", "must be a list of entries"),
     ("permission scalar", HEADER + "permissions:\n  - /opt\n", "must be a mapping"),
@@ -184,8 +220,33 @@ def test_version_spellings_accepted(version: str) -> None:
     assert parse(f"version: {version}\nos: linux\n").version == 0.0
 
 
-def test_unknown_top_level_keys_are_ignored() -> None:
-    assert spec("Resources: []\nextra: {a: 1}\n") == AppSpec(version=0.0, os="linux")
+@pytest.mark.parametrize(
+    ("body", "fragment"),
+    [
+        ("hook:\n  AfterInstall: []\n", "line 3: unknown key 'hook' (did you mean 'hooks'?)"),
+        ("Files: []\n", "line 3: unknown key 'Files' (did you mean 'files'?)"),
+        (
+            "hooks:\n  AfterInstal:\n    - location: a.sh\n",
+            "line 4: unknown hook event 'AfterInstal' (did you mean 'AfterInstall'?)",
+        ),
+        ("hooks:\n  Install:\n    - location: a.sh\n", "run by the agent itself"),
+        (
+            "hooks:\n  AfterInstall:\n    - location: a.sh\n      timout: 5\n",
+            "line 6: unknown key in a hook script 'timout' (did you mean 'timeout'?)",
+        ),
+        (
+            "files:\n  - source: /\n    destinaton: /opt\n",
+            "line 5: unknown key in a files entry 'destinaton' (did you mean 'destination'?)",
+        ),
+        ("Resources: []\n", "an EC2/on-premises appspec has version, os"),
+    ],
+)
+def test_unknown_keys_and_events_are_refused_with_line_and_suggestion(
+    body: str, fragment: str
+) -> None:
+    with pytest.raises(AppSpecError) as caught:
+        spec(body)
+    assert fragment in str(caught.value)
 
 
 def test_null_sections_are_empty() -> None:
@@ -236,7 +297,7 @@ def test_hooks_defaults_and_every_key() -> None:
               timeout: 59.9
           AfterInstall: []
           ApplicationStart:
-          MyCustomEvent:
+          ValidateService:
             - location: custom.sh
               sudo: false
         """
@@ -247,20 +308,22 @@ def test_hooks_defaults_and_every_key() -> None:
         HookScript("c.sh", timeout=45),
         HookScript("d.sh", timeout=59),
     ]
-    assert list(parsed.hooks) == ["BeforeInstall", "MyCustomEvent"]
+    assert list(parsed.hooks) == ["BeforeInstall", "ValidateService"]
     assert parsed.scripts_for("AfterInstall") == []
     assert parsed.scripts_for("ApplicationStart") == []
 
 
 def test_summed_timeouts_over_an_hour_are_left_to_the_server() -> None:
-    parsed = spec("hooks:\n  X:\n    - {location: a, timeout: 3600}\n    - {location: b}\n")
-    assert sum(script.timeout for script in parsed.scripts_for("X")) == 7200
+    parsed = spec(
+        "hooks:\n  AfterInstall:\n    - {location: a, timeout: 3600}\n    - {location: b}\n"
+    )
+    assert sum(script.timeout for script in parsed.scripts_for("AfterInstall")) == 7200
 
 
 def test_scripts_for_returns_a_copy() -> None:
-    parsed = spec("hooks:\n  X:\n    - location: a\n")
-    parsed.scripts_for("X").clear()
-    assert parsed.scripts_for("X") == [HookScript("a")]
+    parsed = spec("hooks:\n  AfterInstall:\n    - location: a\n")
+    parsed.scripts_for("AfterInstall").clear()
+    assert parsed.scripts_for("AfterInstall") == [HookScript("a")]
 
 
 def test_permission_defaults() -> None:

@@ -48,6 +48,7 @@ class Archive:
         *scripts: HookScript,
         env: dict[str, str] | None = None,
         kill_grace: float = 0.5,
+        output_linger: float = 5.0,
     ) -> CommandResult:
         hook_run = HookRun(
             event=event,
@@ -56,6 +57,7 @@ class Archive:
             env={**os.environ, **(env or {})},
             on_output=self.output.append,
             kill_grace=kill_grace,
+            output_linger=output_linger,
             clock=lambda: FIXED_CLOCK,
         )
         return run_event(list(scripts), hook_run)
@@ -250,6 +252,29 @@ def test_background_child_holding_output_does_not_hang(archive: Archive) -> None
     _wait_gone(_pids(pids))
 
 
+def test_a_background_child_holding_output_is_reported_soon_after_the_script_exits(
+    archive: Archive,
+) -> None:
+    """Not at the script's timeout (an hour here): ``output_linger`` after it exited."""
+    pids = archive.root / "pids"
+    location = archive.script(
+        "leaky.sh", f"#!/bin/sh\nsleep 1000 &\necho $! > {pids}\necho started\nexit 0\n"
+    )
+    started = time.monotonic()
+    result = archive.run("ApplicationStart", HookScript(location), output_linger=0.5)
+    assert time.monotonic() - started < 3
+    assert result.error_code == ScriptError.OUTPUTS_LEFT_OPEN
+    assert "the script exited, but a background process it started kept it open" in (result.message)
+    _wait_gone(_pids(pids))
+
+
+def test_a_child_that_finishes_writing_within_the_linger_is_fine(archive: Archive) -> None:
+    location = archive.script("late.sh", "#!/bin/sh\n(sleep 0.3; echo late) &\necho early\n")
+    result = archive.run("ApplicationStart", HookScript(location), output_linger=3.0)
+    assert result.error_code == ScriptError.SUCCEEDED
+    assert result.log == "[stdout]early\n[stdout]late\n"
+
+
 def test_properly_detached_daemon_keeps_running(
     archive: Archive, reap_leftovers: list[int]
 ) -> None:
@@ -310,7 +335,10 @@ def test_a_runas_that_is_not_a_user_name_never_runs_the_script(
 
 @pytest.mark.parametrize("runas", ["-c id nobody", "-", "no body", "../root", "nobody$x"])
 def test_the_appspec_refuses_a_runas_that_is_not_a_user_name(runas: str) -> None:
-    text = f"version: 0.0\nos: linux\nhooks:\n  X:\n    - {{location: s.sh, runas: '{runas}'}}\n"
+    text = (
+        "version: 0.0\nos: linux\nhooks:\n  AfterInstall:\n"
+        f"    - {{location: s.sh, runas: '{runas}'}}\n"
+    )
     with pytest.raises(AppSpecError, match="must be a user name"):
         parse(text)
 

@@ -327,7 +327,10 @@ def test_disallow(existing: Host, argument: str, in_appspec: str | None) -> None
     body = f"file_exists_behavior: {in_appspec}\n" if in_appspec else ""
     with pytest.raises(InstallError) as caught:
         existing.install(body + "files:\n" + files_entry("app"), behavior=argument)
-    assert str(caught.value) == DISALLOWED + str(existing.dest / "a.txt")
+    assert str(caught.value) == DISALLOWED + str(existing.dest / "a.txt") + (
+        " (file_exists_behavior is DISALLOW: to replace it, deploy with "
+        "--file-exists-behavior OVERWRITE, or RETAIN to keep it)"
+    )  # where a user is stuck, the message names the way out
     assert (existing.dest / "a.txt").read_text() == "old a"
     assert not (existing.dest / "b.txt").exists()  # nothing is copied
 

@@ -3,6 +3,7 @@ standing in for the load balancer (the HAProxy runs are in test_traffic_haproxy.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from tests.e2e.conftest import (
     make_bundle,
     make_uploader,
 )
+from tests.e2e.test_shipyard_cli import shipyard
 from tests.support import wait_until
 
 ROLE = "arn:aws:iam::000000000000:role/shipyard"
@@ -115,10 +117,16 @@ def test_blue_green_with_ready_wait_and_termination_wait(bg_fleet: Fleet) -> Non
         "green-2": "maint",
     }
 
-    fleet.cd.continue_deployment(deploymentId=deployment_id, deploymentWaitType="READY_WAIT")
+    # The shipyard CLI says why the deployment waits and continues it.
+    status = shipyard(fleet, "status", deployment_id)
+    assert re.search(r"^Waiting +Ready: the replacement hosts wait", status.stdout, re.M), status
+    assert shipyard(fleet, "continue", deployment_id).returncode == 0
     wait_until(
         lambda: info(fleet, deployment_id).get("instanceTerminationWaitTimeStarted") is True,
         "termination wait",
+    )
+    assert (
+        "Waiting to terminate the original hosts" in shipyard(fleet, "status", deployment_id).stdout
     )
     assert servers(fleet) == {
         "blue-1": "maint",
@@ -139,7 +147,8 @@ def test_blue_green_with_ready_wait_and_termination_wait(bg_fleet: Fleet) -> Non
             "AfterAllowTraffic",
         ]
 
-    fleet.cd.continue_deployment(deploymentId=deployment_id, deploymentWaitType="TERMINATION_WAIT")
+    ended = shipyard(fleet, "continue", deployment_id, "--wait-type", "termination")
+    assert ended.returncode == 0, ended.stderr
     assert fleet.wait(deployment_id)["status"] == "Succeeded"
     for name in BLUE:  # TERMINATE: the original hosts left the fleet
         instance = fleet.cd.get_on_premises_instance(instanceName=name)["instanceInfo"]

@@ -74,12 +74,18 @@ def test_timing_out_script_is_killed_and_reported(fleet: Fleet, upload: Uploader
     assert not status.exists() or "State:\tZ" in status.read_text()
 
 
-def test_missing_script_is_script_missing(fleet: Fleet, upload: Uploader) -> None:
+def test_a_missing_script_fails_install_as_push_would_refuse_it(
+    fleet: Fleet, upload: Uploader
+) -> None:
+    """A bundle made without ``shipyard push`` meets the same rules on the host: the
+    missing script is named at Install, before anything of the revision runs."""
     setup_group(fleet, ["web-1"])
     info = deploy(fleet, upload("missing.zip", bundle_with_hook("ApplicationStart", None)))
     assert info["status"] == "Failed"
     target = fleet.targets(info["deploymentId"])["web-1"]
-    assert event_of(target, "ApplicationStart")["diagnostics"]["errorCode"] == "ScriptMissing"
+    message = event_of(target, "Install")["diagnostics"]["message"]
+    assert "appspec.yml: hook script 'scripts/hook.sh' is not in the bundle" in message
+    assert event_of(target, "ApplicationStart")["status"] != "Succeeded"
 
 
 @pytest.mark.parametrize(

@@ -77,7 +77,7 @@ def test_push_deploy_status_and_logs(fleet: Fleet, tmp_path: Path) -> None:
     registered = fleet.cd.list_application_revisions(applicationName="shop")["revisions"]
     assert [r["s3Location"]["bucket"] for r in registered] == ["releases"]
 
-    command[command.index("<GROUP>")] = "web"
+    assert command[command.index("--group") + 1] == "web"  # the application's one group
     deployed = shipyard(fleet, *command[1:], "--description", "from the shipyard cli")
     assert deployed.returncode == 0, deployed.stdout + deployed.stderr
     deployment_id = deployment_id_of(deployed.stdout)
@@ -146,7 +146,7 @@ def test_failing_deployment_exits_1_and_names_the_failure(fleet: Fleet, upload: 
     assert suggested in out
 
     status = shipyard(fleet, "status", deployment_id)
-    assert status.returncode == 0, status.stderr
+    assert status.returncode == 1, status.stderr  # the status of a failed deployment
     assert "Failed (HEALTH_CONSTRAINTS:" in status.stdout
     assert "scripts/hook.sh failed with exit code 3" in status.stdout
 

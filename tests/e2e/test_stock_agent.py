@@ -169,7 +169,14 @@ class StockFleet(Fleet):
         registered = subprocess.run(
             [
                 *(sys.executable, "-m", "shipyard", "instance", "register", name, *tag_flags),
-                *("--format", "codedeploy", "--endpoint", self.endpoint, "--output", str(conf)),
+                *(
+                    "--format",
+                    "codedeploy",
+                    "--endpoint",
+                    self.endpoint,
+                    "--agent-config",
+                    str(conf),
+                ),
                 *("--root-dir", str(home / "deployment-root"), "--log-dir", str(home / "log")),
                 *("--pid-dir", str(home / "pid")),
             ],

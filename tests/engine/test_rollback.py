@@ -281,3 +281,11 @@ def test_manual_request_without_its_config_is_an_error(group: dict[str, Any], na
     with pytest.raises(RollbackError, match=f"deployment config {name} does not exist"):
         rollback.manual_request("shop", group, GOOD, snapshot(config=None), emergency=False)
     assert rollback.manual_config_name(group) == name
+
+
+def test_an_emergency_rollback_redeploys_every_host_at_once() -> None:
+    """`shipyard rollback --emergency` says every host now: the group's own config
+    (OneAtATime here) would redeploy one host after another."""
+    group = {**GROUP, "deploymentConfigName": "CodeDeployDefault.OneAtATime"}
+    assert rollback.manual_config_name(group, emergency=True) == "CodeDeployDefault.AllAtOnce"
+    assert rollback.manual_config_name(group) == "CodeDeployDefault.OneAtATime"

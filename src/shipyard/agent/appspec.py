@@ -12,9 +12,11 @@ readable message naming the offending entry. The rules are the stock agent's
 - Unquoted octal-looking numbers (``mode: 0644``) keep the digits as written. YAML 1.1
   reads them as octal integers (0644 becomes 420), which the stock agent then applies as
   mode 420; the user guide tells people to quote them for that reason.
-- Unknown top-level keys are ignored, hook event names are not checked (the agent simply
-  never runs events no command maps to), and the 3600-second total per event is the
-  server's business, not the parser's.
+- Unknown keys (top level, in files, permissions and hook entries) and unknown hook event
+  names are refused with their line and a "did you mean" (``bundle_rules.key_problems``,
+  the same check ``shipyard push`` and ``shipyard validate`` run): the stock agent ignores
+  them, which turned a typo such as ``hook:`` into a deployment that did nothing. The
+  3600-second total per event is the server's business, not the parser's.
 - A hook whose value is null or an empty list is ignored.
 - A ``files`` entry repeated verbatim is an error here; other overlaps (two sources that
   land on the same path) can only be seen against the bundle, so ``install`` reports them.
@@ -32,6 +34,7 @@ from typing import Any
 
 import yaml
 
+from shipyard.agent.bundle_rules import first_fatal, key_problems
 from shipyard.agent.launch import RUNAS_NAME
 from shipyard.agent.permissions import Permission, parse_permission
 
@@ -82,6 +85,10 @@ def parse(text: str) -> AppSpec:
         raise AppSpecError(
             "The appspec file must be a YAML mapping with keys such as version, os, files, hooks"
         )
+    # Typos first: "has no destination" says less than "destinaton: did you mean ...".
+    problem = first_fatal(key_problems(text))
+    if problem is not None:
+        raise AppSpecError(f"line {problem.line}: {problem.message}")
     return AppSpec(
         version=_parse_version(document.get("version")),
         os=_parse_os(document.get("os")),

@@ -294,10 +294,12 @@ def _install(layout: Layout, spec: DeploymentSpec) -> None:
             f"the revision of deployment {deployment} is not on this host "
             f"({archive} is missing); DownloadBundle must succeed first"
         )
+    parsed = _load_appspec(archive, spec)
+    _check_tree(archive, parsed, spec)
     try:
         install.install(
             archive_dir=archive,
-            appspec=_load_appspec(archive, spec),
+            appspec=parsed,
             instructions_dir=layout.instructions_dir,
             deployment_group_id=group,
             file_exists_behavior=spec.file_exists_behavior,
@@ -305,6 +307,18 @@ def _install(layout: Layout, spec: DeploymentSpec) -> None:
     except install.InstallError as exc:
         raise _CommandError(str(exc)) from None
     layout.mark_last_successful(group, deployment)
+
+
+def _check_tree(archive: Path, parsed: AppSpec, spec: DeploymentSpec) -> None:
+    """Refuse a bundle missing what its appspec names, as ``shipyard push`` would have."""
+    from shipyard.agent import bundle_rules
+
+    scripts = [script.location for scripts in parsed.hooks.values() for script in scripts]
+    sources = [mapping.source for mapping in parsed.files]
+    problems = bundle_rules.tree_problems(archive, sources, scripts, spec.appspec_filename)
+    problem = bundle_rules.first_fatal(problems)
+    if problem is not None:
+        raise _CommandError(str(problem))
 
 
 def _run_hooks(

@@ -10,7 +10,8 @@ line goes to ``scripts.log`` in the stock format and to the ``on_output`` callba
 Failure codes are the stock agent's (``ScriptError``): 1 missing, 2 not executable,
 3 timed out, 4 non-zero exit, 5 unknown, 6 the script exited but something it started
 still holds its stdout/stderr open (the classic ``nohup server &`` without redirection;
-the stock agent would wait on it, Shipyard stops at the script's deadline).
+the stock agent would wait on it until the script's timeout, an hour by default;
+Shipyard reports it ``output_linger`` seconds after the script itself exited).
 """
 
 from __future__ import annotations
@@ -37,6 +38,10 @@ if TYPE_CHECKING:
 LOG_TAIL_CHARS = 4096
 MAX_LINE_BYTES = 64 * 1024  # a "line" longer than this is emitted in pieces
 DEFAULT_KILL_GRACE = 5.0  # seconds between SIGTERM and SIGKILL for a timed-out group
+# After a script exits, how long something it started may go on writing to its outputs
+# before that is reported (ScriptError 6), instead of waiting out the script's timeout.
+DEFAULT_OUTPUT_LINGER = 5.0
+EXIT_CHECK_SECONDS = 0.5  # how often a script's exit is checked while its outputs are quiet
 
 
 class ScriptError(IntEnum):
@@ -85,6 +90,7 @@ class HookRun:
     env: Mapping[str, str]  # the complete environment of the scripts
     on_output: Callable[[str], None]
     kill_grace: float = DEFAULT_KILL_GRACE
+    output_linger: float = DEFAULT_OUTPUT_LINGER
     clock: Callable[[], float] = time.time  # wall clock for the log timestamps
 
 
@@ -177,8 +183,9 @@ def _run_one(
         return fail(
             ScriptError.OUTPUTS_LEFT_OPEN,
             f"Script at specified location: {location} failed to close "
-            f"{' and '.join(left_open)} (a "
-            "background process it started kept it open; redirect that process's output)",
+            f"{' and '.join(left_open)} (the script exited, but a background process it "
+            "started kept it open; redirect that process's output, e.g. "
+            "'nohup server >/var/log/server.log 2>&1 &')",
         )
     status = process.returncode
     if status != 0:
@@ -196,7 +203,8 @@ def _supervise(
     """Pump output until the script is done or its deadline passes.
 
     Returns whether the script was still running at the deadline, and the names of the
-    outputs (STDOUT, STDERR) that something still held open then. In both of those
+    outputs (STDOUT, STDERR) that something still held open then, or ``output_linger``
+    seconds after the script exited. In both of those
     cases the script's whole process group is killed. A script that finished cleanly is
     left alone, and so are the daemons it started with their outputs redirected.
     """
@@ -207,11 +215,17 @@ def _supervise(
     with selectors.DefaultSelector() as selector:
         for stream, name in streams.items():
             selector.register(stream, selectors.EVENT_READ, name)
+        exited_at: float | None = None
         while selector.get_map():
-            remaining = deadline - time.monotonic()
+            now = time.monotonic()
+            remaining = deadline - now
             if remaining <= 0:
                 break
-            for key, _ in selector.select(remaining):
+            if exited_at is None and process.poll() is not None:
+                exited_at = now
+            if exited_at is not None and now - exited_at >= run.output_linger:
+                break  # the script is gone; what holds its outputs is reported now
+            for key, _ in selector.select(min(remaining, EXIT_CHECK_SECONDS)):
                 name = key.data
                 chunk = os.read(key.fd, MAX_LINE_BYTES)
                 if not chunk:

@@ -250,7 +250,8 @@ class _Planner:
             if self.behavior == "DISALLOW":
                 raise InstallError(
                     "The deployment failed because a specified file already exists at this "
-                    f"location: {destination}"
+                    f"location: {destination} (file_exists_behavior is DISALLOW: to replace it, "
+                    "deploy with --file-exists-behavior OVERWRITE, or RETAIN to keep it)"
                 )
             if self.behavior == "RETAIN":
                 return  # keep what is there, and leave it out of the cleanup file

@@ -33,6 +33,7 @@ from shipyard.agent.client import (
     ProtocolError,
 )
 from shipyard.agent.layout import Layout
+from shipyard.agent.startup import StartupError, prepare_root
 from shipyard.agent.state import CommandTracker
 from shipyard.agent.stream import OutputStreamer
 from shipyard.config import AGENT_ENV_PREFIX, AgentConfig, build
@@ -52,6 +53,9 @@ COMPLETE_RETRY_SECONDS = 300.0  # a result is worth waiting for the server a whi
 OUTPUT_FLUSH_SECONDS = 30.0
 # On SIGTERM, running hooks get as long as CodeDeploy gives one lifecycle event.
 SHUTDOWN_GRACE_SECONDS = 3600.0
+# A rejected key is final, but a server being restarted or restored may briefly not know
+# keys it will know again: give up on the third rejection in a row (after backing off).
+KEY_REJECTED_TRIES = 3
 SPEC_CACHE_SIZE = 64  # deployments whose specification a worker remembers
 # The server presigns bundle URLs for an hour; a specification younger than this still
 # has a usable one, so DownloadBundle need not fetch it again.
@@ -340,7 +344,7 @@ def poll_forever(
 ) -> None:
     """Long-poll for commands until ``stop``; back off on errors, one log line each."""
     rng = random.Random()
-    failures = 0
+    failures = rejected = 0
     while pool.wait_for_slot(stop):
         started = time.monotonic()
         try:
@@ -350,6 +354,9 @@ def poll_forever(
         except Exception as exc:
             if stop.is_set():
                 break
+            rejected = rejected + 1 if _key_rejected(exc) else 0
+            if rejected >= KEY_REJECTED_TRIES:
+                raise KeyRejected(poller.endpoint, config.instance_name) from exc
             failures += 1
             delay = backoff_delay(failures, rng)
             if isinstance(exc, CommandServiceError):
@@ -372,6 +379,21 @@ def poll_forever(
             continue
         log.debug("received %s (command %s)", command.command_name, command.command_id)
         pool.submit(command)
+
+
+class KeyRejected(Exception):
+    """The server no longer knows this agent's key: retrying cannot help."""
+
+    def __init__(self, endpoint: str, instance: str) -> None:
+        super().__init__(
+            f"the server at {endpoint} rejects this agent's key (UnrecognizedClientException): "
+            f"instance {instance} was deregistered or its key revoked; stopping. Register it "
+            "again (shipyard instance register) and start the agent with the new config"
+        )
+
+
+def _key_rejected(exc: Exception) -> bool:
+    return isinstance(exc, ProtocolError) and exc.code == "UnrecognizedClientException"
 
 
 def _check_command(command: HostCommand, config: AgentConfig) -> None:
@@ -443,11 +465,21 @@ def main(config_path: Path) -> int:
     except ValueError as exc:  # ConfigError, a malformed endpoint, an unreadable CA file
         print(f"shipyard agent: {exc}", file=sys.stderr)
         return 2
+    try:
+        lock = prepare_root(config.root_dir)
+    except StartupError as exc:
+        print(f"shipyard agent: {exc}", file=sys.stderr)
+        return 1
     configure_logging(config)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda _signum, _frame: stop.set())
-    run_agent(config, stop)
+    with lock:
+        try:
+            run_agent(config, stop)
+        except KeyRejected as exc:
+            log.error("%s", exc)
+            return 1
     return 0
 
 

@@ -15,18 +15,10 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from shipyard.cli import progress
+from shipyard.cli import output, progress
 from shipyard.cli.client import CliError
-from shipyard.cli.subcommands import _client
-
-
-def _api_options() -> argparse.ArgumentParser:
-    """The connection options every client subcommand takes (as in ``shipyard.cli.main``)."""
-    parent = argparse.ArgumentParser(add_help=False)
-    parent.add_argument("--endpoint", default=argparse.SUPPRESS, help="server URL")
-    parent.add_argument("--region", default=argparse.SUPPRESS, help="signing region")
-    parent.add_argument("--profile", default=argparse.SUPPRESS, help="AWS profile to use")
-    return parent
+from shipyard.cli.options import command
+from shipyard.cli.subcommands import client_for as _client
 
 
 def _seconds(text: str) -> float:
@@ -46,15 +38,23 @@ def _number(text: str) -> float:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
 
 
-def add_alarm_commands(subparsers: Any) -> None:
-    api = _api_options()
-    alarm = subparsers.add_parser("alarm", help="define the alarms deployments watch")
+def add_alarm_commands(subparsers: Any, api: argparse.ArgumentParser) -> None:
+    alarm = command(
+        subparsers,
+        "alarm",
+        help="define the alarms deployments watch",
+        example="shipyard alarm list",
+    )
     actions = alarm.add_subparsers(dest="action", metavar="ACTION", required=True)
 
-    put = actions.add_parser(
-        "put", parents=[api], help="create or replace an alarm (a PromQL query or an HTTP check)"
+    put = command(
+        actions,
+        "put",
+        parents=[api],
+        help="create or replace an alarm (a PromQL query or an HTTP check)",
+        example="shipyard alarm put errors --prometheus http://prom:9090 --query 'app_errors'",
     )
-    put.add_argument("name", metavar="NAME")
+    put.add_argument("name", metavar="NAME", help="alarm name, e.g. errors")
     check = put.add_mutually_exclusive_group(required=True)
     check.add_argument("--prometheus", metavar="URL", help="Prometheus server to query")
     check.add_argument("--http", metavar="URL", help="URL that must answer --expect-status")
@@ -72,11 +72,19 @@ def add_alarm_commands(subparsers: Any) -> None:
     )
     put.set_defaults(run=cmd_alarm_put)
 
-    listing = actions.add_parser("list", parents=[api], help="list the alarms")
+    listing = command(
+        actions, "list", parents=[api], help="list the alarms", example="shipyard alarm list"
+    )
     listing.set_defaults(run=cmd_alarm_list)
 
-    delete = actions.add_parser("delete", parents=[api], help="delete an alarm")
-    delete.add_argument("name", metavar="NAME")
+    delete = command(
+        actions,
+        "delete",
+        parents=[api],
+        help="delete an alarm",
+        example="shipyard alarm delete errors",
+    )
+    delete.add_argument("name", metavar="NAME", help="alarm name, e.g. errors")
     delete.set_defaults(run=cmd_alarm_delete)
 
 
@@ -133,6 +141,9 @@ def cmd_alarm_put(args: argparse.Namespace) -> int:
 
 def cmd_alarm_list(args: argparse.Namespace) -> int:
     found = _client(args).call_extension("ShipyardListAlarms", {}).get("alarms", [])
+    if output.wants_json(args):
+        output.emit_json(found)
+        return 0
     rows = [["NAME", "KIND", "CHECK", "BAKE"], *(describe(alarm) for alarm in found)]
     for line in progress.table(rows) if found else ["no alarms defined"]:
         print(line)

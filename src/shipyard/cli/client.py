@@ -17,15 +17,17 @@ import urllib.request
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 from urllib.parse import urlsplit
 
 import boto3
 import botocore
 import botocore.exceptions
+import botocore.parsers
 from botocore.config import Config as BotoConfig
 
 from shipyard import sigv4
+from shipyard.cli.upload_progress import ProgressReader
 
 if TYPE_CHECKING:
     from mypy_boto3_codedeploy import CodeDeployClient
@@ -41,10 +43,19 @@ NO_CREDENTIALS = (
 )
 
 
-class CliError(Exception):
-    """A failure to report as one line; ``exit_code`` 2 for usage mistakes, 1 otherwise."""
+# The exit statuses of ``shipyard`` (docs/cli.md, "Exit codes").
+EXIT_OK = 0
+EXIT_FAILED = 1  # the deployment (or rollback) failed or was stopped; an operation failed
+EXIT_USAGE = 2  # a mistake on the command line or in the bundle
+EXIT_UNREACHABLE = 3  # no Shipyard server answers at the endpoint, or it went away
+EXIT_REFUSED = 4  # the server refused the request (an API error such as a missing name)
+EXIT_INTERRUPTED = 130
 
-    def __init__(self, message: str, exit_code: int = 1) -> None:
+
+class CliError(Exception):
+    """A failure to report as one line, with its exit status (see the ``EXIT_*`` values)."""
+
+    def __init__(self, message: str, exit_code: int = EXIT_FAILED) -> None:
         super().__init__(message)
         self.message = message
         self.exit_code = exit_code
@@ -64,22 +75,75 @@ def readable_errors(endpoint: str) -> Iterator[None]:
         error = exc.response.get("Error", {})
         code = error.get("Code") or "Error"
         message = " ".join((error.get("Message") or "(no message)").split())
-        raise CliError(f"{code}: {message}") from None
-    except botocore.exceptions.EndpointConnectionError:
-        raise CliError(f"cannot reach Shipyard at {endpoint} (is the server running?)") from None
+        if str(code).isdigit():  # a bare HTTP status: whatever answered is not Shipyard
+            raise CliError(not_shipyard(endpoint, int(code)), EXIT_UNREACHABLE) from None
+        raise CliError(f"{code}: {message}{hint_for(str(code))}", EXIT_REFUSED) from None
+    except (
+        botocore.exceptions.EndpointConnectionError,
+        botocore.exceptions.ConnectionClosedError,
+        botocore.exceptions.ReadTimeoutError,
+    ):
+        raise CliError(unreachable(endpoint), EXIT_UNREACHABLE) from None
     except botocore.exceptions.NoCredentialsError:
         raise CliError(NO_CREDENTIALS) from None
     except botocore.exceptions.ParamValidationError as exc:
         raise CliError(" ".join(str(exc).split()), exit_code=2) from None
+    except botocore.parsers.ResponseParserError:
+        raise CliError(not_shipyard(endpoint, 200), EXIT_UNREACHABLE) from None
     except botocore.exceptions.BotoCoreError as exc:
-        raise CliError(str(exc)) from None
+        raise CliError(" ".join(str(exc).split()), EXIT_UNREACHABLE) from None
+
+
+def unreachable(endpoint: str) -> str:
+    return f"cannot reach Shipyard at {endpoint} (is the server running?)"
+
+
+def not_shipyard(endpoint: str, status: int) -> str:
+    return (
+        f"{endpoint} answered HTTP {status} without a Shipyard error: is it a Shipyard server, "
+        "and is the endpoint its root URL (e.g. http://127.0.0.1:8420)?"
+    )
+
+
+HINTS = {
+    "ApplicationDoesNotExistException": " (shipyard app list; shipyard app create NAME)",
+    "DeploymentGroupDoesNotExistException": " (shipyard group show APP; shipyard group create)",
+    "DeploymentDoesNotExistException": " (shipyard history APP lists deployments)",
+}
+
+
+def hint_for(code: str) -> str:
+    """Where a user stuck on ``code`` can go next."""
+    return HINTS.get(code, "")
+
+
+def check_endpoint(endpoint: str) -> str:
+    """``endpoint`` without a trailing slash, or a usage error naming what is wrong with it."""
+    url = urlsplit(endpoint)
+    if url.scheme not in ("http", "https") or not url.netloc:
+        raise CliError(
+            f"--endpoint {endpoint!r} is not a URL: write it with its scheme, "
+            f"e.g. http://{endpoint if '//' not in endpoint else '127.0.0.1:8420'}",
+            EXIT_USAGE,
+        )
+    if url.path.strip("/") or url.query or url.fragment:
+        root = f"{url.scheme}://{url.netloc}"
+        raise CliError(
+            f"--endpoint {endpoint!r} has a path: Shipyard is served at the root ({root})",
+            EXIT_USAGE,
+        )
+    try:
+        url.port  # noqa: B018 - a bad port raises here
+    except ValueError:
+        raise CliError(f"--endpoint {endpoint!r} has an invalid port", EXIT_USAGE) from None
+    return endpoint.rstrip("/")
 
 
 class ShipyardClient:
     """The CodeDeploy API, the bundle store and the Shipyard extensions of one server."""
 
     def __init__(self, endpoint: str, region: str, session: boto3.Session | None = None) -> None:
-        self.endpoint = endpoint.rstrip("/")
+        self.endpoint = check_endpoint(endpoint)
         self.region = region
         self.session = session if session is not None else boto3.Session()
         config = BotoConfig(
@@ -101,7 +165,12 @@ class ShipyardClient:
         method = getattr(self.codedeploy, botocore.xform_name(operation))
         with readable_errors(self.endpoint):
             response: dict[str, Any] = dict(method(**params))
-        response.pop("ResponseMetadata", None)
+        meta = response.pop("ResponseMetadata", {})
+        content_type = str(meta.get("HTTPHeaders", {}).get("content-type", ""))
+        if "json" not in content_type:  # an HTML page answered: some other server
+            raise CliError(
+                not_shipyard(self.endpoint, meta.get("HTTPStatusCode", 200)), EXIT_UNREACHABLE
+            )
         return response
 
     def deployment_targets(self, deployment_id: str) -> list[dict[str, Any]]:
@@ -142,10 +211,18 @@ class ShipyardClient:
                 if exc.response.get("Error", {}).get("Code") != "BucketAlreadyOwnedByYou":
                     raise
 
-    def upload(self, path: Path, bucket: str, key: str) -> dict[str, str]:
-        """Upload a file; return its ``eTag`` (unquoted) and ``version`` when the store has one."""
-        with readable_errors(self.endpoint), path.open("rb") as body:
+    def upload(
+        self, path: Path, bucket: str, key: str, progress: TextIO | None = None
+    ) -> dict[str, str]:
+        """Upload a file; return its ``eTag`` (unquoted) and ``version`` when the store has
+        one. With ``progress`` (a terminal), a progress bar is drawn there."""
+        with readable_errors(self.endpoint), path.open("rb") as raw:
+            body: Any = raw
+            if progress is not None:
+                body = ProgressReader(raw, path.stat().st_size, progress, f"Uploading {key}")
             response = self.s3.put_object(Bucket=bucket, Key=key, Body=body)
+            if progress is not None:
+                body.finish()
         stored = {"eTag": response.get("ETag", "").strip('"')}
         if response.get("VersionId"):
             stored["version"] = response["VersionId"]
@@ -186,26 +263,26 @@ def _send(request: urllib.request.Request, endpoint: str) -> dict[str, Any]:
         with urllib.request.urlopen(request, timeout=REQUEST_TIMEOUT, context=context) as reply:
             result = json.loads(reply.read() or b"{}")
     except urllib.error.HTTPError as exc:
-        raise CliError(_http_error_line(exc)) from None
+        raise _http_error(exc, endpoint) from None
     except (urllib.error.URLError, OSError):
-        raise CliError(f"cannot reach Shipyard at {endpoint} (is the server running?)") from None
+        raise CliError(unreachable(endpoint), EXIT_UNREACHABLE) from None
     except ValueError:
-        raise CliError(f"the server at {endpoint} sent a reply that is not JSON") from None
+        raise CliError(not_shipyard(endpoint, 200), EXIT_UNREACHABLE) from None
     if not isinstance(result, dict):
-        raise CliError(f"the server at {endpoint} sent an unexpected reply")
+        raise CliError(not_shipyard(endpoint, 200), EXIT_UNREACHABLE)
     return result
 
 
-def _http_error_line(exc: urllib.error.HTTPError) -> str:
+def _http_error(exc: urllib.error.HTTPError, endpoint: str) -> CliError:
     try:
         error = json.loads(exc.read())
     except ValueError:
         error = None
-    if not isinstance(error, dict):
-        return f"HTTP {exc.code}: {exc.reason}"
-    code = _error_code(str(error.get("__type") or f"HTTP {exc.code}"))
+    if not isinstance(error, dict) or not error.get("__type"):
+        return CliError(not_shipyard(endpoint, exc.code), EXIT_UNREACHABLE)
+    code = _error_code(str(error["__type"]))
     message = str(error.get("message") or error.get("Message") or "(no message)")
-    return f"{code}: {' '.join(message.split())}"
+    return CliError(f"{code}: {' '.join(message.split())}{hint_for(code)}", EXIT_REFUSED)
 
 
-__all__ = ["CliError", "ShipyardClient", "readable_errors"]
+__all__ = ["CliError", "ShipyardClient", "check_endpoint", "readable_errors"]

@@ -8,28 +8,26 @@ and exit status 2 (usage) or 1 (the operation failed); never a traceback.
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import os
 import shlex
+import socket
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
-from shipyard.cli import subcommands as commands
+from shipyard import __version__
+from shipyard.cli import parsers
 from shipyard.cli.alarms import add_alarm_commands
-from shipyard.cli.client import CliError
+from shipyard.cli.client import EXIT_INTERRUPTED, EXIT_USAGE, CliError
+from shipyard.cli.options import Parser, api_options, command
+from shipyard.cli.output import FORMATS
+from shipyard.cli.server_logging import configure_logging
 from shipyard.cli.subcommands import DEFAULT_ENDPOINT, DEFAULT_REGION
 from shipyard.cli.users import add_user_commands
 from shipyard.config import ConfigError, ServerConfig, build
-
-
-class _Parser(argparse.ArgumentParser):
-    """Reports a usage mistake as one line instead of argparse's usage block."""
-
-    def error(self, message: str) -> NoReturn:
-        where = self.prog.removeprefix("shipyard").strip()
-        raise CliError(f"{where + ': ' if where else ''}{message} (see '{self.prog} --help')", 2)
 
 
 def _import_entry(module: str, what: str) -> Callable[..., Any]:
@@ -66,6 +64,9 @@ def cmd_server(args: argparse.Namespace) -> int:
     config: ServerConfig = build(ServerConfig, file=config_file, flags=flags)
     if bool(config.tls_cert) != bool(config.tls_key):
         raise CliError("server: --tls-cert and --tls-key must be given together", 2)
+    _check_database(config.database)
+    _check_port_free(config.host, config.port)
+    configure_logging(args.log_format or "text")
     import sqlalchemy.exc
 
     from shipyard.server.main import serve
@@ -80,6 +81,30 @@ def cmd_server(args: argparse.Namespace) -> int:
         first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise CliError(f"server could not start: {first_line}") from None
     return 0
+
+
+DATABASE_SCHEMES = ("sqlite", "postgresql")
+
+
+def _check_database(url: str | None) -> None:
+    scheme = (url or "sqlite").partition(":")[0].partition("+")[0]
+    if scheme not in DATABASE_SCHEMES:
+        raise CliError(
+            f"server: --database {url!r}: Shipyard stores its data in PostgreSQL "
+            "(postgresql://USER@HOST/DB) or SQLite (the default)",
+            EXIT_USAGE,
+        )
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """Say a port is taken before printing anything that suggests the server started."""
+    try:
+        with socket.create_server((host, port), reuse_port=False):
+            pass
+    except OSError as exc:
+        busy = exc.errno == errno.EADDRINUSE
+        reason = "is in use (another server? choose one with --port)" if busy else exc.strerror
+        raise CliError(f"server could not start: {host}:{port} {reason}") from None
 
 
 def cmd_agent(args: argparse.Namespace) -> int:
@@ -99,6 +124,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 # --- the command line ------------------------------------------------------------------
 
+EXIT_CODES_HELP = """\
+  0    success (for deploy, rollback and status: the deployment succeeded)
+  1    the deployment failed or was stopped (deploy exits 1 even when its automatic
+       rollback succeeded)
+  2    usage error: a bad flag or value, or a bundle that does not validate
+  3    no Shipyard server answers at the endpoint (refused, lost, or another server)
+  4    the server refused the request (e.g. an application that does not exist)
+  130  interrupted (Ctrl-C); a deployment being followed goes on on the server"""
+
 
 def _port(text: str) -> int:
     if not text.isdigit() or not 0 < int(text) < 65536:
@@ -106,98 +140,26 @@ def _port(text: str) -> int:
     return int(text)
 
 
-def _api_options(*, with_endpoint: bool = True) -> _Parser:
-    """Options every client subcommand takes (also accepted before the subcommand)."""
-    parent = _Parser(add_help=False)
-    if with_endpoint:
-        parent.add_argument("--endpoint", default=argparse.SUPPRESS, help="server URL")
-    parent.add_argument("--region", default=argparse.SUPPRESS, help="signing region")
-    parent.add_argument("--profile", default=argparse.SUPPRESS, help="AWS profile to use")
-    return parent
-
-
-def _add_instance_commands(subparsers: Any, api: argparse.ArgumentParser) -> None:
-    instance = subparsers.add_parser("instance", help="manage on-premises instances")
-    actions = instance.add_subparsers(dest="action", metavar="ACTION", required=True)
-    reg = actions.add_parser(
-        "register",
-        parents=[_api_options(with_endpoint=False)],
-        help="register an instance and write its agent config",
+def _add_server_commands(subparsers: Any) -> None:
+    server = command(
+        subparsers,
+        "server",
+        help="run the control plane",
+        example="shipyard server --data-dir /var/lib/shipyard",
     )
-    reg.add_argument("name", metavar="NAME")
-    reg.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE")
-    reg.add_argument(
-        "--endpoint",
-        dest="agent_endpoint",
-        metavar="URL",
-        help="server URL the agent will use (also used here unless set otherwise)",
+    server.add_argument(
+        "--config", metavar="FILE", help="YAML file with any ServerConfig setting, e.g. server.yml"
     )
-    reg.add_argument(
-        "--output",
-        required=True,
-        metavar="PATH",
-        help="agent config file to write (--format codedeploy: the agent's conf directory)",
-    )
-    reg.add_argument(
-        "--format",
-        choices=["shipyard", "codedeploy"],
-        default="shipyard",
-        help="config for Shipyard's agent, or the stock CodeDeploy agent's two files",
-    )
-    reg.add_argument("--root-dir", metavar="DIR", help="agent deployment root")
-    reg.add_argument("--log-dir", metavar="DIR", help="agent log directory")
-    reg.add_argument("--pid-dir", metavar="DIR", help="stock agent pid directory")
-    reg.set_defaults(run=commands.cmd_instance_register)
-    dereg = actions.add_parser("deregister", parents=[api], help="deregister an instance")
-    dereg.add_argument("name", metavar="NAME")
-    dereg.set_defaults(run=commands.cmd_instance_deregister)
-    listing = actions.add_parser("list", parents=[api], help="list on-premises instances")
-    listing.add_argument("--status", choices=["Registered", "Deregistered"])
-    listing.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE")
-    listing.set_defaults(run=commands.cmd_instance_list)
-
-
-def _add_deploy_command(subparsers: Any, api: argparse.ArgumentParser) -> None:
-    deploy = subparsers.add_parser(
-        "deploy", parents=[api], help="create a deployment and follow it to the end"
-    )
-    deploy.add_argument("--application", required=True)
-    deploy.add_argument("--group", required=True, help="deployment group")
-    deploy.add_argument("--bucket")
-    deploy.add_argument("--key")
-    deploy.add_argument("--bundle-type", choices=["zip", "tar", "tgz"])
-    deploy.add_argument("--version")
-    deploy.add_argument("--etag")
-    deploy.add_argument("--github-repo", metavar="ACCOUNT/REPO")
-    deploy.add_argument("--commit")
-    deploy.add_argument("--config", help="deployment config name")
-    deploy.add_argument("--description")
-    deploy.add_argument(
-        "--file-exists-behavior", type=str.upper, choices=["DISALLOW", "OVERWRITE", "RETAIN"]
-    )
-    deploy.add_argument("--ignore-application-stop-failures", action="store_true")
-    deploy.add_argument("--no-wait", action="store_true", help="print the id and return")
-    deploy.set_defaults(run=commands.cmd_deploy)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="shipyard", description="Self-hosted, CodeDeploy-compatible deployments.")
-    parser.add_argument(
-        "--endpoint", help=f"server URL (default: $SHIPYARD_ENDPOINT or {DEFAULT_ENDPOINT})"
-    )
-    parser.add_argument("--region", help=f"signing region (default: {DEFAULT_REGION})")
-    parser.add_argument("--profile", help="AWS profile for credentials")
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    api = _api_options()
-
-    server = subparsers.add_parser("server", help="run the control plane")
-    server.add_argument("--config", metavar="FILE", help="YAML file with any ServerConfig setting")
-    server.add_argument("--data-dir", help="where the database and credentials live")
+    server.add_argument("--data-dir", metavar="DIR", help="where the database and credentials live")
     server.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     server.add_argument("--port", type=_port, help="port to listen on (default 8420)")
-    server.add_argument("--database", metavar="URL", help="postgresql://... (default SQLite)")
-    server.add_argument("--tls-cert", metavar="FILE")
-    server.add_argument("--tls-key", metavar="FILE")
+    server.add_argument(
+        "--database",
+        metavar="URL",
+        help="postgresql://USER@HOST/DB (default: SQLite in the data directory)",
+    )
+    server.add_argument("--tls-cert", metavar="FILE", help="PEM certificate to serve HTTPS")
+    server.add_argument("--tls-key", metavar="FILE", help="PEM private key of --tls-cert")
     server.add_argument("--public-url", metavar="URL", help="URL agents use to reach the server")
     server.add_argument(
         "--traffic-router",
@@ -220,67 +182,53 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="a host whose agent is silent this long fails (default 60)",
     )
+    server.add_argument(
+        "--log-format",
+        choices=["text", "json"],
+        help="server log lines on stderr: text (default) or one JSON object per line",
+    )
     server.set_defaults(run=cmd_server)
 
-    agent = subparsers.add_parser("agent", help="run the agent on this host")
-    agent.add_argument("--config", required=True, metavar="FILE")
+    agent = command(
+        subparsers,
+        "agent",
+        help="run the agent on this host",
+        example="shipyard agent --config /etc/shipyard-agent.yml",
+    )
+    agent.add_argument(
+        "--config", required=True, metavar="FILE", help="the file 'instance register' wrote"
+    )
     agent.set_defaults(run=cmd_agent)
 
-    _add_instance_commands(subparsers, api)
 
-    push = subparsers.add_parser("push", parents=[api], help="bundle a directory as a revision")
-    push.add_argument("--application", required=True)
-    push.add_argument("--source", required=True, metavar="DIR")
-    push.add_argument("--bucket", required=True)
-    push.add_argument("--key", help="object key (default: APPLICATION/<content hash>.zip)")
-    push.add_argument("--description")
-    push.set_defaults(run=commands.cmd_push)
-
-    _add_deploy_command(subparsers, api)
-    add_alarm_commands(subparsers)
-    add_user_commands(subparsers)
-
-    status = subparsers.add_parser("status", parents=[api], help="show a deployment")
-    status.add_argument("deployment_id", metavar="DEPLOYMENT_ID")
-    status.set_defaults(run=commands.cmd_status)
-
-    stop = subparsers.add_parser("stop", parents=[api], help="stop a deployment")
-    stop.add_argument("deployment_id", metavar="DEPLOYMENT_ID")
-    stop.add_argument(
-        "--rollback",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="roll updated hosts back (default: the deployment's rollback configuration)",
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(
+        prog="shipyard",
+        description="Self-hosted, CodeDeploy-compatible deployments.",
+        epilog=f"exit codes:\n{EXIT_CODES_HELP}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    stop.set_defaults(run=commands.cmd_stop)
-
-    for verb, text in (
-        ("pause", "start no more hosts until resumed"),
-        ("resume", "go on starting hosts"),
-        ("approve", "let a deployment that waits for approval go on"),
-    ):
-        steer = subparsers.add_parser(verb, parents=[api], help=text)
-        steer.add_argument("deployment_id", metavar="DEPLOYMENT_ID")
-        steer.set_defaults(run=commands.cmd_steer, verb=verb)
-
-    rollback = subparsers.add_parser(
-        "rollback", parents=[api], help="go back to the last good revision of a group"
+    parser.add_argument(
+        "--version", action="version", version=f"shipyard {__version__}", help="print the version"
     )
-    rollback.add_argument("--application", required=True)
-    rollback.add_argument("--group", required=True)
-    rollback.add_argument(
-        "--emergency",
-        action="store_true",
-        help="abandon events in flight, skip stop scripts, and redeploy every host now",
+    parser.add_argument(
+        "--endpoint", help=f"server URL (default: $SHIPYARD_ENDPOINT or {DEFAULT_ENDPOINT})"
     )
-    rollback.add_argument("--no-wait", action="store_true", help="do not follow the rollback")
-    rollback.set_defaults(run=commands.cmd_rollback)
-
-    logs = subparsers.add_parser("logs", parents=[api], help="print hook script output")
-    logs.add_argument("deployment_id", metavar="DEPLOYMENT_ID")
-    logs.add_argument("--target", help="one target (default: all)")
-    logs.add_argument("--event", help="one lifecycle event (default: all)")
-    logs.set_defaults(run=commands.cmd_logs)
+    parser.add_argument("--region", help=f"signing region (default: {DEFAULT_REGION})")
+    parser.add_argument("--profile", help="AWS profile for credentials")
+    parser.add_argument(
+        "--output", choices=FORMATS, default="text", help="text (default) or json for scripts"
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    api = api_options()
+    _add_server_commands(subparsers)
+    parsers.add_setup_commands(subparsers, api)
+    parsers.add_instance_commands(subparsers, api)
+    parsers.add_revision_commands(subparsers, api)
+    parsers.add_deployment_commands(subparsers, api)
+    add_alarm_commands(subparsers, api)
+    add_user_commands(subparsers, api)
+    parsers.add_completion_command(subparsers, parser)
 
     # No options of its own (not even --help): all its arguments go to shipyard.demo.run.
     demo = subparsers.add_parser("demo", help="a local rehearsal of a whole fleet", add_help=False)
@@ -302,10 +250,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except ConfigError as exc:
         print(f"shipyard: error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     except KeyboardInterrupt:
         print("shipyard: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except BrokenPipeError:
         # The reader went away (e.g. `shipyard logs ... | head`): stop quietly.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -9,7 +9,8 @@ Timestamps may be epoch seconds or the ``datetime`` objects boto3 parses them in
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping, Sequence
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -156,12 +157,27 @@ def event_duration(event: Mapping[str, Any], now: float | None = None) -> float 
     return end - start
 
 
-def target_duration(target: Target) -> float | None:
+def target_duration(target: Target, now: float | None = None) -> float | None:
+    """How long a host has run: to its last event's end, or to ``now`` while it runs."""
     starts = [s for e in target.events if (s := seconds(e.get("startTime"))) is not None]
     ends = [s for e in target.events if (s := seconds(e.get("endTime"))) is not None]
-    if not starts or not ends:
+    if not starts:
         return None
-    return max(ends) - min(starts)
+    if now is not None and target.status == "InProgress":
+        return now - min(starts)
+    return max(ends) - min(starts) if ends else None
+
+
+def natural_key(name: str) -> tuple[tuple[int, int | str], ...]:
+    """Sort key putting web-2 before web-10: digit runs compare as numbers."""
+    return tuple((0, int(part)) if part.isdigit() else (1, part) for part in _DIGITS.split(name))
+
+
+_DIGITS = re.compile(r"(\d+)")
+
+
+def in_natural_order(targets: Iterable[Target]) -> list[Target]:
+    return sorted(targets, key=lambda t: natural_key(t.target_id))
 
 
 def deployment_duration(deployment: Mapping[str, Any], now: float) -> float | None:
@@ -213,20 +229,80 @@ def _cell(event: Mapping[str, Any] | None, now: float) -> str:
     return f"{symbol} {format_duration(duration)}" if duration is not None else symbol
 
 
+@dataclass(frozen=True)
+class Column:
+    """One column of the live table: its heading and how a target fills it at ``now``.
+
+    The first columns (target, status, time, current event) say what matters at a glance
+    and are kept when the terminal is narrow; the event grid after them may be cut.
+    """
+
+    heading: str
+    cell: Callable[[Target, float], str]
+
+
+def _event_cell(name: str) -> Callable[[Target, float], str]:
+    def cell(target: Target, now: float) -> str:
+        found = next((e for e in target.events if e.get("lifecycleEventName") == name), None)
+        return _cell(found, now)
+
+    return cell
+
+
+def _current_event(target: Target, now: float) -> str:
+    current = _failed_event(target) or _running_event(target)
+    return str(current.get("lifecycleEventName", "")) if current else ""
+
+
+def _target_name(target: Target, now: float) -> str:
+    """The target, with its traffic split when it shifts by weight ("30% on v2")."""
+    return f"{target.target_id} ({target.traffic})" if target.traffic else target.target_id
+
+
+def live_columns(targets: Sequence[Target]) -> list[Column]:
+    """The live table's columns for these targets (add platform columns here)."""
+    return [
+        Column("TARGET", _target_name),
+        Column("STATUS", lambda t, now: t.status),
+        Column("TIME", lambda t, now: format_duration(target_duration(t, now))),
+        Column("EVENT", _current_event),
+        *(Column(EVENT_LABELS.get(n, n[:10]), _event_cell(n)) for n in event_names(targets)),
+    ]
+
+
+def live_rows(targets: Sequence[Target], now: float) -> list[list[str]]:
+    """The live table as cells, heading row first, targets in natural order."""
+    columns = live_columns(targets)
+    rows = [[column.heading for column in columns]]
+    rows += [[column.cell(t, now) for column in columns] for t in in_natural_order(targets)]
+    return rows
+
+
+def wait_reasons(deployment: Mapping[str, Any]) -> list[str]:
+    """Why a deployment that has not ended is not moving, in the server's words."""
+    if deployment.get("status") in TERMINAL_STATUSES:
+        return []
+    reasons = [str(m) for m in deployment.get("deploymentStatusMessages") or () if m]
+    if deployment.get("status") == "Ready":
+        reasons.append(
+            "Ready: the replacement hosts wait for traffic to be rerouted (shipyard continue)"
+        )
+    if deployment.get("instanceTerminationWaitTimeStarted"):
+        reasons.append(
+            "Waiting to terminate the original hosts (termination wait time; "
+            "shipyard continue --wait-type termination ends it)"
+        )
+    return reasons
+
+
 def live_table(
     deployment: Mapping[str, Any], raw_targets: Sequence[Mapping[str, Any]], now: float
 ) -> list[str]:
     """The redrawn view: a headline, then one row per target and one column per event."""
     targets = [target_of(t) for t in raw_targets]
-    names = event_names(targets)
-    rows = [["TARGET", "STATUS", *(EVENT_LABELS.get(n, n[:10]) for n in names)]]
-    for target in targets:
-        by_name = {str(e.get("lifecycleEventName")): e for e in target.events}
-        shown = f"{target.target_id} ({target.traffic})" if target.traffic else target.target_id
-        rows.append([shown, target.status, *(_cell(by_name.get(n), now) for n in names)])
-    lines = [headline(deployment, now)]
+    lines = [headline(deployment, now), *wait_reasons(deployment)]
     if targets:
-        lines += [*table(rows), LEGEND]
+        lines += [*table(live_rows(targets, now)), LEGEND]
     return lines
 
 
@@ -294,7 +370,7 @@ def change_lines(
 def target_rows(raw_targets: Sequence[Mapping[str, Any]]) -> list[str]:
     """Per-host table: status, events done, duration, and the failing or running event."""
     rows = [["HOST", "STATUS", "EVENTS", "DURATION", "EVENT", "DETAIL"]]
-    for target in map(target_of, raw_targets):
+    for target in in_natural_order(map(target_of, raw_targets)):
         done = sum(1 for e in target.events if e.get("status") == "Succeeded")
         failed = _failed_event(target)
         current = failed or _running_event(target)
@@ -368,6 +444,7 @@ def status_report(
         ["Group", str(deployment.get("deploymentGroupName", "-"))],
         ["Config", str(deployment.get("deploymentConfigName", "-"))],
         ["Status", status],
+        *(["Waiting", reason] for reason in wait_reasons(deployment)),
         ["Revision", format_revision(deployment.get("revision"))],
         ["Created", format_time(deployment.get("createTime"))],
         ["Duration", format_duration(deployment_duration(deployment, now))],

@@ -8,31 +8,35 @@ for ``shipyard.cli.main`` to print as one line.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shlex
-import shutil
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
 import boto3
 
-from shipyard.cli import pack, progress
-from shipyard.cli.client import CliError, ShipyardClient, readable_errors
+from shipyard.cli import fleet, following, output, pack, progress
+from shipyard.cli.client import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    CliError,
+    ShipyardClient,
+    check_endpoint,
+    readable_errors,
+)
 from shipyard.cli.codedeploy_files import ONPREMISES_FILE, SETTINGS_FILE, StockAgentFiles
 from shipyard.config import AgentConfig, agent_config_to_yaml, build
 
 DEFAULT_ENDPOINT = "http://127.0.0.1:8420"
 DEFAULT_REGION = "us-east-1"
-POLL_INTERVAL = 0.2  # seconds between GetDeployment calls while following a deployment
 INSTANCE_ARN_PREFIX = "arn:aws:iam::000000000000:user/shipyard/"
-BATCH_GET_INSTANCES_MAX = 25
 
 
-def _client(args: argparse.Namespace) -> ShipyardClient:
+def client_for(args: argparse.Namespace) -> ShipyardClient:
     endpoint = (
         args.endpoint
         or os.environ.get("SHIPYARD_ENDPOINT")
@@ -78,22 +82,24 @@ def _print_lines(lines: Sequence[str], out: TextIO | None = None) -> None:
 
 def cmd_instance_register(args: argparse.Namespace) -> int:
     tags = _tags(args.tag)
-    output = Path(args.output)
+    config_path = Path(args.agent_config)
     stock = args.format == "codedeploy"
-    if stock and not output.is_dir():
-        raise CliError(f"instance register: directory {output} does not exist", 2)
+    if stock and not config_path.is_dir():
+        raise CliError(f"instance register: directory {config_path} does not exist", 2)
     if not stock and args.pid_dir:
         raise CliError("instance register: --pid-dir is for --format codedeploy only", 2)
-    if not output.parent.is_dir():
-        raise CliError(f"instance register: directory {output.parent} does not exist", 2)
-    client = _client(args)
+    if not config_path.parent.is_dir():
+        raise CliError(f"instance register: directory {config_path.parent} does not exist", 2)
+    if args.agent_endpoint:  # written into the agent's config: refuse it here, not there
+        check_endpoint(args.agent_endpoint)
+    client = client_for(args)
     arn = INSTANCE_ARN_PREFIX + args.name
     client.api("RegisterOnPremisesInstance", instanceName=args.name, iamUserArn=arn)
     if tags:
         client.api("AddTagsToOnPremisesInstances", tags=tags, instanceNames=[args.name])
     issued = client.call_extension("ShipyardIssueInstanceCredentials", {"instanceName": args.name})
     if stock:
-        return _write_stock_agent_files(args, client, issued, arn, output)
+        return _write_stock_agent_files(args, client, issued, arn, config_path)
     flags: dict[str, Any] = {
         "endpoint": args.agent_endpoint or client.endpoint,
         "instance_name": args.name,
@@ -105,11 +111,12 @@ def cmd_instance_register(args: argparse.Namespace) -> int:
         "log_dir": args.log_dir,
     }
     config: AgentConfig = build(AgentConfig, env={}, flags=flags)
-    _write_private(output, agent_config_to_yaml(config))
+    _write_private(config_path, agent_config_to_yaml(config))
     tag_text = " ".join(f"{t['Key']}={t['Value']}" for t in tags) or "no tags"
     print(f"Registered instance {args.name} ({tag_text})")
-    print(f"Agent config (contains its secret key) written to {output}")
-    print(f"Start the agent on that host with: shipyard agent --config {shlex.quote(str(output))}")
+    print(f"Agent config (contains its secret key) written to {config_path}")
+    quoted = shlex.quote(str(config_path))
+    print(f"Start the agent on that host with: shipyard agent --config {quoted}")
     return 0
 
 
@@ -140,71 +147,80 @@ def _write_stock_agent_files(
 
 
 def cmd_instance_deregister(args: argparse.Namespace) -> int:
-    _client(args).api("DeregisterOnPremisesInstance", instanceName=args.name)
+    client_for(args).api("DeregisterOnPremisesInstance", instanceName=args.name)
     print(f"Deregistered instance {args.name}; its agent's credentials no longer work")
-    return 0
-
-
-def cmd_instance_list(args: argparse.Namespace) -> int:
-    client = _client(args)
-    query: dict[str, Any] = {}
-    if args.status:
-        query["registrationStatus"] = args.status
-    if args.tag:
-        query["tagFilters"] = [{**t, "Type": "KEY_AND_VALUE"} for t in _tags(args.tag)]
-    names: list[str] = []
-    while True:
-        page = client.api("ListOnPremisesInstances", **query)
-        names += page.get("instanceNames", [])
-        if not page.get("nextToken"):
-            break
-        query["nextToken"] = page["nextToken"]
-    infos: list[Mapping[str, Any]] = []
-    for start in range(0, len(names), BATCH_GET_INSTANCES_MAX):
-        chunk = names[start : start + BATCH_GET_INSTANCES_MAX]
-        infos += client.api("BatchGetOnPremisesInstances", instanceNames=chunk)["instanceInfos"]
-    rows = [["NAME", "STATUS", "REGISTERED", "TAGS"]]
-    for info in sorted(infos, key=lambda i: str(i.get("instanceName"))):
-        tags = " ".join(f"{t.get('Key')}={t.get('Value')}" for t in info.get("tags", []))
-        status = "Deregistered" if info.get("deregisterTime") else "Registered"
-        rows.append(
-            [
-                str(info.get("instanceName")),
-                status,
-                progress.format_time(info.get("registerTime")),
-                tags,
-            ]
-        )
-    _print_lines(progress.table(rows) if infos else ["no on-premises instances"])
     return 0
 
 
 # --- revisions and deployments -----------------------------------------------------------
 
 
+def cmd_validate(args: argparse.Namespace) -> int:
+    """shipyard validate DIR: the checks push makes, for CI; warnings on stderr."""
+    source = Path(args.source)
+    if not source.is_dir():
+        raise CliError(f"validate: {source} is not a directory", EXIT_USAGE)
+    problems = pack.bundle_problems(source)
+    if output.wants_json(args):
+        output.emit_json([{**vars(p), "path": str(source / p.path)} for p in problems])
+    else:
+        for problem in problems:
+            kind = "error" if problem.fatal else "warning"
+            print(f"{source / str(problem)} [{kind}]")
+        if not problems:
+            print(f"{source}: the bundle is valid", file=sys.stderr)
+    return EXIT_USAGE if any(p.fatal for p in problems) else EXIT_OK
+
+
+def _bundle_kind(args: argparse.Namespace) -> str:
+    if not args.key:
+        return str(args.bundle_type or "zip")
+    from_key = pack.bundle_type_for(args.key)
+    if args.bundle_type and pack.has_bundle_suffix(args.key) and args.bundle_type != from_key:
+        raise CliError(
+            f"push: --key {args.key} names a {from_key} bundle but --bundle-type is "
+            f"{args.bundle_type}",
+            EXIT_USAGE,
+        )
+    return str(args.bundle_type or from_key)
+
+
 def cmd_push(args: argparse.Namespace) -> int:
     source = Path(args.source)
-    pack.check_source(source)
-    client = _client(args)
+    for warning in pack.check_source(source):
+        print(f"shipyard: warning: {source / str(warning)}", file=sys.stderr)
+    kind = _bundle_kind(args)
+    client = client_for(args)
     client.api("GetApplication", applicationName=args.application)  # fail before uploading
-    with pack.zipped(source) as (archive, digest):
-        key = args.key or f"{args.application}/{digest[:16]}.zip"
+    with pack.packed(source, kind) as (archive, digest):
+        key = args.key or f"{args.application}/{digest[:16]}.{kind}"
         client.ensure_bucket(args.bucket)
-        stored = client.upload(archive, args.bucket, key)
-    location = {"bucket": args.bucket, "key": key, "bundleType": "zip", **stored}
+        stored = client.upload(
+            archive, args.bucket, key, progress=sys.stderr if sys.stderr.isatty() else None
+        )
+    location = {"bucket": args.bucket, "key": key, "bundleType": kind, **stored}
     revision = {"revisionType": "S3", "s3Location": location}
     extra = {"description": args.description} if args.description else {}
     client.api(
         "RegisterApplicationRevision", applicationName=args.application, revision=revision, **extra
     )
-    print(json.dumps(revision, indent=2))
-    command = ["shipyard", "deploy", "--application", args.application, "--group", "<GROUP>"]
+    if output.wants_json(args):
+        output.emit_json(revision)
+        return EXIT_OK
+    groups = client.api("ListDeploymentGroups", applicationName=args.application)
+    names = groups.get("deploymentGroups", [])
+    group = names[0] if len(names) == 1 else "GROUP"
+    command = ["shipyard", "deploy", "--application", args.application, "--group", group]
     command += ["--bucket", args.bucket, "--key", key, "--etag", stored["eTag"]]
     if "version" in stored:
-        command += ["--version", stored["version"]]
-    words = (word if word == "<GROUP>" else shlex.quote(word) for word in command)
-    print("Deploy it with:\n  " + " ".join(words))
-    return 0
+        command += ["--object-version", stored["version"]]
+    print(f"Pushed s3://{args.bucket}/{key} ({kind}, ETag {stored['eTag']})")
+    print("Deploy it with:\n  " + " ".join(shlex.quote(word) for word in command))
+    if len(names) > 1:
+        print(f"  where GROUP is one of: {', '.join(names)}")
+    elif not names:
+        print(f"  after creating GROUP: shipyard group create {args.application} GROUP --tag K=V")
+    return EXIT_OK
 
 
 def _revision(args: argparse.Namespace) -> dict[str, Any]:
@@ -223,8 +239,8 @@ def _revision(args: argparse.Namespace) -> dict[str, Any]:
         raise CliError("deploy: --bucket and --key go together", 2)
     location = {"bucket": args.bucket, "key": args.key}
     location["bundleType"] = args.bundle_type or pack.bundle_type_for(args.key)
-    if args.version:
-        location["version"] = args.version
+    if args.object_version:
+        location["version"] = args.object_version
     if args.etag:
         location["eTag"] = args.etag
     return {"revisionType": "S3", "s3Location": location}
@@ -237,74 +253,63 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         "revision": _revision(args),
     }
     optional = {
-        "deploymentConfigName": args.config,
+        "deploymentConfigName": args.deployment_config,
         "description": args.description,
         "fileExistsBehavior": args.file_exists_behavior,
         "ignoreApplicationStopFailures": args.ignore_application_stop_failures or None,
     }
     request.update({k: v for k, v in optional.items() if v is not None})
-    client = _client(args)
+    client = client_for(args)
     deployment_id = client.api("CreateDeployment", **request)["deploymentId"]
     if args.no_wait:
         print(deployment_id)
-        return 0
+        return EXIT_OK
     print(f"Created deployment {deployment_id}; following it (Ctrl-C stops following only)")
-    try:
-        deployment, targets = follow(client, deployment_id, sys.stdout)
-    except KeyboardInterrupt:
-        raise CliError(
-            f"stopped following {deployment_id}; it goes on "
-            f"(to stop it: shipyard stop {deployment_id})",
-            130,
-        ) from None
-    _print_lines(progress.final_report(deployment, targets, time.time()))
-    return 0 if deployment.get("status") == "Succeeded" else 1
-
-
-def follow(
-    client: ShipyardClient, deployment_id: str, out: TextIO
-) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Show a deployment's progress until it ends; return its final state and targets.
-
-    On a terminal the table is redrawn in place; otherwise only changes are printed,
-    one line each, which suits logs and CI output.
-    """
-    interactive = out.isatty()
-    previous: progress.Snapshot = {}
-    drawn = 0
-    while True:
-        deployment = client.api("GetDeployment", deploymentId=deployment_id)["deploymentInfo"]
-        targets = client.deployment_targets(deployment_id)
-        now = time.time()
-        if interactive:
-            width = shutil.get_terminal_size().columns - 1
-            lines = [line[:width] for line in progress.live_table(deployment, targets, now)]
-            out.write((f"\x1b[{drawn}A\r\x1b[J" if drawn else "") + "\n".join(lines) + "\n")
-            drawn = len(lines)
-        else:
-            changes, previous = progress.change_lines(previous, deployment, targets, now)
-            _print_lines(changes, out)
-        out.flush()
-        if deployment.get("status") in progress.TERMINAL_STATUSES:
-            return deployment, targets
-        time.sleep(POLL_INTERVAL)
+    fleet.warn_never_connected(client, deployment_id)
+    final, _ = following.follow_with_rollback(client, deployment_id, sys.stdout, logs=args.logs)
+    succeeded = final.get("deploymentId") == deployment_id
+    return following.exit_status(final) if succeeded else EXIT_FAILED
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    client = _client(args)
-    deployment = client.api("GetDeployment", deploymentId=args.deployment_id)["deploymentInfo"]
-    targets = client.deployment_targets(args.deployment_id)
-    _print_lines(progress.status_report(deployment, targets, time.time()))
-    return 0
+    client = client_for(args)
+    if args.watch:
+        try:
+            deployment, targets = following.follow(client, args.deployment_id, sys.stdout)
+        except KeyboardInterrupt:
+            raise following.interrupted(args.deployment_id) from None
+    else:
+        deployment = client.api("GetDeployment", deploymentId=args.deployment_id)["deploymentInfo"]
+        targets = client.deployment_targets(args.deployment_id)
+    if output.wants_json(args):
+        output.emit_json({"deploymentInfo": deployment, "deploymentTargets": targets})
+    else:
+        _print_lines(progress.status_report(deployment, targets, time.time()))
+    if deployment.get("status") in progress.TERMINAL_STATUSES:
+        return following.exit_status(deployment)
+    return EXIT_OK
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
     params: dict[str, Any] = {"deploymentId": args.deployment_id}
     if args.rollback is not None:
         params["autoRollbackEnabled"] = args.rollback
-    answer = _client(args).api("StopDeployment", **params)
+    answer = client_for(args).api("StopDeployment", **params)
     print(f"{answer.get('status', '?')}: {answer.get('statusMessage', '')}".rstrip(": "))
-    return 0
+    return EXIT_OK
+
+
+WAIT_TYPES = {"ready": "READY_WAIT", "termination": "TERMINATION_WAIT"}
+
+
+def cmd_continue(args: argparse.Namespace) -> int:
+    """shipyard continue DEPLOYMENT_ID: ContinueDeployment, for blue/green waits."""
+    wait_type = WAIT_TYPES[args.wait_type]
+    client_for(args).api(
+        "ContinueDeployment", deploymentId=args.deployment_id, deploymentWaitType=wait_type
+    )
+    print(f"{args.deployment_id}: continued ({wait_type})")
+    return EXIT_OK
 
 
 STEER_OPERATIONS = {
@@ -316,7 +321,7 @@ STEER_OPERATIONS = {
 
 def cmd_steer(args: argparse.Namespace) -> int:
     """shipyard pause|resume|approve DEPLOYMENT_ID"""
-    answer = _client(args).call_extension(
+    answer = client_for(args).call_extension(
         STEER_OPERATIONS[args.verb], {"deploymentId": args.deployment_id}
     )
     print(f"{args.deployment_id}: {args.verb}d; status {answer.get('status', '?')}")
@@ -324,7 +329,7 @@ def cmd_steer(args: argparse.Namespace) -> int:
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
-    client = _client(args)
+    client = client_for(args)
     answer = client.call_extension(
         "ShipyardRollback",
         {
@@ -341,23 +346,44 @@ def cmd_rollback(args: argparse.Namespace) -> int:
         return 0
     if not rollback_id:
         print("The rollback starts when the hosts in flight finish their current event")
-        return 0
-    print(f"Rollback deployment {rollback_id}")
+        return EXIT_OK
+    how = (
+        "every host at once (CodeDeployDefault.AllAtOnce)"
+        if args.emergency
+        else "the group's config"
+    )
+    print(f"Rollback deployment {rollback_id} redeploys the last good revision with {how}")
     if args.no_wait:
-        return 0
-    deployment, targets = follow(client, rollback_id, sys.stdout)
-    _print_lines(progress.final_report(deployment, targets, time.time()))
-    return 0 if deployment.get("status") == "Succeeded" else 1
+        return EXIT_OK
+    try:
+        deployment, targets = following.follow(client, rollback_id, sys.stdout)
+    except KeyboardInterrupt:
+        raise following.interrupted(rollback_id, "rollback") from None
+    following.report(deployment, targets)
+    return following.exit_status(deployment)
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
-    client = _client(args)
+    client = client_for(args)
+    if args.follow:
+        tail = following.LogTail(client, args.deployment_id, sys.stdout)
+        try:
+            while True:
+                deployment = client.api("GetDeployment", deploymentId=args.deployment_id)
+                targets = client.deployment_targets(args.deployment_id)
+                tail.poll(targets)
+                sys.stdout.flush()
+                if deployment["deploymentInfo"].get("status") in progress.TERMINAL_STATUSES:
+                    return EXIT_OK
+                time.sleep(following.POLL_INTERVAL)
+        except KeyboardInterrupt:
+            raise following.interrupted(args.deployment_id) from None
     if args.target:
         target_ids = [args.target]
     else:
         targets = client.deployment_targets(args.deployment_id)
         target_ids = [progress.target_of(t).target_id for t in targets]
-    sections: list[tuple[str, str, str]] = []
+    sections: list[dict[str, str]] = []
     for target_id in target_ids:
         body = {"deploymentId": args.deployment_id, "targetId": target_id}
         if args.event:
@@ -365,11 +391,18 @@ def cmd_logs(args: argparse.Namespace) -> int:
         answer = client.call_extension("ShipyardGetLifecycleEventLog", body)
         for event in answer.get("events", []):
             if event.get("log"):
-                sections.append((target_id, str(event.get("lifecycleEventName")), event["log"]))
+                name = str(event.get("lifecycleEventName"))
+                sections.append(
+                    {"targetId": target_id, "lifecycleEventName": name, "log": event["log"]}
+                )
+    if output.wants_json(args):
+        output.emit_json(sections)
+        return EXIT_OK
     if not sections:
         print(f"no script output recorded for {args.deployment_id}", file=sys.stderr)
-    for target_id, event_name, log in sections:
+    for section in sections:
         if not (args.target and args.event):  # name each section unless asked for one
-            print(f"==> {target_id} {event_name} <==")
+            print(f"==> {section['targetId']} {section['lifecycleEventName']} <==")
+        log = section["log"]
         sys.stdout.write(log if log.endswith("\n") else log + "\n")
-    return 0
+    return EXIT_OK

@@ -18,31 +18,64 @@ import argparse
 import datetime as dt
 from typing import Any
 
-from shipyard.cli import progress
-from shipyard.cli.alarms import _api_options
-from shipyard.cli.subcommands import _client
+from shipyard.cli import output, progress
+from shipyard.cli.options import command
+from shipyard.cli.subcommands import client_for as _client
 
 ROLES = ("viewer", "deployer", "admin")
 
 
-def add_user_commands(subparsers: Any) -> None:
-    api = _api_options()
-    user = subparsers.add_parser("user", help="people's keys and their roles")
+def add_user_commands(subparsers: Any, api: argparse.ArgumentParser) -> None:
+    user = command(
+        subparsers, "user", help="people's keys and their roles", example="shipyard user list"
+    )
     actions = user.add_subparsers(dest="action", metavar="ACTION", required=True)
-    create = actions.add_parser("create", parents=[api], help="issue a key for a person")
-    create.add_argument("name", metavar="NAME")
-    create.add_argument("--role", required=True, choices=ROLES)
+    create = command(
+        actions,
+        "create",
+        parents=[api],
+        help="issue a key for a person",
+        example="shipyard user create alice --role deployer",
+    )
+    create.add_argument("name", metavar="NAME", help="the person's user name, e.g. alice")
+    create.add_argument(
+        "--role", required=True, choices=ROLES, help="viewer reads, deployer deploys, admin all"
+    )
     create.set_defaults(run=cmd_user_create)
-    listing = actions.add_parser("list", parents=[api], help="list users, roles and key ids")
+    listing = command(
+        actions,
+        "list",
+        parents=[api],
+        help="list users, roles and key ids",
+        example="shipyard user list --output json",
+    )
     listing.set_defaults(run=cmd_user_list)
-    rotate = actions.add_parser("rotate", parents=[api], help="replace a user's key")
-    rotate.add_argument("name", metavar="NAME")
+    rotate = command(
+        actions,
+        "rotate",
+        parents=[api],
+        help="replace a user's key (the old one stops at once)",
+        example="shipyard user rotate alice",
+    )
+    rotate.add_argument("name", metavar="NAME", help="the user whose key is replaced")
     rotate.set_defaults(run=cmd_user_rotate)
-    revoke = actions.add_parser("revoke", parents=[api], help="delete a user's keys")
-    revoke.add_argument("name", metavar="NAME")
+    revoke = command(
+        actions,
+        "revoke",
+        parents=[api],
+        help="delete a user's keys",
+        example="shipyard user revoke alice",
+    )
+    revoke.add_argument("name", metavar="NAME", help="the user whose keys are deleted")
     revoke.set_defaults(run=cmd_user_revoke)
 
-    audit = subparsers.add_parser("audit", parents=[api], help="who changed what, when")
+    audit = command(
+        subparsers,
+        "audit",
+        parents=[api],
+        help="who changed what, when",
+        example="shipyard audit --user alice --limit 20",
+    )
     audit.add_argument("--user", metavar="NAME", help="only this user's actions")
     audit.add_argument("--limit", type=int, default=50, metavar="N", help="entries (default 50)")
     audit.set_defaults(run=cmd_audit)
@@ -67,6 +100,9 @@ def cmd_user_create(args: argparse.Namespace) -> int:
 
 def cmd_user_list(args: argparse.Namespace) -> int:
     found = _client(args).call_extension("ShipyardListUsers", {}).get("users", [])
+    if output.wants_json(args):
+        output.emit_json(found)
+        return 0
     rows = [["USER", "ROLE", "ACCESS KEY ID", "CREATED"]]
     rows += [[u["userName"], u["role"], u["accessKeyId"], _when(u["created"])] for u in found]
     for line in (
@@ -93,6 +129,9 @@ def cmd_audit(args: argparse.Namespace) -> int:
     if args.user:
         body["userName"] = args.user
     entries = _client(args).call_extension("ShipyardListAudit", body).get("entries", [])
+    if output.wants_json(args):
+        output.emit_json(entries)
+        return 0
     rows = [["WHEN", "WHO", "ACTION", "SUBJECT"]]
     rows += [
         [_when(e["time"]), f"{e['principalKind']}:{e['principal']}", e["action"], e["subject"]]

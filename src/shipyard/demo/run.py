@@ -19,8 +19,7 @@ from typing import Any
 
 import boto3
 
-from shipyard.cli import progress
-from shipyard.cli import subcommands as commands
+from shipyard.cli import following, progress
 from shipyard.cli.client import CliError, ShipyardClient
 from shipyard.cli.pack import write_zip
 from shipyard.config import ServerConfig
@@ -132,7 +131,7 @@ def run(work: Path, host_count: int) -> int:
             revision=revision,
             description="shipyard demo",
         )["deploymentId"]
-        deployment, targets = commands.follow(client, deployment_id, sys.stdout)
+        deployment, targets = following.follow(client, deployment_id, sys.stdout)
         elapsed = time.monotonic() - started
         for line in progress.final_report(deployment, targets, time.time()):
             print(line)

@@ -153,7 +153,13 @@ def manual_revision(group: dict[str, Any], snapshot: RollbackSnapshot) -> dict[s
     )
 
 
-def manual_config_name(group: dict[str, Any]) -> str:
+EMERGENCY_CONFIG = "CodeDeployDefault.AllAtOnce"
+
+
+def manual_config_name(group: dict[str, Any], *, emergency: bool = False) -> str:
+    """The group's config for a manual rollback; an emergency one redeploys every host at once."""
+    if emergency:
+        return EMERGENCY_CONFIG
     return str(group.get("deploymentConfigName") or "CodeDeployDefault.OneAtATime")
 
 
@@ -173,7 +179,9 @@ def manual_request(
             "running to shift back; deploy the version you want with a new appspec"
         )
     if snapshot.config is None:
-        raise RollbackError(f"deployment config {manual_config_name(group)} does not exist")
+        raise RollbackError(
+            f"deployment config {manual_config_name(group, emergency=emergency)} does not exist"
+        )
     return LaunchRequest(
         app_name=app,
         group=group,

@@ -149,7 +149,7 @@ class Runner:
         with self.db.tx() as conn:
             group = resources.get_deployment_group(conn, app, group_name)
             assert group is not None
-            config_name = rollback.manual_config_name(group)
+            config_name = rollback.manual_config_name(group, emergency=emergency)
             snapshot = snapshots.for_rollback(conn, app, group_name, config_name)
             try:
                 if active is not None and group.get("targetRevision"):
@@ -198,9 +198,19 @@ class Runner:
             config.minute_seconds,
         )
         platform_for_group(request.group).prepare(stored, request, config)
+        _warn_never_connected(conn, stored)
         store.insert(conn, stored.state, stored.info, stored.application_name, stored.group_name)
         _record_start(conn, stored, now)
         self._step(conn, stored, m.Start(), after)
+        log.info(
+            "deployment %s created: %s/%s, %d target(s), %s%s",
+            stored.state.deployment_id,
+            stored.application_name,
+            stored.group_name,
+            len(stored.state.targets),
+            stored.info.get("deploymentConfigName"),
+            f" ({request.description})" if request.description else "",
+        )
         return stored
 
     def apply(self, deployment_id: str, event: m.Input) -> DeploymentStatus | None:
@@ -307,6 +317,18 @@ class Runner:
     ) -> None:
         state = stored.state
         commands.fail_open_commands(conn, state.deployment_id, now)
+        took = now - (state.start_time or state.create_time)
+        if status == DeploymentStatus.SUCCEEDED:
+            log.info("deployment %s Succeeded after %.1f s", state.deployment_id, took)
+        else:
+            log.warning(
+                "deployment %s %s after %.1f s: %s: %s",
+                state.deployment_id,
+                status.value,
+                took,
+                state.error_code or "-",
+                state.error_message or "-",
+            )
         summary = {
             "deploymentId": state.deployment_id,
             "status": status.value,
@@ -372,3 +394,15 @@ def _record_start(conn: Connection, stored: StoredDeployment, now: float) -> Non
             }
         },
     )
+
+
+def _warn_never_connected(conn: Connection, stored: StoredDeployment) -> None:
+    """Say at once, in the deployment's status messages, which hosts wait for an agent
+    that has never connected (they fail only after the agent timeout)."""
+    never = instance_store.never_connected(conn, stored.state.targets)
+    if never:
+        messages = stored.info.setdefault("deploymentStatusMessages", [])
+        messages.append(
+            f"The agent on {', '.join(never)} had never connected to the server when the "
+            "deployment was created: those hosts wait for it (shipyard instance list)"
+        )

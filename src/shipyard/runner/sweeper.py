@@ -121,4 +121,10 @@ class Sweeper:
                 continue
             heard = max(last_seen or 0.0, started)
             if now - heard >= timeout:
+                log.warning(
+                    "agent of %s silent for %.0f s: its host fails in deployment %s",
+                    name,
+                    now - heard,
+                    deployment_id,
+                )
                 runner.apply(deployment_id, AgentSilent(name, now - heard))

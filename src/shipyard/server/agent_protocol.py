@@ -13,6 +13,7 @@ runs with ``:enable_auth_policy: true``. It gets its specification as signed PKC
 from __future__ import annotations
 
 import json
+import logging
 import zlib
 from typing import Any
 
@@ -24,6 +25,8 @@ from shipyard.runner.agents import HostCommandView
 from shipyard.server.context import Call, Handler, Json
 from shipyard.server.spec_signing import SIGNED_FORMAT, SpecSigner
 from shipyard.store import schema
+
+log = logging.getLogger("shipyard.agents")
 
 MAX_PAYLOAD_CHARS = 1024 * 1024  # output chunks are batched to well under this
 MAX_HEARTBEAT_SECONDS = 5.0
@@ -113,7 +116,17 @@ def _check_host(call: Call, instance: str, *, heartbeat: bool = False) -> str:
         fresh = row.last_seen is not None and 0 <= now - row.last_seen < interval
         if heartbeat and not fresh:
             conn.execute(schema.instances.update().where(_i.name == instance).values(last_seen=now))
+            _log_contact(instance, row.last_seen, now, call.services.config.agent_timeout)
     return str(row.iam_arn)
+
+
+def _log_contact(instance: str, last_seen: float | None, now: float, timeout: float) -> None:
+    """Say when an agent first connects or comes back after being silent (not every poll:
+    this runs only when ``last_seen`` is refreshed, at most every heartbeat interval)."""
+    if last_seen is None:
+        log.info("agent of %s connected for the first time", instance)
+    elif now - last_seen > timeout:
+        log.info("agent of %s is back after %.0f s of silence", instance, now - last_seen)
 
 
 def _diagnostics(body: dict[str, Any], *, required: bool) -> dict[str, Any]:

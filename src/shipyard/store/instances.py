@@ -164,3 +164,46 @@ def matches_any(tags: dict[str, str], filters: list[dict[str, Any]]) -> bool:
         if kind == "KEY_AND_VALUE" and key in tags and tags[key] == value:
             return True
     return False
+
+
+def fleet_status(conn: Connection) -> list[dict[str, Any]]:
+    """Every registered instance with its agent's last contact and, per deployment group,
+    the revision of the last deployment that succeeded on it and when that ended."""
+    d, t = schema.deployments.c, schema.targets.c
+    rows = conn.execute(
+        select(_ic.name, _ic.register_time, _ic.last_seen).where(_ic.registered.is_(True))
+    )
+    fleet = {
+        name: {"instanceName": name, "registerTime": registered, "lastSeen": seen, "revisions": {}}
+        for name, registered, seen in rows
+    }
+    succeeded = conn.execute(
+        select(t.target_id, d.id, d.application_name, d.group_name, d.complete_time, d.info)
+        .join(schema.deployments, d.id == t.deployment_id)
+        .where(t.status == "Succeeded")
+        .order_by(d.complete_time)
+    )
+    for target, deployment_id, app, group, ended, info in succeeded:
+        if target in fleet:  # later rows replace earlier ones: the last success wins
+            fleet[target]["revisions"][(app, group)] = {
+                "applicationName": app,
+                "deploymentGroupName": group,
+                "deploymentId": deployment_id,
+                "revision": info.get("revision"),
+                "since": ended,
+            }
+    tags = _tags_of(conn, fleet)
+    for name, entry in fleet.items():
+        entry["revisions"] = list(entry["revisions"].values())
+        entry["tags"] = tags.get(name, {})
+    return [fleet[name] for name in sorted(fleet)]
+
+
+def never_connected(conn: Connection, names: Iterable[str]) -> list[str]:
+    """Of ``names``, the registered instances whose agent has never polled."""
+    rows = conn.execute(
+        select(_ic.name).where(
+            _ic.name.in_(list(names)), _ic.registered.is_(True), _ic.last_seen.is_(None)
+        )
+    )
+    return sorted(row[0] for row in rows)

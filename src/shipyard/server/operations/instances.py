@@ -205,6 +205,28 @@ def shipyard_issue_instance_credentials(call: Call) -> Json:
     return {"accessKeyId": key_id, "secretAccessKey": secret, "hostIdentifier": host_identifier}
 
 
+def shipyard_list_instance_status(call: Call) -> Json:
+    """Shipyard extension: each registered instance's agent state and deployed revisions.
+
+    ``agentState`` is ``never-connected`` (no poll yet), ``silent`` (no poll for the
+    server's agent timeout) or ``connected``.
+    """
+    with call.services.db.tx() as conn:
+        fleet = instances.fleet_status(conn)
+    silent_after = call.services.config.agent_timeout
+    now = call.now()
+    for entry in fleet:
+        seen = entry["lastSeen"]
+        entry["agentState"] = (
+            "never-connected"
+            if seen is None
+            else "silent"
+            if now - seen > silent_after
+            else "connected"
+        )
+    return {"instances": fleet, "agentTimeout": silent_after}
+
+
 OPERATIONS: dict[str, Handler] = {
     "RegisterOnPremisesInstance": register_on_premises_instance,
     "DeregisterOnPremisesInstance": deregister_on_premises_instance,
@@ -214,4 +236,5 @@ OPERATIONS: dict[str, Handler] = {
     "AddTagsToOnPremisesInstances": add_tags_to_on_premises_instances,
     "RemoveTagsFromOnPremisesInstances": remove_tags_from_on_premises_instances,
     "ShipyardIssueInstanceCredentials": shipyard_issue_instance_credentials,
+    "ShipyardListInstanceStatus": shipyard_list_instance_status,
 }
