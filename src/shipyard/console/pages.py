@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 
 from shipyard.console import fleet as fleet_report
-from shipyard.console import live, sessions, views
+from shipyard.console import live, sessions, upload, views
 from shipyard.console.routes import Console
 from shipyard.errors import ApiError
 from shipyard.server import dispatch, permissions
@@ -152,25 +152,58 @@ async def _deploy_page(
     )
 
 
-async def deploy(console: Console, request: Request, session: Session) -> Response:
-    form = {k: v for k, v in (await sessions.read_form(request)).items() if k != "csrf"}
+def _deployment_body(form: dict[str, str]) -> Json:
     body: Json = {
         "applicationName": form.get("application", ""),
         "deploymentGroupName": form.get("group", ""),
     }
-    try:
-        body["revision"] = json.loads(form.get("revision", ""))
-    except ValueError:
-        return await _deploy_page(console, session, form, "Choose a registered revision.", 400)
     if form.get("config"):
         body["deploymentConfigName"] = form["config"]
     if form.get("description"):
         body["description"] = form["description"][:1000]
+    return body
+
+
+async def _create(console: Console, session: Session, form: dict[str, str], body: Json) -> Response:
     try:
         answer = await _run(console, session, "CreateDeployment", body)
     except ApiError as exc:
         return await _deploy_page(console, session, form, exc.message, 400)
     return RedirectResponse(f"/console/deployments/{answer['deploymentId']}", 303)
+
+
+async def deploy(console: Console, request: Request, session: Session) -> Response:
+    form = {k: v for k, v in (await sessions.read_form(request)).items() if k != "csrf"}
+    body = _deployment_body(form)
+    try:
+        body["revision"] = json.loads(form.get("revision", ""))
+    except ValueError:
+        return await _deploy_page(console, session, form, "Choose a registered revision.", 400)
+    return await _create(console, session, form, body)
+
+
+async def deploy_upload(console: Console, request: Request, session: Session) -> Response:
+    """Store the uploaded zip, register it as a revision, then deploy it."""
+    sent: upload.UploadForm = request.state.upload
+    form = {k: v for k, v in sent.fields.items() if k != "csrf"}
+    application = form.get("application", "")
+    try:
+        if not permissions.allowed(session.principal, permissions.PUSH_BUNDLE):
+            denied = permissions.denial(session.principal, permissions.PUSH_BUNDLE)
+            raise ApiError("AccessDeniedException", denied, 403)
+        await _run(console, session, "GetApplication", {"applicationName": application})
+        revision = await upload.checked_and_stored(console.services, application, sent.data)
+    except upload.BundleRefused as exc:
+        return await _deploy_page(console, session, form, str(exc), 400)
+    except ApiError as exc:
+        return await _deploy_page(console, session, form, exc.message, exc.status)
+    register = {
+        "applicationName": application,
+        "revision": revision,
+        "description": f"uploaded in the console: {sent.filename}"[:1000],
+    }
+    await _run(console, session, "RegisterApplicationRevision", register)
+    return await _create(console, session, form, {**_deployment_body(form), "revision": revision})
 
 
 def _filters(request: Request) -> fleet_report.Filters:

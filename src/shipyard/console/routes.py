@@ -21,6 +21,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from shipyard.console import format, sessions
+from shipyard.console.upload import read_upload
 from shipyard.errors import ApiError, DomainError
 from shipyard.server.context import Services
 from shipyard.server.wire import to_api_error
@@ -75,8 +76,11 @@ SECURITY_HEADERS = {
 }
 
 
-def signed_in(console: Console, handler: Page, *, change: bool = False) -> Callable[..., Any]:
-    """Wrap a page: a session is required (else sign in); a change also needs CSRF."""
+def signed_in(
+    console: Console, handler: Page, *, change: bool = False, upload: bool = False
+) -> Callable[..., Any]:
+    """Wrap a page: a session is required (else sign in); a change also needs CSRF.
+    An ``upload`` is a multipart form with a bundle (``request.state.upload``)."""
 
     async def endpoint(request: Request) -> Response:
         session = sessions.current(request, console.services)
@@ -90,7 +94,7 @@ def signed_in(console: Console, handler: Page, *, change: bool = False) -> Calla
             return response
         try:
             if change:
-                form = await sessions.read_form(request)
+                form = await _read(console, request, upload)
                 if not sessions.same_origin(request) or not sessions.csrf_ok(
                     session, form.get("csrf")
                 ):
@@ -111,14 +115,23 @@ def signed_in(console: Console, handler: Page, *, change: bool = False) -> Calla
     return endpoint
 
 
+async def _read(console: Console, request: Request, upload: bool) -> dict[str, str]:
+    if not upload:
+        return await sessions.read_form(request)
+    request.state.upload = await read_upload(request, console.services.config.max_bundle_bytes)
+    fields: dict[str, str] = request.state.upload.fields
+    return fields
+
+
 def console_routes(services: Services) -> list[BaseRoute]:
     from shipyard.console import pages  # the pages import the views, which import render
 
     console = Console(services)
 
-    def route(path: str, handler: Page, method: str = "GET") -> Route:
+    def route(path: str, handler: Page, method: str = "GET", upload: bool = False) -> Route:
         change = method == "POST"
-        return Route(path, signed_in(console, handler, change=change), methods=[method])
+        endpoint = signed_in(console, handler, change=change, upload=upload)
+        return Route(path, endpoint, methods=[method])
 
     async def login_page(request: Request) -> Response:
         return await pages.login_page(console, request)
@@ -137,6 +150,7 @@ def console_routes(services: Services) -> list[BaseRoute]:
         route("/console/deployments/{deployment_id}/{action}", pages.act, "POST"),
         route("/console/deploy", pages.deploy_form),
         route("/console/deploy", pages.deploy, "POST"),
+        route("/console/deploy/upload", pages.deploy_upload, "POST", upload=True),
         route("/console/fleet", pages.fleet),
         route("/console/fleet.csv", pages.fleet_csv),
         route("/console/audit", pages.audit_page),

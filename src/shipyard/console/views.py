@@ -138,6 +138,22 @@ def deployment_view(
             {"id": t.target_id, "status": t.status.value, "events": render.lifecycle_events(t)}
             for t in state.targets.values()
         ],
+        "traffic": traffic(services, stored),
+    }
+
+
+def traffic(services: Services, stored: StoredDeployment) -> dict[str, Any] | None:
+    """A function deployment's weights as the API reports them (``lambdaFunctionInfo``),
+    with when the shift began and the server's time of this reading: the page charts
+    the readings it receives, on the server's clock."""
+    if stored.info.get("computePlatform") != "Lambda" or not stored.state.targets:
+        return None
+    target = next(iter(stored.state.targets.values()))
+    wire = render.lambda_target(stored, target, services.config.region)
+    return {
+        **wire["lambdaTarget"]["lambdaFunctionInfo"],
+        "startedAt": stored.state.shift_started,
+        "at": services.clock(),
     }
 
 

@@ -9,6 +9,9 @@
   const csrf = actions.dataset.csrf;
   const deploymentId = actions.dataset.id;
   const hosts = new Map(); // target id -> {section, badge, list, events: Map}
+  const chart = document.getElementById("traffic-chart");
+  const chartTraffic = chart &&
+    window.shipyardTrafficChart(chart, document.getElementById("traffic-split"));
 
   function el(tag, attrs, ...children) {
     const node = document.createElement(tag);
@@ -132,6 +135,7 @@
     }
     renderActions(view);
     renderTargets(view);
+    if (chartTraffic && view.traffic) chartTraffic(view.traffic);
   }
 
   function appendLogs(chunks) {
