@@ -167,15 +167,24 @@ def matches_any(tags: dict[str, str], filters: list[dict[str, Any]]) -> bool:
 
 
 def fleet_status(conn: Connection) -> list[dict[str, Any]]:
-    """Every registered instance with its agent's last contact and, per deployment group,
+    """Every registered instance with its agent's last contact and reported version (None
+    until an agent says) and, per deployment group,
     the revision of the last deployment that succeeded on it and when that ended."""
     d, t = schema.deployments.c, schema.targets.c
     rows = conn.execute(
-        select(_ic.name, _ic.register_time, _ic.last_seen).where(_ic.registered.is_(True))
+        select(_ic.name, _ic.register_time, _ic.last_seen, _ic.agent_version).where(
+            _ic.registered.is_(True)
+        )
     )
     fleet = {
-        name: {"instanceName": name, "registerTime": registered, "lastSeen": seen, "revisions": {}}
-        for name, registered, seen in rows
+        name: {
+            "instanceName": name,
+            "registerTime": registered,
+            "lastSeen": seen,
+            "agentVersion": version,
+            "revisions": {},
+        }
+        for name, registered, seen, version in rows
     }
     succeeded = conn.execute(
         select(t.target_id, d.id, d.application_name, d.group_name, d.complete_time, d.info)
