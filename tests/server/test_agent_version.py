@@ -14,7 +14,7 @@ from shipyard.server.agent_protocol import MAX_VERSION_CHARS, reported_version
 from shipyard.server.context import Call, Principal
 from shipyard.store import schema
 from tests.conftest import LiveServer
-from tests.support import issued_agent_config
+from tests.support import call_extension, issued_agent_config
 
 NAME = "versioned-1"
 
@@ -101,3 +101,16 @@ def test_the_stock_agent_is_known_by_its_version_header() -> None:
     assert long is not None and len(long) == MAX_VERSION_CHARS
     assert _from_header("bad\x00value") is None
     assert _from_header("") is None
+
+
+def test_a_re_registered_instance_starts_as_never_connected(
+    live_server: LiveServer, codedeploy: Any, agent: CommandClient
+) -> None:
+    agent.poll_host_command()
+    codedeploy.deregister_on_premises_instance(instanceName=NAME)
+    codedeploy.register_on_premises_instance(
+        instanceName=NAME, iamUserArn="arn:aws:iam::000000000000:user/other-host"
+    )
+    answer = call_extension(live_server, "ShipyardListInstanceStatus", {})
+    (entry,) = answer["instances"]
+    assert (entry["agentState"], entry["agentVersion"]) == ("never-connected", None)

@@ -25,11 +25,13 @@ _tc = _t.c
 def register_instance(
     conn: Connection, *, name: str, arn_member: str, iam_arn: str, instance_arn: str, now: float
 ) -> None:
-    """Register (or re-register a deregistered) instance under ``name``."""
+    """Register (or re-register a deregistered) instance under ``name``. A re-registered
+    instance is a new host as far as its agent goes: not connected, no version yet."""
     doc = {arn_member: iam_arn, "instanceArn": instance_arn}
     values = dict(
         iam_arn=iam_arn, registered=True, register_time=now, deregister_time=None, doc=doc
     )
+    values |= dict(last_seen=None, agent_version=None)
     if conn.execute(select(_ic.name).where(_ic.name == name)).first() is None:
         conn.execute(_i.insert().values(name=name, **values))
     else:
