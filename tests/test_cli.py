@@ -136,6 +136,7 @@ def test_instance_register_writes_agent_config(live_server: LiveServer, tmp_path
     assert listing.stdout.splitlines()[1].split() == [
         "web-1",
         "never-connected",
+        "-",
         "env=prod",
         "role=web",
         "-",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import platform
 import subprocess
 import threading
 import time
@@ -14,6 +15,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from shipyard import __version__
 from shipyard.agent.client import (
     AGENT_VERSION,
     CommandClient,
@@ -55,6 +57,7 @@ def test_poll_is_a_signed_json_request_and_returns_the_command(tmp_path: Path) -
         "HostIdentifier": HOST_ARN,
         "ShipyardPollSeconds": 1.0,
         "ShipyardSpecification": True,
+        "ShipyardAgentVersion": f"shipyard {__version__} (Python {platform.python_version()})",
     }
     assert request.signature_ok
     assert request.scope.endswith("/eu-west-3/codedeploy-commands/aws4_request")

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from shipyard.agent.client import REPORTED_VERSION
 from tests.e2e.conftest import SHARED_ROOT, Fleet, fleet_on_server, make_uploader
 from tests.e2e.test_in_place import app_bundle
 from tests.e2e.test_rollback import version_bundle
@@ -56,17 +57,18 @@ def test_the_readme_path_with_the_shipyard_cli_alone(fleet: Fleet, tmp_path: Pat
     assert f"Deployment {deployment_id} Succeeded" in deployed
 
     fleet_view = json.loads(ok(fleet, "instance", "list", "--output", "json"))
-    assert [(i["instanceName"], i["agentState"]) for i in fleet_view] == [
-        ("web-1", "connected"),
-        ("web-2", "connected"),
+    assert [(i["instanceName"], i["agentState"], i["agentVersion"]) for i in fleet_view] == [
+        ("web-1", "connected", REPORTED_VERSION),
+        ("web-2", "connected", REPORTED_VERSION),
     ]
     (running,) = fleet_view[0]["revisions"]
     assert (running["deploymentGroupName"], running["deploymentId"]) == ("web", deployment_id)
     table = ok(fleet, "instance", "list").splitlines()
-    assert table[0].split()[:3] == ["NAME", "AGENT", "TAGS"]
+    assert table[0].split()[:4] == ["NAME", "AGENT", "VERSION", "TAGS"]
     assert (
         table[1].startswith("web-1")
         and "connected (" in table[1]
+        and f" {REPORTED_VERSION} " in table[1]
         and "shop/web: s3://rel/" in table[1]
     )
 
@@ -157,7 +159,7 @@ def test_hosts_whose_agent_never_connected_are_named_at_once(quick_fleet: Fleet)
     assert any(m.startswith(expected) for m in info["deploymentStatusMessages"]), info
     assert f"  waiting: {expected}" in deployed.stdout
     listed = ok(fleet, "instance", "list")
-    assert re.search(r"^web-2\s+never-connected", listed, re.MULTILINE)
+    assert re.search(r"^web-2\s+never-connected\s+-\s+role=web", listed, re.MULTILINE)
 
 
 def test_an_emergency_rollback_redeploys_every_host_at_once(fleet: Fleet, tmp_path: Path) -> None:

@@ -27,6 +27,7 @@ from typing import Any
 import pytest
 import yaml
 
+from shipyard.agent.client import REPORTED_VERSION
 from shipyard.cli.codedeploy_files import ONPREMISES_FILE, SETTINGS_FILE
 from shipyard.demo.fleet import LocalHost
 from tests.conftest import service_missing
@@ -48,6 +49,7 @@ LAUNCHER = Path(__file__).with_name("stock_agent_launcher.rb")
 DOMAIN = "shipyard.localhost"
 BUCKET = "bundles"
 POLL_SECONDS = 1.0
+STOCK_VERSION = "OFFICIAL_1.8.1-99_deb"
 # The gems the agent loads, from Debian and (gli) the fixtures folder.
 GEMS = ["aws-sdk-core", "aws-sdk-s3", "zip", "archive/tar/minitar", "concurrent", "logging"]
 GEMS += ["json", "gli"]
@@ -194,6 +196,8 @@ class StockFleet(Fleet):
                 out.write(f":{key}: {yaml.safe_dump(value).splitlines()[0]}\n")
         for path in (SHARED_ROOT, *(home / d for d in ("fs/srv/shipyard-e2e", "log", "pid"))):
             path.mkdir(parents=True, exist_ok=True)
+        # As an installed agent has it beside its root dir; it sends it on every call.
+        (home / ".version").write_text(f"agent_version: {STOCK_VERSION}\n")
         host = StockHost(
             name,
             home,
@@ -326,3 +330,11 @@ def test_stock_and_shipyard_agents_share_a_deployment(stock_fleet: StockFleet) -
     assert "[stdout]hook saw AfterInstall" in stock.scripts_log()
     own_logs = stock_fleet.event_logs(info["deploymentId"], "shipyard-1")
     assert "hook saw AfterInstall" in own_logs["AfterInstall"]
+    # Each agent's version as the fleet view reports it.
+    fleet = call_extension(
+        stock_fleet.server, "ShipyardListInstanceStatus", {}, cafile=stock_fleet.cafile
+    )
+    assert {i["instanceName"]: i["agentVersion"] for i in fleet["instances"]} == {
+        "stock-1": f"codedeploy-agent {STOCK_VERSION}",
+        "shipyard-1": REPORTED_VERSION,
+    }

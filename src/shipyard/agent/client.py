@@ -18,6 +18,7 @@ and each command worker reuse their TCP (and TLS) session across calls.
 from __future__ import annotations
 
 import json
+import platform
 import threading
 import time
 from collections.abc import Callable
@@ -36,6 +37,8 @@ TARGET_PREFIX = "CodeDeployCommandService_v20141006."
 SIGNING_SERVICE = "codedeploy-commands"
 CONTENT_TYPE = "application/x-amz-json-1.1"
 AGENT_VERSION = f"shipyard-{__version__}"
+# Sent on each poll (extension member ShipyardAgentVersion); `shipyard instance list` shows it.
+REPORTED_VERSION = f"shipyard {__version__} (Python {platform.python_version()})"
 CONNECT_TIMEOUT = 10.0
 # The server holds a poll up to poll_seconds; allow for that plus a slow network.
 READ_TIMEOUT_MARGIN = 10.0
@@ -127,6 +130,7 @@ class CommandClient:
             "ShipyardPollSeconds": self._config.poll_seconds,
             # Extension: the specification comes with the command, saving a call.
             "ShipyardSpecification": True,
+            "ShipyardAgentVersion": REPORTED_VERSION,
         }
         out = self.call("PollHostCommand", body)
         command = out.get("HostCommand")

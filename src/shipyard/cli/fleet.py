@@ -43,13 +43,14 @@ def _revision_lines(entry: Mapping[str, Any], now: float) -> list[str]:
 
 
 def instance_rows(fleet: Sequence[Mapping[str, Any]], now: float) -> list[str]:
-    rows = [["NAME", "AGENT", "TAGS", "REVISION (per group)"]]
+    rows = [["NAME", "AGENT", "VERSION", "TAGS", "REVISION (per group)"]]
     for entry in sorted(fleet, key=lambda e: progress.natural_key(str(e.get("instanceName")))):
         revisions = _revision_lines(entry, now) or ["-"]
         tags = " ".join(f"{k}={v}" for k, v in sorted((entry.get("tags") or {}).items())) or "-"
         name = str(entry.get("instanceName"))
-        rows.append([name, _agent_text(entry, now), tags, revisions[0]])
-        rows += [["", "", "", more] for more in revisions[1:]]
+        version = str(entry.get("agentVersion") or "-")
+        rows.append([name, _agent_text(entry, now), version, tags, revisions[0]])
+        rows += [["", "", "", "", more] for more in revisions[1:]]
     return progress.table(rows)
 
 

@@ -192,7 +192,7 @@ def add_instance_commands(subparsers: Any, api: argparse.ArgumentParser) -> None
         actions,
         "list",
         parents=[api],
-        help="registered instances: agent state and the revision each runs per group",
+        help="registered instances: agent state and version, the revision each runs per group",
         example="shipyard instance list --tag role=web",
     )
     listing.add_argument(

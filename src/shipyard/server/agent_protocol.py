@@ -31,6 +31,12 @@ log = logging.getLogger("shipyard.agents")
 MAX_PAYLOAD_CHARS = 1024 * 1024  # output chunks are batched to well under this
 MAX_HEARTBEAT_SECONDS = 5.0
 MAX_COMMAND_ID_DIGITS = 19
+MAX_VERSION_CHARS = 100  # instances.agent_version
+VERSION_MEMBER = "ShipyardAgentVersion"  # what Shipyard's agent says it is
+# The stock agent's header: the contents of its .version file, or UNKNOWN_VERSION.
+STOCK_VERSION_HEADER = "x-amz-codedeploy-agent-version"
+STOCK_AGENT = "codedeploy-agent"
+OWN_HEADER_PREFIX = "shipyard-"  # Shipyard's agent sends the header too (agent/client.py)
 HOLD_SPREAD = 0.2  # how much shorter than asked a poll may be held (spread_hold)
 COMPLETION_STATUSES = (CommandStatus.SUCCEEDED.value, CommandStatus.FAILED.value)
 _DIAGNOSTIC_TYPES: dict[str, type] = {
@@ -43,7 +49,9 @@ _DIAGNOSTIC_TYPES: dict[str, type] = {
 
 _i = schema.instances.c
 # Built once: every poll runs it (a reused statement keeps its memoised cache key).
-_HOST_ROW = select(_i.iam_arn, _i.registered, _i.last_seen).where(_i.name == bindparam("instance"))
+_HOST_ROW = select(_i.iam_arn, _i.registered, _i.last_seen, _i.agent_version).where(
+    _i.name == bindparam("instance")
+)
 
 
 def _client_error(message: str) -> ApiError:
@@ -100,8 +108,39 @@ def spread_hold(hold: float, instance: str) -> float:
     return hold * (1 - HOLD_SPREAD * share)
 
 
-def _check_host(call: Call, instance: str, *, heartbeat: bool = False) -> str:
-    """The instance's IAM ARN, after checking the request's HostIdentifier contains it."""
+def _printable(value: str) -> bool:
+    return value.isprintable() and value.strip() == value and value != ""
+
+
+def reported_version(call: Call) -> str | None:
+    """What the polling agent says it is: Shipyard's agent sends ``ShipyardAgentVersion``
+    (checked: a bad value is the agent's bug); the stock agent only a header, recorded as
+    ``codedeploy-agent <version>`` and, being outside Shipyard's control, cut to fit
+    rather than refused. None when the agent says nothing."""
+    value = call.body.get(VERSION_MEMBER)
+    if value is not None:
+        if not isinstance(value, str) or not _printable(value):
+            raise _client_error(f"{VERSION_MEMBER} must be a printable string")
+        if len(value) > MAX_VERSION_CHARS:
+            raise _client_error(f"{VERSION_MEMBER} exceeds {MAX_VERSION_CHARS} characters")
+        return value
+    header = call.headers.get(STOCK_VERSION_HEADER, "")
+    if not header or not _printable(header):
+        return None
+    if header.startswith(OWN_HEADER_PREFIX):  # a Shipyard agent from before the member
+        return f"shipyard {header.removeprefix(OWN_HEADER_PREFIX)}"[:MAX_VERSION_CHARS]
+    known = header if header != "UNKNOWN_VERSION" else "(version unknown)"
+    return f"{STOCK_AGENT} {known}"[:MAX_VERSION_CHARS]
+
+
+def _check_host(
+    call: Call, instance: str, *, heartbeat: bool = False, version: str | None = None
+) -> str:
+    """The instance's IAM ARN, after checking the request's HostIdentifier contains it.
+
+    With ``heartbeat``, also refresh ``last_seen`` when stale and record ``version`` when
+    it differs from the stored one, in one statement and only then: the row is read
+    anyway, so an unchanged version costs a poll nothing."""
     host = _required_string(call.body, "HostIdentifier")
     with call.services.db.tx() as conn:
         row = conn.execute(_HOST_ROW, {"instance": instance}).first()
@@ -114,9 +153,15 @@ def _check_host(call: Call, instance: str, *, heartbeat: bool = False) -> str:
         now = call.now()
         interval = heartbeat_interval(call.services.config.agent_timeout)
         fresh = row.last_seen is not None and 0 <= now - row.last_seen < interval
+        changes: dict[str, Any] = {}
         if heartbeat and not fresh:
-            conn.execute(schema.instances.update().where(_i.name == instance).values(last_seen=now))
+            changes["last_seen"] = now
             _log_contact(instance, row.last_seen, now, call.services.config.agent_timeout)
+        if heartbeat and version is not None and version != row.agent_version:
+            changes["agent_version"] = version
+            log.info("agent of %s reports version %s", instance, version)
+        if changes:
+            conn.execute(schema.instances.update().where(_i.name == instance).values(**changes))
     return str(row.iam_arn)
 
 
@@ -161,7 +206,7 @@ def _diagnostics(body: dict[str, Any], *, required: bool) -> dict[str, Any]:
 
 async def poll_host_command(call: Call) -> Json:
     instance = _instance(call)
-    iam_arn = _check_host(call, instance, heartbeat=True)
+    iam_arn = _check_host(call, instance, heartbeat=True, version=reported_version(call))
     services = call.services
     hold = services.config.poll_seconds
     asked = call.body.get("ShipyardPollSeconds")

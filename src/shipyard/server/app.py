@@ -109,7 +109,7 @@ async def _call(request: Request, services: Services) -> Response:
             await dispatch.run_operation(services, principal, endpoint.operation, parsed)
         )
     auth.authorize(principal, endpoint.service, endpoint.operation)
-    result = endpoint.handler(Call(services, principal, parse_object(body)))
+    result = endpoint.handler(Call(services, principal, parse_object(body), headers))
     if inspect.isawaitable(result):
         result = await result
     return _json_response(result)

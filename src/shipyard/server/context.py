@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -59,6 +59,9 @@ class Call:
     services: Services
     principal: Principal
     body: dict[str, Any]
+    # The request's headers, lower-case names (agent calls: the stock agent says what it
+    # is in x-amz-codedeploy-agent-version).
+    headers: Mapping[str, str] = field(default_factory=dict)
 
     def now(self) -> float:
         return self.services.clock()

@@ -25,11 +25,13 @@ _tc = _t.c
 def register_instance(
     conn: Connection, *, name: str, arn_member: str, iam_arn: str, instance_arn: str, now: float
 ) -> None:
-    """Register (or re-register a deregistered) instance under ``name``."""
+    """Register (or re-register a deregistered) instance under ``name``. A re-registered
+    instance is a new host as far as its agent goes: not connected, no version yet."""
     doc = {arn_member: iam_arn, "instanceArn": instance_arn}
     values = dict(
         iam_arn=iam_arn, registered=True, register_time=now, deregister_time=None, doc=doc
     )
+    values |= dict(last_seen=None, agent_version=None)
     if conn.execute(select(_ic.name).where(_ic.name == name)).first() is None:
         conn.execute(_i.insert().values(name=name, **values))
     else:
@@ -167,15 +169,24 @@ def matches_any(tags: dict[str, str], filters: list[dict[str, Any]]) -> bool:
 
 
 def fleet_status(conn: Connection) -> list[dict[str, Any]]:
-    """Every registered instance with its agent's last contact and, per deployment group,
+    """Every registered instance with its agent's last contact and reported version (None
+    until an agent says) and, per deployment group,
     the revision of the last deployment that succeeded on it and when that ended."""
     d, t = schema.deployments.c, schema.targets.c
     rows = conn.execute(
-        select(_ic.name, _ic.register_time, _ic.last_seen).where(_ic.registered.is_(True))
+        select(_ic.name, _ic.register_time, _ic.last_seen, _ic.agent_version).where(
+            _ic.registered.is_(True)
+        )
     )
     fleet = {
-        name: {"instanceName": name, "registerTime": registered, "lastSeen": seen, "revisions": {}}
-        for name, registered, seen in rows
+        name: {
+            "instanceName": name,
+            "registerTime": registered,
+            "lastSeen": seen,
+            "agentVersion": version,
+            "revisions": {},
+        }
+        for name, registered, seen, version in rows
     }
     succeeded = conn.execute(
         select(t.target_id, d.id, d.application_name, d.group_name, d.complete_time, d.info)

@@ -55,6 +55,11 @@ def _v6_users_and_audit(conn: Connection, _box: SecretBox) -> None:
     schema.console_sessions.create(conn, checkfirst=True)
 
 
+def _v7_agent_version(conn: Connection, _box: SecretBox) -> None:
+    """The version each instance's agent reports on its polls (server/agent_protocol.py)."""
+    _add_column(conn, "instances", "agent_version", "VARCHAR(100)")
+
+
 MIGRATIONS: list[Callable[[Connection, SecretBox], None]] = [
     _v1_initial,
     _v2_seal_secrets,
@@ -62,6 +67,7 @@ MIGRATIONS: list[Callable[[Connection, SecretBox], None]] = [
     _v4_functions,
     _v5_hook_executions,
     _v6_users_and_audit,
+    _v7_agent_version,
 ]
 SEALED_SECRETS = 2  # the first version whose stored secrets are sealed
 

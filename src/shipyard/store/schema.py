@@ -121,6 +121,7 @@ instances = Table(
     Column("register_time", Float, nullable=False),
     Column("deregister_time", Float),
     Column("last_seen", Float),  # last agent contact
+    Column("agent_version", String(100)),  # what the agent last said it is
     Column("doc", JSON, nullable=False),
 )
 
