@@ -88,5 +88,8 @@ def test_the_server_logs_an_agent_connecting_and_coming_back(
             lambda: any(m.startswith("agent of web-1 is back after") for m in caplog.messages),
             "the agent's next poll",
         )
-    connects = [m for m in caplog.messages if m.startswith("agent of web-1")]
+    about = [m for m in caplog.messages if m.startswith("agent of web-1")]
+    versions = [m for m in about if " reports version " in m]
+    connects = [m for m in about if m not in versions]
     assert len(connects) == 2, connects  # not one line per poll
+    assert len(versions) == 1, versions  # said once, when the version first appears

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import update
 
+import shipyard
 from shipyard.store import schema
 from tests.conftest import LiveServer
 from tests.e2e.conftest import Fleet, Uploader
@@ -195,6 +196,7 @@ def test_the_fleet_report_after_two_deployments(
     assert sorted(rows) == ["db-1", "web-1", "web-2"]
     assert "shop/web: s3://bundles/v2.zip" in rows["web-1"]
     assert "nothing deployed" in rows["db-1"]
+    assert f"shipyard {shipyard.__version__}" in rows["web-1"]  # the agent's own version
     history = css(browser, ".group-history")[0].text
     assert history.index(second) < history.index(first)
     assert "web-1, web-2" in history
@@ -207,7 +209,7 @@ def test_the_fleet_report_after_two_deployments(
     request = urllib.request.Request(csv_url, headers={"cookie": f"shipyard_session={cookie}"})
     with urllib.request.urlopen(request, timeout=10) as response:
         lines = response.read().decode().splitlines()
-    assert lines[0] == "instance,agent_status,last_seen,tags,group,revision,since"
+    assert lines[0] == "instance,agent_status,agent_version,last_seen,tags,group,revision,since"
     assert len(lines) == 2 and lines[1].startswith("db-1,")
 
 

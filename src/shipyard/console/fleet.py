@@ -96,11 +96,15 @@ def as_csv(hosts: list[dict[str, Any]]) -> str:
     """One line per host and group it runs a revision for (one line for a host with none)."""
     out = io.StringIO()
     writer = csv.writer(out)
-    columns = ["instance", "agent_status", "last_seen", "tags", "group", "revision", "since"]
+    columns = [
+        *("instance", "agent_status", "agent_version", "last_seen", "tags"),
+        *("group", "revision", "since"),
+    ]
     writer.writerow(columns)
     for host in hosts:
         tags = ";".join(f"{k}={v}" for k, v in host["tags"].items())
-        base = [host["name"], host["status"], _iso(host["lastSeen"]), tags]
+        version = host["agentVersion"]
+        base = [host["name"], host["status"], version, _iso(host["lastSeen"]), tags]
         runs = host["groups"].items() or [("", {"revision": "", "since": None})]
         for group, what in runs:
             row = [*base, group, what["revision"], _iso(what["since"])]

@@ -23,7 +23,9 @@ def hosts(conn: Connection) -> list[dict[str, Any]]:
     for name, key, value in conn.execute(select(_tags.instance_name, _tags.key, _tags.value)):
         tags.setdefault(name, {})[key] = value
     rows = conn.execute(
-        select(_i.name, _i.registered, _i.register_time, _i.last_seen, _i.doc).order_by(_i.name)
+        select(_i.name, _i.registered, _i.register_time, _i.last_seen, _i.agent_version).order_by(
+            _i.name
+        )
     )
     return [
         {
@@ -31,7 +33,7 @@ def hosts(conn: Connection) -> list[dict[str, Any]]:
             "registered": bool(r.registered),
             "registerTime": r.register_time,
             "lastSeen": r.last_seen,
-            "agentVersion": (r.doc or {}).get("agentVersion", ""),
+            "agentVersion": r.agent_version or "",
             "tags": dict(sorted(tags.get(r.name, {}).items())),
         }
         for r in rows
