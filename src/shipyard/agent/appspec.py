@@ -25,6 +25,7 @@ readable message naming the offending entry. The rules are the stock agent's
 
 from __future__ import annotations
 
+import functools
 import math
 import posixpath
 import re
@@ -78,6 +79,14 @@ class AppSpec:
 
 
 def parse(text: str) -> AppSpec:
+    """The appspec, validated. Memoised by its text: the agent reads the same appspec
+    for every event of a deployment, and parsing it (twice over, for the line numbers
+    of the key checks) costs milliseconds in pure-Python YAML. The result is frozen."""
+    return _parse(text)
+
+
+@functools.lru_cache(maxsize=8)
+def _parse(text: str) -> AppSpec:
     document = _load_yaml(text)
     if document is None or document is False:
         raise AppSpecError("The appspec file is empty: it must define at least version and os")
