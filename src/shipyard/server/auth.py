@@ -24,6 +24,7 @@ from starlette.requests import Request
 
 from shipyard import sigv4
 from shipyard.errors import ApiError
+from shipyard.server import permissions
 from shipyard.server.context import Principal, Services
 from shipyard.store import credentials
 
@@ -157,22 +158,10 @@ def from_headers(
     return pending
 
 
-# A function worker's key (principal kind "function") may report hook results, read
-# CodeDeploy, and invoke functions; nothing else. Checked for every API the server answers.
-FUNCTION_WRITES = frozenset(
-    {("codedeploy", "PutLifecycleEventHookExecutionStatus"), ("lambda", "Invoke")}
-)
-READ_PREFIXES = ("Get", "List", "BatchGet")
-
-
 def authorize(principal: Principal, service: str, operation: str) -> None:
-    """Refuse what a function's key may not call (other kinds are checked where routed)."""
-    if principal.kind != "function":
-        return
-    if (service, operation) in FUNCTION_WRITES:
-        return
-    # CodeDeploy reads only: Lambda's would show other functions' environment variables.
-    if service == "codedeploy" and operation.startswith(READ_PREFIXES):
+    """Refuse what a function's key may not call (other kinds are checked where routed);
+    the policy is ``permissions.function_may``."""
+    if principal.kind != "function" or permissions.function_may(service, operation):
         return
     raise ApiError(
         "AccessDeniedException",

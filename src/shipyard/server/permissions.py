@@ -66,12 +66,25 @@ def role_of(principal: Principal) -> str | None:
     return None
 
 
+# What a function worker's own key may call besides CodeDeploy's non-secret reads: report
+# its hook, and invoke functions. Not Lambda's reads: they would show other functions'
+# environment variables; nothing outside these APIs (metrics, console, bundle store).
+_FUNCTION_CALLS = frozenset(
+    {("codedeploy", "PutLifecycleEventHookExecutionStatus"), ("lambda", "Invoke")}
+)
+
+
+def function_may(service: str, operation: str) -> bool:
+    """The one policy for function keys, whichever API they call."""
+    if (service, operation) in _FUNCTION_CALLS:
+        return True
+    is_operation = ":" not in operation  # not one of the permission constants above
+    return service == "codedeploy" and is_operation and required_role(operation) == VIEWER
+
+
 def allowed(principal: Principal, permission: str) -> bool:
     if principal.kind == "function":
-        # A function worker's own key: hook reports and reads (server/auth.py).
-        return permission == "PutLifecycleEventHookExecutionStatus" or (
-            required_role(permission) == VIEWER
-        )
+        return function_may("codedeploy", permission)
     role = role_of(principal)
     return role is not None and _RANK[role] >= _RANK[required_role(permission)]
 
