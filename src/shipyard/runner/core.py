@@ -111,7 +111,7 @@ class Runner:
             active = store.active_for_group(conn, request.app_name, group_name)
             if active is not None:
                 raise DeploymentGroupBusy(group_name, active)
-            stored = self._launch(conn, request, after)
+            stored = self.launch_in(conn, request, after)
         if stored.state.status not in TERMINAL_DEPLOYMENT_STATUSES:
             self._states[stored.state.deployment_id] = (2, stored)
         self.after_commit(after)
@@ -164,7 +164,7 @@ class Runner:
             running = store.active_for_group(conn, app, group_name)
             if running is not None:
                 raise DeploymentGroupBusy(group_name, running)
-            new = self._launch(conn, request, after)
+            new = self.launch_in(conn, request, after)
             result = {"rollbackDeploymentId": new.state.deployment_id}
             if active is not None:
                 stopped = store.load(conn, active)
@@ -180,11 +180,6 @@ class Runner:
         self, conn: Connection, request: launch.LaunchRequest, after: AfterCommit
     ) -> StoredDeployment:
         """Build, insert and start a deployment inside the caller's transaction."""
-        return self._launch(conn, request, after)
-
-    def _launch(
-        self, conn: Connection, request: launch.LaunchRequest, after: AfterCommit
-    ) -> StoredDeployment:
         now = self.clock()
         snapshot = snapshots.for_launch(conn, request)
         config = self.config
@@ -308,7 +303,7 @@ class Runner:
         if isinstance(request, str):
             failed.info["rollbackInfo"] = {"rollbackMessage": request}
             return
-        new = self._launch(conn, request, after)
+        new = self.launch_in(conn, request, after)
         rollback.link(failed, new, rollback.link_message(failed, new.state.deployment_id))
         store.save(conn, new)
 
