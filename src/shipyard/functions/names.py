@@ -100,14 +100,18 @@ def check_function_name(name: object) -> str:
     return name
 
 
-def check_alias_name(name: object) -> str:
-    if not isinstance(name, str) or not ALIAS_NAME.fullmatch(name):
+def _matching(value: object, member: str, pattern: re.Pattern[str], shown: str) -> str:
+    """``value`` when it fully matches ``pattern``; else Lambda's validation message."""
+    if not isinstance(value, str) or not pattern.fullmatch(value):
         raise invalid(
-            f"1 validation error detected: Value '{name}' at 'name' failed to satisfy "
-            "constraint: Member must satisfy regular expression pattern: "
-            "(?!^[0-9]+$)([a-zA-Z0-9-_]+)"
+            f"1 validation error detected: Value '{value}' at '{member}' failed to satisfy "
+            f"constraint: Member must satisfy regular expression pattern: {shown}"
         )
-    return name
+    return value
+
+
+def check_alias_name(name: object) -> str:
+    return _matching(name, "name", ALIAS_NAME, "(?!^[0-9]+$)([a-zA-Z0-9-_]+)")
 
 
 def check_runtime(runtime: object) -> str:
@@ -130,13 +134,8 @@ def check_int(value: object, member: str, low: int, high: int) -> int:
 
 
 def check_role(role: object) -> str:
-    if not isinstance(role, str) or not ROLE.fullmatch(role):
-        raise invalid(
-            f"1 validation error detected: Value '{role}' at 'role' failed to satisfy "
-            "constraint: Member must satisfy regular expression pattern: "
-            "arn:(aws[a-zA-Z-]*)?:iam::\\d{12}:role/?[a-zA-Z_0-9+=,.@\\-_/]+"
-        )
-    return role
+    shown = "arn:(aws[a-zA-Z-]*)?:iam::\\d{12}:role/?[a-zA-Z_0-9+=,.@\\-_/]+"
+    return _matching(role, "role", ROLE, shown)
 
 
 def check_environment(environment: object) -> dict[str, str]:
