@@ -127,6 +127,15 @@ class ServerConfig:
     # How long a Lambda hook function has to report its result (CodeDeploy: one hour).
     hook_timeout: float = DEFAULT_EVENT_TIMEOUT
 
+    # The embedded ECS's capacity: Docker Engine API endpoints, comma-separated
+    # ("unix:/path" or "tcp:host:port"); empty means a Podman API service this server
+    # starts on first use (its store under DATA_DIR/ecs). ecs_reconcile_seconds: how often
+    # the reconciler looks when nothing changes; ecs_drain_timeout: the longest it waits
+    # for a stopping task's targets to drain.
+    ecs_endpoints: str = ""
+    ecs_reconcile_seconds: float = 1.0
+    ecs_drain_timeout: float = 300.0
+
     # Who may read GET /metrics (server/probes.py): with metrics_address
     # ("host:port") set, anyone who reaches that separate listener and nobody on the main
     # port; otherwise requests with "Authorization: Bearer <metrics_token>" (when set)

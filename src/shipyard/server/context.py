@@ -10,6 +10,8 @@ from shipyard.config import ServerConfig
 from shipyard.store.db import Database
 
 if TYPE_CHECKING:
+    from shipyard.containers.ecs.reconciler import Reconciler
+    from shipyard.containers.targets import TargetGroups
     from shipyard.functions.host import FunctionHost
     from shipyard.metrics import Metrics
     from shipyard.runner.core import Runner
@@ -38,6 +40,10 @@ class Services:
     workers: list[Worker] = field(default_factory=list)
     # The embedded function host behind the Lambda API (also in ``workers``).
     function_host: FunctionHost | None = None
+    # The embedded container service: target groups as ECS sees them (the seam with
+    # ELBv2), and the ECS reconciler that runs task sets (also in ``workers``).
+    target_groups: TargetGroups | None = None
+    ecs: Reconciler | None = None
 
     @property
     def metrics(self) -> Metrics:

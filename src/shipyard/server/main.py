@@ -16,6 +16,9 @@ import uvicorn
 
 from shipyard.bundlestore.urls import bundle_url
 from shipyard.config import ServerConfig
+from shipyard.containers.ecs.setup import build_reconciler
+from shipyard.containers.targets import TargetGroups
+from shipyard.containers.targets_memory import MemoryTargetGroups
 from shipyard.functions.setup import build_function_host
 from shipyard.metrics import Metrics
 from shipyard.notify.delivery import Deliverer
@@ -62,6 +65,9 @@ def build_services(config: ServerConfig) -> Services:
     services.workers.append(Deliverer(services))
     services.function_host = build_function_host(config, db, clock)
     services.workers.append(services.function_host)
+    services.target_groups = _target_groups(config)
+    services.ecs = build_reconciler(config, db, clock, services.target_groups)
+    services.workers.append(services.ecs)
     services.metrics.add_live(functools.partial(live_gauges, services))
     if config.metrics_address:
         services.workers.append(MetricsListener(services))
@@ -84,6 +90,12 @@ def _lambda_steps(
         return LambdaAliases(build_client(config, embedded_key))
 
     return LambdaSteps(apply, db, clock, backend)
+
+
+def _target_groups(config: ServerConfig) -> TargetGroups:
+    """Target groups as the embedded ECS registers tasks in them: in memory until the
+    embedded ELBv2 is wired in here (the one place that chooses)."""
+    return MemoryTargetGroups()
 
 
 def _router(config: ServerConfig) -> TrafficRouter | None:

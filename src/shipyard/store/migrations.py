@@ -60,6 +60,19 @@ def _v7_agent_version(conn: Connection, _box: SecretBox) -> None:
     _add_column(conn, "instances", "agent_version", "VARCHAR(100)")
 
 
+def _v8_ecs(conn: Connection, _box: SecretBox) -> None:
+    """The embedded ECS's clusters, task definitions, services, task sets and tasks."""
+    for table in (
+        schema.ecs_clusters,
+        schema.ecs_task_definitions,
+        schema.ecs_services,
+        schema.ecs_service_events,
+        schema.ecs_task_sets,
+        schema.ecs_tasks,
+    ):
+        table.create(conn, checkfirst=True)
+
+
 MIGRATIONS: list[Callable[[Connection, SecretBox], None]] = [
     _v1_initial,
     _v2_seal_secrets,
@@ -68,6 +81,7 @@ MIGRATIONS: list[Callable[[Connection, SecretBox], None]] = [
     _v5_hook_executions,
     _v6_users_and_audit,
     _v7_agent_version,
+    _v8_ecs,
 ]
 SEALED_SECRETS = 2  # the first version whose stored secrets are sealed
 
