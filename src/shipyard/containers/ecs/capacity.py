@@ -10,6 +10,7 @@ task's target is that address and port.
 
 from __future__ import annotations
 
+import re
 import socket
 import threading
 from collections.abc import Sequence
@@ -244,7 +245,9 @@ class Capacity:
         found: list[Observed] = []
         for index in range(len(self.endpoints)):
             try:
-                listed = self.client(index).containers.list(
+                # The plain list: the library's containers.list inspects each container
+                # after listing, which fails when one goes away in between.
+                listed = self.client(index).api.containers(
                     all=True, filters={"label": f"{OWNER_LABEL}={self.owner}"}
                 )
             except ENGINE_ERRORS as exc:
@@ -262,16 +265,18 @@ class Capacity:
                 container = engine.containers.get(container_id)
                 container.stop(timeout=timeout)
                 container.remove(force=True)
-            except docker.errors.NotFound:
-                continue
+            except docker.errors.APIError as exc:
+                if not _gone(exc):
+                    raise
 
     def remove(self, index: int, container_ids: Sequence[str]) -> None:
         engine = self.client(index)
         for container_id in container_ids:
             try:
                 engine.containers.get(container_id).remove(force=True)
-            except docker.errors.NotFound:
-                continue
+            except docker.errors.APIError as exc:
+                if not _gone(exc):
+                    raise
 
     def check(self, index: int, container_id: str, command: list[str]) -> bool:
         """One run of a container health check command: whether it exited 0."""
@@ -285,20 +290,25 @@ class Capacity:
         return bool(result.exit_code == 0)
 
 
-def _observed(index: int, container: Any) -> Observed:
-    labels = container.labels
-    state = container.attrs.get("State", {})
-    running = container.status == "running"
-    exit_code = None if running else state.get("ExitCode")
+def _observed(index: int, listed: dict[str, Any]) -> Observed:
+    labels = listed.get("Labels") or {}
+    running = listed.get("State") == "running"
+    # The list says "Exited (137) 2 seconds ago"; the code is all a stopped task shows.
+    found = re.search(r"Exited \((-?\d+)\)", str(listed.get("Status", "")))
+    exit_code = int(found.group(1)) if found and not running else None
     return Observed(
         index,
         labels.get(TASK_LABEL, ""),
         labels.get(CONTAINER_LABEL, ""),
-        container.id,
+        str(listed["Id"]),
         running,
         exit_code,
-        str(state.get("Error") or ""),
     )
+
+
+def _gone(exc: docker.errors.APIError) -> bool:
+    """Whether the container no longer exists (Podman answers 500 for some of these)."""
+    return isinstance(exc, docker.errors.NotFound) or "no such container" in str(exc)
 
 
 def _bindings(container: Any) -> list[Binding]:

@@ -67,6 +67,8 @@ class Reconciler:
         self.follower = TaskFollower(self, settings.drain_timeout)
         self.backoff: dict[str, Backoff] = {}
         self.busy: set[str] = set()  # task ids with a start or stop job running
+        # Tasks whose job ended during this tick: what the tick read of them is stale.
+        self.recent: set[str] = set()
         self._jobs: set[asyncio.Task[None]] = set()
         self._slots = asyncio.Semaphore(MAX_PARALLEL_JOBS)
         self._wake = asyncio.Event()
@@ -111,6 +113,7 @@ class Reconciler:
     async def tick(self) -> bool:
         """One pass; whether anything is still changing (the next pass comes sooner)."""
         now = self.clock()
+        self.recent.clear()
         with self.db.tx() as conn:
             services = store.live_services(conn)
             sets = store.task_sets(conn, [s.id for s in services])
@@ -133,7 +136,8 @@ class Reconciler:
         changing = False
         for task in tasks:
             service = by_service.get(task.service_id)
-            if task.id not in self.busy and service is not None:
+            current = task.id not in self.busy and task.id not in self.recent
+            if current and service is not None:
                 ts = by_set.get(task.task_set_id)
                 lbs = ts.doc.get("loadBalancers", []) if ts else []
                 mine = by_task.get(task.id, [])
@@ -230,6 +234,11 @@ class Reconciler:
         except LaunchFailed as exc:
             self.follower.fail(task.id, exc.stop_code, exc.reason, service, self.clock())
             return
+        except Exception as exc:  # an engine answer the adapter did not expect
+            log.exception("starting task %s failed", task.id)
+            reason = f"CannotStartContainerError: {exc}"[:1000]
+            self.follower.fail(task.id, "TaskFailedToStart", reason, service, self.clock())
+            return
 
         def running(doc: dict[str, Any]) -> None:
             launches.record_start(doc, started)
@@ -248,6 +257,7 @@ class Reconciler:
                 log.exception("ECS job for task %s failed", task_id)
             finally:
                 self.busy.discard(task_id)
+                self.recent.add(task_id)
                 self._wake.set()
 
         handle = asyncio.get_running_loop().create_task(job())
@@ -257,7 +267,8 @@ class Reconciler:
     def _remove_orphans(self, observed: list[Observed], known: set[str]) -> None:
         stray: dict[int, list[str]] = {}
         for found in observed:
-            if found.task_id not in known and found.task_id not in self.busy:
+            claimed = found.task_id in known or found.task_id in self.busy
+            if not claimed and found.task_id not in self.recent:
                 stray.setdefault(found.endpoint, []).append(found.id)
         for endpoint, ids in stray.items():
             log.info("removing %d containers no task claims", len(ids))
