@@ -48,7 +48,9 @@ def _remove_containers(server: LiveServer) -> None:
     assert server.services.ecs is not None
     capacity = server.services.ecs.capacity
     engine = capacity.client(0)
-    for container in engine.containers.list(all=True, filters={"label": f"shipyard.ecs.owner={capacity.owner}"}):
+    for container in engine.containers.list(
+        all=True, filters={"label": f"shipyard.ecs.owner={capacity.owner}"}
+    ):
         container.remove(force=True)
 
 

@@ -40,6 +40,7 @@ log = logging.getLogger("shipyard.ecs")
 
 STOPPED_KEPT_SECONDS = 3600.0  # stopped tasks stay visible this long (as on ECS)
 BUSY_SECONDS = 0.2  # tick period while tasks are starting, draining or not yet healthy
+STOP_WAIT_SECONDS = 60.0  # how long a server stop waits for running starts and stops
 MAX_PARALLEL_JOBS = 4  # container starts and stops at once (the engine serialises anyway)
 
 
@@ -88,9 +89,12 @@ class Reconciler:
         if self._task is not None:
             await self._task
             self._task = None
+        # Jobs are let finish (each is bounded by the engine's timeouts): a cancelled one
+        # would leave its worker thread using the engine's connections as they close.
+        if self._jobs:
+            await asyncio.wait(list(self._jobs), timeout=STOP_WAIT_SECONDS)
         for job in list(self._jobs):
             job.cancel()
-        await asyncio.gather(*self._jobs, return_exceptions=True)
         await asyncio.to_thread(self.capacity.close)
 
     def wake(self) -> None:
