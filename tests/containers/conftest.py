@@ -30,28 +30,32 @@ def ecs_server(tmp_path: Path, database: str) -> Iterator[LiveServer]:
     """A server on a fast reconciler, with two target groups, and the httpd image built
     in its Podman store."""
     require_podman()
-    for server in start_live_server(tmp_path / "server", database, ecs_reconcile_seconds=0.2):
-        groups = server.services.target_groups
-        assert isinstance(groups, MemoryTargetGroups)
-        groups.create(TG_BLUE)
-        groups.create(TG_GREEN)
-        assert server.services.ecs is not None
-        busybox_httpd(server.services.ecs.capacity.client(0))
-        try:
-            yield server
-        finally:
-            _remove_containers(server)
+    running = start_live_server(tmp_path / "server", database, ecs_reconcile_seconds=0.2)
+    server = next(running)
+    try:
+        prepare(server)
+        yield server
+    finally:
+        next(running, None)  # the server stops first: nothing starts replacements
+        teardown(server)
 
 
-def _remove_containers(server: LiveServer) -> None:
-    """Every container of this server's tasks, so that none outlives the test."""
+def prepare(server: LiveServer) -> None:
+    """The two target groups, and the httpd image in the server's own Podman store."""
+    groups = server.services.target_groups
+    assert isinstance(groups, MemoryTargetGroups)
+    groups.create(TG_BLUE)
+    groups.create(TG_GREEN)
     assert server.services.ecs is not None
-    capacity = server.services.ecs.capacity
-    engine = capacity.client(0)
-    for container in engine.containers.list(
-        all=True, filters={"label": f"shipyard.ecs.owner={capacity.owner}"}
-    ):
-        container.remove(force=True)
+    busybox_httpd(server.services.ecs.capacity.client(0))
+
+
+def teardown(server: LiveServer) -> None:
+    """Remove every container of a stopped server's Podman store, and its run state."""
+    assert server.services.ecs is not None
+    podman = server.services.ecs.capacity.podman
+    assert podman is not None
+    podman.teardown()
 
 
 @pytest.fixture

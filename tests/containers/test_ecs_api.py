@@ -14,7 +14,7 @@ from botocore.exceptions import ClientError
 from shipyard.containers.targets_memory import MemoryTargetGroups
 from shipyard.store import audit
 from tests.conftest import LiveServer, on_both_databases, start_live_server
-from tests.containers.conftest import TG_BLUE, TG_GREEN
+from tests.containers.conftest import TG_BLUE, TG_GREEN, teardown
 from tests.server.test_roles import client_as, make_user
 
 IMAGE = "localhost/shipyard-httpd:1"
@@ -23,12 +23,17 @@ WEB = {"name": "web", "image": IMAGE, "portMappings": [{"containerPort": 80}], "
 
 @pytest.fixture
 def server(tmp_path: Path, database: str) -> Iterator[LiveServer]:
-    for live in start_live_server(tmp_path / "server", database):
-        groups = live.services.target_groups
-        assert isinstance(groups, MemoryTargetGroups)
-        groups.create(TG_BLUE)
-        groups.create(TG_GREEN)
+    running = start_live_server(tmp_path / "server", database)
+    live = next(running)
+    groups = live.services.target_groups
+    assert isinstance(groups, MemoryTargetGroups)
+    groups.create(TG_BLUE)
+    groups.create(TG_GREEN)
+    try:
         yield live
+    finally:
+        next(running, None)
+        teardown(live)  # a service scaled above 0 here makes the server start Podman
 
 
 @pytest.fixture

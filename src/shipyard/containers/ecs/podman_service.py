@@ -65,14 +65,7 @@ class PodmanService:
         self.socket.unlink(missing_ok=True)
         log = open(self.work_dir / "podman-service.log", "ab")  # noqa: SIM115 (the child holds it)
         command = [
-            podman,
-            "--root",
-            str(self.work_dir / "storage"),
-            "--runroot",
-            str(self.run_root),
-            # vfs: no overlay mounts left behind in nested environments; images are tiny.
-            "--storage-driver",
-            "vfs",
+            *self._global_options(podman),
             "system",
             "service",
             "--time",
@@ -96,13 +89,45 @@ class PodmanService:
     def _answers(self) -> bool:
         if not self.socket.exists():
             return False
-        client = docker.DockerClient(base_url=self.address, timeout=2)
+        try:
+            # The client asks the engine's version as it is made: inside the try.
+            client = docker.DockerClient(base_url=self.address, timeout=5)
+        except (docker.errors.DockerException, requests.exceptions.RequestException):
+            return False
         try:
             return bool(client.ping())
         except (docker.errors.DockerException, requests.exceptions.RequestException):
             return False
         finally:
             client.close()
+
+    def teardown(self) -> None:
+        """Remove every container in this store and the run state under /run, with the
+        service stopped: for the end of a test or a rehearsal (a server that stops
+        leaves its tasks running, for the next start to adopt)."""
+        self.stop()
+        podman = shutil.which(self._podman)
+        if podman is not None and (self.work_dir / "storage").exists():
+            subprocess.run(
+                [*self._global_options(podman), "rm", "--all", "--force", "--time", "0"],
+                env={**os.environ, "CONTAINERS_CONF": str(CONTAINERS_CONF)},
+                capture_output=True,
+                timeout=120,
+                check=False,
+            )
+        shutil.rmtree(self.run_root, ignore_errors=True)
+
+    def _global_options(self, podman: str) -> list[str]:
+        return [
+            podman,
+            "--root",
+            str(self.work_dir / "storage"),
+            "--runroot",
+            str(self.run_root),
+            # vfs: no overlay mounts left behind in nested environments; images are tiny.
+            "--storage-driver",
+            "vfs",
+        ]
 
     def stop(self) -> None:
         """End the API service; containers keep running."""
