@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from shipyard.containers.targets import Target, TargetState
+from shipyard.containers.targets_memory import MemoryTargetGroups
 from tests.conftest import LiveServer, on_both_databases, start_live_server
 from tests.containers.conftest import (
     TG_BLUE,
@@ -201,3 +202,27 @@ def test_restarted_server_adopts_running_tasks(tmp_path: Path) -> None:
     finally:
         next(second, None)
         teardown(server)
+
+
+def test_a_stopping_task_serves_until_its_target_has_drained(
+    ecs_server: LiveServer, ecs: Any
+) -> None:
+    groups = ecs_server.services.target_groups
+    assert isinstance(groups, MemoryTargetGroups)
+    groups.drain_seconds = 3.0
+    blue = code_deploy_service(ecs, count=1)
+    wait_until(lambda: steady(ecs, blue, 1), "the task set steady", timeout=90)
+    (task,) = running_tasks(ecs, blue)
+    (target,) = healthy_targets(ecs_server, TG_BLUE)
+    ecs.stop_task(cluster="prod", task=task["taskArn"])
+
+    def status() -> str:
+        return str(
+            ecs.describe_tasks(cluster="prod", tasks=[task["taskArn"]])["tasks"][0]["lastStatus"]
+        )
+
+    wait_until(lambda: status() == "DEACTIVATING", "the task deregistering")
+    assert groups.health(TG_BLUE).get(target) is TargetState.DRAINING
+    assert page(target).startswith("task ")  # still serving while it drains
+    wait_until(lambda: status() == "STOPPED", "the task stopped after the drain", timeout=30)
+    assert target not in groups.health(TG_BLUE)

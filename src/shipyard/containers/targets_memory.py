@@ -48,7 +48,7 @@ class MemoryTargetGroups:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._probe = probe
-        self._drain_seconds = drain_seconds
+        self.drain_seconds = drain_seconds
         self._clock = clock
         self._groups: dict[str, dict[Target, _Entry]] = {}
         self._lock = threading.Lock()
@@ -78,7 +78,7 @@ class MemoryTargetGroups:
     def deregister(self, target_group_arn: str, targets: Sequence[Target]) -> None:
         with self._lock:
             group = self._group(target_group_arn)
-            until = self._clock() + self._drain_seconds
+            until = self._clock() + self.drain_seconds
             for target in targets:
                 entry = group.get(target)
                 if entry is not None and entry.state is not TargetState.DRAINING:

@@ -76,6 +76,7 @@ class Reconciler:
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._steady: dict[str, bool] = {}
+        self._unreadable: set[str] = set()  # target groups already logged as unreadable
 
     # ---- the Worker protocol ----------------------------------------------------------
 
@@ -145,7 +146,11 @@ class Reconciler:
                 ts = by_set.get(task.task_set_id)
                 lbs = ts.doc.get("loadBalancers", []) if ts else []
                 mine = by_task.get(task.id, [])
-                changing |= await self.follower.follow(task, service, lbs, mine, health)
+                try:
+                    changing |= await self.follower.follow(task, service, lbs, mine, health)
+                except Exception:  # one task's trouble must not stop the others' care
+                    log.exception("following task %s failed", task.id)
+                    changing = True
         with self.db.tx() as conn:
             tasks = store.unfinished_tasks(conn)
         self._remove_orphans(observed, {t.id for t in tasks})
@@ -168,7 +173,9 @@ class Reconciler:
             try:
                 health[arn] = dict(await asyncio.to_thread(self.target_groups.health, arn))
             except Exception as exc:  # a deleted group: its targets are gone with it
-                log.warning("target group %s: %s", arn, exc)
+                if arn not in self._unreadable:
+                    log.warning("target group %s cannot be read: %s", arn, exc)
+                self._unreadable.add(arn)
                 health[arn] = {}
         return health
 

@@ -199,7 +199,15 @@ class TaskFollower:
         if groups is not None:
             for arn in sorted({arn for arn, _ in pairs}):
                 mine = [t for a, t in pairs if a == arn]
-                await asyncio.to_thread(groups.register, arn, mine)
+                try:
+                    await asyncio.to_thread(groups.register, arn, mine)
+                except Exception as exc:  # the group is gone or its load balancer down
+                    self.r.note(
+                        service.id,
+                        f"(service {service.name}) failed to register targets in "
+                        f"(target-group {arn}): {exc}",
+                    )
+                    return  # tried again next pass
                 self.r.note(
                     service.id,
                     f"(service {service.name}) registered {len(mine)} targets in "
