@@ -101,6 +101,10 @@ class Reconciler:
     def wake(self) -> None:
         self._wake.set()
 
+    def alive(self) -> bool:
+        """Whether its loop runs (GET /readyz)."""
+        return self._task is not None and not self._task.done()
+
     async def _run(self) -> None:
         while not self._stopping:
             busy = False
