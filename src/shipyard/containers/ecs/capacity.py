@@ -193,11 +193,8 @@ class Capacity:
             raise LaunchFailed(
                 "TaskFailedToStart", f"CannotPullContainerError: {_says(exc)}"
             ) from exc
-        repository, _, tag = (
-            image.rpartition(":") if ":" in image.rsplit("/", 1)[-1] else (image, "", "")
-        )
         try:
-            engine.images.pull(repository, tag=tag or "latest")
+            engine.images.pull(image)  # the library splits off a tag or digest itself
         except ENGINE_ERRORS as exc:
             raise LaunchFailed(
                 "TaskFailedToStart",

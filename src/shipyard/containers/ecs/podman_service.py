@@ -26,7 +26,7 @@ import requests.exceptions
 
 from shipyard.provision.podman import CONTAINERS_CONF, RUN_ROOT_BASE
 
-START_SECONDS = 30.0
+START_SECONDS = 60.0  # a first start initialises the store; busy machines are slow
 
 
 class CapacityError(Exception):
@@ -80,9 +80,11 @@ class PodmanService:
         deadline = time.monotonic() + START_SECONDS
         while not self._answers():
             if self._process.poll() is not None or time.monotonic() > deadline:
-                self.stop()
+                process, self._process = self._process, None
+                _end(process)
                 raise CapacityError(
-                    f"podman system service did not start (see {self.work_dir}/podman-service.log)"
+                    f"podman system service did not start within {START_SECONDS:g} s "
+                    f"(see {self.work_dir}/podman-service.log)"
                 )
             time.sleep(0.05)
 
@@ -133,11 +135,14 @@ class PodmanService:
         """End the API service; containers keep running."""
         with self._lock:
             process, self._process = self._process, None
-        if process is None:
-            return
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        if process is not None:
+            _end(process)
+
+
+def _end(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()

@@ -155,8 +155,13 @@ class Reconciler:
                 except Exception:  # one task's trouble must not stop the others' care
                     log.exception("following task %s failed", task.id)
                     changing = True
+        # Read again: following changed tasks, and API calls may have changed task sets
+        # (a scale, a deletion) while this pass waited on the engine.
         with self.db.tx() as conn:
+            services = store.live_services(conn)
+            sets = store.task_sets(conn, [s.id for s in services])
             tasks = store.unfinished_tasks(conn)
+        by_service = {s.id: s for s in services}
         self._remove_orphans(observed, {t.id for t in tasks})
         for ts in sets:
             service = by_service[ts.service_id]
