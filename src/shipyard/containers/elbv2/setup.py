@@ -1,0 +1,42 @@
+"""The load balancers as the server's config describes them."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+from shipyard.config import ServerConfig
+from shipyard.containers.elbv2.balancers import BalancerSettings, LoadBalancers
+from shipyard.store.db import Database
+
+log = logging.getLogger("shipyard.elbv2")
+
+
+def haproxy_binary(configured: str) -> str | None:
+    if configured:
+        return configured
+    return shutil.which("haproxy") or shutil.which("haproxy", path="/usr/sbin:/sbin")
+
+
+def build_load_balancers(
+    config: ServerConfig, db: Database, clock: Callable[[], float]
+) -> LoadBalancers | None:
+    """None (and a warning) when no HAProxy is installed: the ELBv2 API then answers
+    ServiceUnavailable, and nothing else changes."""
+    binary = haproxy_binary(config.elb_haproxy)
+    if binary is None:
+        log.warning("no haproxy found: the embedded ELBv2 is off (install haproxy)")
+        return None
+    settings = BalancerSettings(
+        directory=Path(config.elb_dir) if config.elb_dir else config.data_dir / "elb",
+        binary=binary,
+        bind_address=config.elb_bind_address,
+        # The same clock as a deployment's waits: health-check and deregistration
+        # seconds shrink with minute_seconds in rehearsals and tests.
+        time_scale=config.minute_seconds / 60.0,
+        maxconn=config.elb_maxconn,
+        keep_running=config.elb_keep_running,
+    )
+    return LoadBalancers(settings, db, clock)
