@@ -58,6 +58,8 @@ class WebTarget:
         if self.process.poll() is None:
             self.process.kill()
         self.process.wait()
+        if self.process.stdout is not None:
+            self.process.stdout.close()
 
 
 def start_target(name: str) -> WebTarget:

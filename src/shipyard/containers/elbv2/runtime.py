@@ -2,7 +2,7 @@
 dynamic servers (targets) and the weighted-forward map.
 
 A new target is added in maintenance (HAProxy adds dynamic servers so), its checks
-enabled, its health forced down and then set ready: it takes traffic only once
+enabled, its health forced down (from drain) and then set ready: it takes traffic only once
 ``rise`` checks have passed (ELBv2's ``initial`` → ``healthy``). A deregistered target
 is set to ``drain`` (no new requests; its requests in flight finish), and deleted once
 idle or at the end of the group's deregistration delay.
@@ -60,7 +60,13 @@ class BalancerRuntime:
         self._expect(line + check_keywords(health), "New server registered.")
         commands = []
         if health.enabled:
-            commands += [f"enable health {where}", f"set server {where} health down"]
+            # Through drain: forced down while in maintenance, HAProxy would still call
+            # the server up when it leaves maintenance.
+            commands += [
+                f"enable health {where}",
+                f"set server {where} state drain",
+                f"set server {where} health down",
+            ]
         commands.append(f"set server {where} state {'drain' if server.draining else 'ready'}")
         self._quiet(commands)
 

@@ -1,0 +1,171 @@
+"""The embedded ELBv2 carrying real traffic through a real HAProxy: weighted shifts and
+draining under load without a failed request (HAProxy retries are off), rules, health
+checks, and a server restart that leaves the load balancer serving."""
+
+from __future__ import annotations
+
+import configparser
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import LiveServer, start_live_server
+from tests.e2e.http_load import Request, between, start_load, summarize
+from tests.elbv2.conftest import TIME_SCALE_MINUTE
+from tests.elbv2.scenario import blue_green, forward, target_group
+from tests.elbv2.web_targets import fetch, wait_healthy, web_targets
+from tests.support import wait_until
+from tests.traffic.haproxy_process import haproxy_binary
+
+PHASE_REQUESTS = 3000
+TOLERANCE = 0.04  # over 4 standard deviations of a 50/50 draw of 3000 requests
+
+
+def green_share(requests: list[Request]) -> float:
+    green = sum(r.body.startswith("green") for r in requests)
+    return green / len(requests)
+
+
+def test_weighted_shifts_and_draining_under_load_lose_nothing(
+    elbv2: object, tmp_path: Path
+) -> None:
+    blue_names = ("blue-1", "blue-2", "blue-3")
+    green_names = ("green-1", "green-2", "green-3")
+    with web_targets(*blue_names, *green_names) as targets:
+        balancer = blue_green(
+            elbv2,
+            [targets[n] for n in blue_names],
+            [targets[n] for n in green_names],
+        )
+        assert fetch(balancer.test_url)[1].startswith("green")
+        assert fetch(balancer.production_url + "preview/x")[1].startswith("green")
+        assert fetch(balancer.production_url)[1].startswith("blue")
+        load = start_load(
+            balancer.production_url,
+            tmp_path / "load.tsv",
+            connections=8,
+            seconds=120,
+            max_requests=4 * PHASE_REQUESTS + 4000,
+        )
+        phases: list[tuple[int, float, float]] = []
+        for green in (10, 50, 100):
+            balancer.shift({"blue": 100 - green, "green": green})
+            start = time.time()
+            load.wait_for(load.sent() + PHASE_REQUESTS, timeout=60)
+            phases.append((green, start, time.time()))
+        # Drain a green target while it carries a third of the traffic.
+        drained = targets["green-1"]
+        balancer.elbv2.deregister_targets(  # type: ignore[attr-defined]
+            TargetGroupArn=balancer.groups["green"],
+            Targets=[{"Id": "127.0.0.1", "Port": drained.port}],
+        )
+        deregistered = time.time()
+
+        def gone() -> bool:
+            found = balancer.elbv2.describe_target_health(  # type: ignore[attr-defined]
+                TargetGroupArn=balancer.groups["green"]
+            )["TargetHealthDescriptions"]
+            return all(d["Target"]["Port"] != drained.port for d in found)
+
+        wait_until(gone, "the drained target to leave the group", 30)
+        load.wait_for(load.sent() + 1000, timeout=60)
+        requests = load.stop()
+
+    summary = summarize(requests)
+    assert summary.failures == 0, {k: v for k, v in summary.bodies.items() if k[0].isdigit()}
+    for green, start, end in phases:
+        share = green_share(between(requests, start, end))
+        assert abs(share - green / 100) <= TOLERANCE, (green, share)
+    after = between(requests, deregistered + 0.5, time.time())
+    assert after and not any(r.body == "green-1" for r in after)
+    assert {r.body for r in after} == {"green-2", "green-3"}
+
+
+def test_health_checks_turn_a_dead_target_unhealthy(elbv2: object) -> None:
+    with web_targets("blue-1", "blue-2", "green-1") as targets:
+        balancer = blue_green(elbv2, [targets["blue-1"], targets["blue-2"]], [targets["green-1"]])
+        targets["blue-2"].stop()
+
+        def health() -> dict[int, dict[str, str]]:
+            found = balancer.elbv2.describe_target_health(  # type: ignore[attr-defined]
+                TargetGroupArn=balancer.groups["blue"]
+            )["TargetHealthDescriptions"]
+            return {d["Target"]["Port"]: d["TargetHealth"] for d in found}
+
+        wait_until(
+            lambda: health()[targets["blue-2"].port]["State"] == "unhealthy",
+            lambda: f"blue-2 unhealthy: {health()}",
+        )
+        dead = health()[targets["blue-2"].port]
+        assert dead["Reason"] == "Target.FailedHealthChecks"
+        assert health()[targets["blue-1"].port] == {"State": "healthy"}
+        assert {fetch(balancer.production_url)[1] for _ in range(20)} == {"blue-1"}
+
+
+def test_a_new_target_is_initial_until_its_checks_pass(elbv2: object) -> None:
+    with web_targets("blue-1") as targets:
+        tg = target_group(elbv2, "slow", HealthCheckIntervalSeconds=300, HealthCheckTimeoutSeconds=2)
+        lb = elbv2.create_load_balancer(Name="slow")["LoadBalancers"][0]  # type: ignore[attr-defined]
+        from tests.conftest import free_port
+
+        elbv2.create_listener(  # type: ignore[attr-defined]
+            LoadBalancerArn=lb["LoadBalancerArn"], Port=free_port(), DefaultActions=forward(tg)
+        )
+        elbv2.register_targets(  # type: ignore[attr-defined]
+            TargetGroupArn=tg, Targets=[{"Id": "127.0.0.1", "Port": targets["blue-1"].port}]
+        )
+        found = elbv2.describe_target_health(TargetGroupArn=tg)  # type: ignore[attr-defined]
+        health = found["TargetHealthDescriptions"][0]["TargetHealth"]
+        # 300 s checks (6 s here): the second, passing check is seconds away.
+        assert health["State"] == "initial"
+        assert health["Reason"] in ("Elb.RegistrationInProgress", "Elb.InitialHealthChecking")
+
+
+def test_the_load_balancer_outlives_a_server_restart(tmp_path: Path) -> None:
+    haproxy_binary()
+    data_dir = tmp_path / "s"
+    options = {"elb_keep_running": True, "minute_seconds": TIME_SCALE_MINUTE}
+    with web_targets("blue-1", "green-1") as targets:
+        first = start_live_server(data_dir, **options)
+        server: LiveServer = next(first)
+        try:
+            elbv2 = server.client("elbv2")
+            balancer = blue_green(elbv2, [targets["blue-1"]], [targets["green-1"]])
+            master = (data_dir / "elb" / balancer.lb_arn.rsplit("/", 1)[1] / "pid").read_text()
+        finally:
+            next(first, None)  # the server stops; HAProxy keeps serving
+        try:
+            assert fetch(balancer.production_url) == (200, "blue-1")
+            second = start_live_server(data_dir, **options)
+            server = next(second)
+            try:
+                elbv2 = server.client("elbv2")
+                balancer.elbv2 = elbv2
+                pid_file = data_dir / "elb" / balancer.lb_arn.rsplit("/", 1)[1] / "pid"
+                assert pid_file.read_text() == master  # adopted, not restarted
+                balancer.shift({"blue": 0, "green": 1})
+                assert fetch(balancer.production_url) == (200, "green-1")
+                wait_healthy(elbv2, balancer.groups["blue"], 1)
+            finally:
+                assert server.services.load_balancers is not None
+                server.services.load_balancers.stop_processes()
+                next(second, None)
+        finally:
+            _stop_leftover(data_dir)
+        with pytest.raises(OSError):
+            fetch(balancer.production_url, timeout=2)
+
+
+def _stop_leftover(data_dir: Path) -> None:
+    """Whatever HAProxy a failed test left running (by its pid file)."""
+    import os
+    import signal
+
+    for pid_file in (data_dir / "elb").glob("*/pid"):
+        try:
+            os.kill(int(pid_file.read_text().split()[0]), signal.SIGTERM)
+        except (ProcessLookupError, ValueError):
+            pass
+    parser = configparser.ConfigParser()
+    parser.read(data_dir / "credentials")
