@@ -17,10 +17,11 @@ TIME_SCALE_MINUTE = 1.2  # minute_seconds: 1 s of a health check lasts 20 ms
 
 
 @pytest.fixture
-def elb_server(tmp_path: Path) -> Iterator[LiveServer]:
+def elb_server(tmp_path: Path, database: str) -> Iterator[LiveServer]:
+    """On SQLite, or on both databases for a test marked ``on_both_databases``."""
     haproxy_binary()  # skips loudly (fails under CI) without HAProxy
     yield from start_live_server(
-        tmp_path / "s", elb_keep_running=False, minute_seconds=TIME_SCALE_MINUTE
+        tmp_path / "s", database, elb_keep_running=False, minute_seconds=TIME_SCALE_MINUTE
     )
 
 

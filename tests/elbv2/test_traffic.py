@@ -105,7 +105,9 @@ def test_health_checks_turn_a_dead_target_unhealthy(elbv2: object) -> None:
 
 def test_a_new_target_is_initial_until_its_checks_pass(elbv2: object) -> None:
     with web_targets("blue-1") as targets:
-        tg = target_group(elbv2, "slow", HealthCheckIntervalSeconds=300, HealthCheckTimeoutSeconds=2)
+        tg = target_group(
+            elbv2, "slow", HealthCheckIntervalSeconds=300, HealthCheckTimeoutSeconds=2
+        )
         lb = elbv2.create_load_balancer(Name="slow")["LoadBalancers"][0]  # type: ignore[attr-defined]
         from tests.conftest import free_port
 
