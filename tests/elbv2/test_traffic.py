@@ -4,7 +4,9 @@ checks, and a server restart that leaves the load balancer serving."""
 
 from __future__ import annotations
 
-import configparser
+import contextlib
+import os
+import signal
 import time
 from pathlib import Path
 
@@ -161,13 +163,6 @@ def test_the_load_balancer_outlives_a_server_restart(tmp_path: Path) -> None:
 
 def _stop_leftover(data_dir: Path) -> None:
     """Whatever HAProxy a failed test left running (by its pid file)."""
-    import os
-    import signal
-
     for pid_file in (data_dir / "elb").glob("*/pid"):
-        try:
+        with contextlib.suppress(ProcessLookupError, ValueError):
             os.kill(int(pid_file.read_text().split()[0]), signal.SIGTERM)
-        except (ProcessLookupError, ValueError):
-            pass
-    parser = configparser.ConfigParser()
-    parser.read(data_dir / "credentials")
