@@ -9,10 +9,11 @@ import os
 import signal
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.conftest import LiveServer, start_live_server
+from tests.conftest import LiveServer, free_port, start_live_server
 from tests.e2e.http_load import Request, between, start_load, summarize
 from tests.elbv2.conftest import TIME_SCALE_MINUTE
 from tests.elbv2.scenario import blue_green, forward, target_group
@@ -111,8 +112,6 @@ def test_a_new_target_is_initial_until_its_checks_pass(elbv2: object) -> None:
             elbv2, "slow", HealthCheckIntervalSeconds=300, HealthCheckTimeoutSeconds=2
         )
         lb = elbv2.create_load_balancer(Name="slow")["LoadBalancers"][0]  # type: ignore[attr-defined]
-        from tests.conftest import free_port
-
         elbv2.create_listener(  # type: ignore[attr-defined]
             LoadBalancerArn=lb["LoadBalancerArn"], Port=free_port(), DefaultActions=forward(tg)
         )
@@ -166,3 +165,57 @@ def _stop_leftover(data_dir: Path) -> None:
     for pid_file in (data_dir / "elb").glob("*/pid"):
         with contextlib.suppress(ProcessLookupError, ValueError):
             os.kill(int(pid_file.read_text().split()[0]), signal.SIGTERM)
+
+
+def test_reloads_under_load_lose_nothing(elbv2: Any, tmp_path: Path) -> None:
+    """Changes HAProxy takes by a reload (a new listener, a new rule, a new target group
+    in a listener's forward, new health check settings) while requests flow."""
+    with web_targets("blue-1", "blue-2", "green-1") as targets:
+        lb = elbv2.create_load_balancer(Name="reload")["LoadBalancers"][0]["LoadBalancerArn"]
+        blue, green = target_group(elbv2, "blue"), target_group(elbv2, "green")
+        port = free_port()
+        listener = elbv2.create_listener(
+            LoadBalancerArn=lb, Port=port, DefaultActions=forward(blue)
+        )["Listeners"][0]["ListenerArn"]
+        elbv2.register_targets(
+            TargetGroupArn=blue,
+            Targets=[{"Id": "127.0.0.1", "Port": targets[n].port} for n in ("blue-1", "blue-2")],
+        )
+        elbv2.register_targets(
+            TargetGroupArn=green, Targets=[{"Id": "127.0.0.1", "Port": targets["green-1"].port}]
+        )
+        wait_healthy(elbv2, blue, 2)
+        load = start_load(
+            f"http://127.0.0.1:{port}/", tmp_path / "load.tsv", connections=8, max_requests=20_000
+        )
+        weighted = [
+            {
+                "Type": "forward",
+                "ForwardConfig": {
+                    "TargetGroups": [
+                        {"TargetGroupArn": blue, "Weight": 50},
+                        {"TargetGroupArn": green, "Weight": 50},
+                    ]
+                },
+            }
+        ]
+        changes = [
+            lambda: elbv2.create_listener(
+                LoadBalancerArn=lb, Port=free_port(), DefaultActions=forward(blue)
+            ),
+            lambda: elbv2.create_rule(
+                ListenerArn=listener,
+                Priority=1,
+                Conditions=[{"Field": "path-pattern", "Values": ["/other/*"]}],
+                Actions=forward(blue),
+            ),
+            lambda: elbv2.modify_listener(ListenerArn=listener, DefaultActions=weighted),
+            lambda: elbv2.modify_target_group(TargetGroupArn=blue, HealthCheckPath="/ready"),
+        ]
+        for change in changes:
+            change()
+            load.wait_for(load.sent() + 500, timeout=60)
+        requests = load.stop()
+    summary = summarize(requests)
+    assert summary.failures == 0, {k: v for k, v in summary.bodies.items() if k[0].isdigit()}
+    assert {"blue-1", "blue-2", "green-1"} <= set(summary.bodies)

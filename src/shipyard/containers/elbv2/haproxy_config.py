@@ -109,6 +109,10 @@ def structure(topology: Topology, files: Files, maxconn: int) -> str:
         "defaults",
         "    mode http",
         "    option forwardfor",
+        # At a reload the old worker answers the next request on each idle keep-alive
+        # connection with "Connection: close" instead of closing it under a client that
+        # may be sending on it (hard-stop-after bounds how long it waits).
+        "    option idle-close-on-response",
         "    load-server-state-from-file global",
         # No retries and no redispatch: like an ALB, a request that reached a target is
         # never sent twice; zero-loss changes must come from draining, not from retries.

@@ -25,6 +25,7 @@ from shipyard.containers.elbv2.names import last_part
 from shipyard.store import elbv2 as store
 
 Doc = dict[str, Any]
+MIN_CHECK_TIMEOUT = 1.0  # seconds
 
 
 def backend(tg_arn: str) -> str:
@@ -88,7 +89,9 @@ def health_check(doc: Doc, time_scale: float) -> HealthCheck:
         path=doc["HealthCheckPath"],
         port=None if port == "traffic-port" else int(port),
         interval=doc["HealthCheckIntervalSeconds"] * time_scale,
-        timeout=doc["HealthCheckTimeoutSeconds"] * time_scale,
+        # Not below a second however short the time scale: a loaded machine must not
+        # fail its targets' checks because a rehearsal shrank the clock.
+        timeout=max(MIN_CHECK_TIMEOUT, doc["HealthCheckTimeoutSeconds"] * time_scale),
         healthy=doc["HealthyThresholdCount"],
         unhealthy=doc["UnhealthyThresholdCount"],
         codes=matcher_codes(doc["Matcher"]["HttpCode"]),
