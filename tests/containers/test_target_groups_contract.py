@@ -43,7 +43,7 @@ def embedded(request: pytest.FixtureRequest, stack: ExitStack) -> Seam:
         started = stack.enter_context(web_targets(*names))
         return [Target("127.0.0.1", started[n].port) for n in names]
 
-    return Seam(EmbeddedTargetGroups(balancers, server.services.db), arn, serving)
+    return Seam(EmbeddedTargetGroups(balancers), arn, serving)
 
 
 FACTORIES: dict[str, Callable[[pytest.FixtureRequest, ExitStack], Seam]] = {

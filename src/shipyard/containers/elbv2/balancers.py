@@ -146,6 +146,8 @@ class LoadBalancers:
             await asyncio.to_thread(self._thread.join, 10)
         if not self.settings.keep_running:
             self.stop_processes()
+        if self.db.dialect == "sqlite":
+            self.db.close()  # its own connections (store.db.for_threads); PostgreSQL's is shared
 
     def stop_processes(self) -> None:
         with self.lock, self.db.tx() as conn:

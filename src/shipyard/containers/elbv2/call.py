@@ -38,14 +38,14 @@ class ElbCall:
 
     @contextmanager
     def reading(self) -> Iterator[Connection]:
-        with self.services.db.tx() as conn:
+        with self.balancers.db.tx() as conn:
             yield conn
 
     @contextmanager
     def changing(self, subject: str) -> Iterator[Connection]:
         """A transaction whose change reaches HAProxy (``balancers.apply``) before it
         commits; the balancers' lock keeps changes in order. Audited."""
-        with self.balancers.lock, self.services.db.tx() as conn:
+        with self.balancers.lock, self.balancers.db.tx() as conn:
             try:
                 yield conn
             except BalancerError as exc:

@@ -1,7 +1,8 @@
 """The ``containers.targets.TargetGroups`` seam over the embedded ELBv2: what the
 embedded ECS registers its tasks with. Construct it with the server's
-``LoadBalancers`` and database: ``EmbeddedTargetGroups(services.load_balancers,
-services.db)``. It changes the same store and HAProxy processes the API does, under the
+``LoadBalancers``: ``EmbeddedTargetGroups(services.load_balancers)`` (None when no
+HAProxy is installed). Safe to call from any thread (it blocks for the HAProxy change:
+milliseconds for targets). It changes the same store and HAProxy processes the API does, under the
 same lock, so API callers see what ECS did and the other way round."""
 
 from __future__ import annotations
@@ -12,13 +13,12 @@ from shipyard.containers.elbv2 import target_ops
 from shipyard.containers.elbv2.balancers import LoadBalancers
 from shipyard.containers.targets import Target, TargetState
 from shipyard.store import elbv2 as store
-from shipyard.store.db import Database
 
 
 class EmbeddedTargetGroups:
-    def __init__(self, balancers: LoadBalancers, db: Database) -> None:
+    def __init__(self, balancers: LoadBalancers) -> None:
         self._balancers = balancers
-        self._db = db
+        self._db = balancers.db
 
     def exists(self, target_group_arn: str) -> bool:
         with self._db.tx() as conn:
@@ -38,5 +38,5 @@ class EmbeddedTargetGroups:
                 target_ops.deregister(self._balancers, conn, target_group_arn, present)
 
     def health(self, target_group_arn: str) -> Mapping[Target, TargetState]:
-        found = target_ops.health(self._balancers, self._db, target_group_arn)
+        found = target_ops.health(self._balancers, target_group_arn)
         return {target: health.state for target, health in found.items()}

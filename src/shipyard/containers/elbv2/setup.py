@@ -9,7 +9,7 @@ from pathlib import Path
 
 from shipyard.config import ServerConfig
 from shipyard.containers.elbv2.balancers import BalancerSettings, LoadBalancers
-from shipyard.store.db import Database
+from shipyard.store.db import Database, for_threads
 
 log = logging.getLogger("shipyard.elbv2")
 
@@ -39,4 +39,5 @@ def build_load_balancers(
         maxconn=config.elb_maxconn,
         keep_running=config.elb_keep_running,
     )
-    return LoadBalancers(settings, db, clock)
+    # Its operations run on worker threads (HAProxy reloads take a while).
+    return LoadBalancers(settings, for_threads(db, config.database_url), clock)

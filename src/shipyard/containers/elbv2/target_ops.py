@@ -22,7 +22,6 @@ from shipyard.containers.elbv2.names import not_found
 from shipyard.containers.targets import Target, TargetState
 from shipyard.errors import ApiError
 from shipyard.store import elbv2 as store
-from shipyard.store.db import Database
 
 MAX_TARGETS = 1000
 
@@ -60,8 +59,8 @@ def deregister(
     _apply(balancers, conn, tg_arn)
 
 
-def health(balancers: LoadBalancers, db: Database, tg_arn: str) -> dict[Target, TargetHealth]:
-    with db.tx() as conn:
+def health(balancers: LoadBalancers, tg_arn: str) -> dict[Target, TargetHealth]:
+    with balancers.db.tx() as conn:
         if store.get(conn, store.TARGET_GROUPS, tg_arn) is None:
             raise not_found("TargetGroup", tg_arn)
         found = balancers.health(conn, tg_arn)
@@ -96,7 +95,7 @@ def deregister_targets(call: ElbCall) -> Doc:
 def describe_target_health(call: ElbCall) -> Doc:
     tg_arn = call.params.required("TargetGroupArn")
     asked = _targets(call, tg_arn, required=False)
-    found = health(call.balancers, call.services.db, tg_arn)
+    found = health(call.balancers, tg_arn)
     if asked:
         unknown = TargetHealth(
             TargetState.UNUSED,
