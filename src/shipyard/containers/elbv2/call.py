@@ -7,15 +7,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Table
 
 from shipyard.containers.elbv2.balancers import LoadBalancers
-from shipyard.containers.elbv2.names import invalid
+from shipyard.containers.elbv2.names import invalid, not_found
 from shipyard.containers.elbv2.process import BalancerError
 from shipyard.errors import ApiError
 from shipyard.server.context import Principal, Services
 from shipyard.server.query_protocol import QueryParams
 from shipyard.store import audit
+from shipyard.store import elbv2 as store
 
 Doc = dict[str, Any]
 MAX_PAGE = 400
@@ -75,11 +76,34 @@ class ElbCall:
         return answer
 
 
-def selected(found: list[Doc], wanted: list[str] | None, key: str, missing: ApiError) -> list[Doc]:
-    """``found`` narrowed to the ``wanted`` values of ``key`` (every one must exist)."""
+def existing(conn: Connection, table: Table, arn: str, kind: str) -> Doc:
+    """The stored resource, or ``<kind>NotFound``."""
+    doc = store.get(conn, table, arn)
+    if doc is None:
+        raise not_found(kind, arn)
+    return doc
+
+
+def created_before(
+    conn: Connection, table: Table, name: str, settings: Doc, duplicate: ApiError
+) -> Doc | None:
+    """The resource of this name when it exists with the same ``settings`` (creating it
+    again is no error, as on AWS); ``duplicate`` is raised when it has others."""
+    found = store.find(conn, table, name=name)
+    if not found:
+        return None
+    if any(found[0][key] != value for key, value in settings.items()):
+        raise duplicate
+    return found[0]
+
+
+def selected(found: list[Doc], wanted: list[str] | None, key: str, kind: str) -> list[Doc]:
+    """``found`` narrowed to the ``wanted`` values of ``key``; every one must exist, else
+    ``<kind>NotFound`` names those that do not."""
     if not wanted:
         return found
     by_key = {doc[key]: doc for doc in found}
-    if any(item not in by_key for item in wanted):
-        raise missing
+    missing = [item for item in wanted if item not in by_key]
+    if missing:
+        raise not_found(kind, ", ".join(missing))
     return [by_key[item] for item in dict.fromkeys(wanted)]

@@ -13,7 +13,7 @@ import re
 from typing import Any
 
 from shipyard.containers.elbv2 import topology
-from shipyard.containers.elbv2.call import Doc, ElbCall, selected
+from shipyard.containers.elbv2.call import Doc, ElbCall, created_before, existing, selected
 from shipyard.containers.elbv2.names import check_name, invalid, not_found, target_group_arn
 from shipyard.errors import ApiError
 from shipyard.server.query_protocol import QueryParams
@@ -51,14 +51,13 @@ def create_target_group(call: ElbCall) -> Doc:
         **_health_settings(p, None),
     }
     with call.changing(f"targetgroup/{name}") as conn:
-        existing = store.find(conn, store.TARGET_GROUPS, name=name)
-        if existing:
-            if any(existing[0][key] != value for key, value in settings.items()):
-                raise ApiError(
-                    "DuplicateTargetGroupName",
-                    f"A target group with the name {name!r} already exists with other settings",
-                )
-            return {"TargetGroups": [render(conn, existing[0])]}
+        duplicate = ApiError(
+            "DuplicateTargetGroupName",
+            f"A target group with the name {name!r} already exists with other settings",
+        )
+        before = created_before(conn, store.TARGET_GROUPS, name, settings, duplicate)
+        if before is not None:
+            return {"TargetGroups": [render(conn, before)]}
         arn = target_group_arn(call.region, name)
         doc = {**settings, "Attributes": {DELAY: str(DEFAULT_DELAY)}}
         store.insert(conn, store.TARGET_GROUPS, arn, doc, name=name)
@@ -93,10 +92,8 @@ def describe_target_groups(call: ElbCall) -> Doc:
             found = topology.groups_used(conn, lb_arn)
         else:
             found = store.find(conn, store.TARGET_GROUPS)
-        found = selected(found, arns, "Arn", not_found("TargetGroup", ", ".join(arns or [])))
-        found = selected(
-            found, names, "TargetGroupName", not_found("TargetGroup", ", ".join(names or []))
-        )
+        found = selected(found, arns, "Arn", "TargetGroup")
+        found = selected(found, names, "TargetGroupName", "TargetGroup")
         return call.page([render(conn, doc) for doc in found], "TargetGroups")
 
 
@@ -153,10 +150,7 @@ def render(conn: Any, doc: Doc) -> Doc:
 
 
 def _existing(conn: Any, arn: str) -> Doc:
-    doc = store.get(conn, store.TARGET_GROUPS, arn)
-    if doc is None:
-        raise not_found("TargetGroup", arn)
-    return doc
+    return existing(conn, store.TARGET_GROUPS, arn, "TargetGroup")
 
 
 def _attributes(doc: Doc) -> list[Doc]:

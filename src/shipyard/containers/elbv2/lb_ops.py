@@ -10,12 +10,11 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from shipyard.containers.elbv2.call import Doc, ElbCall, selected
+from shipyard.containers.elbv2.call import Doc, ElbCall, created_before, selected
 from shipyard.containers.elbv2.names import (
     check_name,
     invalid,
     load_balancer_arn,
-    not_found,
 )
 from shipyard.errors import ApiError
 from shipyard.store import elbv2 as store
@@ -49,14 +48,13 @@ def create_load_balancer(call: ElbCall) -> Doc:
         "SecurityGroups": p.strings("SecurityGroups") or [],
     }
     with call.changing(f"loadbalancer/{name}") as conn:
-        existing = store.find(conn, store.LOAD_BALANCERS, name=name)
-        if existing:
-            if any(existing[0][key] != value for key, value in settings.items()):
-                raise ApiError(
-                    "DuplicateLoadBalancerName",
-                    f"A load balancer with the name {name!r} already exists with other settings",
-                )
-            return {"LoadBalancers": [render(call, existing[0])]}
+        duplicate = ApiError(
+            "DuplicateLoadBalancerName",
+            f"A load balancer with the name {name!r} already exists with other settings",
+        )
+        before = created_before(conn, store.LOAD_BALANCERS, name, settings, duplicate)
+        if before is not None:
+            return {"LoadBalancers": [render(call, before)]}
         arn = load_balancer_arn(call.region, name)
         doc = {**settings, "CreatedTime": call.now()}
         store.insert(conn, store.LOAD_BALANCERS, arn, doc, name=name)
@@ -71,10 +69,8 @@ def describe_load_balancers(call: ElbCall) -> Doc:
         raise invalid("Specify LoadBalancerArns or Names, not both")
     with call.reading() as conn:
         found = store.find(conn, store.LOAD_BALANCERS)
-    found = selected(found, arns, "Arn", not_found("LoadBalancer", ", ".join(arns or [])))
-    found = selected(
-        found, names, "LoadBalancerName", not_found("LoadBalancer", ", ".join(names or []))
-    )
+    found = selected(found, arns, "Arn", "LoadBalancer")
+    found = selected(found, names, "LoadBalancerName", "LoadBalancer")
     return call.page([render(call, doc) for doc in found], "LoadBalancers")
 
 

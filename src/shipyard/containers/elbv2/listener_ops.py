@@ -16,8 +16,8 @@ import socket
 from sqlalchemy import Connection
 
 from shipyard.containers.elbv2.actions import read_actions, render_action
-from shipyard.containers.elbv2.call import Doc, ElbCall, selected
-from shipyard.containers.elbv2.names import configuration, invalid, listener_arn, not_found
+from shipyard.containers.elbv2.call import Doc, ElbCall, existing, selected
+from shipyard.containers.elbv2.names import configuration, invalid, listener_arn
 from shipyard.errors import ApiError
 from shipyard.store import elbv2 as store
 
@@ -34,14 +34,14 @@ def create_listener(call: ElbCall) -> Doc:
     with call.changing(lb_arn) as conn:
         _load_balancer(conn, lb_arn)
         actions = read_actions(conn, p.structs("DefaultActions"), lb_arn)
-        existing = store.find(conn, store.LISTENERS, lb_arn=lb_arn)
-        same_port = [doc for doc in existing if doc["Port"] == port]
+        listeners = store.find(conn, store.LISTENERS, lb_arn=lb_arn)
+        same_port = [doc for doc in listeners if doc["Port"] == port]
         if same_port:
             found = same_port[0]
             if found["Protocol"] == protocol and found["DefaultActions"] == actions:
                 return {"Listeners": [render(found)]}  # the same call again
             raise ApiError("DuplicateListener", f"A listener already exists on port {port}")
-        if len(existing) >= MAX_LISTENERS:
+        if len(listeners) >= MAX_LISTENERS:
             raise ApiError(
                 "TooManyListeners", f"A load balancer has at most {MAX_LISTENERS} listeners"
             )
@@ -91,7 +91,7 @@ def describe_listeners(call: ElbCall) -> Doc:
             found = store.find(conn, store.LISTENERS, lb_arn=lb_arn)
         else:
             found = store.find(conn, store.LISTENERS)
-    found = selected(found, arns, "Arn", not_found("Listener", ", ".join(arns or [])))
+    found = selected(found, arns, "Arn", "Listener")
     return call.page([render(doc) for doc in found], "Listeners")
 
 
@@ -125,17 +125,11 @@ def _protocol(protocol: str) -> str:
 
 
 def _load_balancer(conn: Connection, arn: str) -> Doc:
-    doc = store.get(conn, store.LOAD_BALANCERS, arn)
-    if doc is None:
-        raise not_found("LoadBalancer", arn)
-    return doc
+    return existing(conn, store.LOAD_BALANCERS, arn, "LoadBalancer")
 
 
 def _listener(conn: Connection, arn: str) -> Doc:
-    doc = store.get(conn, store.LISTENERS, arn)
-    if doc is None:
-        raise not_found("Listener", arn)
-    return doc
+    return existing(conn, store.LISTENERS, arn, "Listener")
 
 
 def _check_port_free(conn: Connection, address: str, port: int) -> None:

@@ -16,7 +16,7 @@ from shipyard.containers.elbv2.actions import (
     render_action,
     render_condition,
 )
-from shipyard.containers.elbv2.call import Doc, ElbCall, selected
+from shipyard.containers.elbv2.call import Doc, ElbCall, existing, selected
 from shipyard.containers.elbv2.names import invalid, not_found, rule_arn
 from shipyard.errors import ApiError
 from shipyard.store import elbv2 as store
@@ -95,7 +95,7 @@ def describe_rules(call: ElbCall) -> Doc:
             rules = store.find(conn, store.RULES, listener_arn=listener["Arn"])
             found += [render(rule) for rule in sorted(rules, key=lambda r: int(r["Priority"]))]
             found.append(_default(listener))
-    found = selected(found, arns, "RuleArn", not_found("Rule", ", ".join(arns or [])))
+    found = selected(found, arns, "RuleArn", "Rule")
     return call.page(found, "Rules")
 
 
@@ -131,10 +131,7 @@ def _default(listener: Doc) -> Doc:
 
 
 def _listener(conn: Connection, arn: str) -> Doc:
-    doc = store.get(conn, store.LISTENERS, arn)
-    if doc is None:
-        raise not_found("Listener", arn)
-    return doc
+    return existing(conn, store.LISTENERS, arn, "Listener")
 
 
 def _rule(conn: Connection, arn: str) -> tuple[Doc | None, Doc]:

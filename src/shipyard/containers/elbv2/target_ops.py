@@ -9,7 +9,7 @@ it is removed when idle or after the group's deregistration delay (balancers.swe
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from sqlalchemy import Connection
 
@@ -77,18 +77,20 @@ def _apply(balancers: LoadBalancers, conn: Connection, tg_arn: str) -> None:
 
 
 def register_targets(call: ElbCall) -> Doc:
-    tg_arn = call.params.required("TargetGroupArn")
-    targets = _targets(call, tg_arn, required=True)
-    with call.changing(tg_arn) as conn:
-        register(call.balancers, conn, tg_arn, targets)
-    return {}
+    return _change(call, register)
 
 
 def deregister_targets(call: ElbCall) -> Doc:
+    return _change(call, deregister)
+
+
+def _change(
+    call: ElbCall, change: Callable[[LoadBalancers, Connection, str, Sequence[Target]], None]
+) -> Doc:
     tg_arn = call.params.required("TargetGroupArn")
     targets = _targets(call, tg_arn, required=True)
     with call.changing(tg_arn) as conn:
-        deregister(call.balancers, conn, tg_arn, targets)
+        change(call.balancers, conn, tg_arn, targets)
     return {}
 
 
