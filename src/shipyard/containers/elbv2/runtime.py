@@ -89,9 +89,8 @@ class BalancerRuntime:
         version = answer.rpartition(":")[2].strip()
         if not answer.startswith("New version created") or not version.isdigit():
             raise TrafficError(f"HAProxy could not prepare map {map_file}: {answer}")
-        for key, value in entries:
-            self._quiet([f"add map @{version} {map_file} {key} {value}"])
-        self._quiet([f"commit map @{version} {map_file}"])
+        adds = [f"add map @{version} {map_file} {key} {value}" for key, value in entries]
+        self._quiet([*adds, f"commit map @{version} {map_file}"])  # one connection
 
     def _expect(self, command: str, expected: str) -> None:
         answer = self.api.run(command).strip()
