@@ -219,3 +219,42 @@ def test_reloads_under_load_lose_nothing(elbv2: Any, tmp_path: Path) -> None:
     summary = summarize(requests)
     assert summary.failures == 0, {k: v for k, v in summary.bodies.items() if k[0].isdigit()}
     assert {"blue-1", "blue-2", "green-1"} <= set(summary.bodies)
+
+
+def test_a_load_balancer_that_died_is_started_again_with_the_server(tmp_path: Path) -> None:
+    haproxy_binary()
+    data_dir = tmp_path / "s"
+    options = {"elb_keep_running": True, "minute_seconds": TIME_SCALE_MINUTE}
+    with web_targets("blue-1", "green-1") as targets:
+        first = start_live_server(data_dir, **options)
+        server: LiveServer = next(first)
+        try:
+            balancer = blue_green(server.client("elbv2"), [targets["blue-1"]], [targets["green-1"]])
+            balancer.elbv2.deregister_targets(  # drained and removed before the restart
+                TargetGroupArn=balancer.groups["green"],
+                Targets=[{"Id": "127.0.0.1", "Port": targets["green-1"].port}],
+            )
+        finally:
+            next(first, None)
+        try:
+            _stop_leftover(data_dir)  # the machine rebooted, say
+            wait_until(lambda: _refused(balancer.production_url), "HAProxy to stop")
+            second = start_live_server(data_dir, **options)
+            server = next(second)
+            try:
+                assert fetch(balancer.production_url) == (200, "blue-1")
+                assert fetch(balancer.production_url + "preview/")[0] == 503  # green is empty
+            finally:
+                assert server.services.load_balancers is not None
+                server.services.load_balancers.stop_processes()
+                next(second, None)
+        finally:
+            _stop_leftover(data_dir)
+
+
+def _refused(url: str) -> bool:
+    try:
+        fetch(url, timeout=1)
+    except OSError:
+        return True
+    return False

@@ -183,7 +183,11 @@ class LoadBalancers:
                     if lb_arn is not None:
                         touched.add(lb_arn)
             for lb_arn in touched:
-                self.apply(conn, lb_arn)
+                try:
+                    self.apply(conn, lb_arn)
+                except (BalancerError, TrafficError) as exc:
+                    log.warning("load balancer %s: %s (tried again next sweep)", lb_arn, exc)
+                    self._retry.add(lb_arn)
 
     def _drained(self, conn: Connection, row: store.TargetRow, now: float) -> bool:
         if row.drain_until is not None and now >= row.drain_until:
@@ -191,7 +195,10 @@ class LoadBalancers:
         lb_arn = topology.balancer_of_group(conn, row.tg_arn)
         if lb_arn is None:
             return True
-        stats = BalancerRuntime(self.process(lb_arn).api).stats(topology.backend(row.tg_arn))
+        try:
+            stats = BalancerRuntime(self.process(lb_arn).api).stats(topology.backend(row.tg_arn))
+        except TrafficError:
+            return False  # HAProxy is not answering (stopped, restarting): the deadline holds
         stat = stats.get(haproxy_config.server_name(row.address, row.port))
         key = (row.tg_arn, row.address, row.port)
         # Seen idle on consecutive sweeps: a request picked just before the drain has
