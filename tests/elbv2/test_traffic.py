@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -258,3 +259,95 @@ def _refused(url: str) -> bool:
     except OSError:
         return True
     return False
+
+
+def test_draining_lets_requests_in_flight_finish(elbv2: Any, elb_server: LiveServer) -> None:
+    with web_targets("blue-1", "blue-2", "green-1") as targets:
+        balancer = blue_green(elbv2, [targets["blue-1"], targets["blue-2"]], [targets["green-1"]])
+        balancer.elbv2.deregister_targets(  # blue-2 leaves; blue-1 takes everything
+            TargetGroupArn=balancer.groups["blue"],
+            Targets=[{"Id": "127.0.0.1", "Port": targets["blue-2"].port}],
+        )
+        wait_healthy(elbv2, balancer.groups["blue"], 1)
+        answers: list[tuple[int, str]] = []
+        slow = threading.Thread(
+            target=lambda: answers.append(fetch(balancer.production_url + "slow/2", timeout=10))
+        )
+        slow.start()
+
+        def busy() -> bool:
+            stat = _server_stat(elb_server, balancer, targets["blue-1"].port)
+            return stat is not None and stat.sessions > 0
+
+        wait_until(busy, "the slow request to reach blue-1", 5)
+        elbv2.deregister_targets(
+            TargetGroupArn=balancer.groups["blue"],
+            Targets=[{"Id": "127.0.0.1", "Port": targets["blue-1"].port}],
+        )
+        found = elbv2.describe_target_health(TargetGroupArn=balancer.groups["blue"])
+        states = {d["Target"]["Port"]: d["TargetHealth"] for d in found["TargetHealthDescriptions"]}
+        assert states[targets["blue-1"].port]["State"] == "draining"
+        assert states[targets["blue-1"].port]["Reason"] == "Target.DeregistrationInProgress"
+        slow.join(10)
+        assert answers == [(200, "blue-1")]
+        wait_until(
+            lambda: (
+                not elbv2.describe_target_health(TargetGroupArn=balancer.groups["blue"])[
+                    "TargetHealthDescriptions"
+                ]
+            ),
+            "blue-1 removed once idle",
+        )
+
+
+def test_a_matcher_mismatch_is_reported(elbv2: Any) -> None:
+    with web_targets("blue-1") as targets:
+        tg = target_group(
+            elbv2, "picky", HealthCheckPath="/missing", Matcher={"HttpCode": "200-299"}
+        )
+        lb = elbv2.create_load_balancer(Name="picky")["LoadBalancers"][0]["LoadBalancerArn"]
+        elbv2.create_listener(LoadBalancerArn=lb, Port=free_port(), DefaultActions=forward(tg))
+        elbv2.register_targets(
+            TargetGroupArn=tg, Targets=[{"Id": "127.0.0.1", "Port": targets["blue-1"].port}]
+        )
+
+        def health() -> dict[str, str]:
+            found = elbv2.describe_target_health(TargetGroupArn=tg)["TargetHealthDescriptions"]
+            return dict(found[0]["TargetHealth"])
+
+        wait_until(lambda: health()["State"] == "unhealthy", lambda: f"unhealthy: {health()}")
+        assert health()["Reason"] == "Target.ResponseCodeMismatch"
+        assert health()["Description"] == "Health checks failed with these codes: [404]"
+
+
+def test_host_header_rules_route(elbv2: Any) -> None:
+    with web_targets("blue-1", "green-1") as targets:
+        balancer = blue_green(elbv2, [targets["blue-1"]], [targets["green-1"]])
+        elbv2.create_rule(
+            ListenerArn=balancer.production,
+            Priority=5,
+            Conditions=[{"Field": "host-header", "Values": ["*.test.example"]}],
+            Actions=forward(balancer.groups["green"]),
+        )
+        import urllib.request
+
+        def with_host(host: str) -> str:
+            request = urllib.request.Request(balancer.production_url, headers={"Host": host})
+            opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+            with opener.open(request, timeout=5) as answer:
+                return str(answer.read().decode())
+
+        assert with_host("shop.test.example") == "green-1"
+        assert with_host("SHOP.TEST.EXAMPLE:8080") == "green-1"
+        assert with_host("shop.example") == "blue-1"
+
+
+def _server_stat(server: LiveServer, balancer: Any, port: int) -> Any:
+    """HAProxy's own view of a blue target (through its runtime API)."""
+    from shipyard.containers.elbv2.runtime import BalancerRuntime
+
+    balancers = server.services.load_balancers
+    assert balancers is not None
+    runtime = BalancerRuntime(balancers.process(balancer.lb_arn).api)
+    backend = "tg_" + balancer.groups["blue"].rsplit("/", 1)[1]
+    return runtime.stats(backend).get(f"t-127.0.0.1-{port}")

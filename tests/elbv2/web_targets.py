@@ -15,6 +15,7 @@ from tests.support import wait_until
 
 APP = """
 import sys
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 NAME, PORT = sys.argv[1], int(sys.argv[2])
@@ -28,6 +29,13 @@ class Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
 
     def do_GET(self):
+        if self.path.startswith("/slow/"):  # /slow/<seconds>: a request that takes a while
+            time.sleep(float(self.path.rsplit("/", 1)[1]))
+        if self.path == "/missing":
+            self.send_response(404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         body = NAME.encode()
         self.send_response(200)
         self.send_header("Content-Type", "text/plain")
