@@ -13,6 +13,7 @@ Operations run off the event loop: one that reloads HAProxy takes a few hundred 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 
 from starlette.concurrency import run_in_threadpool
@@ -63,6 +64,18 @@ OPERATIONS: dict[str, Callable[[ElbCall], Doc]] = {
 
 
 async def handle(request: Request, services: Services) -> Response:
+    """Answer one request; counted in the API metrics as ``elbv2:<Operation>``."""
+    started = time.perf_counter()
+    name, response = await _answer(request, services)
+    result = response.headers.get("x-amzn-ErrorType") or "ok"
+    services.metrics.api_request(f"elbv2:{name}", result, time.perf_counter() - started)
+    return response
+
+
+async def _answer(request: Request, services: Services) -> tuple[str, Response]:
+    """The operation's name (only names that exist: the metrics' labels stay bounded)
+    and the answer."""
+    name: object = None
     try:
         headers = auth.request_headers(request)
         pending = auth.from_headers(request, headers, services, _SIGNING, ("host",))
@@ -83,9 +96,10 @@ async def handle(request: Request, services: Services) -> Response:
             raise ApiError("ServiceUnavailable", "The embedded ELBv2 is not running", 503)
         call = ElbCall(services, principal, name, QueryParams(form), balancers)
         result = await run_in_threadpool(operation, call)
-        return result_response(name, NAMESPACE, result)
+        response = result_response(name, NAMESPACE, result)
     except ApiError as exc:
-        return error_response(exc, NAMESPACE)
+        response = error_response(exc, NAMESPACE)
     except Exception:
         log.exception("ELBv2 API request failed")
-        return error_response(ApiError("InternalFailure", "internal error", 500), NAMESPACE)
+        response = error_response(ApiError("InternalFailure", "internal error", 500), NAMESPACE)
+    return (name if isinstance(name, str) and name in OPERATIONS else "unknown"), response

@@ -56,6 +56,8 @@ class LoadBalancers:
         self.lock = threading.RLock()
         self._idle: dict[tuple[str, str, int], int] = {}
         self._retry: set[str] = set()  # balancers with a server HAProxy could not delete yet
+        # Whether a target may be draining: the sweeper reads the store only then.
+        self._draining = True
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -109,6 +111,9 @@ class LoadBalancers:
             for name in have.keys() - wanted.keys():
                 if not runtime.delete(group.backend, name):
                     self._retry.add(lb_arn)
+
+    def draining_started(self) -> None:
+        self._draining = True
 
     def remove(self, lb_arn: str) -> None:
         self.process(lb_arn).remove()
@@ -172,10 +177,14 @@ class LoadBalancers:
 
     def sweep(self) -> None:
         """Remove draining targets that are idle or past their deadline."""
+        if not self._draining and not self._retry:
+            return
         with self.lock, self.db.tx() as conn:
             touched = set(self._retry)
             now = self.clock()
-            for row in store.draining(conn):
+            rows = store.draining(conn)
+            self._draining = bool(rows)
+            for row in rows:
                 if self._drained(conn, row, now):
                     store.remove(conn, row.tg_arn, row.address, row.port)
                     self._idle.pop((row.tg_arn, row.address, row.port), None)

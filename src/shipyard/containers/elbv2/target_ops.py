@@ -57,6 +57,7 @@ def deregister(
     for target in targets:
         store.start_draining(conn, tg_arn, target.address, target.port, now, until)
     _apply(balancers, conn, tg_arn)
+    balancers.draining_started()
 
 
 def health(balancers: LoadBalancers, tg_arn: str) -> dict[Target, TargetHealth]:
