@@ -22,7 +22,8 @@ from shipyard.store import elbv2 as store
 DELAY = "deregistration_delay.timeout_seconds"
 DEFAULT_DELAY = 300
 _MATCHER = re.compile(r"\d{3}(-\d{3})?(,\d{3}(-\d{3})?)*")
-_PATH = re.compile(r"/[A-Za-z0-9_\-.$/~@:+&=?%]{0,1023}")
+# No "$" (HAProxy would expand it as an environment variable), spaces, quotes or "#".
+_PATH = re.compile(r"/[A-Za-z0-9_\-./~@:+&=?%]{0,1023}")
 
 # (member, low, high, default) of the health check's numbers
 _NUMBERS = (

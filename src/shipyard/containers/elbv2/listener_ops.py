@@ -138,6 +138,8 @@ def _check_port_free(conn: Connection, address: str, port: int) -> None:
             f"Port {port} on {address} is in use by load balancer {other['LoadBalancerArn']}"
         )
     with socket.socket() as probe:
+        # As HAProxy binds: connections of the port's past (TIME_WAIT) do not hold it.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((address, port))
         except OSError as exc:
