@@ -5,6 +5,7 @@ checks, and a server restart that leaves the load balancer serving."""
 from __future__ import annotations
 
 import contextlib
+import csv
 import os
 import signal
 import threading
@@ -15,6 +16,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import LiveServer, free_port, start_live_server
+from tests.e2e.haproxy_fleet import TROUBLE
 from tests.e2e.http_load import Request, between, start_load, summarize
 from tests.elbv2.conftest import TIME_SCALE_MINUTE
 from tests.elbv2.scenario import blue_green, forward, target_group
@@ -32,7 +34,7 @@ def green_share(requests: list[Request]) -> float:
 
 
 def test_weighted_shifts_and_draining_under_load_lose_nothing(
-    elbv2: object, tmp_path: Path
+    elbv2: object, elb_server: LiveServer, tmp_path: Path
 ) -> None:
     blue_names = ("blue-1", "blue-2", "blue-3")
     green_names = ("green-1", "green-2", "green-3")
@@ -75,6 +77,9 @@ def test_weighted_shifts_and_draining_under_load_lose_nothing(
         wait_until(gone, "the drained target to leave the group", 30)
         load.wait_for(load.sent() + 1000, timeout=60)
         requests = load.stop()
+        # Nothing was hidden from the client either: no retries, no redispatches, no
+        # connection or response errors on any server, in HAProxy's own counters.
+        assert _trouble(elb_server, balancer.lb_arn) == dict.fromkeys(TROUBLE, 0)
 
     summary = summarize(requests)
     assert summary.failures == 0, {k: v for k, v in summary.bodies.items() if k[0].isdigit()}
@@ -340,6 +345,15 @@ def test_host_header_rules_route(elbv2: Any) -> None:
         assert with_host("shop.test.example") == "green-1"
         assert with_host("SHOP.TEST.EXAMPLE:8080") == "green-1"
         assert with_host("shop.example") == "blue-1"
+
+
+def _trouble(server: LiveServer, lb_arn: str) -> dict[str, int]:
+    balancers = server.services.load_balancers
+    assert balancers is not None
+    answer = balancers.process(lb_arn).api.run("show stat -1 4 -1")
+    rows = list(csv.DictReader(answer.removeprefix("# ").splitlines()))
+    assert rows
+    return {key: sum(int(row[key] or 0) for row in rows) for key in TROUBLE}
 
 
 def _server_stat(server: LiveServer, balancer: Any, port: int) -> Any:
