@@ -81,6 +81,9 @@ class LoadBalancers:
             try:
                 self._change_at_run_time(process, found, map_text, lb_arn)
             except TrafficError as exc:
+                # The caller's transaction rolls back; the sweeper then brings HAProxy
+                # back in line with what the store still says.
+                self._retry.add(lb_arn)
                 raise BalancerError(str(exc)) from None
             process.config_file.write_text(full)  # what a later start or reload begins from
 
