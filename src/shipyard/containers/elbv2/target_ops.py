@@ -15,7 +15,7 @@ from sqlalchemy import Connection
 
 from shipyard.containers.elbv2 import topology
 from shipyard.containers.elbv2.balancers import LoadBalancers
-from shipyard.containers.elbv2.call import Doc, ElbCall
+from shipyard.containers.elbv2.call import Doc, ElbCall, existing
 from shipyard.containers.elbv2.group_ops import deregistration_delay
 from shipyard.containers.elbv2.health import TargetHealth
 from shipyard.containers.elbv2.names import not_found
@@ -99,6 +99,8 @@ def describe_target_health(call: ElbCall) -> Doc:
     tg_arn = call.params.required("TargetGroupArn")
     asked = _targets(call, tg_arn, required=False)
     found = health(call.balancers, tg_arn)
+    with call.reading() as conn:
+        check_port = existing(conn, store.TARGET_GROUPS, tg_arn, "TargetGroup")["HealthCheckPort"]
     if asked:
         unknown = TargetHealth(
             TargetState.UNUSED,
@@ -108,18 +110,18 @@ def describe_target_health(call: ElbCall) -> Doc:
         found = {target: found.get(target, unknown) for target in asked}
     return {
         "TargetHealthDescriptions": [
-            _description(target, state) for target, state in sorted(found.items())
+            _description(target, state, check_port) for target, state in sorted(found.items())
         ]
     }
 
 
-def _description(target: Target, state: TargetHealth) -> Doc:
+def _description(target: Target, state: TargetHealth, check_port: str) -> Doc:
     health: Doc = {"State": state.state.value}
     if state.reason:
         health.update(Reason=state.reason, Description=state.description)
     return {
         "Target": {"Id": target.address, "Port": target.port},
-        "HealthCheckPort": str(target.port),
+        "HealthCheckPort": str(target.port) if check_port == "traffic-port" else check_port,
         "TargetHealth": health,
     }
 
