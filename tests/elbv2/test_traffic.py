@@ -365,3 +365,17 @@ def _server_stat(server: LiveServer, balancer: Any, port: int) -> Any:
     runtime = BalancerRuntime(balancers.process(balancer.lb_arn).api)
     backend = "tg_" + balancer.groups["blue"].rsplit("/", 1)[1]
     return runtime.stats(backend).get(f"t-127.0.0.1-{port}")
+
+
+def test_a_listener_moves_to_another_port(elbv2: Any) -> None:
+    with web_targets("blue-1", "green-1") as targets:
+        balancer = blue_green(elbv2, [targets["blue-1"]], [targets["green-1"]])
+        new_port = free_port()
+        moved = elbv2.modify_listener(ListenerArn=balancer.test, Port=new_port)["Listeners"][0]
+        assert moved["Port"] == new_port
+        assert moved["DefaultActions"][0]["TargetGroupArn"] == balancer.groups["green"]
+        assert fetch(f"http://127.0.0.1:{new_port}/") == (200, "green-1")
+        wait_until(lambda: _refused(balancer.test_url), "the old port to close")
+        code = elbv2.exceptions.DuplicateListenerException
+        with pytest.raises(code):
+            elbv2.modify_listener(ListenerArn=balancer.test, Port=balancer.production_port)
