@@ -157,17 +157,15 @@ def test_the_load_balancer_outlives_a_server_restart(tmp_path: Path) -> None:
                 assert fetch(balancer.production_url) == (200, "green-1")
                 wait_healthy(elbv2, balancer.groups["blue"], 1)
             finally:
-                assert server.services.load_balancers is not None
-                server.services.load_balancers.stop_processes()
                 next(second, None)
         finally:
             _stop_leftover(data_dir)
-        with pytest.raises(OSError):
-            fetch(balancer.production_url, timeout=2)
+        wait_until(lambda: _refused(balancer.production_url), "HAProxy to stop")
 
 
 def _stop_leftover(data_dir: Path) -> None:
-    """Whatever HAProxy a failed test left running (by its pid file)."""
+    """Stop the HAProxy processes of a server's load balancers (by their pid files), as
+    a machine's reboot would, or after a test whose server let them run on."""
     for pid_file in (data_dir / "elb").glob("*/pid"):
         with contextlib.suppress(ProcessLookupError, ValueError):
             os.kill(int(pid_file.read_text().split()[0]), signal.SIGTERM)
@@ -251,8 +249,6 @@ def test_a_load_balancer_that_died_is_started_again_with_the_server(tmp_path: Pa
                 assert fetch(balancer.production_url) == (200, "blue-1")
                 assert fetch(balancer.production_url + "preview/")[0] == 503  # green is empty
             finally:
-                assert server.services.load_balancers is not None
-                server.services.load_balancers.stop_processes()
                 next(second, None)
         finally:
             _stop_leftover(data_dir)
@@ -379,3 +375,19 @@ def test_a_listener_moves_to_another_port(elbv2: Any) -> None:
         code = elbv2.exceptions.DuplicateListenerException
         with pytest.raises(code):
             elbv2.modify_listener(ListenerArn=balancer.test, Port=balancer.production_port)
+
+
+def test_a_load_balancer_that_dies_comes_back(elbv2: Any, elb_server: LiveServer) -> None:
+    with web_targets("blue-1", "green-1") as targets:
+        balancer = blue_green(elbv2, [targets["blue-1"]], [targets["green-1"]])
+        _stop_leftover(elb_server.data_dir)  # HAProxy is killed under the running server
+        wait_until(lambda: _refused(balancer.production_url), "HAProxy to stop")
+
+        def serving() -> bool:
+            try:
+                return fetch(balancer.production_url, timeout=1) == (200, "blue-1")
+            except OSError:
+                return False
+
+        wait_until(serving, "the load balancer to be started again", 20)
+        wait_healthy(elbv2, balancer.groups["green"], 1)

@@ -9,7 +9,9 @@ transaction and ``apply``, so changes reach HAProxy in the order they were store
 
 The server runs this as a worker: at start every stored load balancer is adopted (its
 HAProxy still runs from before) or started again; while running, a sweeper finishes
-deregistrations (a draining target goes when idle or at its deadline).
+deregistrations (a draining target goes when idle or at its deadline) and, every few
+seconds, applies every load balancer again (a dead HAProxy is restarted; a change
+another replica stored reaches this machine).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +49,10 @@ class BalancerSettings:
     maxconn: int
     keep_running: bool  # leave HAProxy running when the server stops
     sweep_seconds: float = 0.1
+    # Every load balancer is brought in line with the store this often: an HAProxy that
+    # died is started again, and a change another server replica stored reaches this
+    # machine's HAProxy.
+    reconcile_seconds: float = 5.0
 
 
 class LoadBalancers:
@@ -59,6 +66,7 @@ class LoadBalancers:
         # Whether a target may be draining: the sweeper reads the store only then.
         self._draining = True
         self._stopping = threading.Event()
+        self._failing: dict[str, str] = {}  # load balancer -> why it could not be applied
         self._thread: threading.Thread | None = None
 
     def process(self, lb_arn: str) -> BalancerProcess:
@@ -163,20 +171,31 @@ class LoadBalancers:
                 self.process(lb["Arn"]).stop()
 
     def restore(self) -> None:
-        """Adopt or start every stored load balancer (at server start)."""
+        """Adopt, start or correct every stored load balancer (at server start, then
+        every ``reconcile_seconds``); a failure is logged when it first happens."""
         with self.lock, self.db.tx() as conn:
             for lb in store.find(conn, store.LOAD_BALANCERS):
+                arn = lb["Arn"]
                 try:
-                    self.apply(conn, lb["Arn"])
-                except (BalancerError, OSError) as exc:
-                    log.error("load balancer %s could not be started: %s", lb["Arn"], exc)
+                    self.apply(conn, arn)
+                except (BalancerError, TrafficError, OSError) as exc:
+                    if self._failing.get(arn) != str(exc):
+                        log.error("load balancer %s is not serving: %s", arn, exc)
+                    self._failing[arn] = str(exc)
+                else:
+                    if self._failing.pop(arn, None) is not None:
+                        log.info("load balancer %s is serving again", arn)
 
     def _sweep_loop(self) -> None:
+        reconciled = time.monotonic()
         while not self._stopping.wait(self.settings.sweep_seconds):
             try:
                 self.sweep()
+                if time.monotonic() - reconciled >= self.settings.reconcile_seconds:
+                    reconciled = time.monotonic()
+                    self.restore()
             except Exception:
-                log.exception("the deregistration sweep failed")
+                log.exception("the load balancers' sweep failed")
 
     def sweep(self) -> None:
         """Remove draining targets that are idle or past their deadline."""
