@@ -128,7 +128,8 @@ class ServerConfig:
     hook_timeout: float = DEFAULT_EVENT_TIMEOUT
 
     # The embedded ELBv2 (shipyard.containers.elbv2): each load balancer is an HAProxy
-    # process (elb_haproxy: its executable, empty for "haproxy" on PATH or /usr/sbin)
+    # process (elb_haproxy: its executable, empty for "haproxy" on PATH or /usr/sbin,
+    # "off" for no load balancers on this server)
     # with its files and runtime sockets in a directory of elb_dir (empty: DATA_DIR/elb;
     # unix socket paths must stay under 108 bytes). Listeners bind elb_bind_address.
     # With elb_keep_running, load balancers keep serving while the server is stopped,

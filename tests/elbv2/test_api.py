@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.conftest import LiveServer, free_port, on_both_databases
+from tests.conftest import LiveServer, free_port, on_both_databases, start_live_server
 from tests.elbv2.scenario import forward, target_group
 from tests.server.test_roles import client_as, make_user
 
@@ -320,3 +320,11 @@ def test_the_aws_cli(elb_server: LiveServer) -> None:
     )
     status, error = aws("describe-target-groups", "--names", "nope")
     assert status != 0 and "TargetGroupNotFound" in error
+
+
+def test_without_haproxy_the_api_says_so(tmp_path: Any) -> None:
+    for server in start_live_server(tmp_path / "s", elb_haproxy="off"):
+        with pytest.raises(ClientError) as caught:
+            server.client("elbv2").describe_load_balancers()
+        assert caught.value.response["Error"]["Code"] == "ServiceUnavailable"
+        assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 503

@@ -7,15 +7,24 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from shipyard.config import ServerConfig
+from shipyard.config import ConfigError, ServerConfig
 from shipyard.containers.elbv2.balancers import BalancerSettings, LoadBalancers
 from shipyard.store.db import Database, for_threads
 
 log = logging.getLogger("shipyard.elbv2")
 
 
+OFF = "off"
+
+
 def haproxy_binary(configured: str) -> str | None:
+    """The HAProxy to run: ``elb_haproxy`` (a path, or "off"), else one on PATH or in
+    /usr/sbin; None when there is none."""
+    if configured == OFF:
+        return None
     if configured:
+        if shutil.which(configured) is None:
+            raise ConfigError(f"elb_haproxy {configured!r} is not an executable")
         return configured
     return shutil.which("haproxy") or shutil.which("haproxy", path="/usr/sbin:/sbin")
 
@@ -23,11 +32,12 @@ def haproxy_binary(configured: str) -> str | None:
 def build_load_balancers(
     config: ServerConfig, db: Database, clock: Callable[[], float]
 ) -> LoadBalancers | None:
-    """None (and a warning) when no HAProxy is installed: the ELBv2 API then answers
-    ServiceUnavailable, and nothing else changes."""
+    """None when ``elb_haproxy`` is "off", or (with a warning) when no HAProxy is
+    installed: the ELBv2 API then answers ServiceUnavailable, and nothing else changes."""
     binary = haproxy_binary(config.elb_haproxy)
     if binary is None:
-        log.warning("no haproxy found: the embedded ELBv2 is off (install haproxy)")
+        if config.elb_haproxy != OFF:
+            log.warning("no haproxy found: the embedded ELBv2 is off (install haproxy)")
         return None
     settings = BalancerSettings(
         directory=Path(config.elb_dir) if config.elb_dir else config.data_dir / "elb",
