@@ -2,7 +2,8 @@
 
 Run: .venv/bin/python bench/task_set_start.py [--counts 3,20] [--runs 2]
 
-Starts a Shipyard server in this process (SQLite, reconciler period 1 s as by default),
+Starts a Shipyard server in this process (SQLite, reconciler period 1 s as by default,
+no load balancers: memory target groups, so the figure is ECS's own),
 which starts its own Podman API service; builds the busybox httpd image; creates a
 cluster, a task definition and a CODE_DEPLOY service at desiredCount N whose first task
 set is left to settle. Then, ``--runs`` times per count, it creates a second task set
@@ -66,7 +67,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=2)
     args = parser.parse_args()
     data_dir = Path(tempfile.mkdtemp(prefix="shipyard-bench-ecs-"))
-    server = start_embedded(ServerConfig(data_dir=data_dir, port=free_port()))
+    server = start_embedded(ServerConfig(data_dir=data_dir, port=free_port(), elb_haproxy="off"))
     ecs_worker = server.services.ecs
     assert ecs_worker is not None and ecs_worker.capacity.podman is not None
     try:

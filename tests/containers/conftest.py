@@ -1,5 +1,7 @@
 """Fixtures for the embedded ECS: a live server whose tasks run on a real Podman API
-service (started by the server itself), memory target groups, the busybox httpd image."""
+service (started by the server itself), memory target groups (a server without load
+balancers), the busybox httpd image; and the embedded ELBv2's server fixture, for the
+seam's contract tests."""
 
 from __future__ import annotations
 
@@ -13,6 +15,11 @@ import pytest
 from shipyard.containers.ecs.images import BUSYBOX, HTTPD_IMAGE, busybox_httpd
 from shipyard.containers.targets_memory import MemoryTargetGroups
 from tests.conftest import LiveServer, service_missing, start_live_server
+from tests.elbv2.conftest import elb_server
+
+__all__ = ["elb_server"]
+# The ECS tests' servers have no load balancers, so their target groups are in memory.
+NO_ELB = {"elb_haproxy": "off"}
 
 TG_BLUE = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/blue/0123456789abcdef"
 TG_GREEN = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/green/fedcba9876543210"
@@ -30,7 +37,7 @@ def ecs_server(tmp_path: Path, database: str) -> Iterator[LiveServer]:
     """A server on a fast reconciler, with two target groups, and the httpd image built
     in its Podman store."""
     require_podman()
-    running = start_live_server(tmp_path / "server", database, ecs_reconcile_seconds=0.2)
+    running = start_live_server(tmp_path / "server", database, ecs_reconcile_seconds=0.2, **NO_ELB)
     server = next(running)
     try:
         prepare(server)

@@ -12,6 +12,7 @@ from shipyard.containers.ecs.capacity import parse_endpoint
 from shipyard.containers.ecs.podman_service import CapacityError, PodmanService
 from shipyard.containers.ecs.setup import build_capacity
 from tests.conftest import start_live_server
+from tests.containers.conftest import NO_ELB
 from tests.containers.test_ecs_api import WEB
 from tests.support import wait_until
 
@@ -42,7 +43,10 @@ def test_endpoint_addresses() -> None:
 def test_an_unreachable_engine_shows_in_the_service_events(tmp_path: Path) -> None:
     socket_path = tmp_path / "nobody.sock"
     running = start_live_server(
-        tmp_path / "server", ecs_endpoints=f"unix:{socket_path}", ecs_reconcile_seconds=0.2
+        tmp_path / "server",
+        ecs_endpoints=f"unix:{socket_path}",
+        ecs_reconcile_seconds=0.2,
+        **NO_ELB,
     )
     server = next(running)
     try:

@@ -14,7 +14,7 @@ from botocore.exceptions import ClientError
 from shipyard.containers.targets_memory import MemoryTargetGroups
 from shipyard.store import audit
 from tests.conftest import LiveServer, on_both_databases, start_live_server
-from tests.containers.conftest import TG_BLUE, TG_GREEN, teardown
+from tests.containers.conftest import NO_ELB, TG_BLUE, TG_GREEN, teardown
 from tests.server.test_roles import client_as, make_user
 
 IMAGE = "localhost/shipyard-httpd:1"
@@ -23,7 +23,7 @@ WEB = {"name": "web", "image": IMAGE, "portMappings": [{"containerPort": 80}], "
 
 @pytest.fixture
 def server(tmp_path: Path, database: str) -> Iterator[LiveServer]:
-    running = start_live_server(tmp_path / "server", database)
+    running = start_live_server(tmp_path / "server", database, **NO_ELB)
     live = next(running)
     groups = live.services.target_groups
     assert isinstance(groups, MemoryTargetGroups)

@@ -15,6 +15,7 @@ from shipyard.containers.targets import Target, TargetState
 from shipyard.containers.targets_memory import MemoryTargetGroups
 from tests.conftest import LiveServer, on_both_databases, start_live_server
 from tests.containers.conftest import (
+    NO_ELB,
     TG_BLUE,
     TG_GREEN,
     httpd_definition,
@@ -177,7 +178,7 @@ def test_stop_task_drains_then_stops_and_is_replaced(ecs_server: LiveServer, ecs
 def test_restarted_server_adopts_running_tasks(tmp_path: Path) -> None:
     require_podman()
     data_dir = tmp_path / "server"
-    first = start_live_server(data_dir, ecs_reconcile_seconds=0.2)
+    first = start_live_server(data_dir, ecs_reconcile_seconds=0.2, **NO_ELB)
     server = next(first)
     try:
         prepare(server)
@@ -188,7 +189,7 @@ def test_restarted_server_adopts_running_tasks(tmp_path: Path) -> None:
         ports = healthy_targets(server, TG_BLUE)
     finally:
         next(first, None)  # the server stops; its containers keep running
-    second = start_live_server(data_dir, ecs_reconcile_seconds=0.2)
+    second = start_live_server(data_dir, ecs_reconcile_seconds=0.2, **NO_ELB)
     server = next(second)
     try:
         prepare(server)

@@ -17,6 +17,9 @@ import uvicorn
 from shipyard.bundlestore.urls import bundle_url
 from shipyard.config import ServerConfig
 from shipyard.containers.ecs.setup import build_reconciler
+from shipyard.containers.elbv2.balancers import LoadBalancers
+from shipyard.containers.elbv2.seam import EmbeddedTargetGroups
+from shipyard.containers.elbv2.setup import build_load_balancers
 from shipyard.containers.targets import TargetGroups
 from shipyard.containers.targets_memory import MemoryTargetGroups
 from shipyard.functions.setup import build_function_host
@@ -65,7 +68,10 @@ def build_services(config: ServerConfig) -> Services:
     services.workers.append(Deliverer(services))
     services.function_host = build_function_host(config, db, clock)
     services.workers.append(services.function_host)
-    services.target_groups = _target_groups(config)
+    services.load_balancers = build_load_balancers(config, db, clock)
+    if services.load_balancers is not None:
+        services.workers.append(services.load_balancers)
+    services.target_groups = _target_groups(services.load_balancers)
     services.ecs = build_reconciler(config, db, clock, services.target_groups)
     services.workers.append(services.ecs)
     services.metrics.add_live(functools.partial(live_gauges, services))
@@ -92,9 +98,12 @@ def _lambda_steps(
     return LambdaSteps(apply, db, clock, backend)
 
 
-def _target_groups(config: ServerConfig) -> TargetGroups:
-    """Target groups as the embedded ECS registers tasks in them: in memory until the
-    embedded ELBv2 is wired in here (the one place that chooses)."""
+def _target_groups(load_balancers: LoadBalancers | None) -> TargetGroups:
+    """Target groups as the embedded ECS registers tasks in them (the one place that
+    chooses): the embedded ELBv2's; in memory on a server without load balancers
+    (``elb_haproxy: off``), where only the process itself can create groups."""
+    if load_balancers is not None:
+        return EmbeddedTargetGroups(load_balancers)
     return MemoryTargetGroups()
 
 

@@ -21,7 +21,11 @@ import docker
 import docker.errors
 import requests.exceptions
 
-from shipyard.containers.ecs.podman_service import CapacityError, PodmanService
+from shipyard.containers.ecs.podman_service import (
+    CapacityError,
+    PodmanService,
+    unix_socket_answers,
+)
 
 OWNER_LABEL = "shipyard.ecs.owner"
 TASK_LABEL = "shipyard.ecs.task"
@@ -129,6 +133,10 @@ class Capacity:
                 return found
             if index == 0 and self.podman is not None:
                 self.podman.ensure_started()
+            endpoint = self.endpoints[index]
+            path = endpoint.base_url.removeprefix("unix://")
+            if endpoint.base_url.startswith("unix://") and not unix_socket_answers(path):
+                raise CapacityError(f"{endpoint.base_url}: nothing answers on the socket")
             made = docker.DockerClient(base_url=self.endpoints[index].base_url, timeout=120)
             self._clients[index] = made
             return made

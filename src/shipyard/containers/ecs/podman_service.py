@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import socket
 import subprocess
 import threading
 import time
@@ -89,7 +90,7 @@ class PodmanService:
             time.sleep(0.05)
 
     def _answers(self) -> bool:
-        if not self.socket.exists():
+        if not unix_socket_answers(str(self.socket)):
             return False
         try:
             # The client asks the engine's version as it is made: inside the try.
@@ -137,6 +138,19 @@ class PodmanService:
             process, self._process = self._process, None
         if process is not None:
             _end(process)
+
+
+def unix_socket_answers(path: str) -> bool:
+    """Whether something accepts connections on the socket. Checked with a socket of our
+    own before the client library tries: its socket is left unclosed when the connect
+    fails."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(2)
+        try:
+            probe.connect(path)
+        except OSError:
+            return False
+    return True
 
 
 def _end(process: subprocess.Popen[bytes]) -> None:
