@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from shipyard.containers.ecs.reconciler import Reconciler
 
 Json = dict[str, Any]
+SETTLE_SECONDS = 10.0
 Health = dict[str, dict[Any, TargetState]]
 
 
@@ -118,7 +119,7 @@ class TaskFollower:
             await self._deregister(task)
             self._discard(task, observed)
             reason = f"Essential container in task exited: {exited}"
-            if task.doc.get("everReady"):
+            if _settled(task.doc, now):  # it had served a while: replaced at once
                 self.update(
                     task.id,
                     lambda d: _stopped(d, "EssentialContainerExited", reason, now),
@@ -152,6 +153,7 @@ class TaskFollower:
             and targets_ok
         )
         was_ready = bool(task.doc.get("everReady"))
+        settles = ready and not task.doc.get("settled") and _settled(task.doc, now)
 
         def change(doc: Json) -> None:
             doc["checks"] = checks
@@ -161,21 +163,25 @@ class TaskFollower:
                     container["healthStatus"] = checks[container["name"]]["status"]
             doc["ready"] = ready
             doc["everReady"] = was_ready or ready
+            if ready:
+                doc.setdefault("readyAt", now)
+            doc["settled"] = bool(doc.get("settled")) or settles
             doc.setdefault("startedAt", now)
 
         if (
             ready != task.doc.get("ready")
             or task.last_status != RUNNING
             or checks != task.doc.get("checks")
+            or settles
         ):
             self.update(task.id, change, last_status=RUNNING)
-        if ready and not was_ready:
+        if settles:  # its task set starts well again: the back-off is over
             self.r.backoff.pop(task.task_set_id, None)
         if container_health == UNHEALTHY:
             self.request_stop(
                 task.id, "ServiceSchedulerInitiated", "Task failed container health checks"
             )
-            if not was_ready:
+            if not _settled(task.doc, now):
                 self.r.backoff[task.task_set_id] = self.r.backoff.get(
                     task.task_set_id, Backoff()
                 ).failed(now)
@@ -302,6 +308,13 @@ class TaskFollower:
             self.r.background(
                 f"discard-{task.id}", asyncio.to_thread(self.r.capacity.remove, endpoint, ids)
             )
+
+
+def _settled(doc: Json, now: float) -> bool:
+    """Whether the task has been ready for SETTLE_SECONDS: one that fails sooner counts
+    as a failed start (its task set backs off), one that fails later is replaced at once."""
+    ready_at = doc.get("readyAt")
+    return ready_at is not None and now - float(ready_at) >= SETTLE_SECONDS
 
 
 def _exited_essential(doc: Json, observed: Sequence[Observed]) -> str | None:
