@@ -1,7 +1,7 @@
 """Function host: warm Invoke latency, cold start, and the weighted alias split.
 
 Run: .venv/bin/python bench/function_invoke.py [--clients 8] [--warm 4000] [--cold 10]
-     [--split 10000] [--weight 0.1]
+     [--split 10000] [--weight 0.1] [--profile PATH]
 
 Starts ``shipyard server`` in its own process (SQLite) and creates a no-op python3.11
 function (``return None``), publishes it twice and points an alias ``live`` at version
@@ -17,6 +17,9 @@ function (``return None``), publishes it twice and points an alias ``live`` at v
 - **split**: ``--split`` invocations of the alias; prints the observed share of version 2
   against ``--weight`` (the error in percentage points) and the 3-sigma band of a
   binomial draw of that size.
+
+``--profile PATH`` records the server with py-spy (collapsed stacks) during the warm
+phase; read it with ``bench/profiling.py PATH``.
 
 Needs no root (as root, workers run as ``nobody``). Bounded: every loop has a count.
 """
@@ -38,6 +41,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 from harness import ServerProcess, cpu_seconds
+from profiling import py_spy
 
 from shipyard import sigv4
 
@@ -152,6 +156,9 @@ def main() -> int:
     parser.add_argument("--cold", type=int, default=10)
     parser.add_argument("--split", type=int, default=10000)
     parser.add_argument("--weight", type=float, default=0.1)
+    parser.add_argument(
+        "--profile", type=Path, help="record the server with py-spy during the warm phase"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="shipyard-fn-bench-") as tmp:
         server = ServerProcess(
@@ -195,11 +202,14 @@ def main() -> int:
                 cold.append(time.perf_counter() - started)
 
             asyncio.run(run_clients(server.port, creds, "noop", args.clients, args.clients * 20))
-            cpu_before = cpu_of(server.pid)
-            warm_started = time.perf_counter()
-            warm, _ = asyncio.run(run_clients(server.port, creds, "noop", args.clients, args.warm))
-            warm_seconds = time.perf_counter() - warm_started
-            cpu_after = cpu_of(server.pid)
+            with py_spy(server.pid, args.profile):
+                cpu_before = cpu_of(server.pid)
+                warm_started = time.perf_counter()
+                warm, _ = asyncio.run(
+                    run_clients(server.port, creds, "noop", args.clients, args.warm)
+                )
+                warm_seconds = time.perf_counter() - warm_started
+                cpu_after = cpu_of(server.pid)
             _, versions = asyncio.run(
                 run_clients(server.port, creds, "noop:live", args.clients, args.split)
             )

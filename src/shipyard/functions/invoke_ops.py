@@ -58,7 +58,10 @@ async def invoke(call: LambdaCall) -> Response:
     executed = {"X-Amz-Executed-Version": doc["Version"]}
     if kind == "DryRun":
         return _answer(b"", 204, executed)
-    spec = function_spec(call.services.config.data_dir / "functions", doc)
+    revision = (doc["FunctionName"], doc["Version"], doc["RevisionId"])
+    spec = host.spec(
+        revision, lambda: function_spec(call.services.config.data_dir / "functions", doc)
+    )
     invoked_arn = function_arn(call.region, name, qualifier)
     try:
         if kind == "Event":

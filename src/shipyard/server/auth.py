@@ -16,6 +16,7 @@ exist.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hmac
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ from shipyard.server import permissions
 from shipyard.server.context import Principal, Services
 from shipyard.store import credentials
 
-MAX_CLOCK_SKEW = dt.timedelta(minutes=15)
+MAX_CLOCK_SKEW_SECONDS = 15 * 60
 EMPTY_SHA256 = sigv4.sha256_hex(b"")
 # Signing names: the stock agent signs as codedeploy-commands-secure under
 # ``:enable_auth_policy: true``.
@@ -59,7 +60,10 @@ def request_headers(request: Request) -> dict[str, str]:
     Routing reads the same values, so a second ``X-Amz-Target`` added to a signed
     request changes the canonical request too instead of slipping past the signature.
     """
-    return {name: ",".join(request.headers.getlist(name)) for name in request.headers}
+    headers: dict[str, str] = {}
+    for name, value in request.headers.items():  # names are lower-case (ASGI)
+        headers[name] = f"{headers[name]},{value}" if name in headers else value
+    return headers
 
 
 @dataclass(frozen=True)
@@ -125,13 +129,12 @@ def from_headers(
     amz_date = headers.get("x-amz-date", "")
     try:
         parsed = sigv4.parse_authorization(header)
-        when = dt.datetime.strptime(amz_date, "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.UTC)
+        when = _request_time(amz_date)
     except sigv4.SignatureError as exc:
         raise ApiError(exc.name, str(exc), 403) from None
     except ValueError:
         raise _incomplete("Missing or malformed X-Amz-Date") from None
-    now = dt.datetime.fromtimestamp(services.clock(), dt.UTC)
-    if abs(now - when) > MAX_CLOCK_SKEW:
+    if abs(services.clock() - when) > MAX_CLOCK_SKEW_SECONDS:
         raise ApiError("InvalidSignatureException", "Signature expired", 403)
     required = [*signed_always, *(name for name in SIGNED_WHEN_SENT if name in headers)]
     try:
@@ -156,6 +159,13 @@ def from_headers(
     if check_now and (not pending.matches(declared or EMPTY_SHA256) or found is None):
         raise invalid_credentials()
     return pending
+
+
+# Memoised: X-Amz-Date changes once a second, and strptime is slow.
+@functools.lru_cache(maxsize=64)
+def _request_time(amz_date: str) -> float:
+    """X-Amz-Date (``20261204T210000Z``) as a Unix time; ValueError when malformed."""
+    return dt.datetime.strptime(amz_date, "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.UTC).timestamp()
 
 
 def authorize(principal: Principal, service: str, operation: str) -> None:
