@@ -7,13 +7,12 @@ import asyncio
 import json
 from typing import Any
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError
 
 from shipyard.functions.runtime_api import Invocation, RuntimeApi
 from tests.conftest import LiveServer
-from tests.functions.conftest import python_function
+from tests.functions.conftest import keyed_client, python_function
 
 SHOWS_VERSION_AND_XX = """\
 import os
@@ -67,20 +66,8 @@ def test_every_change_is_seen_by_the_next_invoke(lam: Any) -> None:
 
 def test_callers_without_a_key_learn_nothing(server: LiveServer, lam: Any) -> None:
     python_function(lam, "known", SHOWS_VERSION_AND_XX)
-    stranger = boto3.client(
-        "lambda",
-        endpoint_url=server.url,
-        region_name="us-east-1",
-        aws_access_key_id="AKSYNOTAKEY000000000",
-        aws_secret_access_key="x" * 40,
-    )
-    wrong_secret = boto3.client(
-        "lambda",
-        endpoint_url=server.url,
-        region_name="us-east-1",
-        aws_access_key_id=server.access_key_id,
-        aws_secret_access_key="x" * 40,
-    )
+    stranger = keyed_client(server, "AKSYNOTAKEY000000000")
+    wrong_secret = keyed_client(server, server.access_key_id)
     for client in (stranger, wrong_secret):
         for name in ("known", "unknown", "not a name!"):
             with pytest.raises(ClientError) as exc:
