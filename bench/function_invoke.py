@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
+import resource
 import statistics
 import sys
 import tempfile
@@ -137,6 +138,11 @@ def cpu_of(server_pid: int) -> tuple[float, float]:
     return cpu_seconds(server_pid), children
 
 
+def _own_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def package(source: str) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
@@ -204,12 +210,14 @@ def main() -> int:
             asyncio.run(run_clients(server.port, creds, "noop", args.clients, args.clients * 20))
             with py_spy(server.pid, args.profile):
                 cpu_before = cpu_of(server.pid)
+                client_before = _own_cpu()
                 warm_started = time.perf_counter()
                 warm, _ = asyncio.run(
                     run_clients(server.port, creds, "noop", args.clients, args.warm)
                 )
                 warm_seconds = time.perf_counter() - warm_started
                 cpu_after = cpu_of(server.pid)
+                client_cpu = _own_cpu() - client_before
             _, versions = asyncio.run(
                 run_clients(server.port, creds, "noop:live", args.clients, args.split)
             )
@@ -227,7 +235,8 @@ def main() -> int:
     worker_cpu = cpu_after[1] - cpu_before[1]
     print(
         f"  {len(warm) / warm_seconds:.0f} invocations/s; CPU per invocation: server "
-        f"{server_cpu / len(warm) * 1000:.2f} ms, workers {worker_cpu / len(warm) * 1000:.2f} ms"
+        f"{server_cpu / len(warm) * 1000:.2f} ms, workers {worker_cpu / len(warm) * 1000:.2f} ms, "
+        f"clients (this process) {client_cpu / len(warm) * 1000:.2f} ms"
     )
     print(f"cold start ({args.cold} runs, boto3 Invoke after a config change):")
     print(f"  median {statistics.median(cold) * 1000:.1f} ms   max {max(cold) * 1000:.1f} ms")
