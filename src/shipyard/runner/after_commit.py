@@ -29,3 +29,6 @@ class AfterCommit:
     # the next step starts from, and what a second step in the same transaction uses.
     states: dict[str, tuple[int, StoredDeployment]] = field(default_factory=dict)
     recorded: list[Callable[[], None]] = field(default_factory=list)  # metrics to record
+    # deployments whose row version this transaction has raised already: once is
+    # enough to tell other readers (replicas, GetDeployment) that the row changed
+    bumped: set[str] = field(default_factory=set)

@@ -287,7 +287,7 @@ def post_host_command_update(call: Call) -> Json:
     return {"CommandStatus": call.services.runner.agents.append_log(instance, command_id, chunk)}
 
 
-def put_host_command_complete(call: Call) -> Json:
+async def put_host_command_complete(call: Call) -> Json:
     """PutHostCommandComplete; with the extension member ``ShipyardNextCommand: true``
     the answer carries the host's next command when one is queued (see
     ``Runner.complete``), so Shipyard's agent needs no poll between events."""
@@ -304,7 +304,7 @@ def put_host_command_complete(call: Call) -> Json:
     then_next = call.body.get("ShipyardNextCommand", False)
     if not isinstance(then_next, bool):
         raise _client_error("ShipyardNextCommand must be true or false")
-    handed = call.services.runner.agents.complete(
+    handed = await call.services.runner.agents.complete(
         instance, command_id, status, diagnostics, then_next=then_next
     )
     if handed is None:
