@@ -8,7 +8,6 @@ decides.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -114,8 +113,17 @@ class AgentChannel:
             if waiter is not None:
                 waiter.set()
 
-    async def poll(self, instance: str, timeout: float) -> HostCommandView | None:
-        """The next command for ``instance``, waiting up to ``timeout`` seconds for one."""
+    async def poll(
+        self,
+        instance: str,
+        timeout: float,
+        check: Callable[[Connection], None] | None = None,
+    ) -> HostCommandView | None:
+        """The next command for ``instance``, waiting up to ``timeout`` seconds for one.
+
+        ``check`` (the caller's host check) runs in the transaction of the first
+        claim, before it: an idle poll costs one transaction, and a check that raises
+        claims nothing."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         waiter = self._waiters.setdefault(instance, asyncio.Event())
@@ -124,14 +132,19 @@ class AgentChannel:
         self._poll_generation[instance] = generation
         waiter.set()  # wake any older poll of this instance, so it can give up
         try:
-            return await self._poll(instance, waiter, deadline, generation)
+            return await self._poll(instance, waiter, deadline, generation, check)
         finally:
             self._polling[instance] -= 1
             if not self._polling[instance]:
                 del self._polling[instance]
 
     async def _poll(
-        self, instance: str, waiter: asyncio.Event, deadline: float, generation: int
+        self,
+        instance: str,
+        waiter: asyncio.Event,
+        deadline: float,
+        generation: int,
+        check: Callable[[Connection], None] | None,
     ) -> HostCommandView | None:
         loop = asyncio.get_running_loop()
         while not self._closing:
@@ -140,6 +153,9 @@ class AgentChannel:
             waiter.clear()
             now = self.clock()
             with self.db.tx() as conn:
+                if check is not None:
+                    check(conn)
+                    check = None
                 command = commands.claim_next_command(
                     conn, instance, now, now - self.config.reoffer_seconds
                 )
@@ -149,9 +165,13 @@ class AgentChannel:
             if remaining <= 0:
                 return None
             # Woken by work queued here, by a newer poll, at shutdown, or by
-            # recheck_waiting() for work another replica queued.
-            with contextlib.suppress(TimeoutError):
+            # recheck_waiting() for work another replica queued. Not woken by the
+            # deadline: nothing was queued for this instance meanwhile, so the poll
+            # ends without another look (the agent's next poll would find it anyway).
+            try:
                 await asyncio.wait_for(waiter.wait(), remaining)
+            except TimeoutError:
+                return None
         return None
 
     def _own_command(
