@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from shipyard.engine.state import StoredDeployment
 
@@ -32,3 +33,5 @@ class AfterCommit:
     # deployments whose row version this transaction has raised already: once is
     # enough to tell other readers (replicas, GetDeployment) that the row changed
     bumped: set[str] = field(default_factory=set)
+    # (application, group) -> the group as this transaction read it for notices
+    groups: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)

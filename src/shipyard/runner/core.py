@@ -265,7 +265,7 @@ class Runner:
         )
         after.bumped.add(deployment_id)
         rolled_back = False
-        notices = notify.Notices(conn, stored, now, self.config.region)
+        notices = notify.Notices(conn, stored, now, self.config.region, after.groups)
         server_events = stored.state.server_events
         steps = self.steps_for(stored)
         for action in outcome.actions:

@@ -144,7 +144,7 @@ def from_headers(
     declared = headers.get("x-amz-content-sha256", "")
     if declared and not (len(declared) == 64 and all(c in "0123456789abcdef" for c in declared)):
         raise _incomplete("x-amz-content-sha256 must be the body's SHA-256 in lower-case hex")
-    with services.db.tx() as conn:
+    with services.db.read() as conn:
         found = credentials.lookup_key(conn, services.db.secret_box, parsed.access_key_id)
     secret, kind, name, role = found if found is not None else (sigv4.DUMMY_SECRET, "", "", "")
     pending = PendingSignature(

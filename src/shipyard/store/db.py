@@ -29,6 +29,18 @@ class Database:
         with self.engine.begin() as conn:
             yield conn
 
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """For one read-only statement (every request's key lookup): on PostgreSQL
+        without BEGIN and COMMIT, each a round trip of its own; on SQLite, whose
+        transactions cost no round trip, a plain transaction."""
+        if self.dialect == "sqlite":
+            with self.tx() as conn:
+                yield conn
+            return
+        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            yield conn
+
     def close(self) -> None:
         self.engine.dispose()
 
