@@ -32,6 +32,7 @@ from shipyard.runner.after_commit import AfterCommit
 from shipyard.runner.group_commit import GroupCommit
 from shipyard.store import deployments as store
 from shipyard.store import host_commands as commands
+from shipyard.store.dialects import commit_lazily
 
 if TYPE_CHECKING:
     from shipyard.runner.core import Runner
@@ -117,13 +118,16 @@ class AgentChannel:
         self,
         instance: str,
         timeout: float,
-        check: Callable[[Connection], None] | None = None,
+        check: Callable[[Connection], bool] | None = None,
     ) -> HostCommandView | None:
         """The next command for ``instance``, waiting up to ``timeout`` seconds for one.
 
         ``check`` (the caller's host check) runs in the transaction of the first
         claim, before it: an idle poll costs one transaction, and a check that raises
-        claims nothing."""
+        claims nothing. It returns whether it wrote a heartbeat: when the claim then
+        finds nothing, the transaction holds only that, and commits without waiting
+        for the disk (a heartbeat lost in a database crash is written by the next poll;
+        a claim is always durable)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         waiter = self._waiters.setdefault(instance, asyncio.Event())
@@ -144,7 +148,7 @@ class AgentChannel:
         waiter: asyncio.Event,
         deadline: float,
         generation: int,
-        check: Callable[[Connection], None] | None,
+        check: Callable[[Connection], bool] | None,
     ) -> HostCommandView | None:
         loop = asyncio.get_running_loop()
         while not self._closing:
@@ -153,12 +157,13 @@ class AgentChannel:
             waiter.clear()
             now = self.clock()
             with self.db.tx() as conn:
-                if check is not None:
-                    check(conn)
-                    check = None
+                heartbeat = check is not None and check(conn)
+                check = None
                 command = commands.claim_next_command(
                     conn, instance, now, now - self.config.reoffer_seconds
                 )
+                if heartbeat and command is None:
+                    commit_lazily(conn)
             if command is not None:
                 return _view(command, instance)
             remaining = deadline - loop.time()

@@ -138,7 +138,7 @@ def _check_host(
 ) -> str:
     """``check_host_in`` in a transaction of its own."""
     with call.services.db.tx() as conn:
-        return check_host_in(conn, call, instance, heartbeat=heartbeat, version=version)
+        return check_host_in(conn, call, instance, heartbeat=heartbeat, version=version)[0]
 
 
 def check_host_in(
@@ -148,8 +148,9 @@ def check_host_in(
     *,
     heartbeat: bool = False,
     version: str | None = None,
-) -> str:
-    """The instance's IAM ARN, after checking the request's HostIdentifier contains it.
+) -> tuple[str, bool]:
+    """The instance's IAM ARN, after checking the request's HostIdentifier contains it,
+    and whether the instance's row was written.
 
     With ``heartbeat``, also refresh ``last_seen`` when stale and record ``version`` when
     it differs from the stored one, in one statement and only then: the row is read
@@ -174,7 +175,7 @@ def check_host_in(
         log.info("agent of %s reports version %s", instance, version)
     if changes:
         conn.execute(schema.instances.update().where(_i.name == instance).values(**changes))
-    return str(row.iam_arn)
+    return str(row.iam_arn), bool(changes)
 
 
 def _log_contact(instance: str, last_seen: float | None, now: float, timeout: float) -> None:
@@ -230,9 +231,11 @@ async def poll_host_command(call: Call) -> Json:
         raise _client_error("ShipyardSpecification must be true or false")
     arns: list[str] = []
 
-    def check(conn: Connection) -> None:
+    def check(conn: Connection) -> bool:
         # In the poll's first claim's transaction: an idle poll costs one.
-        arns.append(check_host_in(conn, call, instance, heartbeat=True, version=version))
+        arn, wrote = check_host_in(conn, call, instance, heartbeat=True, version=version)
+        arns.append(arn)
+        return wrote
 
     command = await services.runner.agents.poll(instance, hold, check)
     if command is None:
