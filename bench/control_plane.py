@@ -227,7 +227,12 @@ def run_database(kind: str, args: argparse.Namespace) -> Summary:
             work / "server",
             database=url,
             poll_seconds=args.poll_seconds,
-            extra_env={"SHIPYARD_AGENT_TIMEOUT": str(args.agent_timeout)},
+            extra_env={
+                "SHIPYARD_AGENT_TIMEOUT": str(args.agent_timeout),
+                # One keep-alive connection per agent, plus the admin's: the default
+                # cap (8,192) is below the 10,000 agents of issue 17.
+                "SHIPYARD_MAX_CONNECTIONS": str(args.agents + 1000),
+            },
         )
         scenario = Scenario(args, kind, server)
         summary = Summary()
