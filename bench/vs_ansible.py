@@ -1,6 +1,8 @@
-"""Side by side with Ansible: the same job on 10 and 100 hosts, both measured in one run.
+"""Side by side with Ansible and pyinfra: the same job on 10 and 100 hosts, all three
+measured in one run.
 
 Run: .venv/bin/python bench/vs_ansible.py [--hosts 10,100] [--repeat 2]
+         [--peers ansible,pyinfra]
 
 The job: copy a 1 MiB bundle to each host, unpack it, run five small scripts from it.
 
@@ -11,6 +13,11 @@ inventory hosts, each ``ansible_connection=local`` with a directory of its own
 host runs at once, as Shipyard's AllAtOnce does) and ``pipelining = True``: Ansible's
 fastest settings for this job. Each run starts from empty host directories.
 
+pyinfra (pinned in the dev dependencies; ``pyinfra_job.py``): the same steps as
+operations (``files.directory``, ``files.put``, ``server.shell`` running ``unzip``, then
+one ``server.shell`` per script) over N hosts of its local connector, each with a
+directory of its own, ``--parallel N``. Each run starts from empty host directories.
+
 Shipyard: N real agents (started beforehand, not timed) and an AllAtOnce deployment
 of the same zip, whose appspec maps the five scripts to ApplicationStop,
 BeforeInstall, AfterInstall, ApplicationStart and ValidateService. Timed from the
@@ -18,13 +25,14 @@ bundle upload to the server until GetDeployment reports Succeeded. ApplicationSt
 runs the previous revision's script, so a warm-up deployment comes first (Ansible
 gets a warm-up run too).
 
-Prints the median wall time of each tool per fleet size and the ratio
-Ansible / Shipyard (target: at least 10 at 100 hosts).
+Prints the median wall time of each tool per fleet size and the ratios
+Ansible / Shipyard (target: at least 10 at 100 hosts) and pyinfra / Shipyard.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import random
 import shutil
 import statistics
@@ -35,6 +43,7 @@ import time
 from pathlib import Path
 
 from harness import HOOKS, Admin, AgentFleet, ServerProcess, zip_bundle
+from pyinfra_job import write_job
 
 BUNDLE_DATA_BYTES = 1024 * 1024
 SCRIPTS = [f"scripts/step{i}.sh" for i in range(1, 6)]
@@ -136,10 +145,60 @@ class AnsibleRun:
         return wall
 
     def check(self, hosts: int) -> None:
-        for i in range(hosts):
-            payload = self.hosts_dir / f"h{i:03d}" / "app" / "data" / "payload.bin"
-            if payload.stat().st_size != BUNDLE_DATA_BYTES:
-                raise RuntimeError(f"Ansible did not unpack the bundle on h{i:03d}")
+        _check_unpacked("Ansible", self.hosts_dir, hosts)
+
+
+class PyinfraRun:
+    def __init__(self, work: Path, bundle: Path, hosts: int) -> None:
+        self.work = work
+        self.hosts = hosts
+        self.hosts_dir = work / "hosts"
+        write_job(work, hosts, bundle, SCRIPTS)
+
+    def run(self) -> float:
+        shutil.rmtree(self.hosts_dir, ignore_errors=True)
+        env = {
+            "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
+            "HOME": str(self.work),
+            "LANG": "C.UTF-8",
+        }
+        job = Path(__file__).with_name("pyinfra_job.py")
+        started = time.perf_counter()
+        done = subprocess.run(
+            [sys.executable, str(job), str(self.work), str(self.hosts)],
+            cwd=self.work,
+            env=env,
+            capture_output=True,
+            text=True,
+            start_new_session=True,
+            timeout=1800,
+        )
+        wall = time.perf_counter() - started
+        if done.returncode != 0:
+            raise RuntimeError(f"pyinfra failed: {done.stdout[-2000:]}{done.stderr[-2000:]}")
+        return wall
+
+    def check(self, hosts: int) -> None:
+        _check_unpacked("pyinfra", self.hosts_dir, hosts)
+
+
+def _check_unpacked(tool: str, hosts_dir: Path, hosts: int) -> None:
+    for i in range(hosts):
+        payload = hosts_dir / f"h{i:03d}" / "app" / "data" / "payload.bin"
+        if payload.stat().st_size != BUNDLE_DATA_BYTES:
+            raise RuntimeError(f"{tool} did not unpack the bundle on h{i:03d}")
+
+
+def peer_walls(tool: str, work: Path, bundle: Path, hosts: int, repeat: int) -> list[float]:
+    """Wall times of ``repeat`` runs of ``tool`` after a warm-up; its host directories
+    removed afterwards."""
+    work.mkdir()
+    peer = AnsibleRun(work, bundle, hosts) if tool == "ansible" else PyinfraRun(work, bundle, hosts)
+    peer.run()  # warm-up
+    walls = [peer.run() for _ in range(repeat)]
+    peer.check(hosts)
+    shutil.rmtree(peer.hosts_dir, ignore_errors=True)
+    return walls
 
 
 def shipyard_runs(
@@ -176,42 +235,55 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hosts", default="10,100")
     parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--peers", default="ansible,pyinfra", help="ansible, pyinfra or both")
     args = parser.parse_args()
-    ansible_bin()
-    version = subprocess.run(
-        [str(ansible_bin()), "--version"], capture_output=True, text=True, check=True
-    ).stdout.splitlines()[0]
+    peers = [p.strip() for p in args.peers.split(",") if p.strip()]
+    versions = []
+    if "ansible" in peers:
+        ansible_bin()
+        versions.append(
+            subprocess.run(
+                [str(ansible_bin()), "--version"], capture_output=True, text=True, check=True
+            ).stdout.splitlines()[0]
+            + " (forks=100, pipelining on, gather_facts off)"
+        )
+    if "pyinfra" in peers:
+        versions.append(f"pyinfra {importlib.metadata.version('pyinfra')} (--parallel N)")
     bundle = job_bundle()
     print(
         f"job: copy a {len(bundle) / 1024 / 1024:.2f} MiB zip, unpack it, run 5 scripts; "
-        f"{version}, forks=100, pipelining on, gather_facts off; "
-        f"median of {args.repeat} runs after a warm-up"
+        f"{'; '.join(versions)}; median of {args.repeat} runs after a warm-up"
     )
-    print(f"{'hosts':>5} {'Ansible':>9} {'Shipyard':>9} {'ratio':>7}")
+    names = {"ansible": "Ansible", "pyinfra": "pyinfra"}
+    print(
+        f"{'hosts':>5} "
+        + "".join(f"{names[p]:>9} " for p in peers)
+        + f"{'Shipyard':>9} "
+        + "".join(f"{names[p] + ' / Shipyard':>19}" for p in peers)
+    )
     for hosts in (int(n) for n in args.hosts.split(",")):
+        medians: dict[str, float] = {}
         with tempfile.TemporaryDirectory(prefix="shipyard-vs-ansible-") as tmp:
             work = Path(tmp)
             bundle_path = work / "bundle.zip"
             bundle_path.write_bytes(bundle)
-            ansible_dir = work / "ansible"
-            ansible_dir.mkdir()
-            ansible = AnsibleRun(ansible_dir, bundle_path, hosts)
-            ansible.run()  # warm-up
-            ansible_walls = [ansible.run() for _ in range(args.repeat)]
-            ansible.check(hosts)
-            shutil.rmtree(ansible.hosts_dir, ignore_errors=True)
+            for peer in peers:
+                walls = peer_walls(peer, work / peer, bundle_path, hosts, args.repeat)
+                medians[peer] = statistics.median(walls)
             shipyard_walls, server_cpu, agents_cpu = shipyard_runs(
                 work / "shipyard", bundle, hosts, args.repeat
             )
-        a, s = statistics.median(ansible_walls), statistics.median(shipyard_walls)
+        s = statistics.median(shipyard_walls)
         verdict = ""
-        if hosts >= 100:
-            verdict = (
-                f"  target >= {TARGET_RATIO:g}x: {'met' if a / s >= TARGET_RATIO else 'MISSED'}"
-            )
+        if hosts >= 100 and "ansible" in medians:
+            met = medians["ansible"] / s >= TARGET_RATIO
+            verdict = f"  Ansible target >= {TARGET_RATIO:g}x: {'met' if met else 'MISSED'}"
         print(
-            f"{hosts:>5} {a:>8.2f}s {s:>8.2f}s {a / s:>6.1f}x{verdict}\n"
-            f"      (Shipyard's last run: server CPU {server_cpu:.1f} s, "
+            f"{hosts:>5} "
+            + "".join(f"{medians[p]:>8.2f}s " for p in peers)
+            + f"{s:>8.2f}s "
+            + "".join(f"{medians[p] / s:>18.1f}x" for p in peers)
+            + f"{verdict}\n      (Shipyard's last run: server CPU {server_cpu:.1f} s, "
             f"agents CPU {agents_cpu:.1f} s)",
             flush=True,
         )

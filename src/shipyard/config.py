@@ -7,6 +7,7 @@ environment variables prefixed ``SHIPYARD_`` (e.g. ``SHIPYARD_PORT``), then flag
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
@@ -169,7 +170,7 @@ class ServerConfig:
         if self.hook_timeout <= 0:
             raise ValueError("hook_timeout must be positive")
 
-    @property
+    @functools.cached_property  # read by every request's signature check
     def signing_region_set(self) -> frozenset[str]:
         extra = (name.strip() for name in self.signing_regions.split(","))
         return frozenset({self.region, *(name for name in extra if name)})

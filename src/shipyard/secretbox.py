@@ -28,8 +28,8 @@ from shipyard.config import ConfigError
 KEY_BYTES = 32  # AES-256
 NONCE_BYTES = 12
 PREFIX = "sy1"
+OPENED_MEMO_SIZE = 20_000  # opened secrets kept (one per active access key)
 DEFAULT_KEY_FILE = "secret.key"
-MAX_OPENED = 1024  # tokens whose plaintext an AesGcmBox keeps
 
 
 class SecretBoxError(ValueError):
@@ -91,9 +91,10 @@ class AesGcmBox:
         self._current = key_id(keys[0])
         self._ciphers = {key_id(key): AESGCM(key) for key in keys}
         self._current_cipher = self._ciphers[self._current]
-        # Every signed request opens its key's secret: a token opens to the same text
-        # each time, so the last ones are kept (no more exposed than the keys beside
-        # them). Cleared when full, bounded by MAX_OPENED.
+        # Sealed value and context -> plaintext. Every signed request opens its key's
+        # secret; the sealed value is still read from the database each time, so a key
+        # deleted (revoked) stops working at once, and a value sealed anew (new
+        # nonce) is a new entry.
         self._opened: dict[tuple[str, str], str] = {}
 
     def seal(self, plaintext: str, context: str) -> str:
@@ -104,11 +105,12 @@ class AesGcmBox:
 
     def open(self, token: str, context: str) -> str:
         opened = self._opened.get((token, context))
-        if opened is None:
-            opened = self._open(token, context)
-            if len(self._opened) >= MAX_OPENED:
-                self._opened.clear()
-            self._opened[(token, context)] = opened
+        if opened is not None:
+            return opened
+        opened = self._open(token, context)
+        if len(self._opened) >= OPENED_MEMO_SIZE:
+            self._opened.pop(next(iter(self._opened)))
+        self._opened[(token, context)] = opened
         return opened
 
     def _open(self, token: str, context: str) -> str:

@@ -332,6 +332,8 @@ def _run_hooks(
     if archive is None:  # e.g. ApplicationStop on the first deployment to this host
         return CommandResult(ScriptError.SUCCEEDED, "", "Succeeded", "")
     scripts = _load_appspec(archive, spec).scripts_for(event)
+    if not scripts:  # nothing to run: spare building the scripts' environment
+        return CommandResult(ScriptError.SUCCEEDED, "", "Succeeded", "")
     run = HookRun(
         event=event,
         archive_dir=archive,

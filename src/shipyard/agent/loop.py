@@ -72,13 +72,14 @@ def backoff_delay(failures: int, rng: random.Random) -> float:
 def with_retries(action: Callable[[], T], what: str, give_up_after: float) -> T:
     """Run ``action``, retrying ConnectionFailed with backoff for ``give_up_after`` seconds."""
     deadline = time.monotonic() + give_up_after
-    rng = random.Random()
+    rng: random.Random | None = None  # seeded on the first failure only (it costs)
     failures = 0
     while True:
         try:
             return action()
         except ConnectionFailed as exc:
             failures += 1
+            rng = rng or random.Random()
             delay = backoff_delay(failures, rng)
             if time.monotonic() + delay > deadline:
                 raise

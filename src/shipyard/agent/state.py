@@ -9,7 +9,6 @@ died mid-command; if it is less than a day old, that command is reported as fail
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,14 +35,17 @@ class CommandTracker:
         self.directory = root_dir / TRACKING_DIR
 
     def begin(self, deployment_id: str, command_id: str) -> None:
-        """Record that ``command_id`` of ``deployment_id`` is about to run (durably)."""
+        """Record that ``command_id`` of ``deployment_id`` is about to run.
+
+        Written whole or not at all (a temporary file renamed into place), but not
+        synced: the file must outlive the agent's process (killed, crashed), which the
+        page cache ensures; an fsync on every lifecycle event cost about 0.25 ms of CPU
+        and 4 ms of waiting. If the machine itself goes down the file may be lost, and
+        the server fails the event at its timeout instead of on the agent's restart."""
         path = self._path(deployment_id)
         self.directory.mkdir(parents=True, exist_ok=True)
         temporary = path.with_name(f".{path.name}.tmp")
-        with temporary.open("w") as out:
-            out.write(command_id)
-            out.flush()
-            os.fsync(out.fileno())
+        temporary.write_text(command_id)
         temporary.replace(path)
 
     def end(self, deployment_id: str) -> None:

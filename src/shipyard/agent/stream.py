@@ -90,10 +90,13 @@ class OutputStreamer:
             self._thread.join(timeout)
 
     def open(self, command_id: str) -> Callable[[str], None]:
-        """A writer for ``command_id``'s output; call ``finish`` when the command ends."""
+        """A writer for ``command_id``'s output; call ``finish`` when the command ends.
+
+        The flusher is not woken here but by the first output: most lifecycle events
+        (DownloadBundle, Install, an event without scripts) write none, and waking a
+        thread twice per event cost the agent more than the rest of the event."""
         with self._cond:
             self._buffers.setdefault(command_id, _Buffer())
-            self._cond.notify_all()  # the idle flusher sleeps without a timeout
 
         def write(text: str) -> None:
             if not text:
@@ -102,8 +105,11 @@ class OutputStreamer:
                 buffer = self._buffers.get(command_id)
                 if buffer is None:
                     return  # finished already: nothing may follow the result
+                first = buffer.size == 0
                 buffer.append(text, self._max_pending)
-                if buffer.size >= self._batch:
+                # The idle flusher sleeps without a timeout: the first output starts
+                # its interval; a full batch goes at once.
+                if first or buffer.size >= self._batch:
                     self._cond.notify_all()
 
         return write
@@ -111,6 +117,10 @@ class OutputStreamer:
     def finish(self, command_id: str, timeout: float) -> bool:
         """Wait until the command's output is delivered; False if some was not."""
         with self._cond:
+            buffer = self._buffers.get(command_id)
+            if buffer is not None and not buffer.dropped and not self._pending(command_id):
+                del self._buffers[command_id]  # nothing to send: no need to wake anyone
+                return True
             self._finishing.add(command_id)
             self._cond.notify_all()
             self._cond.wait_for(

@@ -214,13 +214,22 @@ def matching_triggers(group: dict[str, Any], event: str) -> list[tuple[str, str]
 class Notices:
     """Queues a step's notices inside the caller's transaction. The group's triggers
     are read once, on the first notice (a step that starts 1,000 hosts has 1,000
-    InstanceStart notices)."""
+    InstanceStart notices), and once per transaction when the caller passes the same
+    ``groups`` dict to every step of it (a group commit steps hundreds of events)."""
 
-    def __init__(self, conn: Connection, stored: StoredDeployment, now: float, region: str):
+    def __init__(
+        self,
+        conn: Connection,
+        stored: StoredDeployment,
+        now: float,
+        region: str,
+        groups: dict[tuple[str, str], dict[str, Any]] | None = None,
+    ):
         self._conn = conn
         self._stored = stored
         self._now = now
         self._region = region
+        self._groups = groups if groups is not None else {}
         self._group: dict[str, Any] | None = None
 
     def add(self, event: str, target_id: str | None) -> int:
@@ -229,10 +238,12 @@ class Notices:
         it cannot describe (those are logged)."""
         stored = self._stored
         if self._group is None:
-            found = resources.get_deployment_group(
-                self._conn, stored.application_name, stored.group_name
-            )
-            self._group = found if found is not None else {}
+            key = (stored.application_name, stored.group_name)
+            group = self._groups.get(key)
+            if group is None:
+                found = resources.get_deployment_group(self._conn, *key)
+                group = self._groups[key] = found if found is not None else {}
+            self._group = group
         if not self._group:
             return 0
         queued = 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from shipyard.engine.state import StoredDeployment
 
@@ -29,3 +30,8 @@ class AfterCommit:
     # the next step starts from, and what a second step in the same transaction uses.
     states: dict[str, tuple[int, StoredDeployment]] = field(default_factory=dict)
     recorded: list[Callable[[], None]] = field(default_factory=list)  # metrics to record
+    # deployments whose row version this transaction has raised already: once is
+    # enough to tell other readers (replicas, GetDeployment) that the row changed
+    bumped: set[str] = field(default_factory=set)
+    # (application, group) -> the group as this transaction read it for notices
+    groups: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)

@@ -8,7 +8,6 @@ decides.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -30,8 +29,10 @@ from shipyard.model import (
 )
 from shipyard.platforms import platform_for_info
 from shipyard.runner.after_commit import AfterCommit
+from shipyard.runner.group_commit import GroupCommit
 from shipyard.store import deployments as store
 from shipyard.store import host_commands as commands
+from shipyard.store.dialects import commit_lazily
 
 if TYPE_CHECKING:
     from shipyard.runner.core import Runner
@@ -78,6 +79,9 @@ class AgentChannel:
         # deployment id -> (when built, specification): every host of a deployment
         # gets the same one, and presigning its bundle URL is the costly part.
         self._spec_cache: dict[str, tuple[float, dict[str, Any]]] = {}
+        self._completions: GroupCommit[HostCommandView | None] = GroupCommit(
+            self.db, runner.after_commit
+        )
 
     def is_polling(self, instance: str) -> bool:
         return instance in self._polling
@@ -110,8 +114,20 @@ class AgentChannel:
             if waiter is not None:
                 waiter.set()
 
-    async def poll(self, instance: str, timeout: float) -> HostCommandView | None:
-        """The next command for ``instance``, waiting up to ``timeout`` seconds for one."""
+    async def poll(
+        self,
+        instance: str,
+        timeout: float,
+        check: Callable[[Connection], bool] | None = None,
+    ) -> HostCommandView | None:
+        """The next command for ``instance``, waiting up to ``timeout`` seconds for one.
+
+        ``check`` (the caller's host check) runs in the transaction of the first
+        claim, before it: an idle poll costs one transaction, and a check that raises
+        claims nothing. It returns whether it wrote a heartbeat: when the claim then
+        finds nothing, the transaction holds only that, and commits without waiting
+        for the disk (a heartbeat lost in a database crash is written by the next poll;
+        a claim is always durable)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         waiter = self._waiters.setdefault(instance, asyncio.Event())
@@ -120,14 +136,19 @@ class AgentChannel:
         self._poll_generation[instance] = generation
         waiter.set()  # wake any older poll of this instance, so it can give up
         try:
-            return await self._poll(instance, waiter, deadline, generation)
+            return await self._poll(instance, waiter, deadline, generation, check)
         finally:
             self._polling[instance] -= 1
             if not self._polling[instance]:
                 del self._polling[instance]
 
     async def _poll(
-        self, instance: str, waiter: asyncio.Event, deadline: float, generation: int
+        self,
+        instance: str,
+        waiter: asyncio.Event,
+        deadline: float,
+        generation: int,
+        check: Callable[[Connection], bool] | None,
     ) -> HostCommandView | None:
         loop = asyncio.get_running_loop()
         while not self._closing:
@@ -136,18 +157,26 @@ class AgentChannel:
             waiter.clear()
             now = self.clock()
             with self.db.tx() as conn:
+                heartbeat = check is not None and check(conn)
+                check = None
                 command = commands.claim_next_command(
                     conn, instance, now, now - self.config.reoffer_seconds
                 )
+                if heartbeat and command is None:
+                    commit_lazily(conn)
             if command is not None:
                 return _view(command, instance)
             remaining = deadline - loop.time()
             if remaining <= 0:
                 return None
             # Woken by work queued here, by a newer poll, at shutdown, or by
-            # recheck_waiting() for work another replica queued.
-            with contextlib.suppress(TimeoutError):
+            # recheck_waiting() for work another replica queued. Not woken by the
+            # deadline: nothing was queued for this instance meanwhile, so the poll
+            # ends without another look (the agent's next poll would find it anyway).
+            try:
                 await asyncio.wait_for(waiter.wait(), remaining)
+            except TimeoutError:
+                return None
         return None
 
     def _own_command(
@@ -224,7 +253,7 @@ class AgentChannel:
             store.append_log(conn, place, chunk, cap, self.clock())
             return command.status
 
-    def complete(
+    async def complete(
         self,
         instance: str,
         command_id: int,
@@ -238,47 +267,65 @@ class AgentChannel:
         With ``then_next`` (Shipyard's agent asks for it) the host's next event of the
         same deployment, when the step dispatches one, is queued already acknowledged
         and returned: one request per lifecycle event instead of a poll, an
-        acknowledgement and a completion. Other work reaches the agent by its poll."""
+        acknowledgement and a completion. Other work reaches the agent by its poll.
+
+        The results that arrive in the same event-loop turn share one transaction
+        (``group_commit``)."""
         if status not in (CommandStatus.SUCCEEDED.value, CommandStatus.FAILED.value):
             raise BadCommandStatus(status)
-        after = AfterCommit()
-        with self.db.tx() as conn:
-            finished = commands.finish_open_command(
-                conn, command_id, instance, status, self.clock()
+        succeeded = status == CommandStatus.SUCCEEDED.value
+        payload = lifecycle_diagnostics(diagnostics)
+
+        def work(conn: Connection, after: AfterCommit) -> HostCommandView | None:
+            return self._complete_in(
+                conn, after, instance, command_id, succeeded, payload, then_next
             )
-            repeated = finished is None  # or unknown: _own_command tells
-            command = finished or self._own_command(conn, instance, command_id)
-            # Applied even for a repeated completion: if the server died between
-            # recording the command and stepping the deployment, the agent's retry must
-            # still count. The machine ignores a result for an event no longer running.
-            succeeded = status == CommandStatus.SUCCEEDED.value
-            done = Completed(
-                instance,
-                command.command_name,
-                succeeded,
-                lifecycle_diagnostics(diagnostics),
-                agent_waiting=then_next and not self._closing,
+
+        return await self._completions.run(work)
+
+    def _complete_in(
+        self,
+        conn: Connection,
+        after: AfterCommit,
+        instance: str,
+        command_id: int,
+        succeeded: bool,
+        diagnostics: dict[str, str],
+        then_next: bool,
+    ) -> HostCommandView | None:
+        status = (CommandStatus.SUCCEEDED if succeeded else CommandStatus.FAILED).value
+        finished = commands.finish_open_command(conn, command_id, instance, status, self.clock())
+        repeated = finished is None  # or unknown: _own_command tells
+        command = finished or self._own_command(conn, instance, command_id)
+        # Applied even for a repeated completion: if the server died between recording
+        # the command and stepping the deployment, the agent's retry must still count.
+        # The machine ignores a result for an event no longer running.
+        done = Completed(
+            instance,
+            command.command_name,
+            succeeded,
+            diagnostics,
+            agent_waiting=then_next and not self._closing,
+        )
+        after.handed.pop(instance, None)  # another completion of this batch's
+        self.runner.apply_in(conn, command.deployment_id, done, after)
+        handed = after.handed.pop(instance, None)
+        if handed is not None:
+            return HostCommandView(
+                handed[0],
+                command.deployment_id,
+                handed[1],
+                execution_id(command.deployment_id, instance),
+                acknowledged=True,
             )
-            self.runner.apply_in(conn, command.deployment_id, done, after)
-            handed: HostCommandView | None = None
-            if instance in after.handed:
-                next_id, next_event = after.handed[instance]
-                handed = HostCommandView(
-                    next_id,
-                    command.deployment_id,
-                    next_event,
-                    execution_id(command.deployment_id, instance),
-                    acknowledged=True,
-                )
-            elif then_next and repeated:
-                # A retried completion: its first answer may have been lost on the
-                # way, with the command it carried. That command is acknowledged, so
-                # no poll would offer it again: offer it here (an agent that did get
-                # it ignores a command it already holds).
-                again = commands.handed_after(conn, command)
-                handed = _view(again, instance, acknowledged=True) if again else None
-        self.runner.after_commit(after)
-        return handed
+        if then_next and repeated:
+            # A retried completion: its first answer may have been lost on the way,
+            # with the command it carried. That command is acknowledged, so no poll
+            # would offer it again: offer it here (an agent that did get it ignores a
+            # command it already holds).
+            again = commands.handed_after(conn, command)
+            return _view(again, instance, acknowledged=True) if again else None
+        return None
 
 
 def _view(

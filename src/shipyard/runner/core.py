@@ -224,35 +224,48 @@ class Runner:
         nobody else (another replica) has written since; otherwise it is re-read. A
         second step in the same transaction starts from the first one's result."""
         earlier = self._states.pop(deployment_id, None)
-        cached = after.states.pop(deployment_id, None) or earlier
-        version = store.lock_version(conn, deployment_id)
-        if version is None:
-            return None
-        if cached is not None and cached[0] == version:
-            stored = cached[1]
+        mine = after.states.pop(deployment_id, None)
+        if mine is not None:
+            # Stepped earlier in this very transaction (a group commit's batch): the
+            # row is locked already and ``mine`` holds its version.
+            version, stored = mine
         else:
-            loaded = store.load(conn, deployment_id)
-            assert loaded is not None  # the row is locked
-            stored = loaded
-        if self._step(conn, stored, event, after):
-            version += 1
+            locked = store.lock_version(conn, deployment_id)
+            if locked is None:
+                return None
+            version = locked
+            if earlier is not None and earlier[0] == version:
+                stored = earlier[1]
+            else:
+                loaded = store.load(conn, deployment_id)
+                assert loaded is not None  # the row is locked
+                stored = loaded
+        version += self._step(conn, stored, event, after)
         after.states[deployment_id] = (version, stored)
         return stored
 
     def _step(
         self, conn: Connection, stored: StoredDeployment, event: m.Input, after: AfterCommit
-    ) -> bool:
-        """Step the machine and persist; whether anything was written."""
+    ) -> int:
+        """Step the machine and persist; by how much the row's version went up."""
         now = self.clock()
         outcome = machine.step(stored.state, event, now)
         if not outcome.changed:
-            return False
+            return 0
         after.recorded.append(observed.recording(self.metrics, stored, event, outcome, now))
-        # Saved first: a rollback launched below ranks hosts by these very results.
-        store.save(conn, stored, sorted(outcome.changed_targets), with_info=False)
-        rolled_back = False
-        notices = notify.Notices(conn, stored, now, self.config.region)
         deployment_id = stored.state.deployment_id
+        # Saved first: a rollback launched below ranks hosts by these very results.
+        # One version bump per transaction tells other readers it changed.
+        bumps = store.save(
+            conn,
+            stored,
+            sorted(outcome.changed_targets),
+            with_info=False,
+            bump=deployment_id not in after.bumped,
+        )
+        after.bumped.add(deployment_id)
+        rolled_back = False
+        notices = notify.Notices(conn, stored, now, self.config.region, after.groups)
         server_events = stored.state.server_events
         steps = self.steps_for(stored)
         for action in outcome.actions:
@@ -289,8 +302,8 @@ class Runner:
                 case m.Notify(event_type, target_id):
                     notices.add(event_type, target_id)
         if rolled_back:  # rollbackInfo was added to the stored info (a terminal
-            store.save(conn, stored)  # deployment, so no cached state to keep in step)
-        return True
+            bumps += store.save(conn, stored)  # deployment: no cached state to keep)
+        return bumps
 
     def _start_rollback(
         self, conn: Connection, failed: StoredDeployment, after: AfterCommit

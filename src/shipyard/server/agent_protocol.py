@@ -17,7 +17,7 @@ import logging
 import zlib
 from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import Connection, bindparam, select
 
 from shipyard.errors import ApiError, UnknownExecution
 from shipyard.model import CommandStatus
@@ -136,33 +136,46 @@ def reported_version(call: Call) -> str | None:
 def _check_host(
     call: Call, instance: str, *, heartbeat: bool = False, version: str | None = None
 ) -> str:
-    """The instance's IAM ARN, after checking the request's HostIdentifier contains it.
+    """``check_host_in`` in a transaction of its own."""
+    with call.services.db.tx() as conn:
+        return check_host_in(conn, call, instance, heartbeat=heartbeat, version=version)[0]
+
+
+def check_host_in(
+    conn: Connection,
+    call: Call,
+    instance: str,
+    *,
+    heartbeat: bool = False,
+    version: str | None = None,
+) -> tuple[str, bool]:
+    """The instance's IAM ARN, after checking the request's HostIdentifier contains it,
+    and whether the instance's row was written.
 
     With ``heartbeat``, also refresh ``last_seen`` when stale and record ``version`` when
     it differs from the stored one, in one statement and only then: the row is read
     anyway, so an unchanged version costs a poll nothing."""
     host = _required_string(call.body, "HostIdentifier")
-    with call.services.db.tx() as conn:
-        row = conn.execute(_HOST_ROW, {"instance": instance}).first()
-        if row is None or not row.registered:
-            raise _client_error(f"Instance {instance} is not registered")
-        # The stock agent's rule, applied from the server's side: the identifier the
-        # agent sends must contain the registered ARN.
-        if row.iam_arn not in host:
-            raise _client_error(f"HostIdentifier {host!r} does not belong to instance {instance}")
-        now = call.now()
-        interval = heartbeat_interval(call.services.config.agent_timeout)
-        fresh = row.last_seen is not None and 0 <= now - row.last_seen < interval
-        changes: dict[str, Any] = {}
-        if heartbeat and not fresh:
-            changes["last_seen"] = now
-            _log_contact(instance, row.last_seen, now, call.services.config.agent_timeout)
-        if heartbeat and version is not None and version != row.agent_version:
-            changes["agent_version"] = version
-            log.info("agent of %s reports version %s", instance, version)
-        if changes:
-            conn.execute(schema.instances.update().where(_i.name == instance).values(**changes))
-    return str(row.iam_arn)
+    row = conn.execute(_HOST_ROW, {"instance": instance}).first()
+    if row is None or not row.registered:
+        raise _client_error(f"Instance {instance} is not registered")
+    # The stock agent's rule, applied from the server's side: the identifier the
+    # agent sends must contain the registered ARN.
+    if row.iam_arn not in host:
+        raise _client_error(f"HostIdentifier {host!r} does not belong to instance {instance}")
+    now = call.now()
+    interval = heartbeat_interval(call.services.config.agent_timeout)
+    fresh = row.last_seen is not None and 0 <= now - row.last_seen < interval
+    changes: dict[str, Any] = {}
+    if heartbeat and not fresh:
+        changes["last_seen"] = now
+        _log_contact(instance, row.last_seen, now, call.services.config.agent_timeout)
+    if heartbeat and version is not None and version != row.agent_version:
+        changes["agent_version"] = version
+        log.info("agent of %s reports version %s", instance, version)
+    if changes:
+        conn.execute(schema.instances.update().where(_i.name == instance).values(**changes))
+    return str(row.iam_arn), bool(changes)
 
 
 def _log_contact(instance: str, last_seen: float | None, now: float, timeout: float) -> None:
@@ -206,7 +219,7 @@ def _diagnostics(body: dict[str, Any], *, required: bool) -> dict[str, Any]:
 
 async def poll_host_command(call: Call) -> Json:
     instance = _instance(call)
-    iam_arn = _check_host(call, instance, heartbeat=True, version=reported_version(call))
+    version = reported_version(call)
     services = call.services
     hold = services.config.poll_seconds
     asked = call.body.get("ShipyardPollSeconds")
@@ -216,10 +229,18 @@ async def poll_host_command(call: Call) -> Json:
     with_spec = call.body.get("ShipyardSpecification", False)
     if not isinstance(with_spec, bool):
         raise _client_error("ShipyardSpecification must be true or false")
-    command = await services.runner.agents.poll(instance, hold)
+    arns: list[str] = []
+
+    def check(conn: Connection) -> bool:
+        # In the poll's first claim's transaction: an idle poll costs one.
+        arn, wrote = check_host_in(conn, call, instance, heartbeat=True, version=version)
+        arns.append(arn)
+        return wrote
+
+    command = await services.runner.agents.poll(instance, hold, check)
     if command is None:
         return {}
-    answer = {**_host_command(command), "HostIdentifier": iam_arn}
+    answer = {**_host_command(command), "HostIdentifier": arns[0]}
     if with_spec:
         # Shipyard's agent asks for the specification with the command, sparing the
         # GetDeploymentSpecification call that would follow.
@@ -287,7 +308,7 @@ def post_host_command_update(call: Call) -> Json:
     return {"CommandStatus": call.services.runner.agents.append_log(instance, command_id, chunk)}
 
 
-def put_host_command_complete(call: Call) -> Json:
+async def put_host_command_complete(call: Call) -> Json:
     """PutHostCommandComplete; with the extension member ``ShipyardNextCommand: true``
     the answer carries the host's next command when one is queued (see
     ``Runner.complete``), so Shipyard's agent needs no poll between events."""
@@ -304,7 +325,7 @@ def put_host_command_complete(call: Call) -> Json:
     then_next = call.body.get("ShipyardNextCommand", False)
     if not isinstance(then_next, bool):
         raise _client_error("ShipyardNextCommand must be true or false")
-    handed = call.services.runner.agents.complete(
+    handed = await call.services.runner.agents.complete(
         instance, command_id, status, diagnostics, then_next=then_next
     )
     if handed is None:

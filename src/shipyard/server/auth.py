@@ -157,7 +157,7 @@ def from_headers(
     if declared and not (len(declared) == 64 and all(c in "0123456789abcdef" for c in declared)):
         raise _incomplete("x-amz-content-sha256 must be the body's SHA-256 in lower-case hex")
     prefetched = None
-    with services.db.tx() as conn:
+    with services.db.read() as conn:
         found = credentials.lookup_key(conn, services.db.secret_box, parsed.access_key_id)
         if found is not None and also is not None:
             prefetched = also(conn)

@@ -28,6 +28,19 @@ class Database:
         # opens one or more of these.
         return self.engine.begin()
 
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """For reads that need no shared snapshot (every request's key lookup, and an
+        Invoke's version read beside it): on PostgreSQL without BEGIN and COMMIT, each
+        a round trip of its own; on SQLite, whose transactions cost no round trip, a
+        plain transaction."""
+        if self.dialect == "sqlite":
+            with self.tx() as conn:
+                yield conn
+            return
+        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            yield conn
+
     def close(self) -> None:
         self.engine.dispose()
 

@@ -117,16 +117,23 @@ def save(
     changed_targets: Sequence[str] = (),
     *,
     with_info: bool = True,
-) -> None:
+    bump: bool = True,
+) -> int:
     """Write the state and ``changed_targets``; ``info`` too unless ``with_info`` is
-    False (an engine step never changes it)."""
+    False (an engine step never changes it). Returns by how much the row's version
+    went up: it always does when the state header changed, and otherwise only with
+    ``bump`` (a caller whose transaction raised it already passes False)."""
     state = stored.state
     if with_info:
         conn.execute(update(D).where(D.c.id == state.deployment_id).values(info=stored.info))
     doc = state.header_doc()
     header = json.dumps(doc, separators=(",", ":"))
+    bumped = 1
     if header == stored.saved_header:
-        conn.execute(_BUMP_VERSION, {"deployment_id": state.deployment_id})
+        if bump:
+            conn.execute(_BUMP_VERSION, {"deployment_id": state.deployment_id})
+        else:
+            bumped = 0
     else:
         conn.execute(
             _SAVE_STATE,
@@ -152,6 +159,7 @@ def save(
                 for target_id in changed_targets
             ],
         )
+    return bumped
 
 
 def _header_json(state: DeploymentState) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Engine, Select, create_engine, event
+from sqlalchemy import Connection, Engine, Select, create_engine, event
 from sqlalchemy.pool import StaticPool
 
 
@@ -57,3 +57,15 @@ def for_update(query: Select[Any], dialect_name: str) -> Select[Any]:
     if dialect_name == "sqlite":
         return query
     return query.with_for_update()
+
+
+def commit_lazily(conn: Connection) -> None:
+    """Let this transaction commit without waiting for its WAL to reach the disk.
+
+    Only for writes that may be lost in a database crash without harm (a heartbeat:
+    the next poll writes it again); a transaction that changed anything else must not
+    call this. PostgreSQL otherwise waits for a flush on every commit, several
+    milliseconds here, with the event loop blocked. SQLite (WAL, synchronous=NORMAL)
+    does not sync on commit anyway."""
+    if conn.dialect.name != "sqlite":
+        conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
