@@ -28,7 +28,7 @@ from shipyard.config import ServerConfig
 from shipyard.console.routes import browser_at_root, console_routes
 from shipyard.errors import ApiError, DomainError
 from shipyard.functions import api as lambda_api
-from shipyard.server import auth, dispatch
+from shipyard.server import auth, dispatch, query_protocol
 from shipyard.server.agent_protocol import AGENT_OPERATIONS
 from shipyard.server.context import Call, Handler, Services
 from shipyard.server.json_body import body_pending, parse_object, read_capped
@@ -36,6 +36,7 @@ from shipyard.server.operations import API_OPERATIONS
 from shipyard.server.probes import probe_routes
 from shipyard.server.tracked_receive import TrackedReceive
 from shipyard.server.wire import to_api_error
+from shipyard.stacks.api import CLOUDFORMATION
 
 log = logging.getLogger("shipyard.server")
 
@@ -45,6 +46,8 @@ AGENT_PREFIX = "CodeDeployCommandService_v20141006."
 # (API version 2019-11-11, signing name codedeploy-commands-secure), same operations.
 SECURE_AGENT_PREFIX = "CodeDeployCommandService."
 JSON_TYPE = "application/x-amz-json-1.1"
+# The services on the Query protocol, by signing name (form-encoded ``POST /``).
+QUERY_SERVICES = {CLOUDFORMATION.signing_name: CLOUDFORMATION}
 
 
 def _json_response(
@@ -177,7 +180,11 @@ def create_app(services: Services) -> ASGIApp:
         # ``POST /`` (the JSON API and the agent protocol, every agent request) goes
         # straight to its handler: _json_api renders every error itself, so
         # Starlette's routing and middleware layers would only add cost per request.
-        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] == "/":
+        if scope["type"] == "http" and query_protocol.is_query_request(scope):
+            request = Request(scope, receive)
+            response = await query_protocol.handle(request, services, QUERY_SERVICES)
+            await response(scope, receive, send)
+        elif scope["type"] == "http" and scope["method"] == "POST" and scope["path"] == "/":
             response = await _json_api(Request(scope, receive), services)
             await response(scope, receive, send)
         elif scope["type"] == "http" and lambda_api.is_lambda_request(scope["path"]):

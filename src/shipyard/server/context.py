@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from shipyard.metrics import Metrics
     from shipyard.runner.core import Runner
     from shipyard.server.spec_signing import SpecSigner
+    from shipyard.stacks.runner import StackRunner
 
 
 class Worker(Protocol):
@@ -38,6 +39,8 @@ class Services:
     workers: list[Worker] = field(default_factory=list)
     # The embedded function host behind the Lambda API (also in ``workers``).
     function_host: FunctionHost | None = None
+    # Runs stack operations off the request path (also in ``workers``).
+    stack_runner: StackRunner | None = None
 
     @property
     def metrics(self) -> Metrics:

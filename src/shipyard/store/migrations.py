@@ -60,6 +60,12 @@ def _v7_agent_version(conn: Connection, _box: SecretBox) -> None:
     _add_column(conn, "instances", "agent_version", "VARCHAR(100)")
 
 
+def _v8_stacks(conn: Connection, _box: SecretBox) -> None:
+    """Stacks, their resources and events, change sets (shipyard.stacks; new tables)."""
+    for table in (schema.stacks, schema.stack_resources, schema.stack_events, schema.change_sets):
+        table.create(conn, checkfirst=True)
+
+
 MIGRATIONS: list[Callable[[Connection, SecretBox], None]] = [
     _v1_initial,
     _v2_seal_secrets,
@@ -68,6 +74,7 @@ MIGRATIONS: list[Callable[[Connection, SecretBox], None]] = [
     _v5_hook_executions,
     _v6_users_and_audit,
     _v7_agent_version,
+    _v8_stacks,
 ]
 SEALED_SECRETS = 2  # the first version whose stored secrets are sealed
 
