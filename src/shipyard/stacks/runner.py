@@ -164,6 +164,8 @@ class StackRunner:
     def _status(self, conn: Any, stack: Row, status: str, reason: str = "", **values: Any) -> None:
         store.set_status(conn, stack, status, reason or None, self.clock(), **values)
         if status.endswith("_COMPLETE") or status.endswith("_FAILED"):
+            # The operation is over: no resource is touched or has a previous self.
+            store.settle_resources(conn, stack["stack_id"])
             self._end_change_set(conn, stack, status)
 
     def _end_change_set(self, conn: Any, stack: Row, status: str) -> None:
@@ -253,7 +255,6 @@ class StackRunner:
             if logical_id not in live:
                 with contextlib.suppress(StepFailed):
                     await steps.delete(logical_id)
-        self._settle(stack)
         with self.db.tx() as conn:
             self._status(conn, stack, "UPDATE_COMPLETE", previous=None)
         await self._outputs_if(stack, "UPDATE_COMPLETE")
@@ -287,6 +288,7 @@ class StackRunner:
                 conn,
                 stack,
                 "UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS",
+                stack.get("status_reason") or "",
                 template_body=previous.get("template_body", stack["template_body"]),
                 parameters=previous.get("parameters", stack["parameters"]),
             )
@@ -303,7 +305,6 @@ class StackRunner:
         }
 
     async def _finish_rollback(self, stack: Row) -> None:
-        self._settle(stack)
         with self.db.tx() as conn:
             self._status(
                 conn,
@@ -348,14 +349,6 @@ class StackRunner:
             except StepFailed:
                 failed.append(logical_id)
         return failed
-
-    def _settle(self, stack: Row) -> None:
-        """The operation is over: no resource is touched or has a previous self."""
-        with self.db.tx() as conn:
-            for logical_id in store.resources(conn, stack["stack_id"]):
-                store.put_resource(
-                    conn, stack["stack_id"], logical_id, touched=None, previous=None, progress=None
-                )
 
     async def _outputs_if(self, stack: Row, status: str) -> None:
         with self.db.tx() as conn:

@@ -80,6 +80,14 @@ def delete_resource(conn: Connection, stack_id: str, logical_id: str) -> None:
     )
 
 
+def settle_resources(conn: Connection, stack_id: str) -> None:
+    conn.execute(
+        schema.stack_resources.update()
+        .where(_r.stack_id == stack_id)
+        .values(touched=None, previous=None, progress=None)
+    )
+
+
 def next_touch(conn: Connection, stack_id: str) -> int:
     found = conn.execute(
         select(func.max(_r.touched)).where(_r.stack_id == stack_id)
