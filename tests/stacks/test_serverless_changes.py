@@ -126,3 +126,16 @@ def test_no_changes_and_a_renamed_function() -> None:
     # The version refers to the replaced function by Ref: it follows, conditionally.
     version_change = next(c for name, c in changes.items() if name.startswith("ApiVersion"))
     assert (version_change.replacement, version_change.caused_by) == ("Conditional", ("Api",))
+
+
+def test_a_parameter_in_the_environment_publishes_a_new_version() -> None:
+    body = SAM.format(key="k", extra="")
+
+    def version_with(build: str) -> str:
+        found = load(body, {**PSEUDO, "Build": build}).resources
+        return next(name for name in found if name.startswith("ApiVersion"))
+
+    assert version_with("1") == version_with("1")
+    assert version_with("1") != version_with("2")
+    # Without values, the defaults are in force.
+    assert next(n for n in load(body).resources if n.startswith("ApiVersion")) == version_with("1")

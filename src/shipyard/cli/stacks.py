@@ -169,8 +169,11 @@ def _event_line(event: dict[str, Any]) -> str:
     return line.rstrip()
 
 
-def _follow(client: ShipyardClient, name: str, after: str, out: TextIO) -> int:
-    stack_id = client.stacks_api("DescribeStacks", StackName=name)["Stacks"][0]["StackId"]
+def _follow(client: ShipyardClient, name: str, after: str, out: TextIO, stack_id: str = "") -> int:
+    """Print the stack's events after ``after`` until its operation ends (``stack_id``:
+    a deleted stack is found by its id only)."""
+    if not stack_id:
+        stack_id = client.stacks_api("DescribeStacks", StackName=name)["Stacks"][0]["StackId"]
     followed: set[str] = set()
     while True:
         for event in _new_events(client, stack_id, after):
@@ -264,4 +267,4 @@ def cmd_stack_delete(args: argparse.Namespace) -> int:
     after = _last_event(client, args.name)
     stack_id = client.stacks_api("DescribeStacks", StackName=args.name)["Stacks"][0]["StackId"]
     client.stacks_api("DeleteStack", StackName=args.name)
-    return _follow(client, stack_id, after, sys.stdout)
+    return _follow(client, args.name, after, sys.stdout, stack_id)

@@ -10,6 +10,7 @@ from typing import Any
 from shipyard.model import ACCOUNT_ID
 from shipyard.stacks.parameters import pseudo_values, typed_values
 from shipyard.stacks.template import Template, load
+from shipyard.stacks.text import parse
 
 
 @dataclass(frozen=True)
@@ -31,11 +32,12 @@ class Prepared:
 def prepare(
     body: str, values: Mapping[str, str], region: str, stack_name: str, stack_id: str
 ) -> Prepared:
-    template = load(body)
+    declared = parse(body).get("Parameters") or {}
     parameters = {
         **pseudo_values(region, ACCOUNT_ID, stack_name, stack_id),
-        **typed_values(template.parameters, values),
+        **typed_values(declared, values),
     }
+    template = load(body, parameters)
     return Prepared(template, parameters, template.conditions(parameters))
 
 

@@ -14,7 +14,7 @@ import copy
 import hashlib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from shipyard.stacks.errors import TemplateError
@@ -58,9 +58,17 @@ def transforms(document: Mapping[str, Any]) -> list[str]:
     return [value] if isinstance(value, str) else list(value)
 
 
-def expand(document: dict[str, Any]) -> dict[str, Any]:
+def _unchanged(value: Any) -> Any:
+    return value
+
+
+def expand(document: dict[str, Any], resolve: Callable[[Any], Any] = _unchanged) -> dict[str, Any]:
     """The document with its serverless resources expanded (unchanged without the
-    transform; a serverless resource without it is refused by the type check)."""
+    transform; a serverless resource without it is refused by the type check).
+
+    ``resolve`` evaluates what a version's hash covers with the parameter values in
+    force (as SAM does), so a parameter that changes the code or environment publishes
+    a new version."""
     if TRANSFORM not in transforms(document):
         return document
     result = copy.deepcopy(document)
@@ -72,7 +80,7 @@ def expand(document: dict[str, Any]) -> dict[str, Any]:
     for logical_id, definition in (result.get("Resources") or {}).items():
         if isinstance(definition, dict) and definition.get("Type") == FUNCTION:
             properties = {**globals_, **(definition.get("Properties") or {})}
-            resources.update(_function(logical_id, definition, properties))
+            resources.update(_function(logical_id, definition, properties, resolve))
         else:
             resources[logical_id] = definition
     result["Resources"] = resources
@@ -80,7 +88,10 @@ def expand(document: dict[str, Any]) -> dict[str, Any]:
 
 
 def _function(
-    logical_id: str, definition: Mapping[str, Any], properties: Mapping[str, Any]
+    logical_id: str,
+    definition: Mapping[str, Any],
+    properties: Mapping[str, Any],
+    resolve: Callable[[Any], Any],
 ) -> dict[str, Any]:
     if properties.get("Events"):
         raise TemplateError(
@@ -109,7 +120,7 @@ def _function(
             f"Resource with id [{logical_id}] is invalid. AutoPublishAlias must match "
             "(?!^[0-9]+$)([a-zA-Z0-9-_]+)"
         )
-    version_id = logical_id + "Version" + _code_hash(function)
+    version_id = logical_id + "Version" + _code_hash(resolve(function))
     out[version_id] = {
         "Type": "AWS::Lambda::Version",
         "DeletionPolicy": properties.get("VersionDeletionPolicy", "Retain"),

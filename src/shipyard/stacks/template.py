@@ -128,11 +128,36 @@ def depends_on(definition: Mapping[str, Any]) -> list[str]:
     return [value] if isinstance(value, str) else list(value)
 
 
-def load(body: str) -> Template:
-    """Parse, expand transforms, and check: ValidateTemplate and CreateStack's refusals."""
-    document = serverless.expand(parse(body))
+def load(body: str, parameters: Mapping[str, Any] | None = None) -> Template:
+    """Parse, expand transforms, and check: ValidateTemplate and CreateStack's refusals.
+    ``parameters``: the Ref values in force (parameter defaults when None)."""
+    parsed = parse(body)
+    document = serverless.expand(parsed, _resolver(parsed, parameters))
     check(document)
     return Template(document)
+
+
+def _resolver(document: dict[str, Any], parameters: Mapping[str, Any] | None) -> Any:
+    """What the serverless transform resolves its hash input with: parameters (given or
+    defaults) and conditions; anything else (resources) is left as written."""
+    declared = document.get("Parameters") if isinstance(document.get("Parameters"), dict) else {}
+    values: dict[str, Any] = (
+        dict(parameters)
+        if parameters is not None
+        else {key: d.get("Default") for key, d in (declared or {}).items() if isinstance(d, dict)}
+    )
+    try:
+        conditions = Template(document).conditions(values)
+    except TemplateError:
+        conditions = {}
+
+    def resolve(value: Any) -> Any:
+        try:
+            return intrinsics.resolve(value, Scope(values, conditions))
+        except TemplateError:
+            return value
+
+    return resolve
 
 
 def check(document: Mapping[str, Any]) -> None:
