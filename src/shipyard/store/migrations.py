@@ -60,7 +60,19 @@ def _v7_agent_version(conn: Connection, _box: SecretBox) -> None:
     _add_column(conn, "instances", "agent_version", "VARCHAR(100)")
 
 
-def _v8_stacks(conn: Connection, _box: SecretBox) -> None:
+def _v8_elbv2(conn: Connection, _box: SecretBox) -> None:
+    """The embedded ELBv2's tables (new tables only)."""
+    for table in (
+        schema.elb_load_balancers,
+        schema.elb_target_groups,
+        schema.elb_listeners,
+        schema.elb_rules,
+        schema.elb_targets,
+    ):
+        table.create(conn, checkfirst=True)
+
+
+def _v9_stacks(conn: Connection, _box: SecretBox) -> None:
     """Stacks, their resources and events, change sets (shipyard.stacks; new tables)."""
     for table in (schema.stacks, schema.stack_resources, schema.stack_events, schema.change_sets):
         table.create(conn, checkfirst=True)
@@ -74,7 +86,8 @@ MIGRATIONS: list[Callable[[Connection, SecretBox], None]] = [
     _v5_hook_executions,
     _v6_users_and_audit,
     _v7_agent_version,
-    _v8_stacks,
+    _v8_elbv2,
+    _v9_stacks,
 ]
 SEALED_SECRETS = 2  # the first version whose stored secrets are sealed
 
