@@ -20,14 +20,13 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from shipyard.stacks import intrinsics
+from shipyard.stacks import existing, intrinsics
 from shipyard.stacks.errors import TemplateError
-from shipyard.stacks.graph import creation_order
+from shipyard.stacks.existing import Resources, deletion_order
 from shipyard.stacks.intrinsics import Scope
 from shipyard.stacks.prepared import Prepared, prepare
 from shipyard.stacks.providers.protocol import Provider
 from shipyard.stacks.steps import StackSteps, StepFailed, snapshot
-from shipyard.stacks.template import load
 from shipyard.stacks.types import TYPES
 from shipyard.store import stacks as store
 from shipyard.store.db import Database
@@ -42,25 +41,6 @@ ON_RESTART = {
     "CREATE_IN_PROGRESS": "ROLLBACK_IN_PROGRESS",
     "UPDATE_IN_PROGRESS": "UPDATE_ROLLBACK_IN_PROGRESS",
 }
-
-
-class Resources:
-    """Refs and attributes of the resources as they exist now (intrinsics.Lookup)."""
-
-    def __init__(self, rows: Mapping[str, Row]) -> None:
-        self.rows = rows
-
-    def ref(self, logical_id: str) -> Any:
-        row = self.rows.get(logical_id)
-        if row is None or not row.get("physical_id"):
-            raise TemplateError(f"Resource {logical_id} does not exist yet")
-        return row["physical_id"]
-
-    def get_att(self, logical_id: str, attribute: str) -> Any:
-        attributes = (self.rows.get(logical_id) or {}).get("attributes") or {}
-        if attribute not in attributes:
-            raise TemplateError(f"Attribute {attribute} of {logical_id} is not available")
-        return attributes[attribute]
 
 
 class StackRunner:
@@ -251,7 +231,7 @@ class StackRunner:
             if before and before["physical_id"] != row.get("physical_id"):
                 with contextlib.suppress(StepFailed):
                     await steps.delete(logical_id, keep_row=True, row=before)
-        for logical_id in _reverse_order(stack, steps.rows):
+        for logical_id in deletion_order(stack, steps.rows):
             if logical_id not in live:
                 with contextlib.suppress(StepFailed):
                     await steps.delete(logical_id)
@@ -329,7 +309,7 @@ class StackRunner:
 
     async def _delete(self, stack: Row) -> None:
         steps = self._steps(stack)
-        failed = await self._delete_each(steps, _reverse_order(stack, steps.rows))
+        failed = await self._delete_each(steps, deletion_order(stack, steps.rows))
         with self.db.tx() as conn:
             if failed:
                 self._status(
@@ -358,57 +338,12 @@ class StackRunner:
             rows = store.resources(conn, stack["stack_id"])
         try:
             prepared = self._prepared(current, current["template_body"], current["parameters"])
-            outputs = _outputs(prepared, rows)
+            resolved = existing.outputs(prepared, rows)
         except TemplateError as exc:
             log.warning("stack %s: outputs not resolved: %s", stack["name"], exc.message)
             return
         with self.db.tx() as conn:
-            store.update_stack(conn, stack["stack_id"], outputs=outputs)
-
-
-def _reverse_order(stack: Row, rows: Mapping[str, Row]) -> list[str]:
-    """Deletion order: the stack's template's creation order reversed (of the template
-    before an update, which still names removed resources), unknown rows first."""
-    bodies = [(stack.get("previous") or {}).get("template_body"), stack["template_body"]]
-    for body in bodies:
-        if not body:
-            continue
-        try:
-            template = load(body)
-            known = {
-                name: {d for d in deps if d in rows}
-                for name, deps in template.dependencies(
-                    {n: template.resources[n] for n in template.resources if n in rows}
-                ).items()
-            }
-            order = creation_order(known)
-        except TemplateError:
-            continue
-        return [name for name in rows if name not in order] + list(reversed(order))
-    return list(reversed(list(rows)))
-
-
-def _outputs(prepared: Prepared, rows: Mapping[str, Row]) -> list[Row]:
-    scope = Scope(
-        prepared.parameters, prepared.conditions, Resources(rows), prepared.template.mappings
-    )
-    found = []
-    for key, output in prepared.template.outputs.items():
-        if "Condition" in output and not prepared.conditions.get(output["Condition"]):
-            continue
-        value = intrinsics.resolve(output.get("Value"), scope)
-        entry: Row = {
-            "OutputKey": key,
-            "OutputValue": value
-            if isinstance(value, str)
-            else ",".join(map(str, value))
-            if isinstance(value, list)
-            else str(value),
-        }
-        if output.get("Description"):
-            entry["Description"] = output["Description"]
-        found.append(entry)
-    return found
+            store.update_stack(conn, stack["stack_id"], outputs=resolved)
 
 
 _PHASES = {
