@@ -53,6 +53,18 @@ TYPES: dict[str, ResourceType] = {
             "DeploymentGroupName",
         ),
         _type("AWS::CodeDeploy::DeploymentConfig", "", ALL, "DeploymentConfigName"),
+        _type(
+            "AWS::ElasticLoadBalancingV2::LoadBalancer",
+            "DNSName LoadBalancerName LoadBalancerFullName CanonicalHostedZoneID SecurityGroups",
+            "Name Scheme Type IpAddressType",
+        ),
+        _type(
+            "AWS::ElasticLoadBalancingV2::TargetGroup",
+            "TargetGroupArn TargetGroupName TargetGroupFullName LoadBalancerArns",
+            "Name Port Protocol ProtocolVersion VpcId TargetType",
+        ),
+        _type("AWS::ElasticLoadBalancingV2::Listener", "ListenerArn", "LoadBalancerArn"),
+        _type("AWS::ElasticLoadBalancingV2::ListenerRule", "RuleArn", "ListenerArn"),
     )
 }
 

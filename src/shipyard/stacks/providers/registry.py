@@ -8,6 +8,12 @@ from shipyard.stacks.providers.codedeploy import (
     DeploymentConfigProvider,
     DeploymentGroupProvider,
 )
+from shipyard.stacks.providers.elbv2 import (
+    ListenerProvider,
+    ListenerRuleProvider,
+    LoadBalancerProvider,
+    TargetGroupProvider,
+)
 from shipyard.stacks.providers.lambda_ import FunctionProvider, VersionProvider
 from shipyard.stacks.providers.lambda_alias import AliasProvider
 from shipyard.stacks.providers.protocol import Provider
@@ -21,4 +27,8 @@ def providers(clients: Clients) -> dict[str, Provider]:
         "AWS::CodeDeploy::Application": ApplicationProvider(clients),
         "AWS::CodeDeploy::DeploymentGroup": DeploymentGroupProvider(clients),
         "AWS::CodeDeploy::DeploymentConfig": DeploymentConfigProvider(clients),
+        "AWS::ElasticLoadBalancingV2::LoadBalancer": LoadBalancerProvider(clients),
+        "AWS::ElasticLoadBalancingV2::TargetGroup": TargetGroupProvider(clients),
+        "AWS::ElasticLoadBalancingV2::Listener": ListenerProvider(clients),
+        "AWS::ElasticLoadBalancingV2::ListenerRule": ListenerRuleProvider(clients),
     }
