@@ -175,6 +175,19 @@ class TargetGroupProvider:
         )
 
 
+def _listener(props: dict[str, Any]) -> dict[str, Any]:
+    """What CreateListener and ModifyListener both take from the properties."""
+    return {
+        "Protocol": props.get("Protocol", "HTTP"),
+        "Port": int(props["Port"]),
+        "DefaultActions": props.get("DefaultActions") or [],
+    }
+
+
+def _rule(props: dict[str, Any]) -> dict[str, Any]:
+    return {"Conditions": props.get("Conditions") or [], "Actions": props.get("Actions") or []}
+
+
 class ListenerProvider:
     def __init__(self, clients: Clients) -> None:
         self.clients = clients
@@ -185,10 +198,7 @@ class ListenerProvider:
         found = calling(
             "CreateListener",
             lambda: elbv2.create_listener(
-                LoadBalancerArn=props["LoadBalancerArn"],
-                Protocol=props.get("Protocol", "HTTP"),
-                Port=int(props["Port"]),
-                DefaultActions=props.get("DefaultActions") or [],
+                LoadBalancerArn=props["LoadBalancerArn"], **_listener(props)
             ),
         )["Listeners"][0]
         return Outcome(found["ListenerArn"], {"ListenerArn": found["ListenerArn"]})
@@ -198,12 +208,7 @@ class ListenerProvider:
         elbv2 = self.clients.client("elbv2")
         calling(
             "ModifyListener",
-            lambda: elbv2.modify_listener(
-                ListenerArn=current.physical_id,
-                Protocol=props.get("Protocol", "HTTP"),
-                Port=int(props["Port"]),
-                DefaultActions=props.get("DefaultActions") or [],
-            ),
+            lambda: elbv2.modify_listener(ListenerArn=current.physical_id, **_listener(props)),
         )
         return Outcome(current.physical_id, current.attributes)
 
@@ -226,10 +231,7 @@ class ListenerRuleProvider:
         found = calling(
             "CreateRule",
             lambda: elbv2.create_rule(
-                ListenerArn=props["ListenerArn"],
-                Priority=int(props["Priority"]),
-                Conditions=props.get("Conditions") or [],
-                Actions=props.get("Actions") or [],
+                ListenerArn=props["ListenerArn"], Priority=int(props["Priority"]), **_rule(props)
             ),
         )["Rules"][0]
         return Outcome(found["RuleArn"], {"RuleArn": found["RuleArn"]})
@@ -244,11 +246,7 @@ class ListenerRuleProvider:
             )
         calling(
             "ModifyRule",
-            lambda: elbv2.modify_rule(
-                RuleArn=arn,
-                Conditions=props.get("Conditions") or [],
-                Actions=props.get("Actions") or [],
-            ),
+            lambda: elbv2.modify_rule(RuleArn=arn, **_rule(props)),
         )
         return Outcome(arn, current.attributes)
 
