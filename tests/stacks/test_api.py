@@ -12,7 +12,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.conftest import LiveServer
+from tests.conftest import LiveServer, on_both_databases
 from tests.stacks.conftest import ROLE, SOURCE, events, outputs, settled
 from tests.support import call_extension
 
@@ -338,3 +338,19 @@ def test_viewers_read_and_may_not_change(server: LiveServer, cfn: Any) -> None:
     with pytest.raises(ClientError) as refused:
         viewer.create_stack(StackName="nope", TemplateBody=template())
     assert refused.value.response["Error"]["Code"] == "AccessDenied"
+
+
+@on_both_databases
+def test_create_roll_back_and_delete_on_both_databases(live_server: LiveServer) -> None:
+    cfn = live_server.client("cloudformation")
+    cfn.create_stack(StackName="stored", TemplateBody=template())
+    assert settled(cfn, "stored")["StackStatus"] == "CREATE_COMPLETE"
+    cfn.update_stack(StackName="stored", TemplateBody=template("2", group_config="NoSuchConfig"))
+    assert settled(cfn, "stored")["StackStatus"] == "UPDATE_ROLLBACK_COMPLETE"
+    stack_id = cfn.describe_stacks(StackName="stored")["Stacks"][0]["StackId"]
+    cfn.delete_stack(StackName="stored")
+    cfn.get_waiter("stack_delete_complete").wait(
+        StackName=stack_id, WaiterConfig={"Delay": 0.2, "MaxAttempts": 150}
+    )
+    statuses = [e[1] for e in events(cfn, stack_id) if e[0] == "stored"]
+    assert statuses[-2:] == ["DELETE_IN_PROGRESS", "DELETE_COMPLETE"]
