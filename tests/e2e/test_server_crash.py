@@ -55,9 +55,10 @@ class ServerProcess:
 
     region = "us-east-1"
 
-    def __init__(self, data_dir: Path, database: str) -> None:
+    def __init__(self, data_dir: Path, database: str, flags: tuple[str, ...] = ()) -> None:
         self.data_dir = data_dir
         self.database = database
+        self.flags = flags  # more ``shipyard server`` flags, e.g. ("--config", FILE)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = data_dir.parent / "server.out"
@@ -70,6 +71,7 @@ class ServerProcess:
         command += ["--data-dir", str(self.data_dir), "--port", str(self.port)]
         if self.database:
             command += ["--database", self.database]
+        command += self.flags
         env = {k: v for k, v in os.environ.items() if not k.startswith("SHIPYARD_")}
         env.update(
             SHIPYARD_POLL_SECONDS=str(SERVER_POLL_SECONDS),

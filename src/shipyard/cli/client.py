@@ -159,6 +159,9 @@ class ShipyardClient:
             self.s3: S3Client = self.session.client(
                 "s3", endpoint_url=self.endpoint, region_name=region, config=config
             )
+            self.cloudformation: Any = self.session.client(
+                "cloudformation", endpoint_url=self.endpoint, region_name=region, config=config
+            )
 
     def api(self, operation: str, **params: Any) -> dict[str, Any]:
         """Call a CodeDeploy operation by its model name, e.g. ``api("GetDeployment", ...)``."""
@@ -171,6 +174,14 @@ class ShipyardClient:
             raise CliError(
                 not_shipyard(self.endpoint, meta.get("HTTPStatusCode", 200)), EXIT_UNREACHABLE
             )
+        return response
+
+    def stacks_api(self, operation: str, **params: Any) -> dict[str, Any]:
+        """Call a CloudFormation operation by its model name (the server's stacks)."""
+        method = getattr(self.cloudformation, botocore.xform_name(operation))
+        with readable_errors(self.endpoint):
+            response: dict[str, Any] = dict(method(**params))
+        response.pop("ResponseMetadata", None)
         return response
 
     def deployment_targets(self, deployment_id: str) -> list[dict[str, Any]]:

@@ -25,6 +25,7 @@ from shipyard.cli.client import EXIT_INTERRUPTED, EXIT_USAGE, CliError
 from shipyard.cli.options import Parser, api_options, command
 from shipyard.cli.output import FORMATS
 from shipyard.cli.server_logging import configure_logging
+from shipyard.cli.stacks import add_stack_commands
 from shipyard.cli.subcommands import DEFAULT_ENDPOINT, DEFAULT_REGION
 from shipyard.cli.users import add_user_commands
 from shipyard.config import ConfigError, ServerConfig, build
@@ -228,6 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
     parsers.add_deployment_commands(subparsers, api)
     add_alarm_commands(subparsers, api)
     add_user_commands(subparsers, api)
+    add_stack_commands(subparsers, api)
     parsers.add_completion_command(subparsers, parser)
 
     # No options of its own (not even --help): all its arguments go to shipyard.demo.run.

@@ -30,7 +30,7 @@ from shipyard.containers.ecs import api as ecs_api
 from shipyard.containers.elbv2 import api as elbv2_api
 from shipyard.errors import ApiError, DomainError
 from shipyard.functions import api as lambda_api
-from shipyard.server import auth, dispatch
+from shipyard.server import auth, dispatch, query_protocol
 from shipyard.server.agent_protocol import AGENT_OPERATIONS
 from shipyard.server.context import Call, Handler, Services
 from shipyard.server.json_body import body_pending, parse_object, read_capped
@@ -39,6 +39,7 @@ from shipyard.server.probes import probe_routes
 from shipyard.server.query_protocol import is_query_request, signing_service
 from shipyard.server.tracked_receive import TrackedReceive
 from shipyard.server.wire import to_api_error
+from shipyard.stacks.api import CLOUDFORMATION
 
 log = logging.getLogger("shipyard.server")
 
@@ -48,6 +49,8 @@ AGENT_PREFIX = "CodeDeployCommandService_v20141006."
 # (API version 2019-11-11, signing name codedeploy-commands-secure), same operations.
 SECURE_AGENT_PREFIX = "CodeDeployCommandService."
 JSON_TYPE = "application/x-amz-json-1.1"
+# The services on the Query protocol, by signing name (form-encoded ``POST /``).
+QUERY_SERVICES = {CLOUDFORMATION.signing_name: CLOUDFORMATION}
 
 
 def _json_response(
@@ -172,6 +175,8 @@ async def _query_api(request: Request, services: Services) -> Response:
     service = signing_service(request.headers.get("authorization", ""))
     if service == elbv2_api.SIGNING_NAME or not service:
         return await elbv2_api.handle(request, services)
+    if service in QUERY_SERVICES:
+        return await query_protocol.handle(request, services, QUERY_SERVICES)
     return error_response(
         ApiError("UnknownOperationException", f"Unknown service {service[:64]!r}")
     )

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from shipyard.metrics import Metrics
     from shipyard.runner.core import Runner
     from shipyard.server.spec_signing import SpecSigner
+    from shipyard.stacks.runner import StackRunner
 
 
 class Worker(Protocol):
@@ -47,6 +48,8 @@ class Services:
     # ELBv2), and the ECS reconciler that runs task sets (also in ``workers``).
     target_groups: TargetGroups | None = None
     ecs: Reconciler | None = None
+    # Runs stack operations off the request path (also in ``workers``).
+    stack_runner: StackRunner | None = None
 
     @property
     def metrics(self) -> Metrics:

@@ -39,6 +39,7 @@ from shipyard.server.context import Services
 from shipyard.server.data_dir import create_private_file, secure_data_dir
 from shipyard.server.live_metrics import live_gauges
 from shipyard.server.metrics_listener import MetricsListener
+from shipyard.stacks.setup import build_stack_runner
 from shipyard.store import credentials, open_database
 from shipyard.store.db import Database
 from shipyard.traffic import RouterConfig, TrafficRouter, get_router
@@ -74,6 +75,8 @@ def build_services(config: ServerConfig) -> Services:
     services.target_groups = _target_groups(services.load_balancers)
     services.ecs = build_reconciler(config, db, clock, services.target_groups)
     services.workers.append(services.ecs)
+    services.stack_runner = build_stack_runner(config, db, clock)
+    services.workers.append(services.stack_runner)
     services.metrics.add_live(functools.partial(live_gauges, services))
     if config.metrics_address:
         services.workers.append(MetricsListener(services))

@@ -74,8 +74,13 @@ def required_role(permission: str) -> str:
     return ADMIN
 
 
+# The server's own key for stack operations: CloudFormation calls the CodeDeploy and
+# Lambda APIs for whoever may change stacks, who are admins (shipyard.stacks.api).
+STACKS_PRINCIPAL = ("internal", "stacks")
+
+
 def role_of(principal: Principal) -> str | None:
-    if principal.kind == "admin":
+    if principal.kind == "admin" or (principal.kind, principal.name) == STACKS_PRINCIPAL:
         return ADMIN
     if principal.kind == "user" and principal.role in _RANK:
         return principal.role
@@ -96,6 +101,12 @@ def function_may(service: str, operation: str) -> bool:
         return True
     is_operation = ":" not in operation  # not one of the permission constants above
     return service == "codedeploy" and is_operation and required_role(operation) == VIEWER
+
+
+def holds(principal: Principal, role: str) -> bool:
+    """Whether the principal's role is ``role`` or above."""
+    found = role_of(principal)
+    return found is not None and _RANK[found] >= _RANK[role]
 
 
 def allowed(principal: Principal, permission: str) -> bool:

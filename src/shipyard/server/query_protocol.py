@@ -13,15 +13,24 @@ operation without output: botocore needs it) and errors ``<ErrorResponse>`` whos
 from __future__ import annotations
 
 import datetime as dt
+import inspect
+import logging
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 from xml.sax.saxutils import escape
 
+from starlette.requests import Request
 from starlette.responses import Response
 
 from shipyard.errors import ApiError
+from shipyard.server import auth
+from shipyard.server.context import Principal, Services
+from shipyard.server.json_body import read_capped
+
+log = logging.getLogger("shipyard.query")
 
 XML_TYPE = "text/xml"
 MAX_INDEX = 10_000  # list positions beyond this are refused (no huge sparse lists)
@@ -160,9 +169,12 @@ class QueryParams:
 
 
 def to_xml(value: Any) -> str:
-    """A member's XML: structures by member name, lists as ``<member>`` items."""
+    """A member's XML: structures by member name (absent ones, None, left out), lists as
+    ``<member>`` items."""
     if isinstance(value, Mapping):
-        return "".join(f"<{key}>{to_xml(item)}</{key}>" for key, item in value.items())
+        return "".join(
+            f"<{key}>{to_xml(item)}</{key}>" for key, item in value.items() if item is not None
+        )
     if isinstance(value, list | tuple):
         return "".join(f"<member>{to_xml(item)}</member>" for item in value)
     if isinstance(value, bool):
@@ -212,3 +224,76 @@ def signing_service(authorization: str) -> str:
     credential = authorization.partition("Credential=")[2].split(",", 1)[0]
     parts = credential.split("/")
     return parts[3] if len(parts) == 5 else ""
+
+
+# ---- services dispatched by their signing name ------------------------------------
+
+
+@dataclass(frozen=True)
+class QueryCall:
+    """What one operation of a ``QueryService`` is given."""
+
+    services: Services
+    principal: Principal
+    params: dict[str, Any]
+
+    def now(self) -> float:
+        return self.services.clock()
+
+
+Result = dict[str, Any]
+Operation = Callable[[QueryCall], Result | Awaitable[Result]]
+MAX_BODY = 2 * 1024 * 1024  # a 1 MB CloudFormation template, form-encoded
+
+
+@dataclass(frozen=True)
+class QueryService:
+    """A Query-protocol API run by ``handle``: its signing name, XML namespace,
+    operations and which principals may call it (CloudFormation; the ELBv2 API routes
+    itself)."""
+
+    signing_name: str
+    namespace: str
+    operations: Mapping[str, Operation]
+    callers: frozenset[str]
+
+
+async def handle(
+    request: Request, services: Services, registry: Mapping[str, QueryService]
+) -> Response:
+    """Authenticate from the headers, read the form under its cap, run ``Action``."""
+    headers = auth.request_headers(request)
+    service = registry.get(signing_service(headers.get("authorization", "")))
+    if service is None:
+        return error_response(ApiError("InvalidAction", "No such Query service"), "")
+    action = ""
+    try:
+        pending = auth.from_headers(request, headers, services, {service.signing_name}, ("host",))
+        body, digest = await read_capped(request, MAX_BODY)
+        principal = pending.verify(digest)
+        form = parse_form(body)
+        action = str(form.pop("Action", ""))
+        form.pop("Version", None)
+        operation = service.operations.get(action)
+        if operation is None:
+            raise ApiError("InvalidAction", f"The action {action[:100]!r} is not valid")
+        if principal.kind not in service.callers:
+            raise ApiError("AccessDenied", f"{principal.kind} keys may not call this API", 403)
+        result = operation(QueryCall(services, principal, form))
+        if inspect.isawaitable(result):
+            result = await result
+        return result_response(action, service.namespace, result)
+    except ApiError as exc:
+        return error_response(exc, service.namespace)
+    except Exception:
+        log.exception("Query API request %s failed", action)
+        return error_response(ApiError("InternalFailure", "internal error", 500), service.namespace)
+
+
+def timestamp(epoch: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(epoch, dt.UTC)
+
+
+def members(value: Any) -> list[Any]:
+    """A list member as an operation reads it (absent or sent empty: ``[]``)."""
+    return value if isinstance(value, list) else []

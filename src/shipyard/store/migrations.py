@@ -85,6 +85,12 @@ def _v9_ecs(conn: Connection, _box: SecretBox) -> None:
         table.create(conn, checkfirst=True)
 
 
+def _v10_stacks(conn: Connection, _box: SecretBox) -> None:
+    """Stacks, their resources and events, change sets (shipyard.stacks; new tables)."""
+    for table in (schema.stacks, schema.stack_resources, schema.stack_events, schema.change_sets):
+        table.create(conn, checkfirst=True)
+
+
 MIGRATIONS: list[Callable[[Connection, SecretBox], None]] = [
     _v1_initial,
     _v2_seal_secrets,
@@ -95,6 +101,7 @@ MIGRATIONS: list[Callable[[Connection, SecretBox], None]] = [
     _v7_agent_version,
     _v8_elbv2,
     _v9_ecs,
+    _v10_stacks,
 ]
 SEALED_SECRETS = 2  # the first version whose stored secrets are sealed
 

@@ -392,3 +392,86 @@ ecs_tasks = Table(
     Column("doc", JSON, nullable=False),
     Index("ix_ecs_tasks_cluster", "cluster", "last_status"),
 )
+
+# Stacks (the CloudFormation API, shipyard.stacks). A stack keeps its name after
+# deletion (DescribeStacks by id); ``previous`` is the last stable template and
+# parameters while an update runs (what a rollback returns to).
+stacks = Table(
+    "stacks",
+    metadata,
+    Column("stack_id", String(255), primary_key=True),
+    Column("name", String(128), nullable=False),
+    Column("status", String(64), nullable=False),
+    Column("status_reason", Text),
+    Column("template_body", Text, nullable=False),
+    Column("parameters", JSON, nullable=False),
+    Column("previous", JSON),
+    Column("description", Text),
+    Column("outputs", JSON),
+    Column("capabilities", JSON),
+    Column("tags", JSON),
+    Column("disable_rollback", Boolean, nullable=False, default=False),
+    Column("change_set_id", String(255)),
+    Column("created", Float, nullable=False),
+    Column("updated", Float),
+    Column("deleted", Float),
+    Index("ix_stacks_name", "name"),
+)
+
+# One row per resource of a stack. ``touched``: the order in which the running operation
+# changed it (null when it has not); ``previous``: the resource as it was before (null
+# when the operation added it). Both are cleared when the operation ends.
+stack_resources = Table(
+    "stack_resources",
+    metadata,
+    Column("stack_id", String(255), primary_key=True),
+    Column("logical_id", String(255), primary_key=True),
+    Column("resource_type", String(255), nullable=False),
+    Column("physical_id", String(2048)),
+    Column("status", String(64), nullable=False),
+    Column("status_reason", Text),
+    Column("properties", JSON, nullable=False),
+    Column("attributes", JSON, nullable=False),
+    Column("deletion_policy", String(16), nullable=False),
+    Column("touched", Integer),
+    Column("previous", JSON),
+    # What a provider noted while it worked (a CodeDeploy deployment's id).
+    Column("progress", JSON),
+    Column("updated", Float, nullable=False),
+)
+
+stack_events = Table(
+    "stack_events",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("event_id", String(64), nullable=False),
+    Column("stack_id", String(255), nullable=False),
+    Column("stack_name", String(128), nullable=False),
+    Column("logical_id", String(255), nullable=False),
+    Column("physical_id", String(2048)),
+    Column("resource_type", String(255), nullable=False),
+    Column("status", String(64), nullable=False),
+    Column("reason", Text),
+    Column("timestamp", Float, nullable=False),
+    Index("ix_stack_events_stack", "stack_id", "seq"),
+)
+
+change_sets = Table(
+    "change_sets",
+    metadata,
+    Column("change_set_id", String(255), primary_key=True),
+    Column("name", String(128), nullable=False),
+    Column("stack_id", String(255), nullable=False),
+    Column("change_set_type", String(16), nullable=False),
+    Column("status", String(32), nullable=False),
+    Column("status_reason", Text),
+    Column("execution_status", String(32), nullable=False),
+    Column("template_body", Text, nullable=False),
+    Column("parameters", JSON, nullable=False),
+    Column("changes", JSON, nullable=False),
+    Column("description", Text),
+    Column("capabilities", JSON),
+    Column("tags", JSON),
+    Column("created", Float, nullable=False),
+    Index("ix_change_sets_stack", "stack_id", "name"),
+)

@@ -1,0 +1,34 @@
+"""Which provider carries out each resource type (the types stacks/types.py lists)."""
+
+from __future__ import annotations
+
+from shipyard.stacks.providers.clients import Clients
+from shipyard.stacks.providers.codedeploy import (
+    ApplicationProvider,
+    DeploymentConfigProvider,
+    DeploymentGroupProvider,
+)
+from shipyard.stacks.providers.elbv2 import (
+    ListenerProvider,
+    ListenerRuleProvider,
+    LoadBalancerProvider,
+    TargetGroupProvider,
+)
+from shipyard.stacks.providers.lambda_ import FunctionProvider, VersionProvider
+from shipyard.stacks.providers.lambda_alias import AliasProvider
+from shipyard.stacks.providers.protocol import Provider
+
+
+def providers(clients: Clients) -> dict[str, Provider]:
+    return {
+        "AWS::Lambda::Function": FunctionProvider(clients),
+        "AWS::Lambda::Version": VersionProvider(clients),
+        "AWS::Lambda::Alias": AliasProvider(clients),
+        "AWS::CodeDeploy::Application": ApplicationProvider(clients),
+        "AWS::CodeDeploy::DeploymentGroup": DeploymentGroupProvider(clients),
+        "AWS::CodeDeploy::DeploymentConfig": DeploymentConfigProvider(clients),
+        "AWS::ElasticLoadBalancingV2::LoadBalancer": LoadBalancerProvider(clients),
+        "AWS::ElasticLoadBalancingV2::TargetGroup": TargetGroupProvider(clients),
+        "AWS::ElasticLoadBalancingV2::Listener": ListenerProvider(clients),
+        "AWS::ElasticLoadBalancingV2::ListenerRule": ListenerRuleProvider(clients),
+    }
