@@ -19,6 +19,10 @@ from shipyard.config import ServerConfig
 from shipyard.functions.setup import build_function_host
 from shipyard.metrics import Metrics
 from shipyard.notify.delivery import Deliverer
+from shipyard.platforms import ecs_backend
+from shipyard.platforms.ecs_backend import EcsServices
+from shipyard.platforms.ecs_steps import EcsSteps
+from shipyard.platforms.hook_functions import Invoke
 from shipyard.platforms.lambda_backend import LambdaAliases, build_client
 from shipyard.platforms.lambda_steps import LambdaSteps
 from shipyard.provision import Provisioner, ProvisionerConfig, get_provisioner
@@ -51,7 +55,10 @@ def build_services(config: ServerConfig) -> Services:
         clock,
         router=_router(config),
         provisioner=_provisioner(config),
-        platform_steps={"Lambda": functools.partial(_lambda_steps, config, db, clock)},
+        platform_steps={
+            "Lambda": functools.partial(_lambda_steps, config, db, clock),
+            "ECS": functools.partial(_ecs_steps, config, db, clock),
+        },
         metrics=Metrics(),  # the server's one metrics object (services.metrics)
     )
     signer = spec_signing.load_or_create(config.data_dir, clock())
@@ -68,22 +75,41 @@ def build_services(config: ServerConfig) -> Services:
     return services
 
 
+def _internal_key(db: Database, clock: Callable[[], float], name: str) -> tuple[str, str]:
+    with db.tx() as conn:
+        return credentials.internal_key(conn, db.secret_box, "internal", name, clock())
+
+
 def _lambda_steps(
     config: ServerConfig, db: Database, clock: Callable[[], float], apply: Apply
 ) -> LambdaSteps:
     """Lambda deployments talk to their functions through a ``lambda`` client: this
     server's own host (with the server's internal key) or AWS (functions_backend)."""
-
-    def embedded_key() -> tuple[str, str]:
-        with db.tx() as conn:
-            return credentials.internal_key(
-                conn, db.secret_box, "internal", "function-deployer", clock()
-            )
+    key = functools.partial(_internal_key, db, clock, "function-deployer")
 
     def backend() -> LambdaAliases:
-        return LambdaAliases(build_client(config, embedded_key))
+        return LambdaAliases(build_client(config, key))
 
     return LambdaSteps(apply, db, clock, backend)
+
+
+def _ecs_steps(
+    config: ServerConfig, db: Database, clock: Callable[[], float], apply: Apply
+) -> EcsSteps:
+    """ECS deployments talk to their service and load balancer through ``ecs`` and
+    ``elbv2`` clients (containers_backend), and invoke hook functions through the
+    ``lambda`` client Lambda deployments use (functions_backend)."""
+    function_key = functools.partial(_internal_key, db, clock, "function-deployer")
+    container_key = functools.partial(_internal_key, db, clock, "container-deployer")
+
+    def backend() -> EcsServices:
+        ecs, elbv2 = ecs_backend.build_clients(config, container_key)
+        return EcsServices(ecs, elbv2, config.containers_poll_seconds)
+
+    def invoker() -> Invoke:
+        return LambdaAliases(build_client(config, function_key)).invoke_hook
+
+    return EcsSteps(apply, db, clock, backend, invoker, config.hook_timeout)
 
 
 def _router(config: ServerConfig) -> TrafficRouter | None:
