@@ -15,6 +15,16 @@ import boto3
 ROLE_ARN = "arn:aws:iam::123456789012:role/CodeDeployECS"
 
 
+def moto_settings(url: str) -> dict[str, Any]:
+    """ServerConfig settings for ECS deployments on moto's server at ``url``."""
+    return {
+        "containers_backend": "aws",
+        "containers_endpoint": url,
+        "containers_region": "us-east-1",
+        "containers_poll_seconds": 0.05,
+    }
+
+
 @dataclass(frozen=True)
 class Stack:
     cluster: str

@@ -10,15 +10,26 @@ and it does not create a CODE_DEPLOY service's first task set (the test does).""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from tests.conftest import LiveServer, start_live_server
-from tests.ecs_support import MotoEcs, Stack, appspec, group_members, revision, weights
+from tests.ecs_support import (
+    MotoEcs,
+    Stack,
+    appspec,
+    group_members,
+    moto_settings,
+    revision,
+    task_definition,
+    weights,
+)
 from tests.moto_support import moto_endpoint
-from tests.support import raw_call, wait_until
+from tests.server.crud_support import aws_cli
+from tests.support import call_extension, raw_call, wait_until
 
 APP = "shop"
 MINUTE = 0.4
@@ -39,10 +50,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, moto_url: str) -> Iterator[
     yield from start_live_server(
         tmp_path_factory.mktemp("ecs-moto") / "server",
         minute_seconds=MINUTE,
-        containers_backend="aws",
-        containers_endpoint=moto_url,
-        containers_region="us-east-1",
-        containers_poll_seconds=0.05,
+        **moto_settings(moto_url),
     )
 
 
@@ -414,3 +422,45 @@ def _checked_stack(cd: Any, aws: MotoEcs) -> Stack:
         _group(cd, stack, "CodeDeployDefault.ECSAllAtOnce")
         _CHECKED["checks"] = stack
     return _CHECKED["checks"]
+
+
+def test_the_aws_cli_deploys_and_a_manual_rollback_goes_back_a_revision(
+    server: LiveServer, cd: Any, aws: MotoEcs
+) -> None:
+    stack = aws.stack("cli")
+    group = _group(cd, stack, "CodeDeployDefault.ECSAllAtOnce")
+    third = task_definition(aws.ecs, stack.cluster, "web:3", network_mode="bridge")
+    deployed = []
+    for definition in (stack.task_definitions[1], third):
+        created = aws_cli(
+            server,
+            "create-deployment",
+            "--application-name",
+            APP,
+            "--deployment-group-name",
+            group,
+            "--revision",
+            json.dumps(revision(appspec(definition))),
+        )
+        deployed.append(created["deploymentId"])
+        wait_until(lambda: _status(cd, deployed[-1]) == "Succeeded", "the CLI's deployment")
+    assert _service_definition(aws, stack) == third
+
+    answer = call_extension(
+        server, "ShipyardRollback", {"applicationName": APP, "deploymentGroupName": group}
+    )
+
+    rollback_id = answer["rollbackDeploymentId"]
+    wait_until(lambda: _status(cd, rollback_id) == "Succeeded", "the rollback")
+    assert _service_definition(aws, stack) == stack.task_definitions[1]
+    info = cd.get_deployment(deploymentId=rollback_id)["deploymentInfo"]
+    assert info["creator"] == "codeDeployRollback"
+    (left,) = aws.task_sets(stack)
+    assert left["externalId"] == rollback_id
+
+
+def _service_definition(aws: MotoEcs, stack: Stack) -> str:
+    (service,) = aws.ecs.describe_services(cluster=stack.cluster, services=[stack.service])[
+        "services"
+    ]
+    return str(service["taskDefinition"])

@@ -10,6 +10,7 @@ wakes the agents that have new work and starts the server-run steps. The sweeper
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -40,6 +41,8 @@ from shipyard.store.db import Database
 from shipyard.traffic import TrafficRouter
 
 log = logging.getLogger("shipyard.runner")
+
+RollbackTargets = Callable[[dict[str, Any], dict[str, Any]], launch.PlatformTargets | None]
 
 
 class Runner:
@@ -72,6 +75,9 @@ class Runner:
         for name, build in (platform_steps or {}).items():
             self.steps[name] = build(self.apply)
         self.sweeper = Sweeper(self)
+        # The platform's own targets of a manual rollback to a revision (ECS: the
+        # service, from the earlier appspec); None: the group's hosts.
+        self.rollback_targets: RollbackTargets | None = None
 
     # ---- lifecycle ----------------------------------------------------------------
 
@@ -159,6 +165,9 @@ class Runner:
                 request = rollback.manual_request(
                     app, group, revision, snapshot, emergency=emergency
                 )
+                if self.rollback_targets is not None:
+                    own = self.rollback_targets(group, revision)
+                    request = dataclasses.replace(request, platform_targets=own)
             except rollback.RollbackError as exc:
                 raise NothingToRollBack(str(exc)) from None
             running = store.active_for_group(conn, app, group_name)

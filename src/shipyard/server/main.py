@@ -37,6 +37,7 @@ from shipyard.server.context import Services
 from shipyard.server.data_dir import create_private_file, secure_data_dir
 from shipyard.server.live_metrics import live_gauges
 from shipyard.server.metrics_listener import MetricsListener
+from shipyard.server.operations import ecs_deployments
 from shipyard.store import credentials, open_database
 from shipyard.store.db import Database
 from shipyard.traffic import RouterConfig, TrafficRouter, get_router
@@ -65,6 +66,7 @@ def build_services(config: ServerConfig) -> Services:
     services = Services(config=config, db=db, runner=runner, clock=clock, spec_signer=signer)
     # Agents get a ready-to-GET URL for S3 bundles, so they never need S3 keys.
     runner.agents.bundle_url = functools.partial(bundle_url, services)
+    runner.rollback_targets = functools.partial(ecs_deployments.rollback_targets, services)
     services.workers.append(AlarmWatcher(services))
     services.workers.append(Deliverer(services))
     services.function_host = build_function_host(config, db, clock)

@@ -8,13 +8,17 @@ from shipyard.bundlestore.urls import BundleStoreError, read_bundle
 from shipyard.errors import ApiError, MissingRevision
 from shipyard.platforms.appspec_doc import MAX_APPSPEC_BYTES
 from shipyard.platforms.appspec_revision import ReadAppSpec
-from shipyard.server.context import Call
+from shipyard.server.context import Call, Services
 
 
 def reader(call: Call) -> ReadAppSpec:
+    return store_reader(call.services)
+
+
+def store_reader(services: Services) -> ReadAppSpec:
     def read(loc: dict[str, Any]) -> str | None:
         try:
-            data = read_bundle(call.services, loc, MAX_APPSPEC_BYTES)
+            data = read_bundle(services, loc, MAX_APPSPEC_BYTES)
         except BundleStoreError as exc:
             raise MissingRevision(f"The appspec could not be read: {exc}") from None
         if data is None:

@@ -12,11 +12,12 @@ from typing import Any
 from shipyard.engine.launch import PlatformTargets
 from shipyard.engine.state import StoredDeployment
 from shipyard.errors import ApiError, ShipyardError
+from shipyard.platforms import platform_for_group
 from shipyard.platforms.ecs_ import EcsPlatform, check_group_shape
 from shipyard.platforms.ecs_backend import EcsBackendError
 from shipyard.platforms.ecs_steps import EcsSteps
 from shipyard.platforms.ecs_target import EcsTarget, TaskSetInfo
-from shipyard.server.context import Call
+from shipyard.server.context import Call, Services
 from shipyard.server.operations import appspec_reader
 
 log = logging.getLogger("shipyard.ecs")
@@ -54,6 +55,18 @@ async def targets(
     except EcsBackendError as exc:
         raise ApiError("InvalidECSServiceException", f"The container backend: {exc}") from None
     return platform.targets(spec, target)
+
+
+def rollback_targets(
+    services: Services, group: dict[str, Any], revision: dict[str, Any]
+) -> PlatformTargets | None:
+    """The target of a manual rollback to ``revision`` in an ECS group (None for other
+    platforms): the service, with the earlier appspec's task definition."""
+    platform = platform_for_group(group)
+    if not isinstance(platform, EcsPlatform):
+        return None
+    spec = platform.appspec(revision, appspec_reader.store_reader(services))
+    return platform.targets(spec, EcsTarget.of_group(group))
 
 
 async def task_sets(call: Call, stored: StoredDeployment) -> list[TaskSetInfo] | None:
