@@ -222,7 +222,7 @@ def test_the_termination_wait_holds_the_original_until_continued(cd: Any, aws: M
     # Ready: the replacement takes test traffic, production waits for a continue.
     wait_until(lambda: _status(cd, deployment_id) == "Ready", "the ready wait")
     assert weights(aws.elbv2, stack.test_listener) == {blue: 0, green: 100}
-    assert weights(aws.elbv2, stack.prod_listener) == {blue: 100}
+    assert weights(aws.elbv2, stack.prod_listener) == {blue: 100, green: 0}
     cd.continue_deployment(deploymentId=deployment_id, deploymentWaitType="READY_WAIT")
 
     # The termination wait: production on the replacement, the original still there.

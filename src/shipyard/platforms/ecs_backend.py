@@ -141,6 +141,10 @@ class EcsServices:
         """Create the replacement task set (once) and wait until it is steady."""
         replacement = self.replacement(target, deployment_id)
         if replacement is None:
+            # Both target groups in the listeners' forward actions, the free one at
+            # weight 0: a load balancer health-checks only the groups it forwards to,
+            # and the new tasks must be healthy there before the task set is steady.
+            self._route(target.prod_listeners + target.test_listeners, target, deployment_id, 0)
             original = self.original(target, deployment_id)
             self._call(
                 "CreateTaskSet",
