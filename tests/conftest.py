@@ -112,6 +112,8 @@ class LiveServer:
 
 
 def start_live_server(data_dir: Path, database: str = "", **overrides: Any) -> Iterator[LiveServer]:
+    # Load balancers (HAProxy daemons) stop with a test's server unless it asks otherwise.
+    overrides.setdefault("elb_keep_running", False)
     config = ServerConfig(data_dir=data_dir, port=free_port(), database=database, **overrides)
     embedded = start_embedded(config)
     parser = configparser.ConfigParser()

@@ -136,6 +136,19 @@ class ServerConfig:
     # How long a Lambda hook function has to report its result (CodeDeploy: one hour).
     hook_timeout: float = DEFAULT_EVENT_TIMEOUT
 
+    # The embedded ELBv2 (shipyard.containers.elbv2): each load balancer is an HAProxy
+    # process (elb_haproxy: its executable, empty for "haproxy" on PATH or /usr/sbin,
+    # "off" for no load balancers on this server)
+    # with its files and runtime sockets in a directory of elb_dir (empty: DATA_DIR/elb;
+    # unix socket paths must stay under 108 bytes). Listeners bind elb_bind_address.
+    # With elb_keep_running, load balancers keep serving while the server is stopped,
+    # and the next start adopts them; otherwise they stop with the server.
+    elb_haproxy: str = ""
+    elb_dir: str = ""
+    elb_bind_address: str = "127.0.0.1"
+    elb_keep_running: bool = True
+    elb_maxconn: int = 4096
+
     # Who may read GET /metrics (server/probes.py): with metrics_address
     # ("host:port") set, anyone who reaches that separate listener and nobody on the main
     # port; otherwise requests with "Authorization: Bearer <metrics_token>" (when set)

@@ -26,6 +26,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from shipyard.bundlestore.api import s3_routes
 from shipyard.config import ServerConfig
 from shipyard.console.routes import browser_at_root, console_routes
+from shipyard.containers.elbv2 import api as elbv2_api
 from shipyard.errors import ApiError, DomainError
 from shipyard.functions import api as lambda_api
 from shipyard.server import auth, dispatch
@@ -34,6 +35,7 @@ from shipyard.server.context import Call, Handler, Services
 from shipyard.server.json_body import body_pending, parse_object, read_capped
 from shipyard.server.operations import API_OPERATIONS
 from shipyard.server.probes import probe_routes
+from shipyard.server.query_protocol import is_query_request, signing_service
 from shipyard.server.tracked_receive import TrackedReceive
 from shipyard.server.wire import to_api_error
 
@@ -156,6 +158,17 @@ async def _answer(request: Request, services: Services) -> Response:
     return response
 
 
+async def _query_api(request: Request, services: Services) -> Response:
+    """The Query-protocol APIs (form bodies on ``POST /``), told apart by the service
+    their signature is for."""
+    service = signing_service(request.headers.get("authorization", ""))
+    if service == elbv2_api.SIGNING_NAME or not service:
+        return await elbv2_api.handle(request, services)
+    return error_response(
+        ApiError("UnknownOperationException", f"Unknown service {service[:64]!r}")
+    )
+
+
 def create_app(services: Services) -> ASGIApp:
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
@@ -177,7 +190,10 @@ def create_app(services: Services) -> ASGIApp:
         # ``POST /`` (the JSON API and the agent protocol, every agent request) goes
         # straight to its handler: _json_api renders every error itself, so
         # Starlette's routing and middleware layers would only add cost per request.
-        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] == "/":
+        if scope["type"] == "http" and is_query_request(scope):
+            response = await _query_api(Request(scope, receive), services)
+            await response(scope, receive, send)
+        elif scope["type"] == "http" and scope["method"] == "POST" and scope["path"] == "/":
             response = await _json_api(Request(scope, receive), services)
             await response(scope, receive, send)
         elif scope["type"] == "http" and lambda_api.is_lambda_request(scope["path"]):

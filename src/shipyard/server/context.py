@@ -10,6 +10,7 @@ from shipyard.config import ServerConfig
 from shipyard.store.db import Database
 
 if TYPE_CHECKING:
+    from shipyard.containers.elbv2.balancers import LoadBalancers
     from shipyard.functions.host import FunctionHost
     from shipyard.metrics import Metrics
     from shipyard.runner.core import Runner
@@ -38,6 +39,8 @@ class Services:
     workers: list[Worker] = field(default_factory=list)
     # The embedded function host behind the Lambda API (also in ``workers``).
     function_host: FunctionHost | None = None
+    # The embedded ELBv2's HAProxy processes (also in ``workers``).
+    load_balancers: LoadBalancers | None = None
 
     @property
     def metrics(self) -> Metrics:

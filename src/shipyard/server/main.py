@@ -16,6 +16,7 @@ import uvicorn
 
 from shipyard.bundlestore.urls import bundle_url
 from shipyard.config import ServerConfig
+from shipyard.containers.elbv2.setup import build_load_balancers
 from shipyard.functions.setup import build_function_host
 from shipyard.metrics import Metrics
 from shipyard.notify.delivery import Deliverer
@@ -71,6 +72,9 @@ def build_services(config: ServerConfig) -> Services:
     services.workers.append(Deliverer(services))
     services.function_host = build_function_host(config, db, clock)
     services.workers.append(services.function_host)
+    services.load_balancers = build_load_balancers(config, db, clock)
+    if services.load_balancers is not None:
+        services.workers.append(services.load_balancers)
     services.metrics.add_live(functools.partial(live_gauges, services))
     if config.metrics_address:
         services.workers.append(MetricsListener(services))

@@ -6,6 +6,8 @@
   RegisterApplicationRevision);
 - **admin** does everything: applications, groups, configs, instances, alarms, users.
 
+The embedded ELBv2's operations are ``elasticloadbalancing:<Operation>`` (see ELBV2).
+
 An operation named in neither table below needs admin, so one added later is closed
 until it is placed here. Principals: the admin key is an admin; a user key has its
 role; instance and internal keys have none (the agent protocol and bundle reads are
@@ -47,8 +49,22 @@ DEPLOYER_OPERATIONS = frozenset(
 )
 
 
+# The embedded ELBv2 (``elasticloadbalancing:<Operation>``): reads for viewers; what a
+# deployment does to the load balancers (shift traffic, register and drain tasks, the
+# calls CodeDeploy's ECS role is granted) for deployers; the rest for admins.
+ELBV2 = "elasticloadbalancing:"
+_ELBV2_DEPLOYER = frozenset(
+    {"ModifyListener", "ModifyRule", "RegisterTargets", "DeregisterTargets"}
+)
+
+
 def required_role(permission: str) -> str:
     """The least role that holds ``permission`` (an API operation name or a constant above)."""
+    if permission.startswith(ELBV2):
+        operation = permission.removeprefix(ELBV2)
+        if operation.startswith("Describe"):
+            return VIEWER
+        return DEPLOYER if operation in _ELBV2_DEPLOYER else ADMIN
     if permission == READ:
         return VIEWER
     if permission in DEPLOYER_OPERATIONS:

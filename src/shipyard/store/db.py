@@ -33,6 +33,15 @@ class Database:
         self.engine.dispose()
 
 
+def for_threads(db: Database, url: str) -> Database:
+    """A handle for work on threads other than the event loop's: ``db`` itself on
+    PostgreSQL (its pool serves any thread); on SQLite an engine with connections of its
+    own, as the event loop's one connection must not be shared with other threads."""
+    if db.dialect != "sqlite":
+        return db
+    return Database(make_engine(url, threads=True), db.secret_box)
+
+
 def open_database(url: str, secret_box: SecretBox) -> Database:
     """Open (and migrate) the database at a SQLAlchemy URL.
 

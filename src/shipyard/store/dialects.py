@@ -9,14 +9,17 @@ from sqlalchemy import Engine, Select, create_engine, event
 from sqlalchemy.pool import StaticPool
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, *, threads: bool = False) -> Engine:
+    """``threads``: for work on threads other than the event loop's (SQLite: a pool of
+    connections of its own, each waiting up to 30 s for the single writer's lock, instead
+    of the one connection the event loop uses)."""
     if url.startswith("sqlite"):
         # One connection shared by the server's single event-loop thread: SQLite
         # serialises writers anyway, and this avoids "database is locked".
-        engine = create_engine(
-            url,
-            poolclass=StaticPool,
-            connect_args={"check_same_thread": False},
+        engine = (
+            create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+            if threads
+            else create_engine(url, poolclass=StaticPool, connect_args={"check_same_thread": False})
         )
 
         @event.listens_for(engine, "connect")

@@ -60,6 +60,18 @@ def _v7_agent_version(conn: Connection, _box: SecretBox) -> None:
     _add_column(conn, "instances", "agent_version", "VARCHAR(100)")
 
 
+def _v8_elbv2(conn: Connection, _box: SecretBox) -> None:
+    """The embedded ELBv2's tables (new tables only)."""
+    for table in (
+        schema.elb_load_balancers,
+        schema.elb_target_groups,
+        schema.elb_listeners,
+        schema.elb_rules,
+        schema.elb_targets,
+    ):
+        table.create(conn, checkfirst=True)
+
+
 MIGRATIONS: list[Callable[[Connection, SecretBox], None]] = [
     _v1_initial,
     _v2_seal_secrets,
@@ -68,6 +80,7 @@ MIGRATIONS: list[Callable[[Connection, SecretBox], None]] = [
     _v5_hook_executions,
     _v6_users_and_audit,
     _v7_agent_version,
+    _v8_elbv2,
 ]
 SEALED_SECRETS = 2  # the first version whose stored secrets are sealed
 

@@ -14,6 +14,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
 )
 
 metadata = MetaData()
@@ -267,4 +268,55 @@ hook_executions = Table(
     Column("event", String(64), nullable=False),
     Column("status", String(16), nullable=False),
     Column("created", Float, nullable=False),
+)
+
+# The embedded ELBv2 (shipyard.containers.elbv2). Each doc holds the resource's API
+# members as stored (ARNs of other resources included); ids are the ARNs' last parts.
+elb_load_balancers = Table(
+    "elb_load_balancers",
+    metadata,
+    Column("arn", String(256), primary_key=True),
+    Column("name", String(32), nullable=False, unique=True),
+    Column("doc", JSON, nullable=False),
+)
+
+elb_target_groups = Table(
+    "elb_target_groups",
+    metadata,
+    Column("arn", String(256), primary_key=True),
+    Column("name", String(32), nullable=False, unique=True),
+    Column("doc", JSON, nullable=False),
+)
+
+elb_listeners = Table(
+    "elb_listeners",
+    metadata,
+    Column("arn", String(256), primary_key=True),
+    Column("lb_arn", String(256), nullable=False, index=True),
+    Column("port", Integer, nullable=False),
+    Column("doc", JSON, nullable=False),
+    UniqueConstraint("lb_arn", "port", name="uq_elb_listener_port"),
+)
+
+elb_rules = Table(
+    "elb_rules",
+    metadata,
+    Column("arn", String(256), primary_key=True),
+    Column("listener_arn", String(256), nullable=False, index=True),
+    Column("priority", Integer, nullable=False),
+    Column("doc", JSON, nullable=False),
+    UniqueConstraint("listener_arn", "priority", name="uq_elb_rule_priority"),
+)
+
+# Registered targets: "registered" until deregistered, then "draining" until
+# drain_until (or until idle, whichever comes first), then the row goes.
+elb_targets = Table(
+    "elb_targets",
+    metadata,
+    Column("tg_arn", String(256), primary_key=True),
+    Column("address", String(64), primary_key=True),
+    Column("port", Integer, primary_key=True),
+    Column("state", String(16), nullable=False),
+    Column("since", Float, nullable=False),
+    Column("drain_until", Float),
 )
