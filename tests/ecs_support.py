@@ -12,6 +12,9 @@ from typing import Any
 
 import boto3
 
+from tests.conftest import free_port
+from tests.support import wait_until
+
 ROLE_ARN = "arn:aws:iam::123456789012:role/CodeDeployECS"
 
 
@@ -210,7 +213,28 @@ def weights(elbv2: Any, listener: str) -> dict[str, int]:
     return {action["TargetGroupArn"]: 100}
 
 
-class MotoEcs:
+class EcsClients:
+    """ECS and ELBv2 clients of one implementation, and what tests read through them."""
+
+    def __init__(self, ecs: Any, elbv2: Any) -> None:
+        self.ecs = ecs
+        self.elbv2 = elbv2
+
+    def task_sets(self, stack: Stack) -> list[dict[str, Any]]:
+        found = self.ecs.describe_task_sets(cluster=stack.cluster, service=stack.service)
+        return [s for s in found["taskSets"] if s.get("status") != "DRAINING"]
+
+    def wait_healthy(self, stack: Stack, count: int, index: int = 0) -> None:
+        def healthy() -> bool:
+            found = self.elbv2.describe_target_health(
+                TargetGroupArn=stack.target_group_arns[index]
+            )["TargetHealthDescriptions"]
+            return sum(t["TargetHealth"]["State"] == "healthy" for t in found) == count
+
+        wait_until(healthy, f"{count} healthy targets in {stack.target_groups[index]}", 90)
+
+
+class MotoEcs(EcsClients):
     """Clients of moto's ECS, ELBv2 and EC2, and stacks built there."""
 
     def __init__(self, url: str) -> None:
@@ -220,8 +244,7 @@ class MotoEcs:
             "aws_access_key_id": "moto",
             "aws_secret_access_key": "moto",
         }
-        self.ecs = boto3.client("ecs", **options)
-        self.elbv2 = boto3.client("elbv2", **options)
+        super().__init__(boto3.client("ecs", **options), boto3.client("elbv2", **options))
         self.ec2 = boto3.client("ec2", **options)
 
     def stack(self, name: str) -> Stack:
@@ -230,6 +253,67 @@ class MotoEcs:
         ensure_primary_task_set(self.ecs, stack)
         return stack
 
-    def task_sets(self, stack: Stack) -> list[dict[str, Any]]:
-        found = self.ecs.describe_task_sets(cluster=stack.cluster, service=stack.service)
-        return list(found["taskSets"])
+
+def embedded_stack(ecs: Any, elbv2: Any, name: str, image: str, desired: int = 3) -> Stack:
+    """The same stack on the embedded container service: the image's httpd answers
+    "task <id> version <VERSION>" on port 80, and task definition revision N sets
+    VERSION=N (three revisions); listeners on free loopback ports."""
+    balancer = elbv2.create_load_balancer(Name=f"{name}-lb")["LoadBalancers"][0]
+    groups = tuple(f"{name}-{color}" for color in ("blue", "green"))
+    arns = tuple(
+        elbv2.create_target_group(
+            Name=group,
+            Protocol="HTTP",
+            Port=80,
+            TargetType="ip",
+            HealthCheckPath="/",
+            HealthCheckIntervalSeconds=5,
+            HealthCheckTimeoutSeconds=2,
+            HealthyThresholdCount=2,
+            UnhealthyThresholdCount=2,
+        )["TargetGroups"][0]["TargetGroupArn"]
+        for group in groups
+    )
+    forward = [{"Type": "forward", "TargetGroupArn": arns[0]}]
+    listeners = [
+        elbv2.create_listener(
+            LoadBalancerArn=balancer["LoadBalancerArn"],
+            Protocol="HTTP",
+            Port=free_port(),
+            DefaultActions=forward,
+        )["Listeners"][0]["ListenerArn"]
+        for _ in range(2)
+    ]
+    cluster = ecs.create_cluster(clusterName=name)["cluster"]["clusterName"]
+    definitions = tuple(
+        ecs.register_task_definition(
+            family=name,
+            containerDefinitions=[
+                {
+                    "name": "web",
+                    "image": image,
+                    "essential": True,
+                    "memory": 64,
+                    "portMappings": [{"containerPort": 80, "protocol": "tcp"}],
+                    "environment": [{"name": "VERSION", "value": str(version)}],
+                }
+            ],
+        )["taskDefinition"]["taskDefinitionArn"]
+        for version in (1, 2, 3)
+    )
+    ecs.create_service(
+        cluster=cluster,
+        serviceName="web",
+        taskDefinition=definitions[0],
+        desiredCount=desired,
+        deploymentController={"type": "CODE_DEPLOY"},
+        loadBalancers=[{"targetGroupArn": arns[0], "containerName": "web", "containerPort": 80}],
+    )
+    return Stack(
+        cluster, "web", definitions, (groups[0], groups[1]), (arns[0], arns[1]), *listeners
+    )
+
+
+def listener_port(elbv2: Any, listener: str) -> int:
+    (found,) = elbv2.describe_listeners(ListenerArns=[listener])["Listeners"]
+    return int(found["Port"])
