@@ -97,7 +97,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     running = start_live_server(
         tmp_path_factory.mktemp("ecs-e2e") / "server",
         minute_seconds=MINUTE,
-        hook_timeout=30.0,
+        hook_timeout=120.0,  # also how long Install may wait for steady tasks
         ecs_reconcile_seconds=0.2,
         containers_poll_seconds=0.2,
     )
@@ -168,7 +168,7 @@ class Scene:
     def status(self, deployment_id: str) -> str:
         return str(self.cd.get_deployment(deploymentId=deployment_id)["deploymentInfo"]["status"])
 
-    def reaches(self, deployment_id: str, status: str, timeout: float = 120.0) -> None:
+    def reaches(self, deployment_id: str, status: str, timeout: float = 240.0) -> None:
         def story() -> str:
             target = self.cd.get_deployment_target(
                 deploymentId=deployment_id, targetId=f"{self.stack.cluster}:web"
@@ -341,7 +341,7 @@ def test_an_alarm_mid_shift_moves_traffic_back(server: LiveServer, cd: Any, tmp_
         with scene.under_load(tmp_path) as load:
             deployment_id = scene.deploy(2)
             green = scene.replacement_group(deployment_id)
-            wait_until(lambda: scene.weight_on(green) == 20, "the canary's 20 %", 90)
+            wait_until(lambda: scene.weight_on(green) == 20, "the canary's 20 %", 150)
             time.sleep(2.0)
             stub.status = 500
             scene.reaches(deployment_id, "Stopped")
@@ -366,7 +366,7 @@ def test_a_stop_mid_shift_and_a_manual_rollback_after_success(
     with scene.under_load(tmp_path) as load:
         deployment_id = scene.deploy(2)
         green = scene.replacement_group(deployment_id)
-        wait_until(lambda: scene.weight_on(green) == 20, "the canary's 20 %", 90)
+        wait_until(lambda: scene.weight_on(green) == 20, "the canary's 20 %", 150)
         cd.stop_deployment(deploymentId=deployment_id)
         scene.reaches(deployment_id, "Stopped")
         wait_until(lambda: len(scene.task_sets()) == 1, "the replacement deleted", 60)

@@ -13,7 +13,6 @@ worker thread) and raise ``EcsBackendError`` with a message a person can act on.
 
 from __future__ import annotations
 
-import functools
 import time
 from collections.abc import Callable
 from typing import Any
@@ -22,8 +21,15 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from shipyard.config import ConfigError, ServerConfig
-from shipyard.errors import InvalidRevision, SettingKind, ShipyardError, UnsupportedSetting
+from shipyard.errors import InvalidRevision, SettingKind, UnsupportedSetting
 from shipyard.platforms.ecs_appspec import EcsAppSpec
+from shipyard.platforms.ecs_listeners import (
+    FULL,
+    EcsBackendError,
+    Routes,
+    call_api,
+    forward_weights,
+)
 from shipyard.platforms.ecs_target import EcsTarget, TaskSetInfo
 from shipyard.platforms.lambda_backend import (
     BACKENDS,
@@ -33,13 +39,8 @@ from shipyard.platforms.lambda_backend import (
     error_text,
 )
 
-FULL = 100
 CODE_DEPLOY = "CODE_DEPLOY"
 STEADY = "STEADY_STATE"
-
-
-class EcsBackendError(ShipyardError):
-    """The ECS or ELBv2 API refused or could not be reached; the message says which call."""
 
 
 def build_clients(config: ServerConfig, embedded_key: Credentials) -> tuple[Any, Any]:
@@ -70,7 +71,7 @@ def build_clients(config: ServerConfig, embedded_key: Credentials) -> tuple[Any,
 class EcsServices:
     def __init__(self, ecs: Any, elbv2: Any, poll_seconds: float = 1.0) -> None:
         self.ecs = ecs
-        self.elbv2 = elbv2
+        self.routes = Routes(elbv2)
         self.poll_seconds = poll_seconds
 
     # ---- checks (CreateDeploymentGroup, CreateDeployment) ---------------------------
@@ -86,9 +87,9 @@ class EcsServices:
                 f"ECS service {target.target_id} has deploymentController {controller}; "
                 f"CodeDeploy deploys only services created with {CODE_DEPLOY}",
             )
-        arns = self.target_group_arns(target)
-        for listener in self._listeners(target.prod_listeners + target.test_listeners):
-            forwarded = set(_forward_weights(listener))
+        arns = self.routes.target_group_arns(target)
+        for listener in self.routes.listeners(target.prod_listeners + target.test_listeners):
+            forwarded = set(forward_weights(listener))
             if not forwarded & set(arns.values()):
                 raise UnsupportedSetting(
                     SettingKind.TARGET_GROUP_PAIR,
@@ -146,7 +147,7 @@ class EcsServices:
             # and the new tasks must be healthy there before the task set is steady.
             self._route(target.prod_listeners + target.test_listeners, target, deployment_id, 0)
             original = self.original(target, deployment_id)
-            self._call(
+            call_api(
                 "CreateTaskSet",
                 lambda: self.ecs.create_task_set(
                     **self._task_set_request(target, spec, deployment_id, original)
@@ -189,7 +190,7 @@ class EcsServices:
         if replacement is None:
             raise EcsBackendError(f"the replacement task set of {deployment_id} is gone")
         if replacement.get("status") != "PRIMARY":
-            self._call(
+            call_api(
                 "UpdateServicePrimaryTaskSet",
                 lambda: self.ecs.update_service_primary_task_set(
                     cluster=target.cluster,
@@ -204,8 +205,8 @@ class EcsServices:
     def describe(self, target: EcsTarget, deployment_id: str) -> list[TaskSetInfo]:
         """The service's task sets as ecsTarget.taskSetsInfo shows them, with the
         production listener's weights in force now."""
-        weights = self._weights(target)
-        arns = {arn: name for name, arn in self.target_group_arns(target).items()}
+        weights = self.routes.shares(target)
+        arns = {arn: name for name, arn in self.routes.target_group_arns(target).items()}
         infos = []
         for task_set in self.task_sets(target):
             group = _target_group(task_set)
@@ -227,7 +228,7 @@ class EcsServices:
     # ---- reading ----------------------------------------------------------------------
 
     def task_sets(self, target: EcsTarget) -> list[dict[str, Any]]:
-        found = self._call(
+        found = call_api(
             "DescribeTaskSets",
             lambda: self.ecs.describe_task_sets(cluster=target.cluster, service=target.service),
         )
@@ -249,17 +250,8 @@ class EcsServices:
             None,
         )
 
-    def target_group_arns(self, target: EcsTarget) -> dict[str, str]:
-        """The pair's target groups, name -> ARN."""
-        found = self._call(
-            "DescribeTargetGroups",
-            lambda: self.elbv2.describe_target_groups(Names=list(target.target_groups)),
-            missing=(SettingKind.TARGET_GROUP_PAIR, "TargetGroupNotFound"),
-        )
-        return {g["TargetGroupName"]: g["TargetGroupArn"] for g in found["TargetGroups"]}
-
     def _service(self, target: EcsTarget) -> dict[str, Any]:
-        found = self._call(
+        found = call_api(
             "DescribeServices",
             lambda: self.ecs.describe_services(cluster=target.cluster, services=[target.service]),
             missing=(SettingKind.ECS_SERVICE, "ClusterNotFoundException"),
@@ -271,16 +263,6 @@ class EcsServices:
                 f"ECS service {target.service} does not exist in cluster {target.cluster}",
             )
         return dict(services[0])
-
-    def _listeners(self, arns: tuple[str, ...]) -> list[dict[str, Any]]:
-        if not arns:
-            return []
-        found = self._call(
-            "DescribeListeners",
-            lambda: self.elbv2.describe_listeners(ListenerArns=list(arns)),
-            missing=(SettingKind.TARGET_GROUP_PAIR, "ListenerNotFound"),
-        )
-        return list(found["Listeners"])
 
     def _task_definition(self, name: str) -> dict[str, Any]:
         try:
@@ -296,15 +278,6 @@ class EcsServices:
             raise EcsBackendError(f"DescribeTaskDefinition: {exc}") from None
         return dict(found["taskDefinition"])
 
-    def _weights(self, target: EcsTarget) -> dict[str, int]:
-        """Target group ARN -> percent of the production route's traffic now."""
-        listeners = self._listeners(target.prod_listeners[:1])
-        if not listeners:
-            return {}
-        weights = _forward_weights(listeners[0])
-        total = sum(weights.values()) or 1
-        return {arn: round(weight * FULL / total) for arn, weight in weights.items()}
-
     # ---- writing ----------------------------------------------------------------------
 
     def _task_set_request(
@@ -314,7 +287,7 @@ class EcsServices:
         deployment_id: str,
         original: dict[str, Any] | None,
     ) -> dict[str, Any]:
-        arns = self.target_group_arns(target)
+        arns = self.routes.target_group_arns(target)
         serving = _target_group(original) if original else None
         free = [arn for arn in arns.values() if arn != serving]
         if not free:
@@ -355,28 +328,14 @@ class EcsServices:
             return
         original = self.original(target, deployment_id)
         replacement = self.replacement(target, deployment_id)
-        arns = self.target_group_arns(target)
+        arns = self.routes.target_group_arns(target)
         old = _target_group(original) if original else None
         new = _target_group(replacement) if replacement else None
         old = old or next((a for a in arns.values() if a != new), None)
         new = new or next((a for a in arns.values() if a != old), None)
         if old is None or new is None:
             raise EcsBackendError(f"cannot tell the two target groups of {target.target_id} apart")
-        forward = [
-            {"TargetGroupArn": old, "Weight": FULL - weight},
-            {"TargetGroupArn": new, "Weight": weight},
-        ]
-        for listener in self._listeners(listeners):
-            actions = [
-                _forwarding(action, forward) if action.get("Type") == "forward" else action
-                for action in listener.get("DefaultActions") or []
-            ]
-            modify = functools.partial(
-                self.elbv2.modify_listener,
-                ListenerArn=listener["ListenerArn"],
-                DefaultActions=actions,
-            )
-            self._call("ModifyListener", modify)
+        self.routes.forward(listeners, old, new, weight)
 
     def _delete(self, target: EcsTarget, task_set: dict[str, Any]) -> None:
         try:
@@ -392,21 +351,6 @@ class EcsServices:
         except BotoCoreError as exc:
             raise EcsBackendError(f"DeleteTaskSet: {exc}") from None
 
-    def _call(
-        self,
-        name: str,
-        call: Callable[[], Any],
-        missing: tuple[SettingKind, str] | None = None,
-    ) -> Any:
-        try:
-            return call()
-        except ClientError as exc:
-            if missing is not None and error_code(exc) in (missing[1], missing[1] + "Exception"):
-                raise UnsupportedSetting(missing[0], f"{name}: {error_text(exc)}") from None
-            raise EcsBackendError(f"{name}: {error_text(exc)}") from None
-        except BotoCoreError as exc:
-            raise EcsBackendError(f"{name}: {exc}") from None
-
 
 def _steady(task_set: dict[str, Any]) -> bool:
     if task_set.get("stabilityStatus") != STEADY:
@@ -420,23 +364,3 @@ def _steady(task_set: dict[str, Any]) -> bool:
 def _target_group(task_set: dict[str, Any]) -> str | None:
     balancers = task_set.get("loadBalancers") or []
     return str(balancers[0]["targetGroupArn"]) if balancers else None
-
-
-def _forward_weights(listener: dict[str, Any]) -> dict[str, int]:
-    """Target group ARN -> weight in the listener's forward action."""
-    for action in listener.get("DefaultActions") or []:
-        if action.get("Type") != "forward":
-            continue
-        groups = (action.get("ForwardConfig") or {}).get("TargetGroups")
-        if groups:
-            return {g["TargetGroupArn"]: int(g.get("Weight", 1)) for g in groups}
-        if action.get("TargetGroupArn"):
-            return {action["TargetGroupArn"]: 1}
-    return {}
-
-
-def _forwarding(action: dict[str, Any], groups: list[dict[str, Any]]) -> dict[str, Any]:
-    kept = {k: v for k, v in action.items() if k not in ("TargetGroupArn", "ForwardConfig")}
-    config = dict(action.get("ForwardConfig") or {})
-    config["TargetGroups"] = groups
-    return {**kept, "ForwardConfig": config}

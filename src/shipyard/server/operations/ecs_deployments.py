@@ -14,7 +14,7 @@ from shipyard.engine.state import StoredDeployment
 from shipyard.errors import ApiError, ShipyardError
 from shipyard.platforms import platform_for_group
 from shipyard.platforms.ecs_ import EcsPlatform, check_group_shape
-from shipyard.platforms.ecs_backend import EcsBackendError
+from shipyard.platforms.ecs_listeners import EcsBackendError
 from shipyard.platforms.ecs_steps import EcsSteps
 from shipyard.platforms.ecs_target import EcsTarget, TaskSetInfo
 from shipyard.server.context import Call, Services
