@@ -207,6 +207,7 @@ def on_embedded(runs: int, minute: float) -> None:
             minute_seconds=minute,
             ecs_reconcile_seconds=0.2,
             containers_poll_seconds=0.2,
+            elb_keep_running=False,  # its HAProxy processes end with the server
         )
         server = start_embedded(config)
         try:

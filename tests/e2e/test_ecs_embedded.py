@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -421,6 +423,7 @@ def test_a_kill_of_the_server_mid_shift_resumes_with_no_request_failed(tmp_path:
         "SHIPYARD_MINUTE_SECONDS": str(MINUTE),
         "SHIPYARD_ECS_RECONCILE_SECONDS": "0.2",
         "SHIPYARD_CONTAINERS_POLL_SECONDS": "0.2",
+        "SHIPYARD_ELB_KEEP_RUNNING": "true",  # load balancers serve on through the kill
     }
     server = ServerProcess(data_dir, "", env=settings)
     server.start()
@@ -455,3 +458,7 @@ def test_a_kill_of_the_server_mid_shift_resumes_with_no_request_failed(tmp_path:
     finally:
         server.stop()
         PodmanService(data_dir / "ecs").teardown()
+        # Its load balancers were kept running through the kill, and so past the stop.
+        for pid_file in (data_dir / "elb").glob("*/pid"):
+            with contextlib.suppress(ProcessLookupError, ValueError):
+                os.kill(int(pid_file.read_text().split()[0]), signal.SIGTERM)
