@@ -464,3 +464,30 @@ def _service_definition(aws: MotoEcs, stack: Stack) -> str:
         "services"
     ]
     return str(service["taskDefinition"])
+
+
+def test_a_service_with_a_second_task_set_is_refused(
+    server: LiveServer, cd: Any, aws: MotoEcs
+) -> None:
+    """Another deployment's replacement (or anything else) beside the primary task set:
+    the service is being deployed, and nothing is created."""
+    stack = aws.stack("doubled")
+    group = _group(cd, stack, "CodeDeployDefault.ECSAllAtOnce")
+    aws.ecs.create_task_set(
+        cluster=stack.cluster,
+        service=stack.service,
+        taskDefinition=stack.task_definitions[1],
+        externalId="elsewhere",
+    )
+    body = {
+        "applicationName": APP,
+        "deploymentGroupName": group,
+        "revision": revision(appspec(stack.task_definitions[1])),
+    }
+
+    status, answer = raw_call(server, "CreateDeployment", body)
+
+    assert (status, answer["__type"]) == (400, "InvalidECSServiceException"), answer
+    assert "already being deployed" in answer["message"]
+    assert len(aws.task_sets(stack)) == 2
+    assert cd.list_deployments(applicationName=APP, deploymentGroupName=group)["deployments"] == []
