@@ -62,6 +62,7 @@ from tests.ecs_support import (
 )
 
 from shipyard.config import ServerConfig
+from shipyard.containers.ecs.images import HTTPD_IMAGE, busybox_httpd
 from shipyard.server.main import EmbeddedServer, start_embedded
 
 CONFIGS = {"CodeDeployDefault.ECSAllAtOnce": 0, "CodeDeployDefault.ECSCanary10Percent5Minutes": 5}
@@ -197,8 +198,6 @@ def on_moto(runs: int, minute: float) -> None:
 def on_embedded(runs: int, minute: float) -> None:
     """The embedded service, under load on the production listener: requests lost too."""
     print("== embedded (Podman tasks, HAProxy load balancer, retries off)")
-    # Imported here: the moto half runs without the embedded container service.
-    from shipyard.containers.ecs.images import HTTPD_IMAGE, busybox_httpd
 
     with tempfile.TemporaryDirectory() as tmp:
         config = ServerConfig(

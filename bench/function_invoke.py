@@ -1,7 +1,7 @@
 """Function host: warm Invoke latency, cold start, and the weighted alias split.
 
 Run: .venv/bin/python bench/function_invoke.py [--clients 8] [--warm 4000] [--cold 10]
-     [--split 10000] [--weight 0.1]
+     [--split 10000] [--weight 0.1] [--profile PATH]
 
 Starts ``shipyard server`` in its own process (SQLite) and creates a no-op python3.11
 function (``return None``), publishes it twice and points an alias ``live`` at version
@@ -18,6 +18,9 @@ function (``return None``), publishes it twice and points an alias ``live`` at v
   against ``--weight`` (the error in percentage points) and the 3-sigma band of a
   binomial draw of that size.
 
+``--profile PATH`` records the server with py-spy (collapsed stacks) during the warm
+phase; read it with ``bench/profiling.py PATH``.
+
 Needs no root (as root, workers run as ``nobody``). Bounded: every loop has a count.
 """
 
@@ -26,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
+import resource
 import statistics
 import sys
 import tempfile
@@ -38,6 +42,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 from harness import ServerProcess, cpu_seconds
+from profiling import py_spy
 
 from shipyard import sigv4
 
@@ -133,6 +138,11 @@ def cpu_of(server_pid: int) -> tuple[float, float]:
     return cpu_seconds(server_pid), children
 
 
+def _own_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def package(source: str) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
@@ -152,6 +162,9 @@ def main() -> int:
     parser.add_argument("--cold", type=int, default=10)
     parser.add_argument("--split", type=int, default=10000)
     parser.add_argument("--weight", type=float, default=0.1)
+    parser.add_argument(
+        "--profile", type=Path, help="record the server with py-spy during the warm phase"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="shipyard-fn-bench-") as tmp:
         server = ServerProcess(
@@ -195,11 +208,16 @@ def main() -> int:
                 cold.append(time.perf_counter() - started)
 
             asyncio.run(run_clients(server.port, creds, "noop", args.clients, args.clients * 20))
-            cpu_before = cpu_of(server.pid)
-            warm_started = time.perf_counter()
-            warm, _ = asyncio.run(run_clients(server.port, creds, "noop", args.clients, args.warm))
-            warm_seconds = time.perf_counter() - warm_started
-            cpu_after = cpu_of(server.pid)
+            with py_spy(server.pid, args.profile):
+                cpu_before = cpu_of(server.pid)
+                client_before = _own_cpu()
+                warm_started = time.perf_counter()
+                warm, _ = asyncio.run(
+                    run_clients(server.port, creds, "noop", args.clients, args.warm)
+                )
+                warm_seconds = time.perf_counter() - warm_started
+                cpu_after = cpu_of(server.pid)
+                client_cpu = _own_cpu() - client_before
             _, versions = asyncio.run(
                 run_clients(server.port, creds, "noop:live", args.clients, args.split)
             )
@@ -217,7 +235,8 @@ def main() -> int:
     worker_cpu = cpu_after[1] - cpu_before[1]
     print(
         f"  {len(warm) / warm_seconds:.0f} invocations/s; CPU per invocation: server "
-        f"{server_cpu / len(warm) * 1000:.2f} ms, workers {worker_cpu / len(warm) * 1000:.2f} ms"
+        f"{server_cpu / len(warm) * 1000:.2f} ms, workers {worker_cpu / len(warm) * 1000:.2f} ms, "
+        f"clients (this process) {client_cpu / len(warm) * 1000:.2f} ms"
     )
     print(f"cold start ({args.cold} runs, boto3 Invoke after a config change):")
     print(f"  median {statistics.median(cold) * 1000:.1f} ms   max {max(cold) * 1000:.1f} ms")

@@ -148,6 +148,14 @@ class ServerConfig:
     elb_bind_address: str = "127.0.0.1"
     elb_keep_running: bool = True
     elb_maxconn: int = 4096
+    # The embedded ECS's capacity: Docker Engine API endpoints, comma-separated
+    # ("unix:/path" or "tcp:host:port"); empty means a Podman API service this server
+    # starts on first use (its store under DATA_DIR/ecs). ecs_reconcile_seconds: how often
+    # the reconciler looks when nothing changes; ecs_drain_timeout: the longest it waits
+    # for a stopping task's targets to drain.
+    ecs_endpoints: str = ""
+    ecs_reconcile_seconds: float = 1.0
+    ecs_drain_timeout: float = 300.0
 
     # Who may read GET /metrics (server/probes.py): with metrics_address
     # ("host:port") set, anyone who reaches that separate listener and nobody on the main

@@ -29,6 +29,7 @@ KEY_BYTES = 32  # AES-256
 NONCE_BYTES = 12
 PREFIX = "sy1"
 DEFAULT_KEY_FILE = "secret.key"
+MAX_OPENED = 1024  # tokens whose plaintext an AesGcmBox keeps
 
 
 class SecretBoxError(ValueError):
@@ -90,6 +91,10 @@ class AesGcmBox:
         self._current = key_id(keys[0])
         self._ciphers = {key_id(key): AESGCM(key) for key in keys}
         self._current_cipher = self._ciphers[self._current]
+        # Every signed request opens its key's secret: a token opens to the same text
+        # each time, so the last ones are kept (no more exposed than the keys beside
+        # them). Cleared when full, bounded by MAX_OPENED.
+        self._opened: dict[tuple[str, str], str] = {}
 
     def seal(self, plaintext: str, context: str) -> str:
         nonce = os.urandom(NONCE_BYTES)
@@ -98,6 +103,15 @@ class AesGcmBox:
         return f"{PREFIX}:{self._current}:{body}"
 
     def open(self, token: str, context: str) -> str:
+        opened = self._opened.get((token, context))
+        if opened is None:
+            opened = self._open(token, context)
+            if len(self._opened) >= MAX_OPENED:
+                self._opened.clear()
+            self._opened[(token, context)] = opened
+        return opened
+
+    def _open(self, token: str, context: str) -> str:
         from cryptography.exceptions import InvalidTag
 
         prefix, _, rest = token.partition(":")

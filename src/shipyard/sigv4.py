@@ -10,6 +10,7 @@ built-in's lower throughput does not show.
 
 from __future__ import annotations
 
+import functools
 import importlib
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
@@ -59,6 +60,9 @@ def _hmac(key: bytes, msg: str) -> bytes:
     return hmac_sha256(key, msg.encode())
 
 
+# Memoised: a key signs (or is checked) many times a day, and deriving it is four HMACs.
+# Bounded; an entry is only of use to whoever already holds the secret.
+@functools.lru_cache(maxsize=256)
 def signing_key(secret: str, date: str, region: str, service: str) -> bytes:
     key = _hmac(("AWS4" + secret).encode(), date)
     key = _hmac(key, region)

@@ -1,6 +1,6 @@
 """The contract every ``containers.targets.TargetGroups`` keeps, run on each
-implementation. ``FACTORIES`` names them; at merge the ECS side's memory implementation
-joins the list (a factory takes the pytest request and returns a ``Seam``: the
+implementation. ``FACTORIES`` names them: the embedded ELBv2's and the ECS side's memory
+implementation (a factory takes the pytest request and returns a ``Seam``: the
 implementation, a target group ARN it knows, and a way to make targets serve)."""
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import pytest
 
 from shipyard.containers.elbv2.seam import EmbeddedTargetGroups
 from shipyard.containers.targets import Target, TargetGroups, TargetState
+from shipyard.containers.targets_memory import MemoryTargetGroups
 from tests.conftest import free_port
 from tests.elbv2.scenario import forward, target_group
 from tests.elbv2.web_targets import web_targets
@@ -46,8 +47,23 @@ def embedded(request: pytest.FixtureRequest, stack: ExitStack) -> Seam:
     return Seam(EmbeddedTargetGroups(balancers), arn, serving)
 
 
+def memory(_request: pytest.FixtureRequest, stack: ExitStack) -> Seam:
+    """The ECS side's in-process groups (servers without load balancers, ECS tests)."""
+    groups = MemoryTargetGroups()
+    arn = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/seam/0123456789abcdef"
+    groups.create(arn)
+
+    def serving(count: int) -> list[Target]:
+        names = [f"t{n}" for n in range(count)]
+        started = stack.enter_context(web_targets(*names))
+        return [Target("127.0.0.1", started[n].port) for n in names]
+
+    return Seam(groups, arn, serving)
+
+
 FACTORIES: dict[str, Callable[[pytest.FixtureRequest, ExitStack], Seam]] = {
     "embedded-elbv2": embedded,
+    "memory": memory,
 }
 
 

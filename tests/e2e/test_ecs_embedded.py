@@ -20,10 +20,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import docker
 import pytest
 from botocore.exceptions import BotoCoreError
 
+from shipyard.containers.ecs.images import HTTPD_IMAGE, busybox_httpd
+from shipyard.containers.ecs.podman_service import PodmanService
 from tests.conftest import LiveServer, service_missing, start_live_server
+from tests.containers.conftest import require_podman, teardown
 from tests.e2e.http_load import Load, Request, between, start_load, summarize
 from tests.e2e.test_lambda_deployments import Stub
 from tests.e2e.test_server_crash import ServerProcess
@@ -40,24 +44,7 @@ from tests.functions.conftest import python_function
 from tests.server.crud_support import aws_cli
 from tests.support import call_extension, wait_until
 
-try:  # the embedded ECS (issue 12) reaches main in its own merge
-    import docker
-    from shipyard.containers.ecs.images import HTTPD_IMAGE, busybox_httpd
-    from shipyard.containers.ecs.podman_service import PodmanService
-
-    from tests.containers.conftest import require_podman, teardown
-except ImportError:
-    EMBEDDED_ECS = False
-else:
-    EMBEDDED_ECS = True
-
 pytestmark = pytest.mark.e2e
-
-
-def require_embedded_service() -> None:
-    if not EMBEDDED_ECS:
-        service_missing("the embedded ECS (shipyard.containers.ecs, issue 12)")
-    require_podman()
 
 
 APP = "shop"
@@ -95,7 +82,7 @@ ROLLBACK_ALL = {
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    require_embedded_service()
+    require_podman()
     running = start_live_server(
         tmp_path_factory.mktemp("ecs-e2e") / "server",
         minute_seconds=MINUTE,
@@ -411,7 +398,7 @@ def test_a_kill_of_the_server_mid_shift_resumes_with_no_request_failed(tmp_path:
     """kill -9 of a real server process while the listener is at 50 %: the load balancer
     and the tasks keep serving, and the restarted server goes on from the recorded
     weight (the replacement's share never drops) to the end."""
-    require_embedded_service()
+    require_podman()
     data_dir = tmp_path / "server"
     podman = PodmanService(data_dir / "ecs")  # the store the server's own service uses
     podman.ensure_started()

@@ -58,3 +58,16 @@ def server(tmp_path: Path) -> Iterator[LiveServer]:
 @pytest.fixture
 def lam(server: LiveServer) -> Any:
     return server.client("lambda")
+
+
+def keyed_client(server: LiveServer, key_id: str, secret: str = "x" * 40) -> Any:
+    """A Lambda client signing with any key (unknown ones, wrong secrets)."""
+    import boto3
+
+    return boto3.client(
+        "lambda",
+        endpoint_url=server.url,
+        region_name="us-east-1",
+        aws_access_key_id=key_id,
+        aws_secret_access_key=secret,
+    )

@@ -13,7 +13,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests.conftest import LiveServer, start_live_server
-from tests.functions.conftest import ECHO, ROLE, package, python_function
+from tests.functions.conftest import ECHO, ROLE, keyed_client, package, python_function
 
 ARN = "arn:aws:lambda:us-east-1:000000000000:function:"
 LAST_MODIFIED = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+0000")
@@ -211,15 +211,7 @@ def test_unknown_things_and_bad_aliases_change_nothing(lam: Any) -> None:
 
 
 def test_admin_only_callers(server: LiveServer) -> None:
-    import boto3
-
-    stranger = boto3.client(
-        "lambda",
-        endpoint_url=server.url,
-        region_name="us-east-1",
-        aws_access_key_id="AKSYNOTAKEY000000000",
-        aws_secret_access_key="x" * 40,
-    )
+    stranger = keyed_client(server, "AKSYNOTAKEY000000000")
     with pytest.raises(ClientError) as exc:
         stranger.list_functions()
     assert error(exc)[0] == "UnrecognizedClientException"

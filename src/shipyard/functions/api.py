@@ -11,8 +11,10 @@ import inspect
 import logging
 import re
 from collections.abc import Awaitable, Callable
+from typing import Any
 from urllib.parse import unquote
 
+from sqlalchemy import Connection
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -37,6 +39,8 @@ MAX_BODY = 70 * 1024 * 1024
 Operation = Callable[[LambdaCall], Response | Awaitable[Response]]
 _F = PREFIX + r"/(?P<name>[^/]+)"
 ROUTES: list[tuple[str, re.Pattern[str], str, Operation]] = [
+    # First: by far the most frequent (no other route matches its paths).
+    ("POST", re.compile(_F + "/invocations"), "Invoke", invoke_ops.invoke),
     ("POST", re.compile(PREFIX + "/?"), "CreateFunction", function_ops.create_function),
     ("GET", re.compile(PREFIX + "/?"), "ListFunctions", function_ops.list_functions),
     ("GET", re.compile(_F), "GetFunction", function_ops.get_function),
@@ -61,7 +65,6 @@ ROUTES: list[tuple[str, re.Pattern[str], str, Operation]] = [
     ("GET", re.compile(_F + "/aliases/(?P<alias>[^/]+)"), "GetAlias", alias_ops.get_alias),
     ("PUT", re.compile(_F + "/aliases/(?P<alias>[^/]+)"), "UpdateAlias", alias_ops.update_alias),
     ("DELETE", re.compile(_F + "/aliases/(?P<alias>[^/]+)"), "DeleteAlias", alias_ops.delete_alias),
-    ("POST", re.compile(_F + "/invocations"), "Invoke", invoke_ops.invoke),
 ]
 
 
@@ -69,26 +72,34 @@ def is_lambda_request(scope_path: str) -> bool:
     return scope_path == PREFIX or scope_path.startswith(PREFIX + "/")
 
 
+# Reads an operation needs, done in the key lookup's transaction (auth.from_headers):
+# from the path members and the query, before the body is read.
+ReadWithKey = Callable[[dict[str, str], dict[str, str]], Callable[[Connection], Any]]
+READ_WITH_KEY: dict[str, ReadWithKey] = {"Invoke": invoke_ops.read_candidates}
+
+
 async def handle(request: Request, services: Services) -> Response:
     try:
         headers = auth.request_headers(request)
-        pending = auth.from_headers(request, headers, services, LAMBDA_SIGNING, ("host",))
+        query = dict(request.query_params)
+        routed = _route(request)  # refused only once the caller is known
+        read = None
+        if not isinstance(routed, ApiError) and routed[0] in READ_WITH_KEY:
+            read = READ_WITH_KEY[routed[0]](routed[2], query)
+        pending = auth.from_headers(
+            request, headers, services, LAMBDA_SIGNING, ("host",), also=read
+        )
         body, digest = await _read_body(request)
         principal = pending.verify(digest)
-        name, operation, params = _route(request)
+        if isinstance(routed, ApiError):
+            raise routed
+        name, operation, params = routed
         if principal.kind not in LAMBDA_CALLERS:
             raise ApiError(
                 "AccessDeniedException", f"{principal.kind} keys may not call the Lambda API", 403
             )
         authorize(principal, "lambda", name)
-        call = LambdaCall(
-            services,
-            principal,
-            params,
-            dict(request.query_params),
-            {k.lower(): v for k, v in request.headers.items()},
-            body,
-        )
+        call = LambdaCall(services, principal, params, query, headers, body, pending.prefetched)
         result = operation(call)
         return await result if inspect.isawaitable(result) else result
     except ApiError as exc:
@@ -98,14 +109,14 @@ async def handle(request: Request, services: Services) -> Response:
         return error_response(ApiError("ServiceException", "internal error", 500))
 
 
-def _route(request: Request) -> tuple[str, Operation, dict[str, str]]:
+def _route(request: Request) -> tuple[str, Operation, dict[str, str]] | ApiError:
     raw = request.scope.get("raw_path") or request.url.path.encode()
     path = raw.decode("latin-1").split("?", 1)[0]
     for method, pattern, name, operation in ROUTES:
-        found = pattern.fullmatch(path)
-        if found and method == request.method:
+        found = pattern.fullmatch(path) if method == request.method else None
+        if found:
             return name, operation, {k: unquote(v) for k, v in found.groupdict().items()}
-    raise ApiError("UnknownOperationException", f"Unknown operation {request.method} {path}", 404)
+    return ApiError("UnknownOperationException", f"Unknown operation {request.method} {path}", 404)
 
 
 async def _read_body(request: Request) -> tuple[bytes, str]:

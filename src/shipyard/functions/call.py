@@ -24,6 +24,8 @@ class LambdaCall:
     query: dict[str, str]
     headers: dict[str, str]  # lower-case names
     body: bytes
+    # What the operation read in the key lookup's transaction (api.READ_WITH_KEY).
+    prefetched: Any = None
 
     @property
     def region(self) -> str:

@@ -38,6 +38,7 @@ log = logging.getLogger("shipyard.functions")
 
 EVENT_RETRIES = 2
 MAX_QUEUED_EVENTS = 10_000
+MAX_SPECS = 1024  # FunctionSpecs kept by revision
 
 
 class Throttled(Exception):
@@ -87,6 +88,10 @@ class FunctionHost:
         self.cold_starts = 0
         self.work_dir = settings.work_dir or Path(tempfile.gettempdir())  # set by start()
         self._keys_swept = 0.0
+        # The spec of each (function, version, RevisionId) invoked lately: a revision's
+        # doc never changes (every update gives a new RevisionId, the same key that keeps
+        # an update from reusing an old worker). Bounded: cleared when full.
+        self._specs: dict[tuple[str, str, str], FunctionSpec] = {}
 
     # -- Worker protocol (server/context.py) -----------------------------------------------
 
@@ -149,6 +154,15 @@ class FunctionHost:
                 task = asyncio.get_running_loop().create_task(self._retire(worker))
                 self._retiring.add(task)  # held until done: the loop keeps weak references
                 task.add_done_callback(self._retiring.discard)
+
+    def spec(self, key: tuple[str, str, str], build: Callable[[], FunctionSpec]) -> FunctionSpec:
+        """The spec of revision ``key`` (function, version, RevisionId), built once."""
+        spec = self._specs.get(key)
+        if spec is None:
+            if len(self._specs) >= MAX_SPECS:
+                self._specs.clear()
+            spec = self._specs[key] = build()
+        return spec
 
     @property
     def worker_count(self) -> int:

@@ -7,8 +7,12 @@ import binascii
 import json
 import random
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from sqlalchemy import Connection
 from starlette.responses import Response
 
 from shipyard.errors import ApiError
@@ -58,7 +62,10 @@ async def invoke(call: LambdaCall) -> Response:
     executed = {"X-Amz-Executed-Version": doc["Version"]}
     if kind == "DryRun":
         return _answer(b"", 204, executed)
-    spec = function_spec(call.services.config.data_dir / "functions", doc)
+    revision = (doc["FunctionName"], doc["Version"], doc["RevisionId"])
+    spec = host.spec(
+        revision, lambda: function_spec(call.services.config.data_dir / "functions", doc)
+    )
     invoked_arn = function_arn(call.region, name, qualifier)
     try:
         if kind == "Event":
@@ -98,15 +105,55 @@ def function_spec(code_root: Path, doc: Json) -> FunctionSpec:
     )
 
 
-def _version_to_run(call: LambdaCall, name: str, qualifier: str | None, rng: random.Random) -> Json:
+@dataclass(frozen=True)
+class Candidates:
+    """The docs an Invoke of ``name`` and ``qualifier`` may run: the version's, or the
+    alias and the versions it routes to."""
+
+    name: str
+    qualifier: str | None
+    alias: Json | None
+    versions: dict[str, Json]
+
+
+def read_candidates(params: dict[str, str], query: dict[str, str]) -> Callable[[Connection], Any]:
+    """Reads the Candidates with the caller's key (``auth.from_headers``' ``also``); a
+    malformed name reads nothing (``invoke`` then says what is wrong, after auth)."""
+
+    def read(conn: Connection) -> Candidates | None:
+        try:
+            name, chosen = parse_function_ref(params["name"], query.get("Qualifier"))
+        except ApiError:
+            return None
+        return _candidates(conn, name, chosen)
+
+    return read
+
+
+def _candidates(conn: Connection, name: str, qualifier: str | None) -> Candidates:
     version = qualifier or LATEST
-    with call.services.db.tx() as conn:
-        if version != LATEST and not VERSION.fullmatch(version):
-            alias = store.get_alias(conn, name, version)
-            if alias is None:
-                raise function_missing(call.region, name, version)
-            version = choose_version(alias, rng)
+    if version == LATEST or VERSION.fullmatch(version):
         doc = store.get_version(conn, name, version)
+        return Candidates(name, qualifier, None, {version: doc} if doc else {})
+    alias = store.get_alias(conn, name, version)
+    if alias is None:
+        return Candidates(name, qualifier, None, {})
+    weights = alias.get("RoutingConfig", {}).get("AdditionalVersionWeights", {})
+    versions = [str(alias["FunctionVersion"]), *map(str, weights)]
+    return Candidates(name, qualifier, alias, store.get_versions(conn, name, versions))
+
+
+def _version_to_run(call: LambdaCall, name: str, qualifier: str | None, rng: random.Random) -> Json:
+    found = call.prefetched
+    if not (isinstance(found, Candidates) and (found.name, found.qualifier) == (name, qualifier)):
+        with call.services.db.tx() as conn:
+            found = _candidates(conn, name, qualifier)
+    version = qualifier or LATEST
+    if version != LATEST and not VERSION.fullmatch(version):
+        if found.alias is None:
+            raise function_missing(call.region, name, version)
+        version = choose_version(found.alias, rng)
+    doc = found.versions.get(version)
     if doc is None:
         raise function_missing(call.region, name, qualifier)
     return doc

@@ -10,18 +10,29 @@ as ``AWS_LAMBDA_RUNTIME_API``), so the port says which worker is asking. It serv
 
 The host puts an ``Invocation`` in with ``submit``; its future resolves with the
 response or error body the runtime posts.
+
+Every invocation crosses this server twice, so it is an ``asyncio.Protocol`` with
+httptools' parser (a uvicorn dependency) rather than streams and a task per connection:
+``submit`` writes the event straight to the connection whose ``next`` is waiting, and
+the runtime's post resolves the invocation from ``data_received``, with no task woken
+in between.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
+from collections import deque
 from dataclasses import dataclass, field
+from typing import cast
+
+import httptools
 
 PREFIX = "/2018-06-01/runtime/"
+MAX_HEAD = 64 * 1024  # request line and headers
 MAX_HEADER_LINES = 100
 MAX_BODY = 7 * 1024 * 1024  # a 6 MB response plus its JSON framing
+ACCEPTED = b'{"status":"OK"}'
 
 
 @dataclass
@@ -42,163 +53,205 @@ class Invocation:
             self.result.set_result((body, is_error))
 
 
-@dataclass
-class _Request:
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: bytes
-
-
 class RuntimeApi:
     """One worker's Runtime API endpoint."""
 
     def __init__(self) -> None:
-        self._queue: asyncio.Queue[Invocation] = asyncio.Queue()
+        self._queue: deque[Invocation] = deque()
+        # Connections whose ``next`` waits for an invocation, oldest first.
+        self._waiting: deque[_Connection] = deque()
         self._pending: dict[str, Invocation] = {}
         self._server: asyncio.Server | None = None
-        self._connections: set[asyncio.Task[None]] = set()
+        self._connections: set[_Connection] = set()
         # The error body of ``init/error``, once the runtime reported one.
         self.init_error: bytes | None = None
         self.port = 0
 
     async def start(self) -> str:
         """Listen on an ephemeral loopback port; returns ``host:port``."""
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(lambda: _Connection(self), "127.0.0.1", 0)
         self.port = self._server.sockets[0].getsockname()[1]
         return f"127.0.0.1:{self.port}"
 
     async def stop(self) -> None:
         if self._server is not None:
             self._server.close()
-        for task in list(self._connections):
-            task.cancel()
-        for task in list(self._connections):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        for connection in list(self._connections):
+            connection.close()
+        self._waiting.clear()
 
     def submit(self, invocation: Invocation) -> None:
-        self._queue.put_nowait(invocation)
+        while self._waiting:
+            connection = self._waiting.popleft()
+            connection.waiting = False
+            if connection.open:
+                self._hand_out(connection, invocation)
+                return
+        self._queue.append(invocation)
 
     def unfinished(self) -> list[Invocation]:
         """Invocations handed out or queued and not yet answered."""
-        queued = []
-        while not self._queue.empty():
-            queued.append(self._queue.get_nowait())
+        queued = list(self._queue)
+        self._queue.clear()
         return [*self._pending.values(), *queued]
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._connections.add(task)
-        try:
-            while True:
-                request = await _read_request(reader, writer)
-                if request is None:
-                    return
-                status, headers, body = await self._route(request)
-                _write_response(writer, status, headers, body)
-                await writer.drain()
-        except (ConnectionError, asyncio.IncompleteReadError, ValueError):
-            return
-        except asyncio.CancelledError:
-            return  # stop(): asyncio would log a cancelled connection task as an error
-        finally:
-            self._connections.discard(task)
-            writer.close()
+    def _hand_out(self, connection: _Connection, invocation: Invocation) -> None:
+        self._pending[invocation.request_id] = invocation
+        connection.respond(200, _event_headers(invocation), invocation.payload)
 
-    async def _route(self, request: _Request) -> tuple[int, dict[str, str], bytes]:
-        path = request.path.split("?", 1)[0]
+    def _handle(self, connection: _Connection, method: bytes, path: str, body: bytes) -> None:
+        """Answer one request (``next`` with no invocation queued answers later)."""
+        path = path.split("?", 1)[0]
         if not path.startswith(PREFIX):
-            return _error(404, "NotFound", "Unknown Runtime API path")
+            connection.respond(*_error(404, "NotFound", "Unknown Runtime API path"))
+            return
         parts = path.removeprefix(PREFIX).split("/")
-        if request.method == "GET" and parts == ["invocation", "next"]:
-            invocation = await self._queue.get()
-            self._pending[invocation.request_id] = invocation
-            return 200, _event_headers(invocation), invocation.payload
-        if request.method == "POST" and parts == ["init", "error"]:
-            self.init_error = request.body or b"{}"
-            return 202, {}, b'{"status":"OK"}'
-        if request.method == "POST" and len(parts) == 3 and parts[0] == "invocation":
+        if method == b"GET" and parts == ["invocation", "next"]:
+            if self._queue:
+                self._hand_out(connection, self._queue.popleft())
+            else:
+                connection.wait()
+                self._waiting.append(connection)
+            return
+        if method == b"POST" and parts == ["init", "error"]:
+            self.init_error = body or b"{}"
+            connection.respond(202, b"", ACCEPTED)
+            return
+        if method == b"POST" and len(parts) == 3 and parts[0] == "invocation":
             answered = self._pending.pop(parts[1]) if parts[1] in self._pending else None
             if answered is None or parts[2] not in ("response", "error"):
-                return _error(400, "InvalidRequestID", "Invalid request ID")
-            answered.resolve(request.body, parts[2] == "error")
-            return 202, {}, b'{"status":"OK"}'
-        return _error(404, "NotFound", "Unknown Runtime API path")
+                connection.respond(*_error(400, "InvalidRequestID", "Invalid request ID"))
+                return
+            answered.resolve(body, parts[2] == "error")
+            connection.respond(202, b"", ACCEPTED)
+            return
+        connection.respond(*_error(404, "NotFound", "Unknown Runtime API path"))
 
 
-def _event_headers(invocation: Invocation) -> dict[str, str]:
-    headers = {
-        "Content-Type": "application/json",
-        "Lambda-Runtime-Aws-Request-Id": invocation.request_id,
-        "Lambda-Runtime-Deadline-Ms": str(invocation.deadline_ms),
-        "Lambda-Runtime-Invoked-Function-Arn": invocation.invoked_arn,
-        "Lambda-Runtime-Trace-Id": invocation.trace_id,
-    }
+class _Connection(asyncio.Protocol):
+    """One keep-alive connection from the runtime; requests are answered in order."""
+
+    def __init__(self, api: RuntimeApi) -> None:
+        self.api = api
+        self.parser = httptools.HttpRequestParser(self)
+        self.transport: asyncio.Transport | None = None
+        self.open = False
+        # Its ``next`` waits for an invocation. Reading goes on meanwhile, so that a
+        # runtime hanging up is noticed (and not handed the next invocation).
+        self.waiting = False
+        self._url = b""
+        self._body = bytearray()
+        self._head_size = 0
+        self._header_lines = 0
+
+    # -- asyncio.Protocol --------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is no subclass
+        self.open = True
+        self.api._connections.add(self)
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self.parser.feed_data(data)
+        except (httptools.HttpParserError, httptools.HttpParserUpgrade, ValueError):
+            self.close()  # malformed, too large, or an upgrade: drop the connection
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.open = False
+        self.api._connections.discard(self)
+        if self.waiting:
+            self.api._waiting.remove(self)
+
+    # -- httptools callbacks -----------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        self._url = b""
+        self._body.clear()
+        self._head_size = 0
+        self._header_lines = 0
+
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+        self._count_head(len(url))
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._header_lines += 1
+        self._count_head(len(name) + len(value))
+        if self._header_lines > MAX_HEADER_LINES:
+            raise ValueError("too many header lines")
+        # curl asks before sending a body over 1 KiB
+        if name.lower() == b"expect" and value.lower() == b"100-continue":
+            self._write(b"HTTP/1.1 100 Continue\r\n\r\n")
+
+    def on_body(self, body: bytes) -> None:
+        if len(self._body) + len(body) > MAX_BODY:
+            raise ValueError("body too large")
+        self._body += body
+
+    def on_message_complete(self) -> None:
+        if self.waiting:  # a request sent before the last one was answered
+            raise ValueError("request while waiting for the next invocation")
+        path = self._url.decode("latin-1")
+        self.api._handle(self, self.parser.get_method(), path, bytes(self._body))
+
+    # -- answering ---------------------------------------------------------------------
+
+    def wait(self) -> None:
+        """Answer the current request later (``next`` with nothing queued)."""
+        self.waiting = True
+
+    def respond(self, status: int, headers: bytes, body: bytes) -> None:
+        self.waiting = False
+        reason = _REASONS.get(status, b"")
+        self._write(
+            b"HTTP/1.1 %d %s\r\n%sContent-Length: %d\r\n\r\n%s"
+            % (status, reason, headers, len(body), body)
+        )
+
+    def close(self) -> None:
+        self.open = False
+        if self.waiting:
+            self.waiting = False
+            self.api._waiting.remove(self)
+        if self.transport is not None:
+            self.transport.close()
+
+    def _write(self, data: bytes) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(data)
+
+    def _count_head(self, size: int) -> None:
+        self._head_size += size
+        if self._head_size > MAX_HEAD:
+            raise ValueError("request head too large")
+
+
+_REASONS = {200: b"OK", 202: b"Accepted", 400: b"Bad Request", 404: b"Not Found"}
+
+
+def _event_headers(invocation: Invocation) -> bytes:
+    lines = (
+        b"Content-Type: application/json\r\n"
+        b"Lambda-Runtime-Aws-Request-Id: %s\r\n"
+        b"Lambda-Runtime-Deadline-Ms: %d\r\n"
+        b"Lambda-Runtime-Invoked-Function-Arn: %s\r\n"
+        b"Lambda-Runtime-Trace-Id: %s\r\n"
+        % (
+            invocation.request_id.encode(),
+            invocation.deadline_ms,
+            invocation.invoked_arn.encode(),
+            invocation.trace_id.encode(),
+        )
+    )
     if invocation.client_context:
-        headers["Lambda-Runtime-Client-Context"] = invocation.client_context
-    return headers
+        # JSON: a line break can only be whitespace between tokens, never in a string.
+        context = invocation.client_context.encode().replace(b"\r", b" ").replace(b"\n", b" ")
+        lines += b"Lambda-Runtime-Client-Context: %s\r\n" % context
+    return lines
 
 
-def _error(status: int, kind: str, message: str) -> tuple[int, dict[str, str], bytes]:
+def _error(status: int, kind: str, message: str) -> tuple[int, bytes, bytes]:
     body = json.dumps({"errorType": kind, "errorMessage": message}).encode()
-    return status, {"Content-Type": "application/json"}, body
-
-
-async def _read_request(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-) -> _Request | None:
-    try:
-        # The whole head at once (the stream's 64 KiB limit bounds it): one await, not
-        # one per header line, on the path of every invocation.
-        head = await reader.readuntil(b"\r\n\r\n")
-    except asyncio.IncompleteReadError as exc:
-        if not exc.partial:
-            return None  # the runtime closed its keep-alive connection
-        raise
-    except asyncio.LimitOverrunError:
-        raise ValueError("request head too large") from None
-    lines = head.decode("latin-1").split("\r\n")
-    method, path, _version = lines[0].split(" ", 2)
-    if len(lines) > MAX_HEADER_LINES:
-        raise ValueError("too many header lines")
-    headers: dict[str, str] = {}
-    for raw in lines[1:]:
-        if raw:
-            name, _, value = raw.partition(":")
-            headers[name.strip().lower()] = value.strip()
-    if headers.get("expect", "").lower() == "100-continue":  # curl, for bodies over 1 KiB
-        writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-    if headers.get("transfer-encoding", "").lower() == "chunked":
-        body = await _read_chunked(reader)
-    else:
-        length = int(headers.get("content-length", "0") or 0)
-        if length > MAX_BODY:
-            raise ValueError("body too large")
-        body = await reader.readexactly(length) if length else b""
-    return _Request(method, path, headers, body)
-
-
-async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
-    body = bytearray()
-    while True:
-        size = int((await reader.readline()).split(b";")[0].strip() or b"0", 16)
-        if size == 0:
-            while (await reader.readline()) not in (b"\r\n", b"\n", b""):
-                pass  # trailers
-            return bytes(body)
-        if len(body) + size > MAX_BODY:
-            raise ValueError("body too large")
-        body += await reader.readexactly(size)
-        await reader.readline()
-
-
-def _write_response(
-    writer: asyncio.StreamWriter, status: int, headers: dict[str, str], body: bytes
-) -> None:
-    reason = {200: "OK", 202: "Accepted", 400: "Bad Request", 404: "Not Found"}.get(status, "")
-    lines = [f"HTTP/1.1 {status} {reason}"]
-    lines += [f"{name}: {value}" for name, value in headers.items()]
-    lines.append(f"Content-Length: {len(body)}")
-    writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
+    return status, b"Content-Type: application/json\r\n", body

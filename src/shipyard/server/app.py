@@ -26,6 +26,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from shipyard.bundlestore.api import s3_routes
 from shipyard.config import ServerConfig
 from shipyard.console.routes import browser_at_root, console_routes
+from shipyard.containers.ecs import api as ecs_api
 from shipyard.containers.elbv2 import api as elbv2_api
 from shipyard.errors import ApiError, DomainError
 from shipyard.functions import api as lambda_api
@@ -73,7 +74,7 @@ class _Endpoint:
     handler: Handler
     signing_names: frozenset[str]
     body_cap: int
-    service: str  # "codedeploy" (the API) or "codedeploy-commands" (agents)
+    service: str  # "codedeploy" (the API), "codedeploy-commands" (agents) or "ecs"
     operation: str
 
 
@@ -89,6 +90,9 @@ def _endpoint(target: str, config: ServerConfig) -> _Endpoint:
         table, name = AGENT_OPERATIONS, target.removeprefix(SECURE_AGENT_PREFIX)
         names, cap = auth.AGENT_SIGNING_NAMES, config.max_agent_body_bytes
         service = "codedeploy-commands"
+    elif target.startswith(ecs_api.PREFIX):
+        table, name = ecs_api.OPERATIONS, target.removeprefix(ecs_api.PREFIX)
+        names, cap, service = ecs_api.SIGNING_NAMES, config.max_api_body_bytes, "ecs"
     else:
         raise ApiError("UnknownOperationException", f"Unknown target {target[:200]!r}")
     handler = table.get(name)
@@ -110,6 +114,9 @@ async def _call(request: Request, services: Services) -> Response:
         return _json_response(
             await dispatch.run_operation(services, principal, endpoint.operation, parsed)
         )
+    if endpoint.service == "ecs":  # roles and the audit as the ECS API applies them
+        parsed = parse_object(body)
+        return _json_response(await ecs_api.run(services, principal, endpoint.operation, parsed))
     auth.authorize(principal, endpoint.service, endpoint.operation)
     result = endpoint.handler(Call(services, principal, parse_object(body), headers))
     if inspect.isawaitable(result):
@@ -120,7 +127,8 @@ async def _call(request: Request, services: Services) -> Response:
 def _operation(target: str) -> str:
     """The operation a target names, for metrics: only names that exist (bounded)."""
     name = target.rpartition(".")[2]
-    return name if name in API_OPERATIONS or name in AGENT_OPERATIONS else "unknown"
+    known = name in API_OPERATIONS or name in AGENT_OPERATIONS or name in ecs_api.OPERATIONS
+    return name if known else "unknown"
 
 
 async def _json_api(request: Request, services: Services) -> Response:

@@ -16,10 +16,13 @@ exist.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hmac
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
+from typing import Any
 
+from sqlalchemy import Connection
 from starlette.requests import Request
 
 from shipyard import sigv4
@@ -28,7 +31,7 @@ from shipyard.server import permissions
 from shipyard.server.context import Principal, Services
 from shipyard.store import credentials
 
-MAX_CLOCK_SKEW = dt.timedelta(minutes=15)
+MAX_CLOCK_SKEW_SECONDS = 15 * 60
 EMPTY_SHA256 = sigv4.sha256_hex(b"")
 # Signing names: the stock agent signs as codedeploy-commands-secure under
 # ``:enable_auth_policy: true``.
@@ -59,7 +62,10 @@ def request_headers(request: Request) -> dict[str, str]:
     Routing reads the same values, so a second ``X-Amz-Target`` added to a signed
     request changes the canonical request too instead of slipping past the signature.
     """
-    return {name: ",".join(request.headers.getlist(name)) for name in request.headers}
+    headers: dict[str, str] = {}
+    for name, value in request.headers.items():  # names are lower-case (ASGI)
+        headers[name] = f"{headers[name]},{value}" if name in headers else value
+    return headers
 
 
 @dataclass(frozen=True)
@@ -73,6 +79,9 @@ class PendingSignature:
     headers: dict[str, str]
     amz_date: str
     declared_hash: str  # x-amz-content-sha256, already verified; "" when not sent
+    # What ``from_headers``' ``also`` read in the key lookup's transaction (None if not
+    # asked, or for an unknown key); not to be used before ``verify`` passed.
+    prefetched: Any = None
 
     def matches(self, payload_hash: str) -> bool:
         return sigv4.verify(
@@ -116,22 +125,25 @@ def from_headers(
     services: Services,
     signing_names: Collection[str],
     signed_always: Collection[str] = SIGNED_ALWAYS,
+    also: Callable[[Connection], Any] | None = None,
 ) -> PendingSignature:
     """Check what the headers carry; raise before any body is read if that is wrong.
 
     ``signed_always``: the headers a signature must cover (a REST API such as Lambda's
-    has no ``x-amz-target``: its path and method say what the request does)."""
+    has no ``x-amz-target``: its path and method say what the request does). ``also``
+    reads what the request will need in the key lookup's transaction (Invoke: its
+    function's version), one transaction per request instead of two: a transaction costs
+    more than the reads in it. It must not raise; its result is ``prefetched``."""
     header = require_token(headers)
     amz_date = headers.get("x-amz-date", "")
     try:
         parsed = sigv4.parse_authorization(header)
-        when = dt.datetime.strptime(amz_date, "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.UTC)
+        when = _request_time(amz_date)
     except sigv4.SignatureError as exc:
         raise ApiError(exc.name, str(exc), 403) from None
     except ValueError:
         raise _incomplete("Missing or malformed X-Amz-Date") from None
-    now = dt.datetime.fromtimestamp(services.clock(), dt.UTC)
-    if abs(now - when) > MAX_CLOCK_SKEW:
+    if abs(services.clock() - when) > MAX_CLOCK_SKEW_SECONDS:
         raise ApiError("InvalidSignatureException", "Signature expired", 403)
     required = [*signed_always, *(name for name in SIGNED_WHEN_SENT if name in headers)]
     try:
@@ -144,11 +156,21 @@ def from_headers(
     declared = headers.get("x-amz-content-sha256", "")
     if declared and not (len(declared) == 64 and all(c in "0123456789abcdef" for c in declared)):
         raise _incomplete("x-amz-content-sha256 must be the body's SHA-256 in lower-case hex")
+    prefetched = None
     with services.db.tx() as conn:
         found = credentials.lookup_key(conn, services.db.secret_box, parsed.access_key_id)
+        if found is not None and also is not None:
+            prefetched = also(conn)
     secret, kind, name, role = found if found is not None else (sigv4.DUMMY_SECRET, "", "", "")
     pending = PendingSignature(
-        Principal(kind, name, role), secret, parsed, request, headers, amz_date, declared
+        Principal(kind, name, role),
+        secret,
+        parsed,
+        request,
+        headers,
+        amz_date,
+        declared,
+        prefetched,
     )
     # Checked now: with the body's hash declared, or with no key to check it against
     # (the same work as a wrong signature, and the same answer).
@@ -156,6 +178,13 @@ def from_headers(
     if check_now and (not pending.matches(declared or EMPTY_SHA256) or found is None):
         raise invalid_credentials()
     return pending
+
+
+# Memoised: X-Amz-Date changes once a second, and strptime is slow.
+@functools.lru_cache(maxsize=64)
+def _request_time(amz_date: str) -> float:
+    """X-Amz-Date (``20261204T210000Z``) as a Unix time; ValueError when malformed."""
+    return dt.datetime.strptime(amz_date, "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.UTC).timestamp()
 
 
 def authorize(principal: Principal, service: str, operation: str) -> None:

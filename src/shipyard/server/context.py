@@ -10,7 +10,9 @@ from shipyard.config import ServerConfig
 from shipyard.store.db import Database
 
 if TYPE_CHECKING:
+    from shipyard.containers.ecs.reconciler import Reconciler
     from shipyard.containers.elbv2.balancers import LoadBalancers
+    from shipyard.containers.targets import TargetGroups
     from shipyard.functions.host import FunctionHost
     from shipyard.metrics import Metrics
     from shipyard.runner.core import Runner
@@ -41,6 +43,10 @@ class Services:
     function_host: FunctionHost | None = None
     # The embedded ELBv2's HAProxy processes (also in ``workers``).
     load_balancers: LoadBalancers | None = None
+    # The embedded container service: target groups as ECS sees them (the seam with
+    # ELBv2), and the ECS reconciler that runs task sets (also in ``workers``).
+    target_groups: TargetGroups | None = None
+    ecs: Reconciler | None = None
 
     @property
     def metrics(self) -> Metrics:

@@ -16,7 +16,12 @@ import uvicorn
 
 from shipyard.bundlestore.urls import bundle_url
 from shipyard.config import ServerConfig
+from shipyard.containers.ecs.setup import build_reconciler
+from shipyard.containers.elbv2.balancers import LoadBalancers
+from shipyard.containers.elbv2.seam import EmbeddedTargetGroups
 from shipyard.containers.elbv2.setup import build_load_balancers
+from shipyard.containers.targets import TargetGroups
+from shipyard.containers.targets_memory import MemoryTargetGroups
 from shipyard.functions.setup import build_function_host
 from shipyard.metrics import Metrics
 from shipyard.notify.delivery import Deliverer
@@ -75,6 +80,9 @@ def build_services(config: ServerConfig) -> Services:
     services.load_balancers = build_load_balancers(config, db, clock)
     if services.load_balancers is not None:
         services.workers.append(services.load_balancers)
+    services.target_groups = _target_groups(services.load_balancers)
+    services.ecs = build_reconciler(config, db, clock, services.target_groups)
+    services.workers.append(services.ecs)
     services.metrics.add_live(functools.partial(live_gauges, services))
     if config.metrics_address:
         services.workers.append(MetricsListener(services))
@@ -116,6 +124,15 @@ def _ecs_steps(
         return LambdaAliases(build_client(config, function_key)).invoke_hook
 
     return EcsSteps(apply, db, clock, backend, invoker, config.hook_timeout)
+
+
+def _target_groups(load_balancers: LoadBalancers | None) -> TargetGroups:
+    """Target groups as the embedded ECS registers tasks in them (the one place that
+    chooses): the embedded ELBv2's; in memory on a server without load balancers
+    (``elb_haproxy: off``), where only the process itself can create groups."""
+    if load_balancers is not None:
+        return EmbeddedTargetGroups(load_balancers)
+    return MemoryTargetGroups()
 
 
 def _router(config: ServerConfig) -> TrafficRouter | None:

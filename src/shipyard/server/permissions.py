@@ -116,3 +116,41 @@ def denial(principal: Principal, permission: str) -> str:
     who = f"{principal.kind} {principal.name!r}" + (f" (role {role})" if role else "")
     api = permission if ":" in permission else f"codedeploy:{permission}"
     return f"{who} is not allowed {api}: it needs the {required_role(permission)} role"
+
+
+# The embedded ECS API (containers/ecs/api.py), by the same roles: its reads for viewers;
+# what a deployment does to a service for deployers (the task-set calls of
+# AWSCodeDeployRoleForECS, plus scaling a service and stopping a task); clusters, task
+# definitions, creating and deleting services for admins. The server's own internal keys
+# (the containers platform's client) may call all of it; instance and function keys none.
+_ECS_READ_PREFIXES = ("Describe", "List")
+ECS_DEPLOYER_OPERATIONS = frozenset(
+    {
+        "CreateTaskSet",
+        "UpdateServicePrimaryTaskSet",
+        "UpdateTaskSet",
+        "DeleteTaskSet",
+        "UpdateService",
+        "StopTask",
+    }
+)
+
+
+def ecs_required_role(operation: str) -> str:
+    if operation.startswith(_ECS_READ_PREFIXES):
+        return VIEWER
+    return DEPLOYER if operation in ECS_DEPLOYER_OPERATIONS else ADMIN
+
+
+def ecs_allowed(principal: Principal, operation: str) -> bool:
+    if principal.kind == "internal":
+        return True
+    role = role_of(principal)
+    return role is not None and _RANK[role] >= _RANK[ecs_required_role(operation)]
+
+
+def ecs_denial(principal: Principal, operation: str) -> str:
+    role = role_of(principal)
+    who = f"{principal.kind} {principal.name!r}" + (f" (role {role})" if role else "")
+    needed = ecs_required_role(operation)
+    return f"{who} is not allowed ecs:{operation}: it needs the {needed} role"

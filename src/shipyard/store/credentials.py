@@ -1,7 +1,8 @@
 """Access keys Shipyard issues: one admin key at first start, one per instance.
 
 The key id is public and looked up as is; the secret is stored sealed by the server's
-SecretBox (shipyard.secretbox), bound to its key id, and opened for each signature check.
+SecretBox (shipyard.secretbox), bound to its key id, and read for each signature check
+(the box keeps what it opened: a token opens to the same text each time).
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ def lookup_key(
     conn: Connection, box: SecretBox, access_key_id: str
 ) -> tuple[str, str, str, str] | None:
     """``(secret, principal_type, principal_name, role)`` for a key, or None. A key
-    deleted (revoked) is gone from the next request on: nothing caches it."""
+    deleted (revoked) is gone from the next request on: the row is read every time."""
     row = conn.execute(_LOOKUP, {"key_id": access_key_id}).first()
     if row is None:
         return None

@@ -37,6 +37,9 @@ def create(conn: Connection, name: str, latest: Doc, now: float) -> None:
 _GET_VERSION = select(_v.doc).where(
     (_v.function_name == bindparam("name")) & (_v.version == bindparam("version"))
 )
+_GET_VERSIONS = select(_v.version, _v.doc).where(
+    (_v.function_name == bindparam("name")) & _v.version.in_(bindparam("versions", expanding=True))
+)
 _GET_ALIAS = select(_a.doc).where(
     (_a.function_name == bindparam("name")) & (_a.name == bindparam("alias"))
 )
@@ -45,6 +48,12 @@ _GET_ALIAS = select(_a.doc).where(
 def get_version(conn: Connection, name: str, version: str) -> Doc | None:
     row = conn.execute(_GET_VERSION, {"name": name, "version": version}).first()
     return dict(row[0]) if row else None
+
+
+def get_versions(conn: Connection, name: str, versions: list[str]) -> dict[str, Doc]:
+    """The docs of those of ``versions`` that exist, by version."""
+    rows = conn.execute(_GET_VERSIONS, {"name": name, "versions": versions}).all()
+    return {row[0]: dict(row[1]) for row in rows}
 
 
 def put_latest(conn: Connection, name: str, doc: Doc) -> None:

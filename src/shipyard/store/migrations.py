@@ -72,6 +72,19 @@ def _v8_elbv2(conn: Connection, _box: SecretBox) -> None:
         table.create(conn, checkfirst=True)
 
 
+def _v9_ecs(conn: Connection, _box: SecretBox) -> None:
+    """The embedded ECS's clusters, task definitions, services, task sets and tasks."""
+    for table in (
+        schema.ecs_clusters,
+        schema.ecs_task_definitions,
+        schema.ecs_services,
+        schema.ecs_service_events,
+        schema.ecs_task_sets,
+        schema.ecs_tasks,
+    ):
+        table.create(conn, checkfirst=True)
+
+
 MIGRATIONS: list[Callable[[Connection, SecretBox], None]] = [
     _v1_initial,
     _v2_seal_secrets,
@@ -81,6 +94,7 @@ MIGRATIONS: list[Callable[[Connection, SecretBox], None]] = [
     _v6_users_and_audit,
     _v7_agent_version,
     _v8_elbv2,
+    _v9_ecs,
 ]
 SEALED_SECRETS = 2  # the first version whose stored secrets are sealed
 

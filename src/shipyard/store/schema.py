@@ -320,3 +320,75 @@ elb_targets = Table(
     Column("since", Float, nullable=False),
     Column("drain_until", Float),
 )
+
+# The embedded ECS (shipyard.containers.ecs). Each doc holds the API's own members for
+# what the columns do not carry; ARNs are built from the names and the server's region.
+ecs_clusters = Table(
+    "ecs_clusters",
+    metadata,
+    Column("name", String(255), primary_key=True),
+    Column("status", String(16), nullable=False),  # ACTIVE | INACTIVE
+    Column("created", Float, nullable=False),
+    Column("doc", JSON, nullable=False),  # tags, settings
+)
+
+ecs_task_definitions = Table(
+    "ecs_task_definitions",
+    metadata,
+    Column("family", String(255), primary_key=True),
+    Column("revision", Integer, primary_key=True),
+    Column("status", String(16), nullable=False),  # ACTIVE | INACTIVE
+    Column("registered", Float, nullable=False),
+    Column("doc", JSON, nullable=False),  # the TaskDefinition members, tags
+)
+
+# A service name can be reused once the old one is INACTIVE, so services have an id.
+ecs_services = Table(
+    "ecs_services",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("cluster", String(255), nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("status", String(16), nullable=False),  # ACTIVE | DRAINING | INACTIVE
+    Column("created", Float, nullable=False),
+    Column("updated", Float, nullable=False),
+    Column("doc", JSON, nullable=False),
+    Index("ix_ecs_services_name", "cluster", "name"),
+)
+
+ecs_service_events = Table(
+    "ecs_service_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("service_id", String(32), nullable=False),
+    Column("created", Float, nullable=False),
+    Column("message", Text, nullable=False),
+    Index("ix_ecs_service_events_service", "service_id", "id"),
+)
+
+ecs_task_sets = Table(
+    "ecs_task_sets",
+    metadata,
+    Column("id", String(40), primary_key=True),  # ecs-svc/<19 digits>
+    Column("service_id", String(32), nullable=False, index=True),
+    Column("status", String(16), nullable=False),  # PRIMARY | ACTIVE | DRAINING
+    Column("created", Float, nullable=False),
+    Column("updated", Float, nullable=False),
+    Column("doc", JSON, nullable=False),
+)
+
+# One row per task; the reconciler is the only writer of lastStatus.
+ecs_tasks = Table(
+    "ecs_tasks",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("cluster", String(255), nullable=False),
+    Column("service_id", String(32), nullable=False, index=True),
+    Column("task_set_id", String(40), nullable=False, index=True),
+    Column("last_status", String(16), nullable=False),
+    Column("desired_status", String(16), nullable=False),
+    Column("created", Float, nullable=False),
+    Column("updated", Float, nullable=False),
+    Column("doc", JSON, nullable=False),
+    Index("ix_ecs_tasks_cluster", "cluster", "last_status"),
+)
