@@ -1,4 +1,5 @@
-"""The CLI's live view of a Lambda deployment shows the alias's split as it moves."""
+"""The CLI's live view of a traffic shift shows the split as it moves: a Lambda alias's
+weight on the target version, an ECS service's weights on its two task sets."""
 
 from __future__ import annotations
 
@@ -50,3 +51,33 @@ def test_a_host_target_has_no_split() -> None:
     host = {"instanceTarget": {"targetId": "web-1", "status": "Pending", "lifecycleEvents": []}}
 
     assert progress.target_of(host).traffic == ""
+
+
+def _ecs_target(green: float) -> dict[str, Any]:
+    def task_set(label: str, weight: float) -> dict[str, Any]:
+        return {"identifer": f"ecs-svc/{label}", "taskSetLabel": label, "trafficWeight": weight}
+
+    return {
+        "deploymentTargetType": "ECSTarget",
+        "ecsTarget": {
+            "targetId": "main:web",
+            "status": "InProgress",
+            "lifecycleEvents": [{"lifecycleEventName": "AllowTraffic", "status": "InProgress"}],
+            "taskSetsInfo": [task_set("BLUE", 100 - green), task_set("GREEN", green)],
+        },
+    }
+
+
+def test_an_ecs_service_shows_its_task_sets_weights() -> None:
+    lines = progress.live_table(DEPLOYMENT, [_ecs_target(10.0)], now=101.0)
+    assert any(line.startswith("main:web (90% blue / 10% green)") for line in lines), lines
+
+    _, before = progress.change_lines({}, DEPLOYMENT, [_ecs_target(10.0)], 101.0)
+    lines, _ = progress.change_lines(before, DEPLOYMENT, [_ecs_target(100.0)], 103.0)
+    assert lines == ["[  3.0s] main:web  traffic 0% blue / 100% green"]
+
+
+def test_an_ecs_service_with_one_task_set_has_no_split() -> None:
+    target = _ecs_target(100.0)
+    target["ecsTarget"]["taskSetsInfo"] = target["ecsTarget"]["taskSetsInfo"][1:]
+    assert progress.target_of(target).traffic == ""

@@ -125,6 +125,15 @@ class ServerConfig:
     functions_backend: str = "embedded"
     functions_endpoint: str = ""
     functions_region: str = ""
+    # Where ECS deployments find their services and load balancers: "embedded" (this
+    # server's container service, through its own ECS and ELBv2 APIs) or "aws" (AWS in
+    # containers_region, keys from the AWS chain). containers_endpoint overrides the
+    # URL of both APIs (moto's server in tests). A replacement task set is polled this
+    # often until it is steady.
+    containers_backend: str = "embedded"
+    containers_endpoint: str = ""
+    containers_region: str = ""
+    containers_poll_seconds: float = 1.0
     # How long a Lambda hook function has to report its result (CodeDeploy: one hour).
     hook_timeout: float = DEFAULT_EVENT_TIMEOUT
 

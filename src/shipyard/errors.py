@@ -94,7 +94,7 @@ class UnsupportedPlatform(DomainError):
     def __init__(self, platform: str) -> None:
         super().__init__(
             f"The compute platform {platform} is not supported on this Shipyard server "
-            "(supported: Server)"
+            "(supported: Server, Lambda, ECS)"
         )
 
 
@@ -106,6 +106,8 @@ class SettingKind(StrEnum):
     LOAD_BALANCER = "load_balancer"  # loadBalancerInfo without a router to carry it out
     ALARMS = "alarms"  # CloudWatch alarm names
     TRIGGERS = "triggers"  # SNS trigger targets
+    ECS_SERVICE = "ecs_service"  # a cluster or service the container backend refuses
+    TARGET_GROUP_PAIR = "target_group_pair"  # target groups and listeners of an ECS group
 
 
 class UnsupportedSetting(DomainError):

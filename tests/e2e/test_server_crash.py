@@ -55,10 +55,17 @@ class ServerProcess:
 
     region = "us-east-1"
 
-    def __init__(self, data_dir: Path, database: str, flags: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        database: str,
+        flags: tuple[str, ...] = (),
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.data_dir = data_dir
         self.database = database
         self.flags = flags  # more ``shipyard server`` flags, e.g. ("--config", FILE)
+        self.env = dict(env or {})  # more settings (SHIPYARD_...) for every start
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = data_dir.parent / "server.out"
@@ -77,6 +84,7 @@ class ServerProcess:
             SHIPYARD_POLL_SECONDS=str(SERVER_POLL_SECONDS),
             SHIPYARD_REOFFER_SECONDS=str(REOFFER_SECONDS),
         )
+        env.update(self.env)
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True

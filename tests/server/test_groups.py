@@ -353,24 +353,16 @@ def test_delete(cd: Any) -> None:
     cd.delete_deployment_group(applicationName=app, deploymentGroupName="g")
 
 
-def test_ecs_group_needs_its_own_service(cd: Any) -> None:
+def test_ecs_group_needs_a_service(cd: Any) -> None:
+    """The rest of an ECS group is checked against its container backend
+    (tests/server/test_ecs_moto.py)."""
     app = new_app(cd, "ECS")
-    service = [{"serviceName": "web", "clusterName": "main"}]
     assert error_code(
         cd.create_deployment_group,
         applicationName=app,
         deploymentGroupName="no-service",
         serviceRoleArn=ROLE_ARN,
     ) == ("InvalidECSServiceException")
-    create(cd, app, "first", ecsServices=service)
-    assert info(cd, app, "first")["deploymentConfigName"] == "CodeDeployDefault.ECSAllAtOnce"
-    assert error_code(
-        cd.create_deployment_group,
-        applicationName=app,
-        deploymentGroupName="second",
-        serviceRoleArn=ROLE_ARN,
-        ecsServices=service,
-    ) == ("ECSServiceMappingLimitExceededException")
 
 
 def test_aws_cli_create_deployment_group(server: LiveServer, cd: Any) -> None:

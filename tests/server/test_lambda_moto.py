@@ -7,39 +7,24 @@ run functions here, so these deployments have no hooks.)"""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from typing import Any
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 from tests.conftest import LiveServer, start_live_server
 from tests.lambda_support import appspec, create_group, lambda_info, revision, weight_on, zipped
+from tests.moto_support import moto_endpoint
 from tests.support import call_extension, raw_call, wait_until
 
 APP = "orders-fn"
 MINUTE = 0.3
-MOTO_KEYS = {"AWS_ACCESS_KEY_ID": "moto", "AWS_SECRET_ACCESS_KEY": "moto"}
 
 
 @pytest.fixture(scope="module")
 def moto_url() -> Iterator[str]:
-    saved = {name: os.environ.get(name) for name in MOTO_KEYS}
-    os.environ.update(MOTO_KEYS)  # the "aws" backend reads its keys from the AWS chain
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+    yield from moto_endpoint()
 
 
 @pytest.fixture(scope="module")

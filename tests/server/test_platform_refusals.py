@@ -61,24 +61,19 @@ def test_a_lambda_deployment_is_carried_out_so_its_appspec_is_checked(
     assert listed["deployments"] == []
 
 
-def test_an_ecs_deployment_names_the_platform_as_unsupported(server: LiveServer, cd: Any) -> None:
-    cd.create_deployment_group(
-        applicationName="containers",
-        deploymentGroupName="svc",
-        serviceRoleArn=ROLE_ARN,
-        deploymentConfigName="CodeDeployDefault.ECSAllAtOnce",
-        deploymentStyle={
-            "deploymentType": "BLUE_GREEN",
-            "deploymentOption": "WITH_TRAFFIC_CONTROL",
-        },
-        ecsServices=[{"serviceName": "web", "clusterName": "main"}],
-    )
-    revision = {"revisionType": "AppSpecContent", "appSpecContent": {"content": "version: 0.0"}}
-    code, message = refused(server, "containers", "svc", revision=revision)
-    assert code == "InvalidComputePlatformException"
-    assert "ECS is not supported on this Shipyard server" in message
-    listed = cd.list_deployments(applicationName="containers", deploymentGroupName="svc")
-    assert listed["deployments"] == []
+def test_an_ecs_group_without_a_target_group_pair_is_refused(server: LiveServer, cd: Any) -> None:
+    """Before the container backend is asked: the group's shape."""
+    body = {
+        "applicationName": "containers",
+        "deploymentGroupName": "svc",
+        "serviceRoleArn": ROLE_ARN,
+        "deploymentConfigName": "CodeDeployDefault.ECSAllAtOnce",
+        "ecsServices": [{"serviceName": "web", "clusterName": "main"}],
+    }
+    status, answer = raw_call(server, "CreateDeploymentGroup", body)
+    assert (status, answer["__type"]) == (400, "InvalidTargetGroupPairException")
+    assert "targetGroupPairInfoList" in answer["message"]
+    assert cd.list_deployment_groups(applicationName="containers")["deploymentGroups"] == []
 
 
 @pytest.mark.parametrize(

@@ -65,9 +65,22 @@ TRAFFIC = "~traffic"
 
 def _traffic(detail: Mapping[str, Any]) -> str:
     info = detail.get("lambdaFunctionInfo")
-    if not isinstance(info, Mapping):
+    if isinstance(info, Mapping):
+        weight = float(info.get("targetVersionWeight") or 0)
+        return f"{weight:g}% on v{info.get('targetVersion', '?')}"
+    return _task_set_split(detail.get("taskSetsInfo"))
+
+
+def _task_set_split(task_sets: Any) -> str:
+    """An ECS service's split between its task sets ("90% blue / 10% green")."""
+    if not isinstance(task_sets, list) or len(task_sets) < 2:
         return ""
-    return f"{float(info.get('targetVersionWeight') or 0):g}% on v{info.get('targetVersion', '?')}"
+    shares = sorted(
+        (str(t.get("taskSetLabel", "?")).lower(), float(t.get("trafficWeight") or 0))
+        for t in task_sets
+        if isinstance(t, Mapping)
+    )
+    return " / ".join(f"{weight:g}% {label}" for label, weight in shares)
 
 
 def target_of(raw: Mapping[str, Any]) -> Target:

@@ -29,6 +29,20 @@ IN_PLACE_WITH_TRAFFIC_CONTROL = (
 # A Lambda deployment's events (reference §3.2): hook functions around the alias shift.
 LAMBDA = ("BeforeAllowTraffic", "AllowTraffic", "AfterAllowTraffic")
 
+# An ECS deployment's events (reference codedeploy.md §3.3): Install creates the
+# replacement task set, AllowTestTraffic routes the test listener to it, AllowTraffic
+# shifts the production listener; the other five are hook functions.
+ECS = (
+    "BeforeInstall",
+    "Install",
+    "AfterInstall",
+    "AllowTestTraffic",
+    "AfterAllowTestTraffic",
+    "BeforeAllowTraffic",
+    "AllowTraffic",
+    "AfterAllowTraffic",
+)
+
 # Events whose scripts come from the last successful revision on the host, and whose
 # failures `ignoreApplicationStopFailures` forgives.
 STOP_EVENTS = frozenset({"ApplicationStop", "BeforeBlockTraffic", "AfterBlockTraffic"})

@@ -27,13 +27,14 @@ from shipyard.engine.messages import (
     Outcome,
     Paused,
     Resumed,
+    Retired,
     Start,
     StopRequested,
     Tick,
     TrafficShifted,
 )
 from shipyard.engine.state import DeploymentState, Phase, StopReason, Strategy
-from shipyard.engine.strategies import blue_green, rules_for, traffic_shift
+from shipyard.engine.strategies import blue_green, rules_for, shift_waits, traffic_shift
 from shipyard.engine.transitions import fail, is_frozen, move
 from shipyard.model import DeploymentStatus, ErrorCode
 
@@ -64,6 +65,8 @@ def step(state: DeploymentState, event: Input, now: float) -> Outcome:
             hosts.completed(state, done, now, out, rules.hold)
         case TrafficShifted():
             traffic_shift.shifted(state, event, now, out)
+        case Retired():
+            shift_waits.retired(state, event, now, out)
         case Tick():
             hosts.expire_deadlines(state, now, out, rules.hold)
         case StopRequested(rollback, abandon):
@@ -93,10 +96,14 @@ def step(state: DeploymentState, event: Input, now: float) -> Outcome:
         case Continued(wait_type):
             if state.strategy == Strategy.BLUE_GREEN:
                 blue_green.continued(state, wait_type, now, out)
+            elif state.strategy == Strategy.TRAFFIC_SHIFT:
+                shift_waits.continued(state, wait_type, now, out)
     if state.status == S.IN_PROGRESS:
         rules.advance(state, now, out)
     elif state.status == S.BAKING:
         _bake(state, now, out)
+    elif state.status == S.READY and state.strategy == Strategy.TRAFFIC_SHIFT:
+        traffic_shift.waiting_for_continue(state, now, out)
     elif state.status == S.READY:
         blue_green.waiting_for_continue(state, now, out)
     return out

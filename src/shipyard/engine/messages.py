@@ -131,7 +131,9 @@ class RestoreTraffic:
 
 @dataclass(frozen=True)
 class RetireHosts:
-    """Blue/green TERMINATE: the original hosts leave the fleet (deregistered)."""
+    """Blue/green TERMINATE: the original hosts leave the fleet (deregistered). After
+    a traffic shift (ECS), each target's original revision is retired: answered by a
+    Retired input."""
 
     target_ids: tuple[str, ...]
 
@@ -153,6 +155,16 @@ class TrafficShifted:
 
     target_id: str
     target_weight: int
+    succeeded: bool
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class Retired:
+    """The original revision was retired after a traffic shift (ECS: the replacement
+    task set made primary and the original deleted), or could not be."""
+
+    target_id: str
     succeeded: bool
     message: str = ""
 
@@ -180,6 +192,7 @@ Input = (
     | Continued
     | HookReported
     | TrafficShifted
+    | Retired
 )
 
 

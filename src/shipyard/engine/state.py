@@ -157,6 +157,8 @@ class DeploymentState:
     ready_until: float | None = None
     terminate_wait: float | None = None  # None: KEEP_ALIVE; else TERMINATE after this
     terminate_at: float | None = None
+    # Traffic shift (ECS): the original revision is being retired after the wait.
+    retiring: bool = False
     # Traffic shift: the trafficRoutingConfig, when the shift began, the target's
     # weight now (percent) and when the next step of the schedule is due.
     routing: dict[str, Any] | None = None

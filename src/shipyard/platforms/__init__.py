@@ -3,9 +3,10 @@
 A platform validates what a deployment to it needs, lists its lifecycle events and
 says which of them the server runs itself, picks the deployment's strategy, and
 renders what its hosts are told (the deployment specification). ``Server`` (hosts
-running an agent) and ``Lambda`` (function aliases shifted between versions) are
-built; ``ECS`` is refused with a clear error until its platform exists. Adding one is
-a module here plus a line in ``PLATFORMS`` (docs/contributing.md has the checklist).
+running an agent), ``Lambda`` (function aliases shifted between versions) and ``ECS``
+(a service's task set replaced, its load balancer's traffic shifted) are built. Adding
+one is a module here plus a line in ``PLATFORMS`` (docs/contributing.md has the
+checklist).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from shipyard.config import ServerConfig
 from shipyard.engine.launch import LaunchRequest
 from shipyard.engine.state import StoredDeployment
 from shipyard.errors import UnsupportedPlatform
+from shipyard.platforms.ecs_ import EcsPlatform
 from shipyard.platforms.lambda_ import LambdaPlatform
 from shipyard.platforms.server import BundleExists, ServerPlatform
 
@@ -54,7 +56,11 @@ class Platform(Protocol):
         """What the agent of a target is told about the deployment."""
 
 
-PLATFORMS: dict[str, Platform] = {"Server": ServerPlatform(), "Lambda": LambdaPlatform()}
+PLATFORMS: dict[str, Platform] = {
+    "Server": ServerPlatform(),
+    "Lambda": LambdaPlatform(),
+    "ECS": EcsPlatform(),
+}
 KNOWN = ("Server", "Lambda", "ECS")  # CodeDeploy's compute platforms
 
 

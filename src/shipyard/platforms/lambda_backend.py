@@ -97,9 +97,9 @@ class LambdaAliases:
         try:
             return call()
         except ClientError as exc:
-            if _code(exc) == "ResourceNotFoundException":
+            if error_code(exc) == "ResourceNotFoundException":
                 raise InvalidRevision(f"The appspec names what does not exist: {missing}") from None
-            raise LambdaBackendError(f"Lambda refused the check: {_text(exc)}") from None
+            raise LambdaBackendError(f"Lambda refused the check: {error_text(exc)}") from None
         except BotoCoreError as exc:
             raise LambdaBackendError(f"Lambda API unreachable: {exc}") from None
 
@@ -119,7 +119,7 @@ class LambdaAliases:
                 RoutingConfig={"AdditionalVersionWeights": extra},
             )
         except ClientError as exc:
-            raise LambdaBackendError(f"UpdateAlias {spec.target_id}: {_text(exc)}") from None
+            raise LambdaBackendError(f"UpdateAlias {spec.target_id}: {error_text(exc)}") from None
         except BotoCoreError as exc:
             raise LambdaBackendError(f"UpdateAlias {spec.target_id}: {exc}") from None
 
@@ -144,15 +144,15 @@ class LambdaAliases:
                 Payload=json.dumps(payload).encode(),
             )
         except ClientError as exc:
-            raise LambdaBackendError(f"Invoke {function}: {_text(exc)}") from None
+            raise LambdaBackendError(f"Invoke {function}: {error_text(exc)}") from None
         except BotoCoreError as exc:
             raise LambdaBackendError(f"Invoke {function}: {exc}") from None
 
 
-def _code(exc: ClientError) -> str:
+def error_code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
 
 
-def _text(exc: ClientError) -> str:
+def error_text(exc: ClientError) -> str:
     error = exc.response.get("Error", {})
     return f"{error.get('Code', 'Error')}: {error.get('Message', '')}"

@@ -2,11 +2,7 @@
 alias shift, off the request path, each result fed back to the engine as an input.
 
 - A hook event (BeforeAllowTraffic, AfterAllowTraffic) invokes the appspec's hook
-  function asynchronously with ``{DeploymentId, LifecycleEventHookExecutionId}``. The
-  execution id is stored first (``store.hook_executions``) so that the function's
-  PutLifecycleEventHookExecutionStatus finds it, on any replica; that call becomes a
-  ``HookReported`` input. No report by the event's deadline (``hook_timeout``) fails the
-  event (the engine's Tick). An event without a hook succeeds at once.
+  function (``hook_functions``).
 - A shift sets the alias's weights (``LambdaAliases.set_weight``) and answers
   ``TrafficShifted``. Shifts of one alias are applied in the order they were decided.
 """
@@ -15,16 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
-from collections.abc import Callable, Coroutine
-from typing import Any
+from collections.abc import Callable
 
-from shipyard.engine.messages import Acknowledged, HookReported, Input, TrafficShifted
+from shipyard.engine.messages import Input, TrafficShifted
 from shipyard.engine.state import StoredDeployment
+from shipyard.platforms.hook_functions import Background, HookFunctions
 from shipyard.platforms.lambda_ import appspec_of
 from shipyard.platforms.lambda_appspec import HOOK_EVENTS
 from shipyard.platforms.lambda_backend import LambdaAliases, LambdaBackendError
-from shipyard.store import hook_executions
 from shipyard.store.db import Database
 
 log = logging.getLogger("shipyard.lambda")
@@ -42,12 +36,11 @@ class LambdaSteps:
         backend: Callable[[], LambdaAliases],
     ) -> None:
         self._apply = apply
-        self._db = db
-        self._clock = clock
         self._backend = backend
         self._aliases: LambdaAliases | None = None
+        self._hooks = HookFunctions(apply, db, clock, lambda: self.aliases().invoke_hook)
+        self._background = Background(log)
         self._locks: dict[str, asyncio.Lock] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
         # (deployment, target, event) this process has started: ``resume`` (which the
         # sweeper calls every second) leaves those alone.
         self._started: set[tuple[str, str, str]] = set()
@@ -62,15 +55,20 @@ class LambdaSteps:
     # ---- ServerSteps --------------------------------------------------------------
 
     def run(self, stored: StoredDeployment, target_id: str, event: str) -> None:
-        self._started.add((stored.state.deployment_id, target_id, event))
-        self._background(self._hook(stored, target_id, event))
+        deployment_id = stored.state.deployment_id
+        self._started.add((deployment_id, target_id, event))
+        function = appspec_of(stored).hooks.get(event) if event in HOOK_EVENTS else None
+        self._background.start(self._hooks.run(deployment_id, target_id, event, function))
 
     def shift(self, stored: StoredDeployment, target_id: str, weight: int) -> None:
         self._started.add((stored.state.deployment_id, target_id, SHIFT_EVENT))
-        self._background(self._shift(stored, target_id, weight))
+        self._background.start(self._shift(stored, target_id, weight))
 
     def restore(self, stored: StoredDeployment, target_id: str) -> None:
         """Never asked: an alias's traffic goes back by a shift to 0."""
+
+    def retire(self, stored: StoredDeployment, target_id: str) -> None:
+        """Never asked: a Lambda deployment has no termination wait."""
 
     def dispatched(self, target_id: str) -> None:
         """Nothing to track: shifts of an alias are ordered by its lock."""
@@ -87,35 +85,10 @@ class LambdaSteps:
                 continue
             if current.name == SHIFT_EVENT:
                 self.shift(stored, target.target_id, state.shift_weight)
-                continue
-            with self._db.tx() as conn:
-                waiting = hook_executions.pending_for(
-                    conn, state.deployment_id, target.target_id, current.name
-                )
-            if waiting is None:
+            elif not self._hooks.awaiting_report(*key):
                 self.run(stored, target.target_id, current.name)
 
     # ---- the work -----------------------------------------------------------------
-
-    async def _hook(self, stored: StoredDeployment, target_id: str, event: str) -> None:
-        deployment_id = stored.state.deployment_id
-        function = appspec_of(stored).hooks.get(event) if event in HOOK_EVENTS else None
-        if function is None:
-            self._apply(deployment_id, HookReported(target_id, event, succeeded=True))
-            return
-        execution_id = str(uuid.uuid4())
-        with self._db.tx() as conn:
-            hook_executions.add(conn, execution_id, deployment_id, target_id, event, self._clock())
-        self._apply(deployment_id, Acknowledged(target_id, event))
-        try:
-            aliases = await asyncio.to_thread(self.aliases)
-            await asyncio.to_thread(aliases.invoke_hook, function, deployment_id, execution_id)
-        except LambdaBackendError as exc:
-            with self._db.tx() as conn:
-                reported = hook_executions.report(conn, execution_id, "Failed")
-            if reported:
-                message = f"The {event} hook function could not be invoked: {exc}"
-                self._apply(deployment_id, HookReported(target_id, event, False, message))
 
     async def _shift(self, stored: StoredDeployment, target_id: str, weight: int) -> None:
         deployment_id = stored.state.deployment_id
@@ -129,19 +102,3 @@ class LambdaSteps:
                 self._apply(deployment_id, TrafficShifted(target_id, weight, False, str(exc)))
                 return
         self._apply(deployment_id, TrafficShifted(target_id, weight, True))
-
-    def _background(self, work: Coroutine[Any, Any, None]) -> None:
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:  # outside the server's loop (tools, tests): run it here
-            asyncio.run(work)
-            return
-        task = loop.create_task(self._logged(work))
-        self._tasks.add(task)  # a reference, so the task is not collected early
-        task.add_done_callback(self._tasks.discard)
-
-    async def _logged(self, work: Coroutine[Any, Any, None]) -> None:
-        try:
-            await work
-        except Exception:
-            log.exception("Lambda deployment step failed")

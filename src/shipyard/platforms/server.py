@@ -184,6 +184,33 @@ def _check_style(
         )
 
 
+def check_shift_group(
+    group: dict[str, Any],
+    target_instances: dict[str, Any] | None,
+    defined_alarms: Collection[str],
+    platform: str,
+    named_by: str,
+) -> None:
+    """What a traffic-shift platform (Lambda, ECS) asks of any group: blue/green with
+    traffic control, no replacement hosts (``named_by`` says what names the target),
+    alarms and triggers this server can carry out."""
+    style = group.get("deploymentStyle") or {}
+    if (style.get("deploymentType"), style.get("deploymentOption")) != (
+        "BLUE_GREEN",
+        "WITH_TRAFFIC_CONTROL",
+    ):
+        raise UnsupportedSetting(
+            SettingKind.TARGETS,
+            f"A {platform} deployment group deploys BLUE_GREEN WITH_TRAFFIC_CONTROL",
+        )
+    if target_instances:
+        raise UnsupportedSetting(
+            SettingKind.TARGETS, f"A {platform} deployment takes no targetInstances: {named_by}"
+        )
+    check_alarms(group, defined_alarms)
+    check_triggers(group)
+
+
 def check_alarms(group: dict[str, Any], defined: Collection[str]) -> None:
     config = group.get("alarmConfiguration") or {}
     if not config.get("enabled") or config.get("ignorePollAlarmFailure"):

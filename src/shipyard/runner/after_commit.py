@@ -14,6 +14,7 @@ from typing import Any
 from shipyard.engine.state import StoredDeployment
 
 RESTORE = "RestoreTraffic"  # not an event: give a failed target its traffic back
+RETIRE = "Retire"  # not an event: retire a target's original revision (a traffic shift)
 
 
 @dataclass
@@ -23,7 +24,7 @@ class AfterCommit:
     # waiting on this transaction's answer (Dispatch.acknowledged)
     handed: dict[str, tuple[int, str]] = field(default_factory=dict)
     # the platform's server-run steps: (deployment, target, what) where what is an
-    # event name, RESTORE, or a weight to shift to
+    # event name, RESTORE, RETIRE, or a weight to shift to
     steps: list[tuple[StoredDeployment, str, str | int]] = field(default_factory=list)
     unprovision: list[str] = field(default_factory=list)  # provisioned hosts to remove
     # deployment id -> (row version, state) as this transaction wrote it: the cache

@@ -10,6 +10,7 @@ wakes the agents that have new work and starts the server-run steps. The sweeper
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -20,14 +21,14 @@ from shipyard import notify
 from shipyard.config import ServerConfig
 from shipyard.engine import launch, machine, rollback
 from shipyard.engine import messages as m
-from shipyard.engine.state import StoredDeployment
+from shipyard.engine.state import StoredDeployment, Strategy
 from shipyard.errors import DeploymentGroupBusy, NoSuchDeploymentGroup, NothingToRollBack
 from shipyard.metrics import Metrics
 from shipyard.model import TERMINAL_DEPLOYMENT_STATUSES, DeploymentStatus, new_deployment_id
 from shipyard.platforms import platform_for_group
 from shipyard.provision import GREEN_TAG, Provisioner, ProvisionError
 from shipyard.runner import observed, snapshots
-from shipyard.runner.after_commit import RESTORE, AfterCommit
+from shipyard.runner.after_commit import RESTORE, RETIRE, AfterCommit
 from shipyard.runner.agents import AgentChannel, BundleUrl
 from shipyard.runner.server_steps import PlatformSteps, ServerSteps
 from shipyard.runner.sweeper import Sweeper
@@ -40,6 +41,8 @@ from shipyard.store.db import Database
 from shipyard.traffic import TrafficRouter
 
 log = logging.getLogger("shipyard.runner")
+
+RollbackTargets = Callable[[dict[str, Any], dict[str, Any]], launch.PlatformTargets | None]
 
 
 class Runner:
@@ -72,6 +75,9 @@ class Runner:
         for name, build in (platform_steps or {}).items():
             self.steps[name] = build(self.apply)
         self.sweeper = Sweeper(self)
+        # The platform's own targets of a manual rollback to a revision (ECS: the
+        # service, from the earlier appspec); None: the group's hosts.
+        self.rollback_targets: RollbackTargets | None = None
 
     # ---- lifecycle ----------------------------------------------------------------
 
@@ -131,7 +137,7 @@ class Runner:
             active = store.active_for_group(conn, app, group_name)
         # A traffic shift rolls back in place: its stop shifts the traffic back, in an
         # emergency without waiting for the event in flight.
-        in_place = group.get("computePlatform") == "Lambda"
+        in_place = group.get("computePlatform") in ("Lambda", "ECS")
         if active is not None and (not emergency or in_place):
             self.apply(active, m.StopRequested(rollback=True, abandon=emergency))
             with self.db.tx() as conn:
@@ -159,6 +165,9 @@ class Runner:
                 request = rollback.manual_request(
                     app, group, revision, snapshot, emergency=emergency
                 )
+                if self.rollback_targets is not None:
+                    own = self.rollback_targets(group, revision)
+                    request = dataclasses.replace(request, platform_targets=own)
             except rollback.RollbackError as exc:
                 raise NothingToRollBack(str(exc)) from None
             running = store.active_for_group(conn, app, group_name)
@@ -282,6 +291,9 @@ class Runner:
                 case m.Dispatch(target_id, event_name):
                     commands.add_command(conn, target_id, deployment_id, event_name, now)
                     after.wake.add(target_id)
+                case m.RetireHosts(target_ids) if stored.state.strategy == Strategy.TRAFFIC_SHIFT:
+                    # After a traffic shift the platform retires the original revision.
+                    after.steps.extend((stored, target_id, RETIRE) for target_id in target_ids)
                 case m.RetireHosts(target_ids):
                     # TERMINATE: the original hosts leave the fleet; their agents'
                     # keys stop working (a provisioned host is removed by its owner).
@@ -366,6 +378,8 @@ class Runner:
                 steps.shift(stored, target_id, what)
             elif what == RESTORE:
                 steps.restore(stored, target_id)
+            elif what == RETIRE:
+                steps.retire(stored, target_id)
             else:
                 steps.run(stored, target_id, what)
         if after.unprovision and self.provisioner is not None:

@@ -28,6 +28,10 @@ class ServerSteps(Protocol):
     def shift(self, stored: StoredDeployment, target_id: str, weight: int) -> None:
         """Route ``weight`` percent of the target's traffic to the new revision."""
 
+    def retire(self, stored: StoredDeployment, target_id: str) -> None:
+        """After a traffic shift: retire the target's original revision (answered by a
+        Retired input)."""
+
     def resume(self, stored: StoredDeployment) -> None:
         """After a restart: carry on with the server-run events in flight."""
 

@@ -45,6 +45,9 @@ class TrafficWorker(NoShifts):
     def run(self, stored: StoredDeployment, target_id: str, event: str) -> None:
         self.start(self.job(stored, target_id, event))
 
+    def retire(self, stored: StoredDeployment, target_id: str) -> None:
+        """Never asked: a server's original hosts are retired by the runner itself."""
+
     def restore(self, stored: StoredDeployment, target_id: str) -> None:
         self.start(self.job(stored, target_id, traffic_steps.RESTORE))
 

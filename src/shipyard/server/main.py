@@ -25,6 +25,10 @@ from shipyard.containers.targets_memory import MemoryTargetGroups
 from shipyard.functions.setup import build_function_host
 from shipyard.metrics import Metrics
 from shipyard.notify.delivery import Deliverer
+from shipyard.platforms import ecs_backend
+from shipyard.platforms.ecs_backend import EcsServices
+from shipyard.platforms.ecs_steps import EcsSteps
+from shipyard.platforms.hook_functions import Invoke
 from shipyard.platforms.lambda_backend import LambdaAliases, build_client
 from shipyard.platforms.lambda_steps import LambdaSteps
 from shipyard.provision import Provisioner, ProvisionerConfig, get_provisioner
@@ -39,6 +43,7 @@ from shipyard.server.context import Services
 from shipyard.server.data_dir import create_private_file, secure_data_dir
 from shipyard.server.live_metrics import live_gauges
 from shipyard.server.metrics_listener import MetricsListener
+from shipyard.server.operations import ecs_deployments
 from shipyard.stacks.setup import build_stack_runner
 from shipyard.store import credentials, open_database
 from shipyard.store.db import Database
@@ -58,13 +63,17 @@ def build_services(config: ServerConfig) -> Services:
         clock,
         router=_router(config),
         provisioner=_provisioner(config),
-        platform_steps={"Lambda": functools.partial(_lambda_steps, config, db, clock)},
+        platform_steps={
+            "Lambda": functools.partial(_lambda_steps, config, db, clock),
+            "ECS": functools.partial(_ecs_steps, config, db, clock),
+        },
         metrics=Metrics(),  # the server's one metrics object (services.metrics)
     )
     signer = spec_signing.load_or_create(config.data_dir, clock())
     services = Services(config=config, db=db, runner=runner, clock=clock, spec_signer=signer)
     # Agents get a ready-to-GET URL for S3 bundles, so they never need S3 keys.
     runner.agents.bundle_url = functools.partial(bundle_url, services)
+    runner.rollback_targets = functools.partial(ecs_deployments.rollback_targets, services)
     services.workers.append(AlarmWatcher(services))
     services.workers.append(Deliverer(services))
     services.function_host = build_function_host(config, db, clock)
@@ -83,22 +92,41 @@ def build_services(config: ServerConfig) -> Services:
     return services
 
 
+def _internal_key(db: Database, clock: Callable[[], float], name: str) -> tuple[str, str]:
+    with db.tx() as conn:
+        return credentials.internal_key(conn, db.secret_box, "internal", name, clock())
+
+
 def _lambda_steps(
     config: ServerConfig, db: Database, clock: Callable[[], float], apply: Apply
 ) -> LambdaSteps:
     """Lambda deployments talk to their functions through a ``lambda`` client: this
     server's own host (with the server's internal key) or AWS (functions_backend)."""
-
-    def embedded_key() -> tuple[str, str]:
-        with db.tx() as conn:
-            return credentials.internal_key(
-                conn, db.secret_box, "internal", "function-deployer", clock()
-            )
+    key = functools.partial(_internal_key, db, clock, "function-deployer")
 
     def backend() -> LambdaAliases:
-        return LambdaAliases(build_client(config, embedded_key))
+        return LambdaAliases(build_client(config, key))
 
     return LambdaSteps(apply, db, clock, backend)
+
+
+def _ecs_steps(
+    config: ServerConfig, db: Database, clock: Callable[[], float], apply: Apply
+) -> EcsSteps:
+    """ECS deployments talk to their service and load balancer through ``ecs`` and
+    ``elbv2`` clients (containers_backend), and invoke hook functions through the
+    ``lambda`` client Lambda deployments use (functions_backend)."""
+    function_key = functools.partial(_internal_key, db, clock, "function-deployer")
+    container_key = functools.partial(_internal_key, db, clock, "container-deployer")
+
+    def backend() -> EcsServices:
+        ecs, elbv2 = ecs_backend.build_clients(config, container_key)
+        return EcsServices(ecs, elbv2, config.containers_poll_seconds)
+
+    def invoker() -> Invoke:
+        return LambdaAliases(build_client(config, function_key)).invoke_hook
+
+    return EcsSteps(apply, db, clock, backend, invoker, config.hook_timeout)
 
 
 def _target_groups(load_balancers: LoadBalancers | None) -> TargetGroups:

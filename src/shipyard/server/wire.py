@@ -40,6 +40,8 @@ SETTING_NAMES: dict[SettingKind, str] = {
     SettingKind.LOAD_BALANCER: "InvalidLoadBalancerInfoException",
     SettingKind.ALARMS: "InvalidAlarmConfigException",
     SettingKind.TRIGGERS: "InvalidInputException",
+    SettingKind.ECS_SERVICE: "InvalidECSServiceException",
+    SettingKind.TARGET_GROUP_PAIR: "InvalidTargetGroupPairException",
 }
 
 

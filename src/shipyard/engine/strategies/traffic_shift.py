@@ -8,20 +8,25 @@ schedule as it falls due (time is an input: the sweeper's Tick), and the event s
 when the router reports the target at 100 percent. On a stop or a failure the traffic
 goes back to the original revision (``ShiftTraffic`` to 0) before the deployment ends.
 A deployment shifts one target (one function alias or one service), so the shift's
-progress is kept on the deployment state.
+progress is kept on the deployment state. A replacement that was installed first (an
+ECS task set) is taken back on a stop or failure even before any traffic moved, and
+the ready and termination waits around the shift are in ``shift_waits``.
 """
 
 from __future__ import annotations
 
 from shipyard.engine import hosts, schedule
 from shipyard.engine.messages import Completed, Dispatch, Outcome, ShiftTraffic, TrafficShifted
-from shipyard.engine.state import DeploymentState, TargetState
-from shipyard.engine.transitions import fail, move
+from shipyard.engine.state import DeploymentState, StopReason, TargetState
+from shipyard.engine.strategies import shift_waits
+from shipyard.engine.transitions import fail, move, wants_rollback
 from shipyard.model import DeploymentStatus, ErrorCode, LifecycleEventStatus, TargetStatus
 
 SHIFT_EVENT = "AllowTraffic"
+# The event that creates a replacement (ECS); once begun there is something to undo.
+INSTALL_EVENT = "Install"
 
-hold = hosts.never_hold
+hold = shift_waits.hold
 
 
 def counted(state: DeploymentState) -> int:
@@ -31,6 +36,11 @@ def counted(state: DeploymentState) -> int:
 def advance(state: DeploymentState, now: float, out: Outcome) -> None:
     _take_over_shift_dispatch(state, now, out)
     targets = list(state.targets.values())
+    if state.retiring:
+        return  # the new revision serves alone: only the answer of the retirement is due
+    if state.stop_requested and shift_waits.in_termination_wait(state):
+        _stop_in_termination_wait(state, now, out)
+        return
     if state.stop_requested:
         _end_stopped(state, targets, now, out)
         return
@@ -47,6 +57,10 @@ def advance(state: DeploymentState, now: float, out: Outcome) -> None:
         shift_back(state, out)
         message = "The deployment failed: a lifecycle event of the target failed"
         fail(state, ErrorCode.HEALTH_CONSTRAINTS, message, now, out)
+    elif TargetStatus.READY in statuses:
+        shift_waits.enter_ready(state, now, out)
+    elif state.terminate_wait is not None:
+        shift_waits.wait_then_retire(state, now, out)
     elif state.bake_seconds > 0:
         state.bake_until = now + state.bake_seconds
         move(state, DeploymentStatus.BAKING, now, out)
@@ -142,8 +156,9 @@ def _shift_to(
 
 
 def shift_back(state: DeploymentState, out: Outcome) -> None:
-    """Traffic returns to the original revision (it may have moved in part)."""
-    if state.shift_weight > 0:
+    """Traffic returns to the original revision (it may have moved in part), and a
+    replacement installed for it is taken away."""
+    if state.shift_weight > 0 or _installed(state):
         state.shift_weight = 0
         state.shift_next_at = None
         for target in state.targets.values():
@@ -151,13 +166,51 @@ def shift_back(state: DeploymentState, out: Outcome) -> None:
         out.changed = True
 
 
+def _installed(state: DeploymentState) -> bool:
+    """Whether a replacement was (or is being) installed: its Install has begun."""
+    for target in state.targets.values():
+        for event in target.events:
+            if event.name != INSTALL_EVENT:
+                continue
+            started = event.status not in (
+                LifecycleEventStatus.PENDING,
+                LifecycleEventStatus.SKIPPED,
+            )
+            if started or (target.in_flight and target.current() is event):
+                return True
+    return False
+
+
+def waiting_for_continue(state: DeploymentState, now: float, out: Outcome) -> None:
+    """Status Ready: a stop, or the end of the wait, stops the deployment and takes
+    the replacement away (traffic never moved, so no rollback follows a timeout)."""
+    if shift_waits.ready_ran_out(state, now) and not state.stop_requested:
+        state.stop_requested = True
+        state.stop_reason = StopReason.READY_TIMEOUT
+        state.error_code = ErrorCode.TIMEOUT
+        state.error_message = "Nobody continued the deployment before its ready wait ran out"
+    if state.stop_requested:
+        _end_stopped(state, list(state.targets.values()), now, out)
+
+
+def _stop_in_termination_wait(state: DeploymentState, now: float, out: Outcome) -> None:
+    """Every event succeeded and the new revision serves: a stop that asks for a
+    rollback puts traffic back on the original; any other keeps the new revision, and
+    the original is retired at once, as CodeDeploy does."""
+    if wants_rollback(state):
+        shift_back(state, out)
+    else:
+        shift_waits.retire(state, out)
+    move(state, DeploymentStatus.STOPPED, now, out)
+
+
 def _end_stopped(
     state: DeploymentState, targets: list[TargetState], now: float, out: Outcome
 ) -> None:
+    shift_back(state, out)  # first: it reads which events began
     hosts.skip_pending(state, now, out)
     for target in targets:
-        if target.in_flight:
+        if target.in_flight or target.status == TargetStatus.READY:
             hosts.end(target, TargetStatus.FAILED, now)
             out.touch(target.target_id)
-    shift_back(state, out)
     move(state, DeploymentStatus.STOPPED, now, out)

@@ -13,17 +13,23 @@ from shipyard.engine import launch, messages
 from shipyard.errors import ApiError, DeploymentGroupBusy
 from shipyard.model import TERMINAL_DEPLOYMENT_STATUSES, DeploymentStatus, FileExistsBehavior
 from shipyard.platforms import Platform, platform_for_group
+from shipyard.platforms.ecs_ import EcsPlatform
 from shipyard.platforms.lambda_ import LambdaPlatform
 from shipyard.server import green_fleet, validate
 from shipyard.server.context import Call, Handler, Json
-from shipyard.server.operations import group_members, lambda_deployments
+from shipyard.server.operations import (
+    ecs_deployments,
+    group_members,
+    hook_status,
+    lambda_deployments,
+)
 from shipyard.server.operations.render import deployment_info
 from shipyard.store import alarms as alarm_store
 from shipyard.store import deployments as store
 from shipyard.store import resources
+from shipyard.store.predefined_configs import DEFAULT_CONFIG_FOR_PLATFORM
 
 DEFAULT_CONFIG = "CodeDeployDefault.OneAtATime"
-LAMBDA_DEFAULT_CONFIG = "CodeDeployDefault.LambdaAllAtOnce"
 MAX_DESCRIPTION = 256
 DEPLOYMENT_ID_RE = r"d-[A-Z0-9]{9}"
 
@@ -54,7 +60,7 @@ def _app_and_group(conn: Connection, body: Json) -> tuple[dict[str, Any], dict[s
 def _config(
     conn: Connection, body: Json, group: dict[str, Any], platform: Platform
 ) -> dict[str, Any]:
-    default = LAMBDA_DEFAULT_CONFIG if platform.name == "Lambda" else DEFAULT_CONFIG
+    default = DEFAULT_CONFIG_FOR_PLATFORM.get(platform.name, DEFAULT_CONFIG)
     name = body.get("deploymentConfigName") or group.get("deploymentConfigName") or default
     validate.name(name, "InvalidDeploymentConfigNameException", "deploymentConfigName")
     config = resources.get_deployment_config(conn, name)
@@ -168,6 +174,8 @@ async def create_deployment(call: Call) -> Json:
     own_targets = None
     if isinstance(platform, LambdaPlatform):
         own_targets = await lambda_deployments.targets(call, platform, revision)
+    elif isinstance(platform, EcsPlatform):
+        own_targets = await ecs_deployments.targets(call, platform, revision, group)
     target_instances = body.get("targetInstances")
     if _provisions(group):
         target_instances = await green_fleet.provision(
@@ -309,7 +317,7 @@ def _continue(call: Call, deployment_id: str, wait_type: str) -> Json:
     state = stored.state
     if state.status in TERMINAL_DEPLOYMENT_STATUSES:
         raise ApiError("DeploymentAlreadyCompletedException", f"{deployment_id} has completed")
-    if state.phase is None:
+    if state.phase is None and state.ready_wait is None and state.terminate_wait is None:
         raise ApiError(
             "UnsupportedActionForDeploymentTypeException",
             f"{deployment_id} is an in-place deployment and never waits",
@@ -334,9 +342,7 @@ def skip_wait_time(call: Call) -> Json:
 
 def put_hook_status(call: Call) -> Json:
     deployment_id = _deployment_id(call.body)
-    return lambda_deployments.put_hook_status(
-        call, deployment_id, load_deployment(call, deployment_id)
-    )
+    return hook_status.put_hook_status(call, deployment_id, load_deployment(call, deployment_id))
 
 
 OPERATIONS: dict[str, Handler] = {

@@ -16,7 +16,7 @@ from shipyard.errors import ApiError
 from shipyard.model import new_uuid
 from shipyard.server import validate
 from shipyard.server.context import Call, Handler, Json
-from shipyard.server.operations import group_members, members
+from shipyard.server.operations import ecs_deployments, group_members, members
 from shipyard.store import arns, configs, groups, tags
 from shipyard.store.predefined_configs import DEFAULT_CONFIG_FOR_PLATFORM
 
@@ -55,6 +55,10 @@ def _config_name(conn: Connection, value: Any, platform: str) -> str:
     return name
 
 
+# The members an ECS group's backend check reads.
+_ECS_MEMBERS = frozenset({"ecsServices", "loadBalancerInfo", "blueGreenDeploymentConfiguration"})
+
+
 def _check_ecs_mapping(conn: Connection, info: dict[str, Any], current_name: str) -> None:
     """An ECS service belongs to at most one deployment group."""
     wanted = {(s["clusterName"], s["serviceName"]) for s in info.get("ecsServices") or []}
@@ -73,13 +77,17 @@ def _check_ecs_mapping(conn: Connection, info: dict[str, Any], current_name: str
             )
 
 
-def create_deployment_group(call: Call) -> Json:
+async def create_deployment_group(call: Call) -> Json:
     body = call.body
     app = members.application_name(body)
     name = _required_group_name(body, "deploymentGroupName")
     validate.required(body, "serviceRoleArn", "RoleRequiredException")
     given = group_members.validated_members(body)
     new_tags = members.resource_tags(body.get("tags") or [], "InvalidTagsToAddException")
+    with call.services.db.tx() as conn:
+        platform = members.require_application(conn, app)["computePlatform"]
+    if platform == "ECS":  # the backend is asked outside the transaction
+        await ecs_deployments.check_group(call, {**group_members.defaults(platform), **given})
     with call.services.db.tx() as conn:
         platform = members.require_application(conn, app)["computePlatform"]
         config = body.get("deploymentConfigName")
@@ -146,7 +154,7 @@ def list_deployment_groups(call: Call) -> Json:
     }
 
 
-def update_deployment_group(call: Call) -> Json:
+async def update_deployment_group(call: Call) -> Json:
     """Members given replace the stored ones; an empty list clears a list member."""
     body = call.body
     app = members.application_name(body)
@@ -154,6 +162,11 @@ def update_deployment_group(call: Call) -> Json:
     new = body.get("newDeploymentGroupName")
     new = current if new is None else _group_name(new)
     given = group_members.validated_members(body)
+    with call.services.db.tx() as conn:
+        platform = members.require_application(conn, app)["computePlatform"]
+        before = _require_group(conn, app, current)
+    if platform == "ECS" and _ECS_MEMBERS & set(given):
+        await ecs_deployments.check_group(call, {**before, **given})
     with call.services.db.tx() as conn:
         platform = members.require_application(conn, app)["computePlatform"]
         info = {**_require_group(conn, app, current), **given, "deploymentGroupName": new}

@@ -11,6 +11,7 @@ from shipyard.model import (
     DeploymentStatus,
     TargetStatus,
 )
+from shipyard.platforms.ecs_target import TaskSetInfo
 from shipyard.store.deployments import StoredDeployment
 
 
@@ -58,7 +59,9 @@ def deployment_info(stored: StoredDeployment) -> dict[str, Any]:
 
 
 # Kept in the stored info for the engine and agents, not part of DeploymentInfo.
-_PRIVATE_INFO = frozenset({"targetOrder", "deploymentGroupId", "lambdaAppSpec"})
+_PRIVATE_INFO = frozenset(
+    {"targetOrder", "deploymentGroupId", "lambdaAppSpec", "ecsAppSpec", "ecsTarget"}
+)
 
 
 def lifecycle_events(target: TargetState) -> list[dict[str, Any]]:
@@ -94,11 +97,38 @@ def instance_target(deployment_id: str, target: TargetState, region: str) -> dic
     }
 
 
-def deployment_target(stored: StoredDeployment, target: TargetState, region: str) -> dict[str, Any]:
-    """The target's wire shape for its deployment's compute platform."""
-    if stored.info.get("computePlatform") == "Lambda":
+def deployment_target(
+    stored: StoredDeployment,
+    target: TargetState,
+    region: str,
+    task_sets: list[TaskSetInfo] | None = None,
+) -> dict[str, Any]:
+    """The target's wire shape for its deployment's compute platform (``task_sets``:
+    an ECS service's task sets as the backend reports them now)."""
+    platform = stored.info.get("computePlatform")
+    if platform == "Lambda":
         return lambda_target(stored, target, region)
+    if platform == "ECS":
+        return ecs_target(stored, target, region, task_sets or [])
     return instance_target(stored.state.deployment_id, target, region)
+
+
+def ecs_target(
+    stored: StoredDeployment, target: TargetState, region: str, task_sets: list[TaskSetInfo]
+) -> dict[str, Any]:
+    cluster, _, service = target.target_id.partition(":")
+    return {
+        "deploymentTargetType": "ECSTarget",
+        "ecsTarget": {
+            "deploymentId": stored.state.deployment_id,
+            "targetId": target.target_id,
+            "targetArn": f"arn:aws:ecs:{region}:{ACCOUNT_ID}:service/{cluster}/{service}",
+            "status": target.status.value,
+            "lastUpdatedAt": target.last_updated,
+            "lifecycleEvents": lifecycle_events(target),
+            "taskSetsInfo": [task_set.to_wire() for task_set in task_sets],
+        },
+    }
 
 
 def lambda_target(stored: StoredDeployment, target: TargetState, region: str) -> dict[str, Any]:

@@ -8,8 +8,10 @@ from typing import Any
 from shipyard.engine.state import TargetState
 from shipyard.errors import ApiError
 from shipyard.model import DeploymentStatus, TargetStatus
+from shipyard.platforms.ecs_target import TaskSetInfo
 from shipyard.server import validate
 from shipyard.server.context import Call, Handler, Json
+from shipyard.server.operations import ecs_deployments
 from shipyard.server.operations.deployments import _deployment_id, load_deployment
 from shipyard.server.operations.render import deployment_target, instance_summary
 from shipyard.store import deployments as store
@@ -35,7 +37,13 @@ def _target(stored: StoredDeployment, target_id: Any, missing: str) -> TargetSta
     return target
 
 
-def batch_get_targets(call: Call) -> Json:
+async def _task_sets(call: Call, stored: StoredDeployment) -> list[TaskSetInfo] | None:
+    if stored.info.get("computePlatform") != "ECS":
+        return None
+    return await ecs_deployments.task_sets(call, stored)
+
+
+async def batch_get_targets(call: Call) -> Json:
     stored = _started(call)
     ids = validate.batch(
         validate.required(call.body, "targetIds", "DeploymentTargetIdRequiredException"),
@@ -45,21 +53,22 @@ def batch_get_targets(call: Call) -> Json:
         "targetIds",
     )
     region = call.services.config.region
+    targets = [_target(stored, t, "DeploymentTargetDoesNotExistException") for t in ids]
+    task_sets = await _task_sets(call, stored)
     return {
         "deploymentTargets": [
-            deployment_target(
-                stored, _target(stored, t, "DeploymentTargetDoesNotExistException"), region
-            )
-            for t in ids
+            deployment_target(stored, target, region, task_sets) for target in targets
         ]
     }
 
 
-def get_target(call: Call) -> Json:
+async def get_target(call: Call) -> Json:
     stored = _started(call)
     target_id = validate.required(call.body, "targetId", "DeploymentTargetIdRequiredException")
     target = _target(stored, target_id, "DeploymentTargetDoesNotExistException")
-    return {"deploymentTarget": deployment_target(stored, target, call.services.config.region)}
+    task_sets = await _task_sets(call, stored)
+    region = call.services.config.region
+    return {"deploymentTarget": deployment_target(stored, target, region, task_sets)}
 
 
 def _filtered_ids(
