@@ -196,6 +196,10 @@ def _uvicorn(services: Services) -> _Server:
             log_level="warning",
             ssl_certfile=config.tls_cert or None,
             ssl_keyfile=config.tls_key or None,
+            # uvloop keeps the socket of a TLS handshake the client gave up on open
+            # (seen with clients that refuse the certificate), so a TLS server runs
+            # on asyncio's own loop, whose TLS layer closes it.
+            loop="asyncio" if config.tls_cert else "auto",
             access_log=False,
             timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
         ),
