@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Engine, Select, create_engine, event
+from sqlalchemy import Connection, Engine, Select, create_engine, event
 from sqlalchemy.pool import StaticPool
 
 
@@ -47,6 +47,18 @@ def scrub(engine: Engine, tables: Sequence[str]) -> None:
             conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
         else:
             conn.exec_driver_sql(f"VACUUM FULL {', '.join(tables)}")
+
+
+# pg_advisory_xact_lock key of "migrations" (any constant: it only has to be the same
+# on every replica): replicas starting at once migrate one after the other.
+MIGRATION_LOCK = 0x5348_4950_4D49_47
+
+
+def lock_migrations(conn: Connection) -> None:
+    """Hold the migration lock until ``conn``'s transaction ends (PostgreSQL); SQLite's
+    database file has one server, whose write transaction already excludes others."""
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
 
 
 def for_update(query: Select[Any], dialect_name: str) -> Select[Any]:
