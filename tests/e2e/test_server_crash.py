@@ -55,9 +55,13 @@ class ServerProcess:
 
     region = "us-east-1"
 
-    def __init__(self, data_dir: Path, database: str) -> None:
+    def __init__(
+        self, data_dir: Path, database: str, settings: dict[str, str] | None = None
+    ) -> None:
         self.data_dir = data_dir
         self.database = database
+        # More SHIPYARD_* settings, without the prefix (e.g. {"AGENT_TIMEOUT": "10"}).
+        self.settings = settings or {}
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = data_dir.parent / "server.out"
@@ -75,6 +79,7 @@ class ServerProcess:
             SHIPYARD_POLL_SECONDS=str(SERVER_POLL_SECONDS),
             SHIPYARD_REOFFER_SECONDS=str(REOFFER_SECONDS),
         )
+        env.update({f"SHIPYARD_{name}": value for name, value in self.settings.items()})
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection
 
+from shipyard.cluster.polls import LatestPolls
 from shipyard.engine.messages import Acknowledged, Completed
 from shipyard.engine.state import StoredDeployment
 from shipyard.errors import (
@@ -75,12 +76,18 @@ class AgentChannel:
         # a newer poll means an older one belongs to a dead connection (a killed agent)
         # and must not claim the host's next command.
         self._poll_generation: dict[str, int] = {}
+        # Across replicas: only an agent's latest poll, wherever held, claims (cluster).
+        self.latest = LatestPolls(shared=runner.db.dialect != "sqlite")
         # deployment id -> (when built, specification): every host of a deployment
         # gets the same one, and presigning its bundle URL is the costly part.
         self._spec_cache: dict[str, tuple[float, dict[str, Any]]] = {}
 
     def is_polling(self, instance: str) -> bool:
         return instance in self._polling
+
+    def polling(self) -> list[str]:
+        """Instances whose polls this process holds open now."""
+        return list(self._polling)
 
     def open_polls(self) -> int:
         return sum(self._polling.values())
@@ -130,12 +137,16 @@ class AgentChannel:
         self, instance: str, waiter: asyncio.Event, deadline: float, generation: int
     ) -> HostCommandView | None:
         loop = asyncio.get_running_loop()
+        poll_id, first = self.latest.new_poll(), True
         while not self._closing:
             if self._poll_generation.get(instance) != generation:
                 return None  # superseded by a newer poll of the same agent
             waiter.clear()
             now = self.clock()
             with self.db.tx() as conn:
+                if not self.latest.may_claim(conn, instance, poll_id, now, first):
+                    return None  # superseded by a newer poll held by another replica
+                first = False
                 command = commands.claim_next_command(
                     conn, instance, now, now - self.config.reoffer_seconds
                 )

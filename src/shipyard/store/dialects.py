@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Select, create_engine, event
+from sqlalchemy import Connection, Engine, Select, Table, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.pool import StaticPool
 
 
@@ -66,3 +67,12 @@ def for_update(query: Select[Any], dialect_name: str) -> Select[Any]:
     if dialect_name == "sqlite":
         return query
     return query.with_for_update()
+
+
+def insert_missing(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert ``rows``, skipping those whose primary key is taken (by a row already
+    there or one another replica inserts at the same moment)."""
+    if not rows:
+        return
+    dialect = sqlite if conn.dialect.name == "sqlite" else postgresql
+    conn.execute(dialect.insert(table).values(list(rows)).on_conflict_do_nothing())
