@@ -53,7 +53,7 @@ defaults
     timeout connect 1s
     timeout client 60s
     timeout server 60s
-    timeout check 1s
+    timeout check 5s
 
 frontend fe
     bind 127.0.0.1:{port}
@@ -64,7 +64,7 @@ backend replicas
     option httpchk GET /readyz
 {servers}
 """
-SERVER_LINE = "    server {name} 127.0.0.1:{port} check inter 300ms fall 2 rise 1"
+SERVER_LINE = "    server {name} 127.0.0.1:{port} check inter 300ms fall 5 rise 1"
 
 
 def _postgres_bin() -> Path:
