@@ -32,6 +32,7 @@ import argparse
 import contextlib
 import json
 import random
+import signal
 import sys
 import tempfile
 import time
@@ -81,6 +82,7 @@ class Soak:
     kills: int = 0
     down: dict[int, float] = field(default_factory=dict)  # replica -> when killed
     memory: list[dict[str, Any]] = field(default_factory=list)
+    last_chaos: float = 0.0
 
     def step(self, now: float, creating: bool) -> None:
         for group in self.groups:
@@ -130,7 +132,8 @@ class Soak:
                 del self.down[index]
                 print(f"  replica {index + 1} started again", flush=True)
         live = self.running.live()
-        if len(live) >= 3 and self.rng.random() < 1.0 / kill_every:
+        since, self.last_chaos = self.last_chaos or now, now
+        if len(live) >= 3 and self.rng.random() < (now - since) / kill_every:
             index = self.rng.choice(live)
             self.running.kill(index)
             self.down[index] = now
@@ -177,6 +180,9 @@ def main() -> int:
     parser.add_argument("--kill-every", type=float, default=45.0, help="seconds, on average")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
+    # SIGTERM (timeout, Ctrl-C's sibling) unwinds like an error: the replicas, HAProxy,
+    # PostgreSQL and the simulated agents are stopped on the way out.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     work = Path(tempfile.mkdtemp(prefix="shipyard-soak-"))
     with cluster(work / "cluster", 3, SETTINGS) as running:
         front = running.front
