@@ -22,7 +22,7 @@ def db(db_url: str) -> Iterator[Database]:
 
 
 def test_a_newer_poll_on_another_replica_supersedes_the_older(db: Database) -> None:
-    on_a, on_b = LatestPolls(shared=True), LatestPolls(shared=True)
+    on_a, on_b = LatestPolls(shared=lambda: True), LatestPolls(shared=lambda: True)
     old, new = on_a.new_poll(), on_b.new_poll()
     with db.tx() as conn:
         assert on_a.may_claim(conn, "web-1", old, 1.0, first=True)
@@ -34,8 +34,8 @@ def test_a_newer_poll_on_another_replica_supersedes_the_older(db: Database) -> N
         assert on_a.may_claim(conn, "web-2", old, 3.0, first=True)  # another agent
 
 
-def test_one_server_keeps_nothing(db: Database) -> None:
-    solo = LatestPolls(shared=False)
+def test_a_replica_alone_keeps_nothing(db: Database) -> None:
+    solo = LatestPolls(shared=lambda: False)
     with db.tx() as conn:
         assert solo.may_claim(conn, "web-1", solo.new_poll(), 1.0, first=True)
         assert conn.execute(select(schema.agent_polls)).all() == []

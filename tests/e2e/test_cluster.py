@@ -55,8 +55,16 @@ def fleet(tmp_path: Path) -> Iterator[tuple[Cluster, Fleet]]:
 
 
 def _polled_since(running: Cluster, since: float) -> set[str]:
-    """Agents whose latest poll started after ``since`` (on any replica)."""
-    rows = running.query("SELECT instance_name FROM agent_polls WHERE started > %s", since)
+    """Agents that polled after ``since`` (on any replica): their latest poll registered
+    then (while several replicas are live, each poll registers), or their last contact
+    written then (a replica alone registers nothing, and writes last_seen at a poll's
+    start when it is 5 s old or older: an upper bound)."""
+    rows = running.query(
+        "SELECT instance_name FROM agent_polls WHERE started > %s "
+        "UNION SELECT name FROM instances WHERE last_seen > %s",
+        since,
+        since,
+    )
     return {row[0] for row in rows}
 
 

@@ -77,7 +77,7 @@ class AgentChannel:
         # and must not claim the host's next command.
         self._poll_generation: dict[str, int] = {}
         # Across replicas: only an agent's latest poll, wherever held, claims (cluster).
-        self.latest = LatestPolls(shared=runner.db.dialect != "sqlite")
+        self.latest = LatestPolls(shared=lambda: len(runner.share.members) > 1)
         # deployment id -> (when built, specification): every host of a deployment
         # gets the same one, and presigning its bundle URL is the costly part.
         self._spec_cache: dict[str, tuple[float, dict[str, Any]]] = {}
