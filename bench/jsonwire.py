@@ -68,7 +68,11 @@ class JsonConnection:
             if fresh:
                 raise
             status, raw = await self._exchange(request)  # the server closed an idle one
-        decoded = json.loads(raw) if raw else {}
+        try:
+            decoded = json.loads(raw) if raw else {}
+        except ValueError:  # a proxy's error page (502, 503 from HAProxy): it closes
+            await self.close()
+            raise HttpError(f"{op}: HTTP {status} (not JSON)") from None
         if status != 200 or "__type" in decoded:
             raise HttpError(f"{op}: HTTP {status} {decoded}")
         result: dict[str, Any] = decoded

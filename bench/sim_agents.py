@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import subprocess
 import sys
 import threading
@@ -33,6 +34,8 @@ from shipyard import sigv4
 CONNECT_BATCH = 100  # agents that connect at once, before a short pause
 CONNECT_PAUSE = 0.05
 ERROR_PAUSE = 1.0
+RESULT_TRIES = 60  # a result is sent again for about a minute, a second apart
+UNAVAILABLE = re.compile(r"HTTP (502|503|504)\b")
 NOOP_ACK = {"Format": "JSON", "Payload": '{"IsCommandNoop":false}'}
 SUCCESS = {
     "Format": "JSON",
@@ -83,6 +86,22 @@ class SimulatedAgent:
                 self.stats.last_error = f"{type(exc).__name__}: {exc}"[:300]
                 await asyncio.sleep(ERROR_PAUSE)
 
+    async def call_until_answered(self, op: str, body: dict[str, Any]) -> dict[str, Any]:
+        """An acknowledgement or a result, sent again while the answer says "not now"
+        (a server behind a load balancer dying, its database away), as the real agent
+        does: a lost result would leave the host's event running."""
+        for attempt in range(RESULT_TRIES):
+            try:
+                return await self.conn.call(op, body)
+            except (HttpError, OSError, asyncio.IncompleteReadError) as exc:
+                unavailable = not isinstance(exc, HttpError) or UNAVAILABLE.search(str(exc))
+                if attempt == RESULT_TRIES - 1 or not unavailable:
+                    raise
+                self.stats.errors += 1
+                self.stats.last_error = f"{type(exc).__name__}: {exc}"[:300]
+                await asyncio.sleep(ERROR_PAUSE)
+        raise AssertionError("unreachable")
+
     async def handle(self, command: dict[str, Any] | None) -> None:
         """Run ``command`` and each next one the server hands back with a result."""
         while command:
@@ -105,13 +124,13 @@ class SimulatedAgent:
             self.stats.specs += 1
         command_id = command["HostCommandIdentifier"]
         if not command.get("ShipyardAcknowledged"):
-            ack = await self.conn.call(
+            ack = await self.call_until_answered(
                 "PutHostCommandAcknowledgement",
                 {"HostCommandIdentifier": command_id, "Diagnostics": NOOP_ACK},
             )
             if ack.get("CommandStatus") in ("Succeeded", "Failed"):
                 return None  # the server settled it already: not to be run
-        reply = await self.conn.call(
+        reply = await self.call_until_answered(
             "PutHostCommandComplete",
             {
                 "HostCommandIdentifier": command_id,

@@ -28,6 +28,7 @@ DEFAULT_MAX_REVISIONS = 5
 DEFAULT_AGENT_TIMEOUT = 60.0
 DEFAULT_ALARM_POLL_SECONDS = 1.0
 DEFAULT_REOFFER_SECONDS = 30.0
+DEFAULT_LEASE_SECONDS = 5.0
 DEFAULT_DRAIN_SECONDS = 30.0
 DEFAULT_HEALTH_SECONDS = 30.0
 S3_MAX_SINGLE_PUT_BYTES = 5 * 1024**3  # S3's limit for one PUT (an object or a part)
@@ -82,6 +83,10 @@ class ServerConfig:
     alarm_poll_seconds: float = DEFAULT_ALARM_POLL_SECONDS
     # A command handed to a poller but never acknowledged is offered again after this.
     reoffer_seconds: float = DEFAULT_REOFFER_SECONDS
+    # Replicas on one database: a replica's leases on shared work (sweeping a
+    # deployment, watching an alarm) last this long unless renewed (every second), so
+    # a dead replica's work moves to another within about this many seconds.
+    lease_seconds: float = DEFAULT_LEASE_SECONDS
     # Load balancer for WITH_TRAFFIC_CONTROL groups: "haproxy" (runtime API at
     # traffic_address, "unix:/path" or "tcp:host:port"), "memory", or "" for none.
     traffic_router: str = ""
@@ -178,6 +183,8 @@ class ServerConfig:
             raise ValueError("minute_seconds must be positive")
         if self.hook_timeout <= 0:
             raise ValueError("hook_timeout must be positive")
+        if self.lease_seconds < 2:
+            raise ValueError("lease_seconds must be at least 2 (leases are renewed every second)")
 
     @functools.cached_property  # read by every request's signature check
     def signing_region_set(self) -> frozenset[str]:

@@ -26,12 +26,13 @@ from typing import Any
 
 import pytest
 
-from shipyard.agent.client import CommandClient, ConnectionFailed
+from shipyard.agent.client import CommandClient, ConnectionFailed, ProtocolError
 from shipyard.agent.loop import (
     RESTARTED_MESSAGE,
     backoff_delay,
     recover_interrupted,
     run_agent,
+    with_retries,
 )
 from shipyard.agent.state import MAX_AGE_SECONDS, CommandTracker
 from shipyard.agent.stream import OutputStreamer
@@ -138,6 +139,35 @@ def test_backoff_doubles_from_half_a_second_to_thirty_with_jitter() -> None:
         delays = [backoff_delay(failures, rng) for _ in range(50)]
         assert all(ceiling / 2 <= d <= ceiling for d in delays)
         assert len(set(delays)) > 1
+
+
+def test_unavailable_answers_are_retried_and_refusals_are_not() -> None:
+    """A 503 (the server's database away) or a proxy's 502/504 means "not now": the
+    call is made again. A 4xx refusal is final."""
+    answers: list[Exception | str] = [
+        ProtocolError("ServiceUnavailableException", "The database is unreachable", 503),
+        ProtocolError("ServerException", "HTTP 502 from the proxy", 502),
+        "done",
+    ]
+
+    def call() -> str:
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    assert with_retries(call, "a call", give_up_after=30) == "done"
+    assert answers == []
+    refused = ProtocolError("ClientException", "Unknown host command 5", 400)
+    calls: list[int] = []
+
+    def refuse() -> str:
+        calls.append(1)
+        raise refused
+
+    with pytest.raises(ProtocolError):
+        with_retries(refuse, "a call", give_up_after=30)
+    assert calls == [1]
 
 
 # ---- output streaming ------------------------------------------------------------------

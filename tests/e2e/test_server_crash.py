@@ -61,11 +61,14 @@ class ServerProcess:
         database: str,
         flags: tuple[str, ...] = (),
         env: dict[str, str] | None = None,
+        settings: dict[str, str] | None = None,
     ) -> None:
         self.data_dir = data_dir
         self.database = database
         self.flags = flags  # more ``shipyard server`` flags, e.g. ("--config", FILE)
-        self.env = dict(env or {})  # more settings (SHIPYARD_...) for every start
+        self.env = dict(env or {})  # more environment for every start
+        # More SHIPYARD_* settings, without the prefix (e.g. {"AGENT_TIMEOUT": "10"}).
+        self.settings = settings or {}
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = data_dir.parent / "server.out"
@@ -85,6 +88,7 @@ class ServerProcess:
             SHIPYARD_REOFFER_SECONDS=str(REOFFER_SECONDS),
         )
         env.update(self.env)
+        env.update({f"SHIPYARD_{name}": value for name, value in self.settings.items()})
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True

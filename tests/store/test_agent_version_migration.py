@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from sqlalchemy import create_engine, inspect, select
+from sqlalchemy import inspect, select
 
 from shipyard.secretbox import AesGcmBox, new_key
-from shipyard.store import instances, open_database, schema
+from shipyard.store import instances, open_database, schema, schema_v1
 from shipyard.store.dialects import make_engine
 from shipyard.store.migrations import MIGRATIONS, migrate
 
-STEP = 7
+STEP = [m.__name__ for m in MIGRATIONS].index("_v7_agent_version") + 1
 
 
 def _columns(conn: object) -> set[str]:
@@ -17,16 +17,14 @@ def _columns(conn: object) -> set[str]:
 
 
 def test_a_version_6_database_gains_the_column_and_keeps_its_instances(db_url: str) -> None:
-    assert MIGRATIONS[STEP - 1].__name__ == "_v7_agent_version"
-    engine = make_engine(db_url) if db_url.startswith("postgresql") else create_engine(db_url)
+    engine = make_engine(db_url)
+    box = AesGcmBox([new_key()])
     try:
         with engine.begin() as conn:
             # A database as version 6 left it: instances without the column, with a row.
-            schema.metadata.create_all(conn)
-            conn.exec_driver_sql("ALTER TABLE instances DROP COLUMN agent_version")
-            conn.execute(schema.meta.insert().values(key="schema_version", value=str(STEP - 1)))
+            migrate(conn, box, upto=STEP - 1)
             conn.execute(
-                schema.instances.insert().values(
+                schema_v1.instances.insert().values(
                     name="old-1",
                     iam_arn="arn:aws:iam::000000000000:user/old-1",
                     registered=True,
@@ -37,7 +35,7 @@ def test_a_version_6_database_gains_the_column_and_keeps_its_instances(db_url: s
             )
             assert "agent_version" not in _columns(conn)
         with engine.begin() as conn:
-            assert migrate(conn, AesGcmBox([new_key()])) == len(MIGRATIONS)
+            assert migrate(conn, box) == len(MIGRATIONS)
             assert "agent_version" in _columns(conn)
             c = schema.instances.c
             row = conn.execute(

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from sqlalchemy import create_engine, inspect
+from sqlalchemy import inspect
 
 from shipyard.secretbox import AesGcmBox, new_key
 from shipyard.store import functions, open_database, schema
+from shipyard.store.credentials import seal_context
 from shipyard.store.dialects import make_engine
 from shipyard.store.migrations import MIGRATIONS, current_version, migrate
 
@@ -38,27 +39,27 @@ def test_functions_versions_and_aliases(db_url: str) -> None:
         db.close()
 
 
-def test_migration_step_adds_the_tables_to_a_version_1_database(db_url: str) -> None:
-    engine = make_engine(db_url) if db_url.startswith("postgresql") else create_engine(db_url)
+def test_migration_step_adds_the_tables_to_the_database_before_it(db_url: str) -> None:
+    step = [m.__name__ for m in MIGRATIONS].index("_v4_functions") + 1
+    engine = make_engine(db_url)
     new = {"functions", "function_versions", "function_aliases"}
+    box = AesGcmBox([new_key()])
     try:
         with engine.begin() as conn:
-            # A database as version 1 left it: every table but the new ones, with a row.
-            for table in schema.metadata.sorted_tables:
-                if table.name not in new:
-                    table.create(conn)
-            conn.execute(schema.meta.insert().values(key="schema_version", value="1"))
+            # A database as the step before left it, with a row.
+            migrate(conn, box, upto=step - 1)
+            assert not new & set(inspect(conn).get_table_names())
             conn.execute(
                 schema.credentials.insert().values(
                     access_key_id="AKSYKEPT",
-                    secret_access_key="s",
+                    secret_access_key=box.seal("s", seal_context("AKSYKEPT")),
                     principal_type="admin",
                     principal_name="admin",
                     created=1.0,
                 )
             )
         with engine.begin() as conn:
-            assert migrate(conn, AesGcmBox([new_key()])) == len(MIGRATIONS)
+            assert migrate(conn, box) == len(MIGRATIONS)
             assert current_version(conn) == len(MIGRATIONS)
             assert new <= set(inspect(conn).get_table_names())
             assert conn.execute(schema.credentials.select()).first() is not None

@@ -69,15 +69,23 @@ def backoff_delay(failures: int, rng: random.Random) -> float:
     return ceiling / 2 + rng.uniform(0, ceiling / 2)
 
 
+# Answers that say "not now" rather than "no": a proxy without a live server behind it
+# (502, 504), a server whose database is out of reach (503).
+RETRIED_STATUSES = frozenset({502, 503, 504})
+
+
 def with_retries(action: Callable[[], T], what: str, give_up_after: float) -> T:
-    """Run ``action``, retrying ConnectionFailed with backoff for ``give_up_after`` seconds."""
+    """Run ``action``, retrying ConnectionFailed and unavailable answers (RETRIED_STATUSES)
+    with backoff for ``give_up_after`` seconds."""
     deadline = time.monotonic() + give_up_after
     rng: random.Random | None = None  # seeded on the first failure only (it costs)
     failures = 0
     while True:
         try:
             return action()
-        except ConnectionFailed as exc:
+        except (ConnectionFailed, ProtocolError) as exc:
+            if isinstance(exc, ProtocolError) and exc.status not in RETRIED_STATUSES:
+                raise
             failures += 1
             rng = rng or random.Random()
             delay = backoff_delay(failures, rng)

@@ -26,7 +26,6 @@ class AfterCommit:
     # the platform's server-run steps: (deployment, target, what) where what is an
     # event name, RESTORE, RETIRE, or a weight to shift to
     steps: list[tuple[StoredDeployment, str, str | int]] = field(default_factory=list)
-    unprovision: list[str] = field(default_factory=list)  # provisioned hosts to remove
     # deployment id -> (row version, state) as this transaction wrote it: the cache
     # the next step starts from, and what a second step in the same transaction uses.
     states: dict[str, tuple[int, StoredDeployment]] = field(default_factory=dict)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection
 
+from shipyard.cluster.polls import LatestPolls
 from shipyard.engine.messages import Acknowledged, Completed
 from shipyard.engine.state import StoredDeployment
 from shipyard.errors import (
@@ -76,6 +77,8 @@ class AgentChannel:
         # a newer poll means an older one belongs to a dead connection (a killed agent)
         # and must not claim the host's next command.
         self._poll_generation: dict[str, int] = {}
+        # Across replicas: only an agent's latest poll, wherever held, claims (cluster).
+        self.latest = LatestPolls(shared=lambda: len(runner.share.members) > 1)
         # deployment id -> (when built, specification): every host of a deployment
         # gets the same one, and presigning its bundle URL is the costly part.
         self._spec_cache: dict[str, tuple[float, dict[str, Any]]] = {}
@@ -85,6 +88,10 @@ class AgentChannel:
 
     def is_polling(self, instance: str) -> bool:
         return instance in self._polling
+
+    def polling(self) -> list[str]:
+        """Instances whose polls this process holds open now."""
+        return list(self._polling)
 
     def open_polls(self) -> int:
         return sum(self._polling.values())
@@ -151,6 +158,7 @@ class AgentChannel:
         check: Callable[[Connection], bool] | None,
     ) -> HostCommandView | None:
         loop = asyncio.get_running_loop()
+        poll_id, first = self.latest.new_poll(), True
         while not self._closing:
             if self._poll_generation.get(instance) != generation:
                 return None  # superseded by a newer poll of the same agent
@@ -159,6 +167,9 @@ class AgentChannel:
             with self.db.tx() as conn:
                 heartbeat = check is not None and check(conn)
                 check = None
+                if not self.latest.may_claim(conn, instance, poll_id, now, first):
+                    return None  # superseded by a newer poll held by another replica
+                first = False
                 command = commands.claim_next_command(
                     conn, instance, now, now - self.config.reoffer_seconds
                 )

@@ -9,7 +9,6 @@ wakes the agents that have new work and starts the server-run steps. The sweeper
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import logging
 from collections.abc import Callable
@@ -18,6 +17,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from shipyard import notify
+from shipyard.cluster.share import WorkShare
 from shipyard.config import ServerConfig
 from shipyard.engine import launch, machine, rollback
 from shipyard.engine import messages as m
@@ -26,7 +26,7 @@ from shipyard.errors import DeploymentGroupBusy, NoSuchDeploymentGroup, NothingT
 from shipyard.metrics import Metrics
 from shipyard.model import TERMINAL_DEPLOYMENT_STATUSES, DeploymentStatus, new_deployment_id
 from shipyard.platforms import platform_for_group
-from shipyard.provision import GREEN_TAG, Provisioner, ProvisionError
+from shipyard.provision import GREEN_TAG, Provisioner, retiring
 from shipyard.runner import observed, snapshots
 from shipyard.runner.after_commit import RESTORE, RETIRE, AfterCommit
 from shipyard.runner.agents import AgentChannel, BundleUrl
@@ -66,8 +66,11 @@ class Runner:
         self.clock = clock
         self.router = router
         self.provisioner = provisioner
+        self.node = retiring.node_name(config.data_dir)  # who removes hosts it started
         # deployment id -> (row version, state) as this process last wrote it
         self._states: dict[str, tuple[int, StoredDeployment]] = {}
+        # This replica's part of the work replicas share (one replica on SQLite).
+        self.share = WorkShare(db, clock, config.lease_seconds)
         self.agents = AgentChannel(self, bundle_url)
         self.traffic = TrafficWorker(config, router, self.apply)
         # computePlatform -> the steps its server runs; Server's are the traffic worker.
@@ -296,10 +299,11 @@ class Runner:
                     after.steps.extend((stored, target_id, RETIRE) for target_id in target_ids)
                 case m.RetireHosts(target_ids):
                     # TERMINATE: the original hosts leave the fleet; their agents'
-                    # keys stop working (a provisioned host is removed by its owner).
+                    # keys stop working (a provisioned host is removed by the node
+                    # that started it: provision/retiring.py).
                     for name in target_ids:
                         if GREEN_TAG in instance_store.instance_tags(conn, name):
-                            after.unprovision.append(name)
+                            retiring.retire(conn, name, self.node)
                         instance_store.deregister_instance(conn, name, now)
                         credentials.revoke_principal(conn, "instance", name)
                 case m.RestoreTraffic(target_id):
@@ -382,22 +386,11 @@ class Runner:
                 steps.retire(stored, target_id)
             else:
                 steps.run(stored, target_id, what)
-        if after.unprovision and self.provisioner is not None:
-            names = list(after.unprovision)
-            self.traffic.in_background(_remove_hosts(self.provisioner, names))
 
     def steps_for(self, stored: StoredDeployment) -> ServerSteps:
         """The server-run steps of the deployment's platform."""
         platform = str(stored.info.get("computePlatform") or "Server")
         return self.steps[platform]
-
-
-async def _remove_hosts(provisioner: Provisioner, names: list[str]) -> None:
-    for name in names:
-        try:
-            await asyncio.to_thread(provisioner.stop_host, name)
-        except ProvisionError as exc:
-            log.warning("could not remove provisioned host %s: %s", name, exc)
 
 
 def _record_start(conn: Connection, stored: StoredDeployment, now: float) -> None:

@@ -1,7 +1,12 @@
 """The sweeper: time as an input. Every second it feeds Tick to each active
 deployment (deadlines, bake times, traffic shift steps), AgentSilent for hosts whose
 agent stopped polling, and now and then starts follow-on deployments for hosts that
-joined a group (outdatedInstancesStrategy UPDATE)."""
+joined a group (outdatedInstancesStrategy UPDATE).
+
+With several replicas each deployment is swept by one of them, the holder of its lease
+(``cluster.share``); the outdated-hosts look is one more piece of such work. Every
+replica keeps ``last_seen`` fresh for the polls it holds, so whichever replica sweeps a
+deployment sees which agents are alive."""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ import contextlib
 import logging
 from typing import TYPE_CHECKING
 
+from shipyard.cluster import polls
 from shipyard.engine import outdated
 from shipyard.engine.messages import AgentSilent, Tick
 from shipyard.runner import snapshots
@@ -31,8 +37,11 @@ class Sweeper:
     def __init__(self, runner: Runner) -> None:
         self.runner = runner
         self._task: asyncio.Task[None] | None = None
+        # Since when agents could reach this server and it its database.
         self._started_at = 0.0
         self._sweeps = 0
+        self._polls_refreshed = 0.0
+        self._failing = False
 
     def start(self) -> None:
         self._started_at = self.runner.clock()
@@ -46,26 +55,49 @@ class Sweeper:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+            with contextlib.suppress(Exception):  # the database may be gone already
+                self.runner.share.leave()
 
     async def _forever(self) -> None:
         while True:
             await asyncio.sleep(SWEEP_SECONDS)
             try:
                 self.runner.agents.recheck_waiting()
+                self._refresh_polls()
                 self.sweep()
             except Exception:
-                log.exception("sweep failed")
+                if not self._failing:
+                    log.exception("sweep failed")
+                self._failing = True
+            else:
+                self._failing = False
+
+    def _refresh_polls(self) -> None:
+        now = self.runner.clock()
+        timeout = self.runner.config.agent_timeout
+        if now - self._polls_refreshed < polls.refresh_every(timeout):
+            return
+        with self.runner.db.tx() as conn:
+            polls.refresh_held_polls(conn, self.runner.agents.polling(), now, timeout)
+        self._polls_refreshed = now
 
     def sweep(self) -> None:
-        """Feed timer inputs to every active deployment: a Tick for deadlines, and
-        AgentSilent for hosts whose agent stopped polling."""
+        """Feed timer inputs to the active deployments this replica holds: a Tick for
+        deadlines, and AgentSilent for hosts whose agent stopped polling."""
+        if self._failing:
+            # Agents could not reach the database while it was down: count from now.
+            self._started_at = self.runner.clock()
+        share = self.runner.share
+        share.beat()
         with self.runner.db.tx() as conn:
             ids = store.active_ids(conn)
+        mine = share.mine("deployment", ids)
         for deployment_id in ids:
-            self.runner.apply(deployment_id, Tick())
-            self._check_agents(deployment_id)
+            if deployment_id in mine:
+                self.runner.apply(deployment_id, Tick())
+                self._check_agents(deployment_id)
         self._sweeps += 1
-        if self._sweeps % OUTDATED_EVERY == 0:
+        if self._sweeps % OUTDATED_EVERY == 0 and share.mine("task", ["outdated"]):
             self.update_outdated()
 
     def update_outdated(self) -> list[str]:

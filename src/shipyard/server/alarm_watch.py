@@ -10,7 +10,9 @@ stops the deployment with ALARM_ACTIVE and rolls it back if so configured.
 
 An alarm name with no definition reads UNKNOWN. The database is only touched on the
 event loop (SQLite shares one connection), never from the check threads.
-Several replicas may each fire the same alarm: the engine acts on the first only.
+With several replicas each alarm is read by one of them, the holder of its lease
+(``cluster.share``), which stops the deployments it fires for; ``last_readings`` then
+holds this replica's alarms only.
 """
 
 from __future__ import annotations
@@ -77,6 +79,14 @@ def verdict(
     return None
 
 
+def _only(deployment: Watched, alarm_names: set[str]) -> Watched | None:
+    """``deployment`` watching only those of its alarms in ``alarm_names``."""
+    kept = tuple(name for name in deployment.alarm_names if name in alarm_names)
+    if not kept:
+        return None
+    return Watched(deployment.deployment_id, kept, deployment.ignore_poll_failure)
+
+
 class AlarmWatcher:
     def __init__(self, services: Services) -> None:
         self.services = services
@@ -109,6 +119,9 @@ class AlarmWatcher:
     async def check(self) -> None:
         """One round: read every watched alarm once and stop the deployments they fire for."""
         watching, definitions = self._load()
+        every = {name for w in watching for name in w.alarm_names}
+        mine = self.services.runner.share.mine("alarm", every)
+        watching = [own for w in watching if (own := _only(w, mine)) is not None]
         if not watching:
             self.last_readings = {}
             return

@@ -18,6 +18,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import RedirectResponse, Response
@@ -45,6 +46,7 @@ log = logging.getLogger("shipyard.server")
 
 API_PREFIX = "CodeDeploy_20141006."
 AGENT_PREFIX = "CodeDeployCommandService_v20141006."
+UNAVAILABLE = "ServiceUnavailableException"  # HTTP 503: retry (the database is away)
 # The stock agent with ``:enable_auth_policy: true``: the "secure" command service
 # (API version 2019-11-11, signing name codedeploy-commands-secure), same operations.
 SECURE_AGENT_PREFIX = "CodeDeployCommandService."
@@ -156,6 +158,11 @@ async def _answer(request: Request, services: Services) -> Response:
         response = error_response(to_api_error(exc))
     except ClientDisconnect:  # nobody is left to read an answer
         return Response(status_code=400, headers={"x-amzn-ErrorType": "ClientDisconnect"})
+    except (OperationalError, InterfaceError) as exc:
+        # The database is out of reach (restarting, failing over): nothing was done,
+        # and the same request will work again. 503 tells clients and agents to retry.
+        log.warning("database unreachable (%s): answered 503", type(exc.orig).__name__)
+        response = error_response(ApiError(UNAVAILABLE, "The database is unreachable", 503))
     except Exception:
         request_id = str(uuid.uuid4())
         log.exception("internal error (request %s)", request_id)

@@ -16,7 +16,7 @@ from shipyard.errors import ApiError
 from shipyard.model import ACCOUNT_ID
 from shipyard.provision import GREEN_TAG, Provisioner, ProvisionError
 from shipyard.server.context import Call
-from shipyard.store import credentials, resources
+from shipyard.store import credentials, provisioned, resources
 from shipyard.store import instances as instance_store
 
 
@@ -67,6 +67,7 @@ async def provision(
                 now=now,
             )
             instance_store.add_instance_tags(conn, [name], tags)
+            provisioned.record(conn, name, call.services.runner.node, now)
             key_id, secret = credentials.issue(
                 conn, call.services.db.secret_box, "instance", name, now
             )

@@ -32,6 +32,7 @@ from shipyard.platforms.hook_functions import Invoke
 from shipyard.platforms.lambda_backend import LambdaAliases, build_client
 from shipyard.platforms.lambda_steps import LambdaSteps
 from shipyard.provision import Provisioner, ProvisionerConfig, get_provisioner
+from shipyard.provision.retiring import RetiredHosts
 from shipyard.runner.core import Runner
 from shipyard.runner.server_steps import Apply
 from shipyard.secretbox import AesGcmBox, key_provider
@@ -74,6 +75,8 @@ def build_services(config: ServerConfig) -> Services:
     # Agents get a ready-to-GET URL for S3 bundles, so they never need S3 keys.
     runner.agents.bundle_url = functools.partial(bundle_url, services)
     runner.rollback_targets = functools.partial(ecs_deployments.rollback_targets, services)
+    if runner.provisioner is not None:
+        services.workers.append(RetiredHosts(db, runner.provisioner, runner.node))
     services.workers.append(AlarmWatcher(services))
     services.workers.append(Deliverer(services))
     services.function_host = build_function_host(config, db, clock)

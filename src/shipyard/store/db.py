@@ -8,7 +8,7 @@ from contextlib import AbstractContextManager, contextmanager
 from sqlalchemy import Connection, Engine
 
 from shipyard.secretbox import SecretBox
-from shipyard.store.dialects import make_engine, scrub
+from shipyard.store.dialects import lock_migrations, make_engine, scrub
 from shipyard.store.migrations import SEALED_SECRETS, current_version, migrate
 from shipyard.store.secret_rows import SECRET_TABLES, check_key, reseal_all
 
@@ -63,6 +63,7 @@ def open_database(url: str, secret_box: SecretBox) -> Database:
     engine = make_engine(url)
     try:
         with engine.begin() as conn:
+            lock_migrations(conn)  # replicas starting together: one migrates, then the next
             found = current_version(conn)
             migrate(conn, secret_box)
             check_key(conn, secret_box)

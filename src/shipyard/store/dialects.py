@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Select, create_engine, event
+from sqlalchemy import Connection, Engine, Select, Table, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.pool import StaticPool
 
 
@@ -52,6 +53,18 @@ def scrub(engine: Engine, tables: Sequence[str]) -> None:
             conn.exec_driver_sql(f"VACUUM FULL {', '.join(tables)}")
 
 
+# pg_advisory_xact_lock key of "migrations" (any constant: it only has to be the same
+# on every replica): replicas starting at once migrate one after the other.
+MIGRATION_LOCK = 0x5348_4950_4D49_47
+
+
+def lock_migrations(conn: Connection) -> None:
+    """Hold the migration lock until ``conn``'s transaction ends (PostgreSQL); SQLite's
+    database file has one server, whose write transaction already excludes others."""
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
+
+
 def for_update(query: Select[Any], dialect_name: str) -> Select[Any]:
     """Row lock for read-modify-write; SQLite's single writer makes it implicit."""
     if dialect_name == "sqlite":
@@ -69,3 +82,12 @@ def commit_lazily(conn: Connection) -> None:
     does not sync on commit anyway."""
     if conn.dialect.name != "sqlite":
         conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
+
+
+def insert_missing(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert ``rows``, skipping those whose primary key is taken (by a row already
+    there or one another replica inserts at the same moment)."""
+    if not rows:
+        return
+    dialect = sqlite if conn.dialect.name == "sqlite" else postgresql
+    conn.execute(dialect.insert(table).values(list(rows)).on_conflict_do_nothing())

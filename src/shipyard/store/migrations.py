@@ -1,22 +1,27 @@
 """The one portable migration sequence. Append, never edit a released step.
 
 Each step is given the connection and the server's SecretBox (for steps that rewrite
-stored secrets).
+stored secrets). Step 1 creates the first release's tables (``schema_v1``, frozen) and
+each later step does its own change unconditionally: a database at version k has
+exactly the tables steps 1..k made, so step k+1 finds what it expects. Tables a step
+adds come from ``step_tables`` (frozen too), never from the current ``schema``.
+tests/store/test_migrations.py migrates from every earlier version on both databases.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from sqlalchemy import Connection, inspect, select
+from sqlalchemy import Connection, select
 
 from shipyard.secretbox import SecretBox
-from shipyard.store import schema
+from shipyard.store import schema, schema_v1, step_tables
 from shipyard.store.secret_rows import reseal_all
 
 
 def _v1_initial(conn: Connection, _box: SecretBox) -> None:
-    schema.metadata.create_all(conn)
+    """The first release's tables."""
+    schema_v1.metadata.create_all(conn)
 
 
 def _v2_seal_secrets(conn: Connection, box: SecretBox) -> None:
@@ -25,9 +30,7 @@ def _v2_seal_secrets(conn: Connection, box: SecretBox) -> None:
 
 
 def _add_column(conn: Connection, table: str, column: str, ddl: str) -> None:
-    """Add a column unless step 1 created it (it creates the current schema)."""
-    if column not in {c["name"] for c in inspect(conn).get_columns(table)}:
-        conn.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {column} {ddl}")
+    conn.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {column} {ddl}")
 
 
 def _v3_output_caps(conn: Connection, _box: SecretBox) -> None:
@@ -38,21 +41,25 @@ def _v3_output_caps(conn: Connection, _box: SecretBox) -> None:
 
 def _v4_functions(conn: Connection, _box: SecretBox) -> None:
     """The embedded function host's tables (new tables only)."""
-    for table in (schema.functions, schema.function_versions, schema.function_aliases):
-        table.create(conn, checkfirst=True)
+    for table in (
+        step_tables.functions,
+        step_tables.function_versions,
+        step_tables.function_aliases,
+    ):
+        table.create(conn)
 
 
 def _v5_hook_executions(conn: Connection, _box: SecretBox) -> None:
     """Lambda hook invocations awaiting their status report (a new table)."""
-    schema.hook_executions.create(conn, checkfirst=True)
+    step_tables.hook_executions.create(conn)
 
 
 def _v6_users_and_audit(conn: Connection, _box: SecretBox) -> None:
     """Keys of people with a role (server/permissions.py), the audit list, console
     sign-ins."""
     _add_column(conn, "credentials", "role", "VARCHAR(16)")
-    schema.audit.create(conn, checkfirst=True)
-    schema.console_sessions.create(conn, checkfirst=True)
+    step_tables.audit.create(conn)
+    step_tables.console_sessions.create(conn)
 
 
 def _v7_agent_version(conn: Connection, _box: SecretBox) -> None:
@@ -63,32 +70,44 @@ def _v7_agent_version(conn: Connection, _box: SecretBox) -> None:
 def _v8_elbv2(conn: Connection, _box: SecretBox) -> None:
     """The embedded ELBv2's tables (new tables only)."""
     for table in (
-        schema.elb_load_balancers,
-        schema.elb_target_groups,
-        schema.elb_listeners,
-        schema.elb_rules,
-        schema.elb_targets,
+        step_tables.elb_load_balancers,
+        step_tables.elb_target_groups,
+        step_tables.elb_listeners,
+        step_tables.elb_rules,
+        step_tables.elb_targets,
     ):
-        table.create(conn, checkfirst=True)
+        table.create(conn)
 
 
 def _v9_ecs(conn: Connection, _box: SecretBox) -> None:
     """The embedded ECS's clusters, task definitions, services, task sets and tasks."""
     for table in (
-        schema.ecs_clusters,
-        schema.ecs_task_definitions,
-        schema.ecs_services,
-        schema.ecs_service_events,
-        schema.ecs_task_sets,
-        schema.ecs_tasks,
+        step_tables.ecs_clusters,
+        step_tables.ecs_task_definitions,
+        step_tables.ecs_services,
+        step_tables.ecs_service_events,
+        step_tables.ecs_task_sets,
+        step_tables.ecs_tasks,
     ):
-        table.create(conn, checkfirst=True)
+        table.create(conn)
 
 
 def _v10_stacks(conn: Connection, _box: SecretBox) -> None:
     """Stacks, their resources and events, change sets (shipyard.stacks; new tables)."""
-    for table in (schema.stacks, schema.stack_resources, schema.stack_events, schema.change_sets):
-        table.create(conn, checkfirst=True)
+    for table in (
+        step_tables.stacks,
+        step_tables.stack_resources,
+        step_tables.stack_events,
+        step_tables.change_sets,
+    ):
+        table.create(conn)
+
+
+def _v11_cluster(conn: Connection, _box: SecretBox) -> None:
+    """Work shared among replicas: leases, each agent's latest poll, provisioned hosts
+    and their owners (shipyard.cluster)."""
+    for table in (step_tables.leases, step_tables.agent_polls, step_tables.provisioned_hosts):
+        table.create(conn)
 
 
 MIGRATIONS: list[Callable[[Connection, SecretBox], None]] = [
@@ -102,6 +121,7 @@ MIGRATIONS: list[Callable[[Connection, SecretBox], None]] = [
     _v8_elbv2,
     _v9_ecs,
     _v10_stacks,
+    _v11_cluster,
 ]
 SEALED_SECRETS = 2  # the first version whose stored secrets are sealed
 
@@ -115,10 +135,12 @@ def current_version(conn: Connection) -> int:
     return int(row[0]) if row else 0
 
 
-def migrate(conn: Connection, box: SecretBox) -> int:
-    """Bring the schema up to date; returns the resulting version."""
+def migrate(conn: Connection, box: SecretBox, upto: int | None = None) -> int:
+    """Bring the schema up to date (or to version ``upto``); returns the resulting
+    version. On PostgreSQL the caller holds the migration lock (``dialects``)."""
     version = current_version(conn)
-    for number, step in enumerate(MIGRATIONS[version:], start=version + 1):
+    last = len(MIGRATIONS) if upto is None else upto
+    for number, step in enumerate(MIGRATIONS[version:last], start=version + 1):
         step(conn, box)
         table = schema.meta
         if number == 1:

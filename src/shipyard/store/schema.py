@@ -475,3 +475,34 @@ change_sets = Table(
     Column("created", Float, nullable=False),
     Index("ix_change_sets_stack", "stack_id", "name"),
 )
+
+# Work shared among replicas (store/leases.py): one holder per lease until it expires,
+# renewed by the holder. Each live replica also holds "replica:<its id>".
+leases = Table(
+    "leases",
+    metadata,
+    Column("name", String(300), primary_key=True),
+    Column("holder", String(128), nullable=False),
+    Column("expires", Float, nullable=False),
+)
+
+# The latest long poll of each agent, whichever replica holds it (store/agent_polls.py):
+# only that poll may claim the agent's commands.
+agent_polls = Table(
+    "agent_polls",
+    metadata,
+    Column("instance_name", String(100), primary_key=True),
+    Column("poll_id", BigInteger, nullable=False),
+    Column("started", Float, nullable=False),
+)
+
+# Hosts a provisioner started (shipyard.provision): the node that made them (only its
+# provisioner can remove them), and whether any replica has asked for their removal.
+provisioned_hosts = Table(
+    "provisioned_hosts",
+    metadata,
+    Column("name", String(100), primary_key=True),
+    Column("node", String(128), nullable=False),
+    Column("retiring", Boolean, nullable=False),
+    Column("created", Float, nullable=False),
+)
