@@ -74,16 +74,22 @@ def test_the_server_logs_an_agent_connecting_and_coming_back(
     caplog.set_level(logging.INFO, logger="shipyard.agents")
     config_path = register_agent(e2e_server, tmp_path / "web-1", "web-1", {"role": "web"})
     with agent_processes() as start:
-        start(config_path)
+        agent = start(config_path)
         wait_until(lambda: last_seen(e2e_server, "web-1"), "the agent's first poll")
         assert "agent of web-1 connected for the first time" in caplog.messages
-        # Time is an input: the server last heard from it long ago, as after a silence.
+        # A silence: the agent stops, and once no poll of it is held (a held poll keeps
+        # last_seen fresh, cluster/polls.py) the server last heard from it long ago.
+        agent.kill()
+        agent.wait()
+        agents = e2e_server.services.runner.agents
+        wait_until(lambda: "web-1" not in agents.polling(), "the held poll to end")
         instances = schema.instances
         with e2e_server.services.db.tx() as conn:
             seen = time.time() - 1000
             conn.execute(
                 instances.update().where(instances.c.name == "web-1").values(last_seen=seen)
             )
+        start(config_path)
         wait_until(
             lambda: any(m.startswith("agent of web-1 is back after") for m in caplog.messages),
             "the agent's next poll",

@@ -282,7 +282,7 @@ def cluster(
             **(settings or {}),
         }
         for index, port in enumerate(ports, 1):
-            replica = ServerProcess(directory / f"replica-{index}" / "data", url, shared)
+            replica = ServerProcess(directory / f"replica-{index}" / "data", url, settings=shared)
             replica.port, replica.url = port, f"http://127.0.0.1:{port}"
             replica.data_dir.parent.mkdir(parents=True)
             processes.append(replica)

@@ -75,6 +75,8 @@ def test_weighted_shifts_and_draining_under_load_lose_nothing(
             return all(d["Target"]["Port"] != drained.port for d in found)
 
         wait_until(gone, "the drained target to leave the group", 30)
+        left = max(time.time(), deregistered + 0.5)
+        time.sleep(max(0.0, left - time.time()))  # the window below starts after it
         load.wait_for(load.sent() + 1000, timeout=60)
         requests = load.stop()
         # Nothing was hidden from the client either: no retries, no redispatches, no
@@ -86,7 +88,9 @@ def test_weighted_shifts_and_draining_under_load_lose_nothing(
     for green, start, end in phases:
         share = green_share(between(requests, start, end))
         assert abs(share - green / 100) <= TOLERANCE, (green, share)
-    after = between(requests, deregistered + 0.5, time.time())
+    # Requests sent once the target had left the group (at least half a second after
+    # the call, so that none of them was already under way to it).
+    after = between(requests, left, time.time())
     assert after and not any(r.body == "green-1" for r in after)
     assert {r.body for r in after} == {"green-2", "green-3"}
 

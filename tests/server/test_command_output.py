@@ -21,7 +21,7 @@ from shipyard.agent.client import CommandClient, ProtocolError
 from shipyard.config import DEFAULT_MAX_COMMAND_OUTPUT_BYTES
 from shipyard.secretbox import AesGcmBox, new_key
 from shipyard.store import open_database, schema
-from shipyard.store.migrations import MIGRATIONS, current_version
+from shipyard.store.migrations import MIGRATIONS, current_version, migrate
 from tests.agent.test_client import queue_command
 from tests.conftest import LiveServer, start_live_server
 from tests.support import call_extension, issued_agent_config
@@ -144,16 +144,12 @@ def test_an_update_in_another_hosts_name_is_refused(server: LiveServer, tmp_path
 
 
 def test_an_older_database_gets_the_output_columns(db_url: str) -> None:
-    """Migration step 3 on a database made before it (step 1 creates today's schema, so
-    the columns are dropped first to get one)."""
+    """Migration step 3 on a database made before it (steps 1 and 2, the frozen first
+    release's tables)."""
     box = AesGcmBox([new_key()])
     engine = create_engine(db_url.replace("postgresql://", "postgresql+psycopg://"))
     with engine.begin() as conn:
-        MIGRATIONS[0](conn, box)
-        MIGRATIONS[1](conn, box)
-        conn.execute(schema.meta.insert().values(key="schema_version", value="2"))
-        conn.exec_driver_sql("ALTER TABLE host_commands DROP COLUMN output_bytes")
-        conn.exec_driver_sql("ALTER TABLE event_logs DROP COLUMN cut_bytes")
+        migrate(conn, box, upto=2)
         conn.exec_driver_sql(
             "INSERT INTO event_logs (deployment_id, target_id, event, chunk, created) "
             "VALUES ('d-OLD', 'web-1', 'ApplicationStart', 'old output', 1.0)"

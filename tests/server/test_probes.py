@@ -13,6 +13,7 @@ from botocore.auth import S3SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
+from shipyard.server.probes import Alive
 from tests.conftest import PG_ADMIN_URL, LiveServer, free_port, start_live_server
 from tests.support import wait_until
 
@@ -119,7 +120,7 @@ class _StoppedWorker:
 
 
 def test_readyz_fails_while_a_worker_is_not_running(live_server: LiveServer) -> None:
-    assert all(w.alive() for w in live_server.services.workers)  # type: ignore[attr-defined]
+    assert all(w.alive() for w in live_server.services.workers if isinstance(w, Alive))
     live_server.services.workers.append(_StoppedWorker())
     try:
         status, body = get(live_server.url + "/readyz")
