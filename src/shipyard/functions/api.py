@@ -81,7 +81,7 @@ READ_WITH_KEY: dict[str, ReadWithKey] = {"Invoke": invoke_ops.read_candidates}
 async def handle(request: Request, services: Services) -> Response:
     try:
         headers = auth.request_headers(request)
-        query = dict(request.query_params)
+        query = dict(request.query_params) if request.scope.get("query_string") else {}
         routed = _route(request)  # refused only once the caller is known
         read = None
         if not isinstance(routed, ApiError) and routed[0] in READ_WITH_KEY:

@@ -63,7 +63,8 @@ def request_headers(request: Request) -> dict[str, str]:
     request changes the canonical request too instead of slipping past the signature.
     """
     headers: dict[str, str] = {}
-    for name, value in request.headers.items():  # names are lower-case (ASGI)
+    for raw_name, raw_value in request.scope["headers"]:  # names are lower-case (ASGI)
+        name, value = raw_name.decode("latin-1"), raw_value.decode("latin-1")
         headers[name] = f"{headers[name]},{value}" if name in headers else value
     return headers
 
@@ -93,7 +94,11 @@ class PendingSignature:
             path=(self.request.scope.get("raw_path") or self.request.url.path.encode()).decode(
                 "latin-1"
             ),
-            query=list(self.request.query_params.multi_items()),
+            query=(
+                list(self.request.query_params.multi_items())
+                if self.request.scope.get("query_string")
+                else []
+            ),
             headers=self.headers,
             payload_hash=payload_hash,
             amz_date=self.amz_date,
