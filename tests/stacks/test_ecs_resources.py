@@ -8,6 +8,7 @@ with ECS's message and rolls the stack back leaving nothing behind."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -287,8 +288,27 @@ def test_bad_input_fails_the_resource_and_leaves_nothing(
     failed = [(logical, r) for logical, status, r in events(cfn, name) if status == "CREATE_FAILED"]
     assert failed[0][0] == "Service" and reason in failed[0][1], failed
     deleted = [logical for logical, status, _ in events(cfn, name) if status == "DELETE_COMPLETE"]
-    assert sorted(deleted) == ["Cluster", "Definition"]
+    assert deleted == ["Service", "Definition", "Cluster"]  # newest first
     clusters = ecs.describe_clusters(clusters=ecs.list_clusters()["clusterArns"] or ["none"])
     assert not [c for c in clusters["clusters"] if c["clusterName"].startswith(name)]
     active = ecs.list_task_definitions()["taskDefinitionArns"]
     assert not [arn for arn in active if f"/{name}-Definition:" in arn]
+
+
+def test_a_service_whose_tasks_fail_is_rolled_back(server: LiveServer) -> None:
+    cfn, ecs = server.client("cloudformation"), server.client("ecs")
+    cfn.create_stack(StackName="crashing", TemplateBody=PLAIN, Parameters=_values(Broken="yes"))
+    stack = settled(cfn, "crashing", SETTLE)
+    assert stack["StackStatus"] == "ROLLBACK_COMPLETE", events(cfn, "crashing")
+    failed = [
+        (logical, r) for logical, status, r in events(cfn, "crashing") if status == "CREATE_FAILED"
+    ]
+    assert failed[0][0] == "Service", failed
+    assert re.search(r"did not stabilize: \d+ tasks failed; the last: ", failed[0][1])
+    assert "exited with code 3" in failed[0][1]
+    deleted = [
+        logical for logical, status, _ in events(cfn, "crashing") if status == "DELETE_COMPLETE"
+    ]
+    assert deleted == ["Service", "Definition", "Cluster"]
+    # The cluster could be deleted: its failed service had drained and gone first.
+    assert not [c for c in ecs.list_clusters()["clusterArns"] if "/crashing-" in c]

@@ -2,8 +2,9 @@
 CloudFormation does, until their tasks are steady (ecs_waits.py) on create and update,
 and until they are gone on delete, so that what depends on them finds them ready and a
 cluster or target group deleted after them is free. One whose tasks keep failing fails
-with ECS's reason, and is deleted before the failure is reported (its id was never
-recorded, so a rollback could not find it).
+with ECS's reason. A service is known by its name until created (types.py), so the
+rollback deletes one that failed; a task set that failed is deleted before the failure
+is reported (its id was never recorded, so a rollback could not find it).
 
 In place (CloudFormation's rules, types.py): a service's desired count, task definition,
 load balancers, network and deployment configuration and the like (UpdateService, which
@@ -65,12 +66,8 @@ class ServiceProvider(_Waiting):
             "service"
         ]
         arn = str(created["serviceArn"])
-        try:
-            self._wait_steady(ecs, props, arn, f"Service {name}")
-        except ProviderError:
-            with contextlib.suppress(ProviderError):
-                self.delete(Current(arn, props, {}))
-            raise
+        # If it never settles, the stack's rollback deletes it by its planned name.
+        self._wait_steady(ecs, props, arn, f"Service {name}")
         return Outcome(arn, {"Name": name, "ServiceArn": arn})
 
     def update(self, request: Request, current: Current, rolling_back: bool) -> Outcome:
