@@ -97,6 +97,22 @@ Outputs:
   TaskSetId: {Value: !Ref TaskSet}
 """
 )
+# A target group no listener forwards to, and a task set on it.
+UNROUTED = """\
+  Lonely:
+    Type: AWS::ElasticLoadBalancingV2::TargetGroup
+    Properties: {Port: 80, Protocol: HTTP, VpcId: vpc-1, TargetType: ip}
+  Service:
+    Type: AWS::ECS::Service
+    Properties: {Cluster: !Ref Cluster, DeploymentController: {Type: EXTERNAL}}
+  TaskSet:
+    Type: AWS::ECS::TaskSet
+    Properties:
+      Cluster: !Ref Cluster
+      Service: !Ref Service
+      TaskDefinition: !Ref Definition
+      LoadBalancers: [{TargetGroupArn: !Ref Lonely, ContainerName: web, ContainerPort: 80}]
+"""
 PLAIN = (
     BASE
     + """\
@@ -312,3 +328,17 @@ def test_a_service_whose_tasks_fail_is_rolled_back(server: LiveServer) -> None:
     assert deleted == ["Service", "Definition", "Cluster"]
     # The cluster could be deleted: its failed service had drained and gone first.
     assert not [c for c in ecs.list_clusters()["clusterArns"] if "/crashing-" in c]
+
+
+def test_a_task_set_on_a_target_group_no_listener_uses_is_refused(server: LiveServer) -> None:
+    cfn = server.client("cloudformation")
+    body = BASE + UNROUTED
+    cfn.create_stack(StackName="unrouted", TemplateBody=body)
+    stack = settled(cfn, "unrouted", SETTLE)
+    assert stack["StackStatus"] == "ROLLBACK_COMPLETE", events(cfn, "unrouted")
+    failed = [
+        (logical, r) for logical, status, r in events(cfn, "unrouted") if status == "CREATE_FAILED"
+    ]
+    assert failed[0][0] == "TaskSet", failed
+    assert "InvalidParameterException: The target group with targetGroupArn" in failed[0][1]
+    assert "does not have an associated load balancer" in failed[0][1]

@@ -54,6 +54,27 @@ class _Waiting:
         self.clients = clients
         self.patience = patience or Patience()
 
+    def _check_target_groups(self, what: str, props: dict[str, Any]) -> None:
+        """Refuse, as ECS on AWS does, a target group no load balancer forwards to: its
+        targets are never health-checked, so the tasks would never be steady."""
+        arns = [
+            str(lb["TargetGroupArn"])
+            for lb in props.get("LoadBalancers") or []
+            if isinstance(lb, dict) and lb.get("TargetGroupArn")
+        ]
+        if not arns:
+            return
+        elbv2 = self.clients.client("elbv2")
+        found = calling(
+            "DescribeTargetGroups", lambda: elbv2.describe_target_groups(TargetGroupArns=arns)
+        )
+        for group in found["TargetGroups"]:
+            if not group.get("LoadBalancerArns"):
+                raise ProviderError(
+                    f"{what}: InvalidParameterException: The target group with targetGroupArn "
+                    f"{group['TargetGroupArn']} does not have an associated load balancer."
+                )
+
 
 class ServiceProvider(_Waiting):
     def create(self, request: Request) -> Outcome:
@@ -62,6 +83,7 @@ class ServiceProvider(_Waiting):
         name = str(props.get("ServiceName") or request.name)
         settings = arguments(ecs, "CreateService", request.logical_id, props, SERVICE)
         settings = {"desiredCount": 1} | settings | {"serviceName": name}
+        self._check_target_groups(f"CreateService {name}", props)
         created = calling(f"CreateService {name}", lambda: ecs.create_service(**settings))[
             "service"
         ]
@@ -78,6 +100,7 @@ class ServiceProvider(_Waiting):
         if not changed:
             return Outcome(current.physical_id, current.attributes)  # tags: not applied
         settings = arguments(ecs, "UpdateService", request.logical_id, changed, SERVICE_UPDATE)
+        self._check_target_groups("UpdateService", changed)
         arn = current.physical_id
         calling(
             f"UpdateService {current.attributes.get('Name', arn)}",
@@ -126,6 +149,7 @@ class TaskSetProvider(_Waiting):
         ecs = self.clients.client("ecs")
         props = request.properties
         settings = arguments(ecs, "CreateTaskSet", request.logical_id, props, TASK_SET)
+        self._check_target_groups("CreateTaskSet", props)
         failures = Failures(ecs, where(props), str(props.get("Service", ""))).start()
         created = calling(
             f"CreateTaskSet on {props.get('Service')}", lambda: ecs.create_task_set(**settings)
