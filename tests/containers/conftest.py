@@ -1,8 +1,7 @@
 """Fixtures for the embedded ECS: a live server whose tasks run on a real Podman API
 service (started by the server itself), memory target groups (a server without load
-balancers), the busybox httpd image; a server with both the embedded ECS and the
-embedded ELBv2 (HAProxy) for end-to-end tests; and the embedded ELBv2's server fixture,
-for the seam's contract tests."""
+balancers), the busybox httpd image; and the embedded ELBv2's server fixture, for the
+seam's contract tests."""
 
 from __future__ import annotations
 
@@ -17,7 +16,6 @@ from shipyard.containers.ecs.images import BUSYBOX, HTTPD_IMAGE, busybox_httpd
 from shipyard.containers.targets_memory import MemoryTargetGroups
 from tests.conftest import LiveServer, service_missing, start_live_server
 from tests.elbv2.conftest import elb_server
-from tests.traffic.haproxy_process import haproxy_binary
 
 __all__ = ["elb_server"]
 # The ECS tests' servers have no load balancers, so their target groups are in memory.
@@ -57,25 +55,6 @@ def prepare(server: LiveServer) -> None:
     groups.create(TG_GREEN)
     assert server.services.ecs is not None
     busybox_httpd(server.services.ecs.capacity.client(0))
-
-
-def start_ecs_elb_server(data_dir: Path, **settings: Any) -> Iterator[LiveServer]:
-    """A live server running tasks on Podman behind HAProxy load balancers (both are
-    required: a missing one skips loudly, or fails under CI), on a fast reconciler,
-    with the httpd image built; after the test it stops and its containers go."""
-    require_podman()
-    haproxy_binary()
-    running = start_live_server(data_dir, **{"ecs_reconcile_seconds": 0.2, **settings})
-    live = next(running)
-    try:
-        if live.services.load_balancers is None:
-            service_missing("haproxy (the embedded ELBv2)")
-        assert live.services.ecs is not None
-        busybox_httpd(live.services.ecs.capacity.client(0))
-        yield live
-    finally:
-        next(running, None)  # the server stops first: nothing starts replacements
-        teardown(live)
 
 
 def teardown(server: LiveServer) -> None:

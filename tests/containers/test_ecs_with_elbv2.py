@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from tests.conftest import LiveServer, free_port
-from tests.containers.conftest import httpd_definition, start_ecs_elb_server
+from tests.containers.conftest import httpd_definition
+from tests.ecs_support import embedded_ecs_server
 from tests.elbv2.conftest import TIME_SCALE_MINUTE
 from tests.elbv2.scenario import forward, target_group
 from tests.support import wait_until
@@ -22,7 +23,7 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[LiveServer]:
-    yield from start_ecs_elb_server(tmp_path / "s", minute_seconds=TIME_SCALE_MINUTE)
+    yield from embedded_ecs_server(tmp_path / "s", minute_seconds=TIME_SCALE_MINUTE)
 
 
 def test_tasks_serve_through_the_embedded_load_balancer(server: LiveServer) -> None:

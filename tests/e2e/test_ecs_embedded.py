@@ -27,13 +27,14 @@ from botocore.exceptions import BotoCoreError
 from shipyard.containers.ecs.images import HTTPD_IMAGE, busybox_httpd
 from shipyard.containers.ecs.podman_service import PodmanService
 from tests.conftest import LiveServer
-from tests.containers.conftest import require_podman, start_ecs_elb_server
+from tests.containers.conftest import require_podman
 from tests.e2e.http_load import Load, Request, between, start_load, summarize
 from tests.e2e.test_lambda_deployments import Stub
 from tests.e2e.test_server_crash import ServerProcess
 from tests.ecs_support import (
     Stack,
     appspec,
+    embedded_ecs_server,
     embedded_stack,
     group_members,
     listener_port,
@@ -82,11 +83,10 @@ ROLLBACK_ALL = {
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    yield from start_ecs_elb_server(
+    yield from embedded_ecs_server(
         tmp_path_factory.mktemp("ecs-e2e") / "server",
         minute_seconds=MINUTE,
         hook_timeout=120.0,  # also how long Install may wait for steady tasks
-        containers_poll_seconds=0.2,
     )
 
 

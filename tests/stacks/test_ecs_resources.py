@@ -16,7 +16,7 @@ import pytest
 
 from shipyard.containers.ecs.images import HTTPD_IMAGE
 from tests.conftest import LiveServer, free_port
-from tests.containers.conftest import start_ecs_elb_server
+from tests.ecs_support import embedded_ecs_server
 from tests.elbv2.conftest import TIME_SCALE_MINUTE
 from tests.elbv2.web_targets import fetch
 from tests.stacks.conftest import events, outputs, settled
@@ -128,7 +128,7 @@ PLAIN = (
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    yield from start_ecs_elb_server(
+    yield from embedded_ecs_server(
         tmp_path_factory.mktemp("stacks-ecs") / "server", minute_seconds=TIME_SCALE_MINUTE
     )
 
