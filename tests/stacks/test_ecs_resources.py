@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
 from shipyard.containers.ecs.images import HTTPD_IMAGE
 from tests.conftest import LiveServer, free_port
@@ -342,3 +343,12 @@ def test_a_task_set_on_a_target_group_no_listener_uses_is_refused(server: LiveSe
     assert failed[0][0] == "TaskSet", failed
     assert "InvalidParameterException: The target group with targetGroupArn" in failed[0][1]
     assert "does not have an associated load balancer" in failed[0][1]
+
+
+def test_validate_template_knows_the_ecs_attributes(server: LiveServer) -> None:
+    cfn = server.client("cloudformation")
+    good = PLAIN + "Outputs:\n  Name: {Value: !GetAtt Service.Name}\n"
+    assert [p["ParameterKey"] for p in cfn.validate_template(TemplateBody=good)["Parameters"]]
+    bad = PLAIN + "Outputs:\n  Arn: {Value: !GetAtt Service.Arn}\n"
+    with pytest.raises(ClientError, match="resource Service does not support attribute type Arn"):
+        cfn.validate_template(TemplateBody=bad)
