@@ -352,3 +352,24 @@ def test_validate_template_knows_the_ecs_attributes(server: LiveServer) -> None:
     bad = PLAIN + "Outputs:\n  Arn: {Value: !GetAtt Service.Arn}\n"
     with pytest.raises(ClientError, match="resource Service does not support attribute type Arn"):
         cfn.validate_template(TemplateBody=bad)
+
+
+def test_a_code_deploy_service_takes_a_new_task_definition_only_from_codedeploy(
+    server: LiveServer,
+) -> None:
+    cfn, ecs = server.client("cloudformation"), server.client("ecs")
+    body = PLAIN.replace(
+        "      DesiredCount: !Ref Count\n",
+        "      DesiredCount: !Ref Count\n      DeploymentController: {Type: CODE_DEPLOY}\n",
+    )
+    cfn.create_stack(StackName="coded", TemplateBody=body)
+    assert settled(cfn, "coded", SETTLE)["StackStatus"] == "CREATE_COMPLETE", events(cfn, "coded")
+    first = _resources(cfn, "coded")
+    (task_set,) = _task_sets(ecs, first["Cluster"], first["Service"])
+    assert (task_set["status"], task_set["stabilityStatus"]) == ("PRIMARY", "STEADY_STATE")
+    assert task_set["runningCount"] == 2
+
+    _update(cfn, "coded", "UPDATE_ROLLBACK_COMPLETE", Version="2")
+    failed = [r for logical, status, r in events(cfn, "coded") if status == "UPDATE_FAILED"]
+    assert "UpdateService" in failed[-1] and "Use AWS CodeDeploy" in failed[-1], failed
+    assert _resources(cfn, "coded") == first

@@ -37,6 +37,8 @@ _IN_PLACE = (
     "EnableExecuteCommand EnableECSManagedTags LoadBalancers PropagateTags ServiceRegistries "
     "ServiceConnectConfiguration VolumeConfigurations AvailabilityZoneRebalancing"
 )
+# What only the ECS controller takes through UpdateService (a new deployment).
+REDEPLOYING = ("TaskDefinition", "LoadBalancers", "NetworkConfiguration")
 SERVICE_UPDATE = api_names(_IN_PLACE, PlacementStrategies="placementStrategy")
 SERVICE = SERVICE_UPDATE | api_names(
     "Cluster ServiceName LaunchType Role SchedulingStrategy DeploymentController Tags"
@@ -97,6 +99,11 @@ class ServiceProvider(_Waiting):
         props, old = request.properties, current.properties
         arguments(ecs, "CreateService", request.logical_id, props, SERVICE)  # refuses unknowns
         changed = {k: v for k, v in props.items() if k in SERVICE_UPDATE and old.get(k) != v}
+        controller = (props.get("DeploymentController") or {}).get("Type", "ECS")
+        if rolling_back and controller != "ECS":
+            # ECS refuses these on such a service, so the update being undone never
+            # changed them: putting them "back" would only be refused again.
+            changed = {k: v for k, v in changed.items() if k not in REDEPLOYING}
         if not changed:
             return Outcome(current.physical_id, current.attributes)  # tags: not applied
         settings = arguments(ecs, "UpdateService", request.logical_id, changed, SERVICE_UPDATE)
