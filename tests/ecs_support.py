@@ -7,12 +7,16 @@ service whose primary task set serves from it."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import boto3
 
-from tests.conftest import free_port
+from shipyard.containers.ecs.images import busybox_httpd
+from tests.conftest import LiveServer, free_port, service_missing, start_live_server
+from tests.containers.conftest import require_podman, teardown
 from tests.support import wait_until
 
 ROLE_ARN = "arn:aws:iam::123456789012:role/CodeDeployECS"
@@ -317,3 +321,23 @@ def embedded_stack(ecs: Any, elbv2: Any, name: str, image: str, desired: int = 3
 def listener_port(elbv2: Any, listener: str) -> int:
     (found,) = elbv2.describe_listeners(ListenerArns=[listener])["Listeners"]
     return int(found["Port"])
+
+
+def embedded_ecs_server(data_dir: Path, **settings: Any) -> Iterator[LiveServer]:
+    """A live server whose embedded container service runs real Podman containers
+    behind HAProxy load balancers, with the busybox httpd image built; quick to
+    reconcile and poll unless ``settings`` say otherwise."""
+    require_podman()
+    running = start_live_server(
+        data_dir, **{"ecs_reconcile_seconds": 0.2, "containers_poll_seconds": 0.2, **settings}
+    )
+    live = next(running)
+    try:
+        if live.services.load_balancers is None:
+            service_missing("haproxy (the embedded ELBv2)")
+        assert live.services.ecs is not None
+        busybox_httpd(live.services.ecs.capacity.client(0))
+        yield live
+    finally:
+        next(running, None)
+        teardown(live)

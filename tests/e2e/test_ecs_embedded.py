@@ -26,14 +26,15 @@ from botocore.exceptions import BotoCoreError
 
 from shipyard.containers.ecs.images import HTTPD_IMAGE, busybox_httpd
 from shipyard.containers.ecs.podman_service import PodmanService
-from tests.conftest import LiveServer, service_missing, start_live_server
-from tests.containers.conftest import require_podman, teardown
+from tests.conftest import LiveServer
+from tests.containers.conftest import require_podman
 from tests.e2e.http_load import Load, Request, between, start_load, summarize
 from tests.e2e.test_lambda_deployments import Stub
 from tests.e2e.test_server_crash import ServerProcess
 from tests.ecs_support import (
     Stack,
     appspec,
+    embedded_ecs_server,
     embedded_stack,
     group_members,
     listener_port,
@@ -82,24 +83,11 @@ ROLLBACK_ALL = {
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    require_podman()
-    running = start_live_server(
+    yield from embedded_ecs_server(
         tmp_path_factory.mktemp("ecs-e2e") / "server",
         minute_seconds=MINUTE,
         hook_timeout=120.0,  # also how long Install may wait for steady tasks
-        ecs_reconcile_seconds=0.2,
-        containers_poll_seconds=0.2,
     )
-    live = next(running)
-    try:
-        if live.services.load_balancers is None:
-            service_missing("haproxy (the embedded ELBv2)")
-        assert live.services.ecs is not None
-        busybox_httpd(live.services.ecs.capacity.client(0))
-        yield live
-    finally:
-        next(running, None)
-        teardown(live)
 
 
 @pytest.fixture(scope="module")
