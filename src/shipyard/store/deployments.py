@@ -12,7 +12,7 @@ from sqlalchemy import Connection, and_, bindparam, func, select, update
 from shipyard.engine.state import DeploymentState, TargetState
 from shipyard.engine.state import StoredDeployment as StoredDeployment  # re-exported
 from shipyard.model import TERMINAL_DEPLOYMENT_STATUSES
-from shipyard.store import schema
+from shipyard.store import direct, schema
 from shipyard.store.dialects import for_update
 
 D = schema.deployments
@@ -21,9 +21,8 @@ H = schema.host_commands
 L = schema.event_logs
 
 
-# The statements every lifecycle event runs are built once: SQLAlchemy memoises a
-# statement's cache key on the object, so reusing it skips rebuilding the expression
-# and recomputing the key (about two thirds of a simple query's cost here).
+# The statements every lifecycle event runs are built once, and run on the driver
+# directly (store/direct.py says why).
 _VERSION = select(D.c.version).where(D.c.id == bindparam("deployment_id"))
 _VERSION_LOCKED = _VERSION.with_for_update()
 _SAVE_STATE = (
@@ -101,14 +100,14 @@ def lock_version(conn: Connection, deployment_id: str) -> int | None:
     """Lock the deployment's row for this transaction; return its write version.
     (SQLite's single writer makes the lock implicit: see dialects.for_update.)"""
     query = _VERSION if conn.dialect.name == "sqlite" else _VERSION_LOCKED
-    row = conn.execute(query, {"deployment_id": deployment_id}).first()
-    return int(row[0]) if row else None
+    rows = direct.run(conn, query, {"deployment_id": deployment_id})
+    return int(rows[0][0]) if rows else None
 
 
 def version(conn: Connection, deployment_id: str) -> int | None:
     """The deployment's write version, without a lock."""
-    row = conn.execute(_VERSION, {"deployment_id": deployment_id}).first()
-    return int(row[0]) if row else None
+    rows = direct.run(conn, _VERSION, {"deployment_id": deployment_id})
+    return int(rows[0][0]) if rows else None
 
 
 def save(
@@ -131,11 +130,12 @@ def save(
     bumped = 1
     if header == stored.saved_header:
         if bump:
-            conn.execute(_BUMP_VERSION, {"deployment_id": state.deployment_id})
+            direct.run(conn, _BUMP_VERSION, {"deployment_id": state.deployment_id})
         else:
             bumped = 0
     else:
-        conn.execute(
+        direct.run(
+            conn,
             _SAVE_STATE,
             {
                 "deployment_id": state.deployment_id,
@@ -147,7 +147,8 @@ def save(
         )
         stored.saved_header = header
     if changed_targets:
-        conn.execute(
+        direct.run_many(
+            conn,
             _SAVE_TARGET,
             [
                 {

@@ -1,7 +1,8 @@
 """Host commands: the work queued for each instance's agent, claimed by its polls,
 acknowledged and finished as it reports back.
 
-The statements every lifecycle event runs are built once (see deployments.py).
+The statements every lifecycle event runs are built once and run on the driver
+directly (store/direct.py).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, bindparam, or_, select, update
 
 from shipyard.model import CommandStatus
-from shipyard.store import schema
+from shipyard.store import direct, schema
 
 H = schema.host_commands
 
@@ -24,8 +25,9 @@ _LOST = and_(
     H.c.acknowledged.is_(None),
     H.c.claimed < bindparam("reoffer_before"),
 )
+_FIELDS = (H.c.id, H.c.instance_name, H.c.deployment_id, H.c.command_name, H.c.status)
 _NEXT_COMMAND = (
-    select(H)
+    select(*_FIELDS)
     .where(and_(H.c.instance_name == bindparam("instance"), or_(_UNCLAIMED, _LOST)))
     .order_by(H.c.id)
     .limit(1)
@@ -34,11 +36,13 @@ _CLAIM_PENDING = (
     update(H)
     .where(and_(H.c.id == bindparam("command_id"), _UNCLAIMED))
     .values(status=CommandStatus.IN_PROGRESS.value, claimed=bindparam("now"))
+    .returning(H.c.id)
 )
 _CLAIM_LOST = (
     update(H)
     .where(and_(H.c.id == bindparam("command_id"), or_(_UNCLAIMED, _LOST)))
     .values(status=CommandStatus.IN_PROGRESS.value, claimed=bindparam("now"))
+    .returning(H.c.id)
 )
 _GET_COMMAND = select(H).where(H.c.id == bindparam("command_id"))
 _ACKNOWLEDGE_COMMAND = (
@@ -62,16 +66,21 @@ _FINISH_OPEN_COMMAND = (
         )
     )
     .values(status=bindparam("new_status"), completed=bindparam("now"))
-    .returning(H.c.id, H.c.instance_name, H.c.deployment_id, H.c.command_name, H.c.status)
+    .returning(*_FIELDS)
 )
-_ADD_COMMAND = H.insert().values(
-    instance_name=bindparam("new_instance"),
-    deployment_id=bindparam("new_deployment"),
-    command_name=bindparam("new_command"),
-    status=bindparam("new_status"),
-    created=bindparam("now"),
-    claimed=bindparam("claimed_at"),
-    acknowledged=bindparam("acknowledged_at"),
+_ADD_COMMAND = (
+    H.insert()
+    .values(
+        instance_name=bindparam("new_instance"),
+        deployment_id=bindparam("new_deployment"),
+        command_name=bindparam("new_command"),
+        status=bindparam("new_status"),
+        created=bindparam("now"),
+        claimed=bindparam("claimed_at"),
+        acknowledged=bindparam("acknowledged_at"),
+        output_bytes=0,
+    )
+    .returning(H.c.id)
 )
 
 
@@ -99,7 +108,8 @@ def add_command(
 ) -> int:
     """Queue a command for ``instance``; ``handed``: it goes to the agent in the
     answer of the request being served, so it is claimed and acknowledged now."""
-    result = conn.execute(
+    (row,) = direct.run(
+        conn,
         _ADD_COMMAND,
         {
             "new_instance": instance,
@@ -111,9 +121,7 @@ def add_command(
             "acknowledged_at": now if handed else None,
         },
     )
-    key = result.inserted_primary_key
-    assert key is not None
-    return int(key[0])
+    return int(row[0])
 
 
 def claim_next_command(
@@ -125,23 +133,19 @@ def claim_next_command(
     again: its poll answer was lost (a dropped connection, a server killed after its
     commit), and the agent has not started it."""
     while True:
-        row = conn.execute(
-            _NEXT_COMMAND, {"instance": instance, "reoffer_before": reoffer_before}
-        ).first()
-        if row is None:
-            return None
-        claim = _CLAIM_PENDING if row.status == CommandStatus.PENDING.value else _CLAIM_LOST
-        claimed = conn.execute(
-            claim, {"command_id": row.id, "now": now, "reoffer_before": reoffer_before}
+        rows = direct.run(
+            conn, _NEXT_COMMAND, {"instance": instance, "reoffer_before": reoffer_before}
         )
-        if claimed.rowcount == 1:
-            return HostCommand(
-                row.id,
-                row.instance_name,
-                row.deployment_id,
-                row.command_name,
-                CommandStatus.IN_PROGRESS.value,
-            )
+        if not rows:
+            return None
+        command_id, _, deployment_id, command_name, status = rows[0]
+        claim = _CLAIM_PENDING if status == CommandStatus.PENDING.value else _CLAIM_LOST
+        claimed = direct.run(
+            conn, claim, {"command_id": command_id, "now": now, "reoffer_before": reoffer_before}
+        )
+        if claimed:
+            in_progress = CommandStatus.IN_PROGRESS.value
+            return HostCommand(command_id, instance, deployment_id, command_name, in_progress)
 
 
 def handed_after(conn: Connection, done: HostCommand) -> HostCommand | None:
@@ -207,7 +211,7 @@ def get_command(conn: Connection, command_id: int) -> HostCommand | None:
 
 
 def acknowledge_command(conn: Connection, command_id: int, now: float) -> None:
-    conn.execute(_ACKNOWLEDGE_COMMAND, {"command_id": command_id, "now": now})
+    direct.run(conn, _ACKNOWLEDGE_COMMAND, {"command_id": command_id, "now": now})
 
 
 def finish_command(conn: Connection, command_id: int, status: str, now: float) -> None:
@@ -224,8 +228,8 @@ def finish_open_command(
     every lifecycle event), two otherwise."""
     if conn.dialect.update_returning:
         params = {"command_id": command_id, "instance": instance, "new_status": status, "now": now}
-        row = conn.execute(_FINISH_OPEN_COMMAND, params).first()
-        return _command(row) if row is not None else None
+        rows = direct.run(conn, _FINISH_OPEN_COMMAND, params)
+        return HostCommand(*rows[0]) if rows else None
     command = get_command(conn, command_id)
     if command is None or command.instance_name != instance:
         return None

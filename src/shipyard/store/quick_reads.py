@@ -18,21 +18,20 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Sequence
 from typing import Any
 
 import psycopg
 from sqlalchemy import ClauseElement, Engine
 from sqlalchemy.exc import OperationalError
 
-Row = tuple[Any, ...]
+from shipyard.store.direct import Compiled, Row, compile_for
 
 
 class QuickReads:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         self._connection: Any = None
-        self._compiled: dict[int, tuple[ClauseElement, str, Sequence[str] | None]] = {}
+        self._compiled: dict[int, Compiled] = {}
 
     def first(self, statement: ClauseElement, params: dict[str, Any]) -> Row | None:
         rows = self._run(statement, params)
@@ -47,26 +46,17 @@ class QuickReads:
             self._connection = None
 
     def _run(self, statement: ClauseElement, params: dict[str, Any]) -> list[Row]:
-        sql, positions = self._compile(statement)
-        args: Any = params if positions is None else tuple(params[name] for name in positions)
+        compiled = self._compiled.get(id(statement))
+        if compiled is None:  # statements are built once, at import (direct.py)
+            compiled = compile_for(self._engine.dialect, statement)
+            self._compiled[id(statement)] = compiled
+        args = compiled.args(params)
         try:
-            cursor = self._connect().execute(sql, args)
+            cursor = self._connect().execute(compiled.sql, args)
             return list(cursor.fetchall())
         except (sqlite3.OperationalError, psycopg.OperationalError, psycopg.InterfaceError) as exc:
             self.close()  # the next read opens a new connection
-            raise OperationalError(sql, args, exc) from exc
-
-    def _compile(self, statement: ClauseElement) -> tuple[str, Sequence[str] | None]:
-        # Keyed by identity: callers pass statements built once, at import. The
-        # statement is kept with its text so that its id is never reused.
-        found = self._compiled.get(id(statement))
-        if found is None:
-            compiled = statement.compile(dialect=self._engine.dialect)
-            # qmark dialects (SQLite) take the values in order, pyformat (psycopg) by name.
-            positions: Sequence[str] | None = getattr(compiled, "positiontup", None)
-            found = (statement, compiled.string, positions)
-            self._compiled[id(statement)] = found
-        return found[1], found[2]
+            raise OperationalError(compiled.sql, args, exc) from exc
 
     def _connect(self) -> Any:
         if self._connection is None:
