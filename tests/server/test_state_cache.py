@@ -50,3 +50,17 @@ def test_cached_states_are_bounded_and_an_evicted_one_is_read_again(
     evicted = runner.current(started[0])
     assert evicted is not None and evicted.state.deployment_id == started[0]
     assert evicted.state.status.value == "InProgress"
+
+
+def test_states_of_deployments_finished_elsewhere_are_forgotten(live_server: LiveServer) -> None:
+    live_server.client("codedeploy").create_application(applicationName="shop")
+    s3 = live_server.client("s3")
+    s3.create_bucket(Bucket="bundles")
+    s3.put_object(Bucket="bundles", Key="v1.zip", Body=b"PK\x05\x06" + b"\0" * 18)
+    first, second = _start(live_server, "a"), _start(live_server, "b")
+    runner = live_server.services.runner
+    # As the sweeper does when ``first`` finished on another replica: it is no longer
+    # among the active deployments it reads.
+    runner.forget_finished({second})
+    assert runner.cached(first) is None
+    assert runner.cached(second) is not None

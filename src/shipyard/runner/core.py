@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 from sqlalchemy import Connection
@@ -122,6 +122,12 @@ class Runner:
         self._states[deployment_id] = (version, stored)
         while len(self._states) > MAX_CACHED_STATES:
             self._states.pop(next(iter(self._states)))
+
+    def forget_finished(self, active: Collection[str]) -> None:
+        """Drop the cached states of deployments no longer active: with replicas, one
+        this process stepped often finishes on another, and would stay cached."""
+        for deployment_id in [known for known in self._states if known not in active]:
+            del self._states[deployment_id]
 
     # ---- the one way to change a deployment -------------------------------------------
 

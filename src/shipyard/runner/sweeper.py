@@ -91,6 +91,7 @@ class Sweeper:
         share.beat()
         with self.runner.db.tx() as conn:
             ids = store.active_ids(conn)
+        self.runner.forget_finished(set(ids))
         mine = share.mine("deployment", ids)
         for deployment_id in ids:
             if deployment_id in mine:
