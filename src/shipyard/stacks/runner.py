@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from shipyard.stacks import existing, intrinsics
+from shipyard.stacks import bluegreen, existing, intrinsics
 from shipyard.stacks.errors import TemplateError
 from shipyard.stacks.existing import Resources, deletion_order
 from shipyard.stacks.intrinsics import Scope
@@ -35,6 +37,8 @@ log = logging.getLogger("shipyard.stacks")
 
 Row = dict[str, Any]
 POLL_SECONDS = 1.0
+# Provider calls run on their own threads (one stack step at a time per stack).
+PROVIDER_THREADS = 4
 RESTARTED = "The server restarted while this operation ran"
 # What an interrupted operation becomes at start.
 ON_RESTART = {
@@ -59,6 +63,7 @@ class StackRunner:
         self._running: dict[str, asyncio.Task[None]] = {}
         self._wake = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
+        self._executor = ThreadPoolExecutor(PROVIDER_THREADS, thread_name_prefix="stack-step")
 
     # -- the worker ------------------------------------------------------------------
 
@@ -80,6 +85,7 @@ class StackRunner:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        self._executor.shutdown(wait=False, cancel_futures=True)
 
     def kick(self) -> None:
         """A stack operation was asked for: look now rather than at the next poll."""
@@ -135,7 +141,13 @@ class StackRunner:
         with self.db.tx() as conn:
             rows = store.resources(conn, stack["stack_id"])
         return StackSteps(
-            self.db, self.clock, self._providers, stack["stack_id"], stack["name"], rows
+            self.db,
+            self.clock,
+            self._providers,
+            stack["stack_id"],
+            stack["name"],
+            rows,
+            self._executor,
         )
 
     def _prepared(self, stack: Row, body: str, values: Mapping[str, str]) -> Prepared:
@@ -165,7 +177,8 @@ class StackRunner:
         steps = self._steps(stack)
         try:
             prepared = self._prepared(stack, stack["template_body"], stack["parameters"])
-            await self._apply_resources(steps, prepared)
+            green = self._green_deployment(stack, steps, prepared)
+            await self._apply_resources(steps, prepared, green)
         except (StepFailed, TemplateError) as exc:
             logical = exc.logical_id if isinstance(exc, StepFailed) else ""
             verb = "create" if stack["status"].startswith("CREATE") else "update"
@@ -182,16 +195,39 @@ class StackRunner:
         with self.db.tx() as conn:
             self._status(conn, stack, succeeded)
 
-    async def _apply_resources(self, steps: StackSteps, prepared: Prepared) -> None:
+    def _green_deployment(
+        self, stack: Row, steps: StackSteps, prepared: Prepared
+    ) -> bluegreen.Hook | None:
+        """The blue/green hook when this update is a green deployment (None when it
+        applies directly); refuses one that also changes other resources."""
+        hook = prepared.template.blue_green_hook
+        if hook is None or not stack["status"].startswith("UPDATE"):
+            return None
+        changes = bluegreen.changes(
+            prepared.live,
+            steps.rows,
+            lambda value: intrinsics.resolve(value, _scope(steps, prepared)),
+        )
+        decision = bluegreen.decide(hook, changes)
+        if not decision.blue_green:
+            return None
+        steps.event(
+            stack["name"],
+            stack["stack_id"],
+            "AWS::CloudFormation::Stack",
+            "UPDATE_IN_PROGRESS",
+            f"{hook.logical_id}: [{', '.join(decision.triggers)}] changed; the update runs "
+            "as a CodeDeploy blue/green deployment",
+        )
+        return hook
+
+    async def _apply_resources(
+        self, steps: StackSteps, prepared: Prepared, green: bluegreen.Hook | None = None
+    ) -> None:
         live = prepared.live
         for logical_id in prepared.order:
             definition = live[logical_id]
-            scope = Scope(
-                prepared.parameters,
-                prepared.conditions,
-                Resources(steps.rows),
-                prepared.template.mappings,
-            )
+            scope = _scope(steps, prepared)
             try:
                 props = intrinsics.resolve(definition.get("Properties") or {}, scope)
                 policy = intrinsics.resolve(definition.get("UpdatePolicy") or {}, scope)
@@ -201,7 +237,13 @@ class StackRunner:
             kind = definition["Type"]
             deletion_policy = definition.get("DeletionPolicy", "Delete")
             row = steps.rows.get(logical_id)
-            if row is None:
+            if green is not None and row is not None and logical_id == green.blue_task_set:
+                # The green task set: made by the CodeDeploy deployment, not CreateTaskSet.
+                resolve = functools.partial(intrinsics.resolve, scope=scope)
+                doc = bluegreen.deployment(green, steps.stack_name, steps.rows, props, resolve)
+                policy = {**policy, bluegreen.POLICY: doc}
+                await steps.create(logical_id, kind, props, policy, deletion_policy, snapshot(row))
+            elif row is None:
                 await steps.create(logical_id, kind, props, policy, deletion_policy)
             elif row["resource_type"] != kind or TYPES[kind].needs_replacement(
                 row["properties"], props
@@ -344,6 +386,16 @@ class StackRunner:
             return
         with self.db.tx() as conn:
             store.update_stack(conn, stack["stack_id"], outputs=resolved)
+
+
+def _scope(steps: StackSteps, prepared: Prepared) -> Scope:
+    """What the template's intrinsics resolve against: the resources as they are now."""
+    return Scope(
+        prepared.parameters,
+        prepared.conditions,
+        Resources(steps.rows),
+        prepared.template.mappings,
+    )
 
 
 _PHASES = {
