@@ -65,6 +65,22 @@ TYPES: dict[str, ResourceType] = {
         ),
         _type("AWS::ElasticLoadBalancingV2::Listener", "ListenerArn", "LoadBalancerArn"),
         _type("AWS::ElasticLoadBalancingV2::ListenerRule", "RuleArn", "ListenerArn"),
+        _type("AWS::ECS::Cluster", "Arn", "ClusterName", "ClusterName"),
+        # A task definition revision is immutable: any change registers a new one.
+        _type("AWS::ECS::TaskDefinition", "TaskDefinitionArn", ALL),
+        _type(
+            "AWS::ECS::Service",
+            "Name ServiceArn",
+            "Cluster ServiceName LaunchType Role SchedulingStrategy DeploymentController",
+        ),
+        # Only Scale (and Tags) change in place.
+        _type(
+            "AWS::ECS::TaskSet",
+            "Id",
+            "Cluster Service TaskDefinition ExternalId LaunchType LoadBalancers "
+            "NetworkConfiguration PlatformVersion ServiceRegistries CapacityProviderStrategy",
+        ),
+        _type("AWS::ECS::PrimaryTaskSet", "", "Cluster Service"),
     )
 }
 

@@ -9,6 +9,12 @@ from shipyard.stacks.providers.codedeploy import (
     DeploymentConfigProvider,
     DeploymentGroupProvider,
 )
+from shipyard.stacks.providers.ecs import (
+    ClusterProvider,
+    PrimaryTaskSetProvider,
+    TaskDefinitionProvider,
+)
+from shipyard.stacks.providers.ecs_services import ServiceProvider, TaskSetProvider
 from shipyard.stacks.providers.elbv2 import (
     ListenerProvider,
     ListenerRuleProvider,
@@ -37,4 +43,9 @@ def _plain(clients: Clients) -> dict[str, Provider]:
         "AWS::ElasticLoadBalancingV2::TargetGroup": TargetGroupProvider(clients),
         "AWS::ElasticLoadBalancingV2::Listener": ListenerProvider(clients),
         "AWS::ElasticLoadBalancingV2::ListenerRule": ListenerRuleProvider(clients),
+        "AWS::ECS::Cluster": ClusterProvider(clients),
+        "AWS::ECS::TaskDefinition": TaskDefinitionProvider(clients),
+        "AWS::ECS::Service": ServiceProvider(clients),
+        "AWS::ECS::TaskSet": TaskSetProvider(clients),
+        "AWS::ECS::PrimaryTaskSet": PrimaryTaskSetProvider(clients),
     }
