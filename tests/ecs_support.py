@@ -7,12 +7,19 @@ service whose primary task set serves from it."""
 from __future__ import annotations
 
 import json
+import threading
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import boto3
+from botocore.exceptions import BotoCoreError
 
-from tests.conftest import free_port
+from shipyard.containers.ecs.images import busybox_httpd
+from tests.conftest import LiveServer, free_port, service_missing, start_live_server
+from tests.containers.conftest import require_podman, teardown
 from tests.support import wait_until
 
 ROLE_ARN = "arn:aws:iam::123456789012:role/CodeDeployECS"
@@ -317,3 +324,49 @@ def embedded_stack(ecs: Any, elbv2: Any, name: str, image: str, desired: int = 3
 def listener_port(elbv2: Any, listener: str) -> int:
     (found,) = elbv2.describe_listeners(ListenerArns=[listener])["Listeners"]
     return int(found["Port"])
+
+
+def embedded_ecs_server(data_dir: Path, **settings: Any) -> Iterator[LiveServer]:
+    """A live server whose embedded container service runs real Podman containers
+    behind HAProxy load balancers, with the busybox httpd image built; quick to
+    reconcile and poll unless ``settings`` say otherwise."""
+    require_podman()
+    running = start_live_server(
+        data_dir, **{"ecs_reconcile_seconds": 0.2, "containers_poll_seconds": 0.2, **settings}
+    )
+    live = next(running)
+    try:
+        if live.services.load_balancers is None:
+            service_missing("haproxy (the embedded ELBv2)")
+        assert live.services.ecs is not None
+        busybox_httpd(live.services.ecs.capacity.client(0))
+        yield live
+    finally:
+        next(running, None)
+        teardown(live)
+
+
+class WeightLog:
+    """A listener's forward weights each time they changed, sampled every 20 ms until
+    ``stop``; while the server is down (killed on purpose) the last ones stand."""
+
+    def __init__(self, elbv2: Any, listener: str) -> None:
+        self.changes: list[tuple[float, dict[str, int]]] = []
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._watch, args=(elbv2, listener), daemon=True)
+        self._thread.start()
+
+    def _watch(self, elbv2: Any, listener: str) -> None:
+        while not self._done.is_set():
+            try:
+                now = weights(elbv2, listener)
+            except BotoCoreError:
+                now = self.changes[-1][1] if self.changes else {}
+            if not self.changes or self.changes[-1][1] != now:
+                self.changes.append((time.time(), now))
+            time.sleep(0.02)
+
+    def stop(self) -> list[tuple[float, dict[str, int]]]:
+        self._done.set()
+        self._thread.join(5)
+        return self.changes

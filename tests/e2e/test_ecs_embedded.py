@@ -14,7 +14,6 @@ import contextlib
 import json
 import os
 import signal
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,18 +21,19 @@ from typing import Any
 
 import docker
 import pytest
-from botocore.exceptions import BotoCoreError
 
 from shipyard.containers.ecs.images import HTTPD_IMAGE, busybox_httpd
 from shipyard.containers.ecs.podman_service import PodmanService
-from tests.conftest import LiveServer, service_missing, start_live_server
-from tests.containers.conftest import require_podman, teardown
+from tests.conftest import LiveServer
+from tests.containers.conftest import require_podman
 from tests.e2e.http_load import Load, Request, between, start_load, summarize
 from tests.e2e.test_lambda_deployments import Stub
 from tests.e2e.test_server_crash import ServerProcess
 from tests.ecs_support import (
     Stack,
+    WeightLog,
     appspec,
+    embedded_ecs_server,
     embedded_stack,
     group_members,
     listener_port,
@@ -82,24 +82,11 @@ ROLLBACK_ALL = {
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    require_podman()
-    running = start_live_server(
+    yield from embedded_ecs_server(
         tmp_path_factory.mktemp("ecs-e2e") / "server",
         minute_seconds=MINUTE,
         hook_timeout=120.0,  # also how long Install may wait for steady tasks
-        ecs_reconcile_seconds=0.2,
-        containers_poll_seconds=0.2,
     )
-    live = next(running)
-    try:
-        if live.services.load_balancers is None:
-            service_missing("haproxy (the embedded ELBv2)")
-        assert live.services.ecs is not None
-        busybox_httpd(live.services.ecs.capacity.client(0))
-        yield live
-    finally:
-        next(running, None)
-        teardown(live)
 
 
 @pytest.fixture(scope="module")
@@ -197,25 +184,12 @@ class Scene:
         load = start_load(
             self.url, tmp / f"{self.group}.load", connections=8, rate=150, seconds=300
         )
-        done = threading.Event()
-
-        def watch() -> None:
-            while not done.is_set():
-                try:
-                    now = weights(self.elbv2, self.stack.prod_listener)
-                except BotoCoreError:  # the server is down (killed on purpose): read on
-                    now = self.changes[-1][1] if self.changes else {}
-                if not self.changes or self.changes[-1][1] != now:
-                    self.changes.append((time.time(), now))
-                time.sleep(0.02)
-
-        watcher = threading.Thread(target=watch, daemon=True)
-        watcher.start()
+        watch = WeightLog(self.elbv2, self.stack.prod_listener)
+        self.changes = watch.changes
         try:
             yield load
         finally:
-            done.set()
-            watcher.join(5)
+            watch.stop()
             load.stop()
 
     def share(self, requests: list[Request], group: str, weight: int, version: int) -> float:

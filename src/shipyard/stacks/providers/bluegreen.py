@@ -90,7 +90,7 @@ class BlueGreenTaskSets:
             f"shifts traffic to the green task set",
             {"deploymentId": deployment_id},
         )
-        runs.succeeded(runs.wait(codedeploy, deployment_id, self.poll_seconds))
+        runs.succeeded(runs.wait(codedeploy, deployment_id, self.poll_seconds), codedeploy)
         green = self._green(doc, deployment_id)
         return Outcome(green, {"Id": green})
 

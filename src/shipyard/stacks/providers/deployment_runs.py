@@ -8,6 +8,8 @@ import hashlib
 import time
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from shipyard.stacks.providers.clients import calling
 from shipyard.stacks.providers.protocol import ProviderError
 
@@ -50,14 +52,39 @@ def wait(codedeploy: Any, deployment_id: str, poll_seconds: float) -> dict[str, 
         time.sleep(poll_seconds)
 
 
-def succeeded(found: dict[str, Any]) -> None:
-    """Refuse (ProviderError, CodeDeploy's reason) unless the deployment succeeded."""
-    if found["status"] != "Succeeded":
-        error = found.get("errorInformation") or {}
-        raise ProviderError(
-            f"CodeDeploy deployment {found['deploymentId']} {found['status'].lower()}: "
-            f"{error.get('message', 'no reason given')}"
-        )
+def succeeded(found: dict[str, Any], codedeploy: Any = None) -> None:
+    """Refuse (ProviderError, CodeDeploy's reason) unless the deployment succeeded;
+    with ``codedeploy``, the reason names the lifecycle event that failed."""
+    if found["status"] == "Succeeded":
+        return
+    error = found.get("errorInformation") or {}
+    reason = error.get("message", "no reason given")
+    event = failed_event(codedeploy, found["deploymentId"]) if codedeploy is not None else ""
+    raise ProviderError(
+        f"CodeDeploy deployment {found['deploymentId']} {found['status'].lower()}: "
+        f"{reason}{f' ({event})' if event else ''}"
+    )
+
+
+def failed_event(codedeploy: Any, deployment_id: str) -> str:
+    """'<event> failed: <its message>' for the first failed lifecycle event of the
+    deployment's targets ('' when none failed or they cannot be read)."""
+    try:
+        ids = codedeploy.list_deployment_targets(deploymentId=deployment_id)["targetIds"]
+        for target_id in ids:
+            target = codedeploy.get_deployment_target(
+                deploymentId=deployment_id, targetId=target_id
+            )["deploymentTarget"]
+            detail: dict[str, Any] = next(
+                (v for k, v in target.items() if k.endswith("Target")), {}
+            )
+            for event in detail.get("lifecycleEvents") or []:
+                if event.get("status") == "Failed":
+                    message = (event.get("diagnostics") or {}).get("message", "")
+                    return f"{event['lifecycleEventName']} failed: {message}".rstrip(": ")
+    except (ClientError, BotoCoreError):
+        return ""
+    return ""
 
 
 def stop(codedeploy: Any, deployment_id: str, poll_seconds: float, rollback: bool) -> bool:
