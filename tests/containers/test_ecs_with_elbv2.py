@@ -11,35 +11,19 @@ from typing import Any
 
 import pytest
 
-from shipyard.containers.ecs.images import busybox_httpd
-from tests.conftest import LiveServer, free_port, start_live_server
-from tests.containers.conftest import httpd_definition, require_podman, teardown
+from tests.conftest import LiveServer, free_port
+from tests.containers.conftest import httpd_definition
+from tests.ecs_support import embedded_ecs_server
 from tests.elbv2.conftest import TIME_SCALE_MINUTE
 from tests.elbv2.scenario import forward, target_group
 from tests.support import wait_until
-from tests.traffic.haproxy_process import haproxy_binary
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[LiveServer]:
-    require_podman()
-    haproxy_binary()
-    running = start_live_server(
-        tmp_path / "s",
-        elb_keep_running=False,
-        minute_seconds=TIME_SCALE_MINUTE,
-        ecs_reconcile_seconds=0.2,
-    )
-    live = next(running)
-    try:
-        assert live.services.ecs is not None
-        busybox_httpd(live.services.ecs.capacity.client(0))
-        yield live
-    finally:
-        next(running, None)
-        teardown(live)
+    yield from embedded_ecs_server(tmp_path / "s", minute_seconds=TIME_SCALE_MINUTE)
 
 
 def test_tasks_serve_through_the_embedded_load_balancer(server: LiveServer) -> None:

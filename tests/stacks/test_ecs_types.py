@@ -10,10 +10,12 @@ import boto3
 import pytest
 
 from shipyard.stacks.errors import TemplateError
+from shipyard.stacks.providers.clients import Clients
 from shipyard.stacks.providers.ecs import CLUSTER, TASK_DEFINITION
 from shipyard.stacks.providers.ecs_services import SERVICE
 from shipyard.stacks.providers.ecs_shapes import arguments
 from shipyard.stacks.providers.protocol import ProviderError
+from shipyard.stacks.providers.registry import providers
 from shipyard.stacks.template import load
 from shipyard.stacks.types import TYPES
 
@@ -32,6 +34,12 @@ def _referring(target: str, attribute: str) -> str:
         f"Resources:\n{resources}  User:\n    Type: AWS::ECS::Cluster\n"
         f"    Properties:\n      ClusterName: !GetAtt {target}.{attribute}\n"
     )
+
+
+def test_every_type_has_a_provider_and_every_provider_a_type() -> None:
+    found = providers(Clients("http://127.0.0.1:1", "us-east-1", lambda: ("k", "s")))
+    assert set(found) == set(TYPES)
+    assert set(ECS_TYPES.values()) <= set(TYPES)
 
 
 @pytest.mark.parametrize(

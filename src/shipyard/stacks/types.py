@@ -68,10 +68,12 @@ TYPES: dict[str, ResourceType] = {
         _type("AWS::ECS::Cluster", "Arn", "ClusterName", "ClusterName"),
         # A task definition revision is immutable: any change registers a new one.
         _type("AWS::ECS::TaskDefinition", "TaskDefinitionArn", ALL),
+        # Named (not by its ARN) until created, so a create cut short is deleted by name.
         _type(
             "AWS::ECS::Service",
             "Name ServiceArn",
             "Cluster ServiceName LaunchType Role SchedulingStrategy DeploymentController",
+            "ServiceName",
         ),
         # Only Scale (and Tags) change in place.
         _type(

@@ -93,7 +93,9 @@ class TaskDefinitionProvider:
 
     def create(self, request: Request) -> Outcome:
         ecs = self.clients.client("ecs")
-        family = str(request.properties.get("Family") or request.name)
+        # Without a Family, the generated name less its per-replacement suffix
+        # (stack-logical): a replacement is the family's next revision, as in AWS.
+        family = str(request.properties.get("Family") or request.name.rsplit("-", 1)[0])
         settings = arguments(
             ecs, "RegisterTaskDefinition", request.logical_id, request.properties, TASK_DEFINITION
         )

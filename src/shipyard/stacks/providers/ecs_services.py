@@ -2,8 +2,9 @@
 CloudFormation does, until their tasks are steady (ecs_waits.py) on create and update,
 and until they are gone on delete, so that what depends on them finds them ready and a
 cluster or target group deleted after them is free. One whose tasks keep failing fails
-with ECS's reason, and is deleted before the failure is reported (its id was never
-recorded, so a rollback could not find it).
+with ECS's reason. A service is known by its name until created (types.py), so the
+rollback deletes one that failed; a task set that failed is deleted before the failure
+is reported (its id was never recorded, so a rollback could not find it).
 
 In place (CloudFormation's rules, types.py): a service's desired count, task definition,
 load balancers, network and deployment configuration and the like (UpdateService, which
@@ -36,6 +37,8 @@ _IN_PLACE = (
     "EnableExecuteCommand EnableECSManagedTags LoadBalancers PropagateTags ServiceRegistries "
     "ServiceConnectConfiguration VolumeConfigurations AvailabilityZoneRebalancing"
 )
+# What only the ECS controller takes through UpdateService (a new deployment).
+REDEPLOYING = ("TaskDefinition", "LoadBalancers", "NetworkConfiguration")
 SERVICE_UPDATE = api_names(_IN_PLACE, PlacementStrategies="placementStrategy")
 SERVICE = SERVICE_UPDATE | api_names(
     "Cluster ServiceName LaunchType Role SchedulingStrategy DeploymentController Tags"
@@ -53,6 +56,27 @@ class _Waiting:
         self.clients = clients
         self.patience = patience or Patience()
 
+    def _check_target_groups(self, what: str, props: dict[str, Any]) -> None:
+        """Refuse, as ECS on AWS does, a target group no load balancer forwards to: its
+        targets are never health-checked, so the tasks would never be steady."""
+        arns = [
+            str(lb["TargetGroupArn"])
+            for lb in props.get("LoadBalancers") or []
+            if isinstance(lb, dict) and lb.get("TargetGroupArn")
+        ]
+        if not arns:
+            return
+        elbv2 = self.clients.client("elbv2")
+        found = calling(
+            "DescribeTargetGroups", lambda: elbv2.describe_target_groups(TargetGroupArns=arns)
+        )
+        for group in found["TargetGroups"]:
+            if not group.get("LoadBalancerArns"):
+                raise ProviderError(
+                    f"{what}: InvalidParameterException: The target group with targetGroupArn "
+                    f"{group['TargetGroupArn']} does not have an associated load balancer."
+                )
+
 
 class ServiceProvider(_Waiting):
     def create(self, request: Request) -> Outcome:
@@ -61,16 +85,13 @@ class ServiceProvider(_Waiting):
         name = str(props.get("ServiceName") or request.name)
         settings = arguments(ecs, "CreateService", request.logical_id, props, SERVICE)
         settings = {"desiredCount": 1} | settings | {"serviceName": name}
+        self._check_target_groups(f"CreateService {name}", props)
         created = calling(f"CreateService {name}", lambda: ecs.create_service(**settings))[
             "service"
         ]
         arn = str(created["serviceArn"])
-        try:
-            self._wait_steady(ecs, props, arn, f"Service {name}")
-        except ProviderError:
-            with contextlib.suppress(ProviderError):
-                self.delete(Current(arn, props, {}))
-            raise
+        # If it never settles, the stack's rollback deletes it by its planned name.
+        self._wait_steady(ecs, props, arn, f"Service {name}")
         return Outcome(arn, {"Name": name, "ServiceArn": arn})
 
     def update(self, request: Request, current: Current, rolling_back: bool) -> Outcome:
@@ -78,9 +99,15 @@ class ServiceProvider(_Waiting):
         props, old = request.properties, current.properties
         arguments(ecs, "CreateService", request.logical_id, props, SERVICE)  # refuses unknowns
         changed = {k: v for k, v in props.items() if k in SERVICE_UPDATE and old.get(k) != v}
+        controller = (props.get("DeploymentController") or {}).get("Type", "ECS")
+        if rolling_back and controller != "ECS":
+            # ECS refuses these on such a service, so the update being undone never
+            # changed them: putting them "back" would only be refused again.
+            changed = {k: v for k, v in changed.items() if k not in REDEPLOYING}
         if not changed:
             return Outcome(current.physical_id, current.attributes)  # tags: not applied
         settings = arguments(ecs, "UpdateService", request.logical_id, changed, SERVICE_UPDATE)
+        self._check_target_groups("UpdateService", changed)
         arn = current.physical_id
         calling(
             f"UpdateService {current.attributes.get('Name', arn)}",
@@ -129,6 +156,7 @@ class TaskSetProvider(_Waiting):
         ecs = self.clients.client("ecs")
         props = request.properties
         settings = arguments(ecs, "CreateTaskSet", request.logical_id, props, TASK_SET)
+        self._check_target_groups("CreateTaskSet", props)
         failures = Failures(ecs, where(props), str(props.get("Service", ""))).start()
         created = calling(
             f"CreateTaskSet on {props.get('Service')}", lambda: ecs.create_task_set(**settings)
