@@ -27,6 +27,7 @@ from shipyard.stacks.errors import TemplateError
 from shipyard.stacks.existing import Resources, deletion_order
 from shipyard.stacks.intrinsics import Scope
 from shipyard.stacks.prepared import Prepared, prepare
+from shipyard.stacks.providers.bluegreen import RESUME
 from shipyard.stacks.providers.protocol import Provider
 from shipyard.stacks.steps import StackSteps, StepFailed, snapshot
 from shipyard.stacks.types import TYPES
@@ -74,7 +75,22 @@ class StackRunner:
                 after = ON_RESTART.get(stack["status"])
                 if after == "ROLLBACK_IN_PROGRESS" and stack["disable_rollback"]:
                     after = "CREATE_FAILED"
-                if after is not None:
+                waiting = _waiting_deployment(store.resources(conn, stack["stack_id"]))
+                if after is not None and stack["status"] == "UPDATE_IN_PROGRESS" and waiting:
+                    # A green deployment carries on without the server: wait for it
+                    # again (a rollback now would race it to the end).
+                    store.add_event(
+                        conn,
+                        stack_id=stack["stack_id"],
+                        stack_name=stack["name"],
+                        logical_id=stack["name"],
+                        physical_id=stack["stack_id"],
+                        resource_type="AWS::CloudFormation::Stack",
+                        status="UPDATE_IN_PROGRESS",
+                        reason=f"{RESTARTED}; waiting again for CodeDeploy deployment {waiting}",
+                        timestamp=self.clock(),
+                    )
+                elif after is not None:
                     self._status(conn, stack, after, RESTARTED)
         self._loop_task = asyncio.create_task(self._loop(), name="stacks")
 
@@ -237,7 +253,9 @@ class StackRunner:
             kind = definition["Type"]
             deletion_policy = definition.get("DeletionPolicy", "Delete")
             row = steps.rows.get(logical_id)
-            if green is not None and row is not None and logical_id == green.blue_task_set:
+            if row is not None and _waiting_deployment({logical_id: row}):
+                await steps.resume(logical_id)
+            elif green is not None and row is not None and logical_id == green.blue_task_set:
                 # The green task set: made by the CodeDeploy deployment, not CreateTaskSet.
                 resolve = functools.partial(intrinsics.resolve, scope=scope)
                 doc = bluegreen.deployment(green, steps.stack_name, steps.rows, props, resolve)
@@ -386,6 +404,17 @@ class StackRunner:
             return
         with self.db.tx() as conn:
             store.update_stack(conn, stack["stack_id"], outputs=resolved)
+
+
+def _waiting_deployment(rows: Mapping[str, Row]) -> str | None:
+    """The green deployment a resource's step was waiting for when the server stopped
+    (its id), if any."""
+    for row in rows.values():
+        progress = row.get("progress") or {}
+        waiting = row.get("status") == "UPDATE_IN_PROGRESS" and progress.get(RESUME)
+        if waiting and progress.get("deploymentId"):
+            return str(progress["deploymentId"])
+    return None
 
 
 def _scope(steps: StackSteps, prepared: Prepared) -> Scope:

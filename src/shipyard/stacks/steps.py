@@ -71,9 +71,10 @@ class StackSteps:
             row = self.rows[logical_id]
             merged = {**(row.get("progress") or {}), **progress}
             self._put(logical_id, progress=merged)
-            self.event(
-                logical_id, row.get("physical_id"), row["resource_type"], row["status"], reason
-            )
+            if reason:
+                self.event(
+                    logical_id, row.get("physical_id"), row["resource_type"], row["status"], reason
+                )
 
         def note(reason: str, progress: dict[str, Any]) -> None:
             loop.call_soon_threadsafe(record, reason, progress)
@@ -124,6 +125,17 @@ class StackSteps:
         request = self._request(logical_id, kind, props, policy, name)
         outcome = await self._call(logical_id, status, lambda p: p.create(request))
         self._done(logical_id, status, outcome)
+
+    async def resume(self, logical_id: str) -> None:
+        """Carry on with a replacement the server was cut off in, from what its
+        provider noted (a deployment to wait for again)."""
+        row = self.rows[logical_id]
+        kind = row["resource_type"]
+        request = self._request(
+            logical_id, kind, row["properties"], {}, str(row.get("physical_id") or "")
+        )
+        outcome = await self._call(logical_id, "UPDATE", lambda p: p.create(request))
+        self._done(logical_id, "UPDATE", outcome)
 
     async def update(self, logical_id: str, props: Row, policy: Row, deletion_policy: str) -> None:
         row = self.rows[logical_id]

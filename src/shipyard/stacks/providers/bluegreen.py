@@ -32,6 +32,8 @@ from shipyard.stacks.providers.protocol import (
 
 POLL_SECONDS = 0.5
 TASK_SET = "AWS::ECS::TaskSet"
+# The progress key of the deployment document: what a restart resumes with.
+RESUME = "blueGreenDeployment"
 ROLLBACK_EVENTS = ["DEPLOYMENT_FAILURE", "DEPLOYMENT_STOP_ON_ALARM", "DEPLOYMENT_STOP_ON_REQUEST"]
 
 
@@ -52,7 +54,7 @@ class BlueGreenTaskSets:
         self.poll_seconds = poll_seconds
 
     def create(self, request: Request) -> Outcome:
-        doc = request.update_policy.get(POLICY)
+        doc = request.update_policy.get(POLICY) or request.progress.get(RESUME)
         if doc is None:
             return self.inner.create(request)
         return self._deploy(request, doc)
@@ -66,30 +68,47 @@ class BlueGreenTaskSets:
     def abandon(self, progress: dict[str, Any], note: Note) -> None:
         """A rollback of the stack: end the deployment it interrupts (CodeDeploy puts
         traffic back on blue and deletes the green task set); one over needs nothing."""
-        deployment_id = progress.get("deploymentId")
-        if not deployment_id:
-            return
         codedeploy = self.clients.client("codedeploy")
-        if runs.stop(codedeploy, deployment_id, self.poll_seconds, rollback=True):
-            note(f"Stopped CodeDeploy deployment {deployment_id}; traffic is back on blue", {})
+        doc = progress.get(RESUME) or {}
+        ids = [progress["deploymentId"]] if progress.get("deploymentId") else []
+        if not ids and doc:
+            # Cut off between CreateDeployment and the note of its id: the group's.
+            ids = calling(
+                "ListDeployments",
+                lambda: codedeploy.list_deployments(
+                    applicationName=doc["application"],
+                    deploymentGroupName=doc["group"],
+                    includeOnlyStatuses=["Created", "Queued", "InProgress", "Baking", "Ready"],
+                ),
+            )["deployments"]
+        for deployment_id in ids:
+            if runs.stop(codedeploy, deployment_id, self.poll_seconds, rollback=True):
+                note(f"Stopped CodeDeploy deployment {deployment_id}; traffic is back on blue", {})
 
     # ---- the deployment ------------------------------------------------------------
 
     def _deploy(self, request: Request, doc: dict[str, Any]) -> Outcome:
         codedeploy = self.clients.client("codedeploy")
-        self._ensure_group(codedeploy, doc)
-        deployment_id = runs.start(
-            codedeploy,
-            doc["application"],
-            doc["group"],
-            appspec(doc),
-            f"Stack update: green task set {request.logical_id} on {doc['taskDefinition']}",
-        )
-        request.note(
-            f"CodeDeploy deployment {deployment_id} ({doc['application']}/{doc['group']}) "
-            f"shifts traffic to the green task set",
-            {"deploymentId": deployment_id},
-        )
+        deployment_id = request.progress.get("deploymentId")
+        if deployment_id:
+            request.note(f"Waiting again for CodeDeploy deployment {deployment_id}", {})
+        else:
+            # Noted first: a restart finds the group, and so the deployment, whatever
+            # moment the server was cut at.
+            request.note("", {RESUME: doc})
+            self._ensure_group(codedeploy, doc)
+            deployment_id = runs.start(
+                codedeploy,
+                doc["application"],
+                doc["group"],
+                appspec(doc),
+                f"Stack update: green task set {request.logical_id} on {doc['taskDefinition']}",
+            )
+            request.note(
+                f"CodeDeploy deployment {deployment_id} ({doc['application']}/{doc['group']}) "
+                f"shifts traffic to the green task set",
+                {"deploymentId": deployment_id},
+            )
         runs.succeeded(runs.wait(codedeploy, deployment_id, self.poll_seconds), codedeploy)
         green = self._green(doc, deployment_id)
         return Outcome(green, {"Id": green})
