@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import LiveServer, free_port
-from tests.e2e.http_load import Request, start_load, summarize
+from tests.e2e.http_load import Load, Request, start_load, summarize
 from tests.ecs_support import WeightLog, embedded_ecs_server
 from tests.stacks.conftest import events
 
@@ -87,6 +87,13 @@ def page(port: int) -> str:
         return str(answer.read().decode())
 
 
+def production_load(tmp_path: Path, port: int) -> Load:
+    """Steady requests to the production listener (150 a second on 8 connections)."""
+    return start_load(
+        f"http://127.0.0.1:{port}/", tmp_path / "load", connections=8, rate=150, seconds=600
+    )
+
+
 def versions(requests: list[Request], since: float) -> set[str]:
     return {r.body.split()[-1] for r in requests if r.started >= since}
 
@@ -130,13 +137,7 @@ def test_task_definition_changes_ship_blue_green(server: LiveServer, tmp_path: P
     blue_group = blue["loadBalancers"][0]["targetGroupArn"]
     green_group = service.physical("GreenTargetGroup")
 
-    load = start_load(
-        f"http://127.0.0.1:{ports['ProdPort']}/",
-        tmp_path / "load",
-        connections=8,
-        rate=150,
-        seconds=600,
-    )
+    load = production_load(tmp_path, ports["ProdPort"])
     watch = WeightLog(service.elbv2, service.physical("ProductionListener"))
     try:
         # A new environment for the task definition: the canary.

@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 
 from tests.conftest import free_port
-from tests.e2e.http_load import start_load, summarize
+from tests.e2e.http_load import summarize
 from tests.ecs_support import WeightLog, killable_ecs_server
 from tests.stacks.conftest import events, settled
-from tests.stacks.test_ecs_bluegreen_e2e import TEMPLATE, page
+from tests.stacks.test_ecs_bluegreen_e2e import TEMPLATE, page, production_load
 from tests.support import wait_until
 
 pytestmark = [
@@ -51,13 +51,7 @@ def test_a_kill_mid_canary_resumes_the_green_deployment(tmp_path: Path) -> None:
         assert settled(cfn, "web", 120)["StackStatus"] == "CREATE_COMPLETE"
         green_group = _physical(cfn, "GreenTargetGroup")
         watch = WeightLog(server.client("elbv2"), _physical(cfn, "ProductionListener"))
-        load = start_load(
-            f"http://127.0.0.1:{ports['ProdPort']}/",
-            tmp_path / "load",
-            connections=8,
-            rate=150,
-            seconds=600,
-        )
+        load = production_load(tmp_path, ports["ProdPort"])
         try:
             cfn.update_stack(StackName="web", TemplateBody=body, Parameters=_parameters(ports, "2"))
             wait_until(

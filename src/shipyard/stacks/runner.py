@@ -25,9 +25,9 @@ from typing import Any
 from shipyard.stacks import bluegreen, existing, intrinsics
 from shipyard.stacks.errors import TemplateError
 from shipyard.stacks.existing import Resources, deletion_order
+from shipyard.stacks.green_update import green_hook, green_policy, waiting_deployment
 from shipyard.stacks.intrinsics import Scope
 from shipyard.stacks.prepared import Prepared, prepare
-from shipyard.stacks.providers.bluegreen import RESUME
 from shipyard.stacks.providers.protocol import Provider
 from shipyard.stacks.steps import StackSteps, StepFailed, snapshot
 from shipyard.stacks.types import TYPES
@@ -75,21 +75,12 @@ class StackRunner:
                 after = ON_RESTART.get(stack["status"])
                 if after == "ROLLBACK_IN_PROGRESS" and stack["disable_rollback"]:
                     after = "CREATE_FAILED"
-                waiting = _waiting_deployment(store.resources(conn, stack["stack_id"]))
+                waiting = waiting_deployment(store.resources(conn, stack["stack_id"]))
                 if after is not None and stack["status"] == "UPDATE_IN_PROGRESS" and waiting:
                     # A green deployment carries on without the server: wait for it
-                    # again (a rollback now would race it to the end).
-                    store.add_event(
-                        conn,
-                        stack_id=stack["stack_id"],
-                        stack_name=stack["name"],
-                        logical_id=stack["name"],
-                        physical_id=stack["stack_id"],
-                        resource_type="AWS::CloudFormation::Stack",
-                        status="UPDATE_IN_PROGRESS",
-                        reason=f"{RESTARTED}; waiting again for CodeDeploy deployment {waiting}",
-                        timestamp=self.clock(),
-                    )
+                    # again (a rollback now would race it to its end).
+                    again = f"{RESTARTED}; waiting again for CodeDeploy deployment {waiting}"
+                    self._status(conn, stack, stack["status"], again)
                 elif after is not None:
                     self._status(conn, stack, after, RESTARTED)
         self._loop_task = asyncio.create_task(self._loop(), name="stacks")
@@ -193,7 +184,13 @@ class StackRunner:
         steps = self._steps(stack)
         try:
             prepared = self._prepared(stack, stack["template_body"], stack["parameters"])
-            green = self._green_deployment(stack, steps, prepared)
+            green = None
+            if stack["status"].startswith("UPDATE"):
+                resolve = functools.partial(intrinsics.resolve, scope=_scope(steps, prepared))
+                green, reason = green_hook(prepared, steps.rows, resolve)
+                if green is not None:
+                    with self.db.tx() as conn:
+                        self._status(conn, stack, stack["status"], reason)
             await self._apply_resources(steps, prepared, green)
         except (StepFailed, TemplateError) as exc:
             logical = exc.logical_id if isinstance(exc, StepFailed) else ""
@@ -211,32 +208,6 @@ class StackRunner:
         with self.db.tx() as conn:
             self._status(conn, stack, succeeded)
 
-    def _green_deployment(
-        self, stack: Row, steps: StackSteps, prepared: Prepared
-    ) -> bluegreen.Hook | None:
-        """The blue/green hook when this update is a green deployment (None when it
-        applies directly); refuses one that also changes other resources."""
-        hook = prepared.template.blue_green_hook
-        if hook is None or not stack["status"].startswith("UPDATE"):
-            return None
-        changes = bluegreen.changes(
-            prepared.live,
-            steps.rows,
-            lambda value: intrinsics.resolve(value, _scope(steps, prepared)),
-        )
-        decision = bluegreen.decide(hook, changes)
-        if not decision.blue_green:
-            return None
-        steps.event(
-            stack["name"],
-            stack["stack_id"],
-            "AWS::CloudFormation::Stack",
-            "UPDATE_IN_PROGRESS",
-            f"{hook.logical_id}: [{', '.join(decision.triggers)}] changed; the update runs "
-            "as a CodeDeploy blue/green deployment",
-        )
-        return hook
-
     async def _apply_resources(
         self, steps: StackSteps, prepared: Prepared, green: bluegreen.Hook | None = None
     ) -> None:
@@ -253,13 +224,15 @@ class StackRunner:
             kind = definition["Type"]
             deletion_policy = definition.get("DeletionPolicy", "Delete")
             row = steps.rows.get(logical_id)
-            if row is not None and _waiting_deployment({logical_id: row}):
+            if row is not None and waiting_deployment({logical_id: row}):
                 await steps.resume(logical_id)
             elif green is not None and row is not None and logical_id == green.blue_task_set:
                 # The green task set: made by the CodeDeploy deployment, not CreateTaskSet.
                 resolve = functools.partial(intrinsics.resolve, scope=scope)
-                doc = bluegreen.deployment(green, steps.stack_name, steps.rows, props, resolve)
-                policy = {**policy, bluegreen.POLICY: doc}
+                policy = {
+                    **policy,
+                    **green_policy(green, steps.stack_name, steps.rows, props, resolve),
+                }
                 await steps.create(logical_id, kind, props, policy, deletion_policy, snapshot(row))
             elif row is None:
                 await steps.create(logical_id, kind, props, policy, deletion_policy)
@@ -404,17 +377,6 @@ class StackRunner:
             return
         with self.db.tx() as conn:
             store.update_stack(conn, stack["stack_id"], outputs=resolved)
-
-
-def _waiting_deployment(rows: Mapping[str, Row]) -> str | None:
-    """The green deployment a resource's step was waiting for when the server stopped
-    (its id), if any."""
-    for row in rows.values():
-        progress = row.get("progress") or {}
-        waiting = row.get("status") == "UPDATE_IN_PROGRESS" and progress.get(RESUME)
-        if waiting and progress.get("deploymentId"):
-            return str(progress["deploymentId"])
-    return None
 
 
 def _scope(steps: StackSteps, prepared: Prepared) -> Scope:
