@@ -8,6 +8,8 @@ generator on the production listener the whole time:
   the stack ends UPDATE_COMPLETE;
 - a Version the AfterAllowTestTraffic hook rejects fails the deployment as soon as
   the hook reports, traffic stays on blue and the stack rolls back;
+- a stop of the deployment at the canary's 20 % puts the traffic back on blue and rolls
+  the stack back;
 - ``shipyard stack deploy`` ships one more version and follows it live.
 
 Every request through the production listener succeeds. Scaled minutes: the canary's
@@ -29,7 +31,8 @@ import pytest
 from tests.conftest import LiveServer, free_port
 from tests.e2e.http_load import Load, Request, start_load, summarize
 from tests.ecs_support import WeightLog, embedded_ecs_server
-from tests.stacks.conftest import events
+from tests.stacks.conftest import events, settled
+from tests.support import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -85,6 +88,12 @@ def shipyard_deploy(server: LiveServer, ports: dict[str, int], **parameters: str
 def page(port: int) -> str:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as answer:
         return str(answer.read().decode())
+
+
+def parameters(ports: dict[str, int], version: str) -> list[dict[str, str]]:
+    """The stack's parameters for CreateStack and UpdateStack."""
+    values = {**{k: str(v) for k, v in ports.items()}, "Version": version}
+    return [{"ParameterKey": k, "ParameterValue": v} for k, v in values.items()]
 
 
 def production_load(tmp_path: Path, port: int) -> Load:
@@ -172,16 +181,44 @@ def test_task_definition_changes_ship_blue_green(server: LiveServer, tmp_path: P
             r for logical, status, r in events(service.cfn, STACK) if status == "UPDATE_FAILED"
         ]
         assert "AfterAllowTestTraffic failed" in reasons[-1], reasons
-        time.sleep(1.0)
+
+        # A stop of the green deployment at the canary's 20 %: traffic back on blue.
+        stopped_from = time.time()
+        service.cfn.update_stack(
+            StackName=STACK, TemplateBody=TEMPLATE.read_text(), Parameters=parameters(ports, "3")
+        )
+        running = wait_until(
+            lambda: next((d for d in service.deployments() if d["status"] == "InProgress"), None),
+            "the version 3 deployment",
+        )
+        wait_until(
+            lambda: watch.changes[-1][1].get(blue_group) == 20,
+            lambda: f"the canary's 20 %: {watch.changes[-3:]}",
+            60,
+        )
+        service.codedeploy.stop_deployment(deploymentId=running["deploymentId"])
+        assert settled(service.cfn, STACK, 120)["StackStatus"] == "UPDATE_ROLLBACK_COMPLETE"
+        reasons = [
+            r for logical, status, r in events(service.cfn, STACK) if status == "UPDATE_FAILED"
+        ]
+        assert f"CodeDeploy deployment {running['deploymentId']} stopped" in reasons[-1], reasons
+        (left,) = service.task_sets()
+        assert left["id"] == green["id"]
+        ended = time.time()
+        time.sleep(1.5)
     finally:
         changes = watch.stop()
         requests = load.stop()
     summary = summarize(requests)
     assert summary.failures == 0, summary
     assert summary.sent > 500, summary
-    assert versions(requests, shipped_at + 1.0) == {"2"}
+    assert versions(requests, shipped_at + 1.0) - {"3"} == {"2"}
+    assert versions(requests, ended + 1.0) == {"2"}
     # The rejected version never served production; its green never had any weight.
-    assert all(w.get(blue_group, 0) == 0 for t, w in changes if t >= rejected_from), changes
+    assert all(
+        w.get(blue_group, 0) == 0 for t, w in changes if rejected_from <= t < stopped_from
+    ), changes
+    assert changes[-1][1].get(blue_group, 0) == 0, changes
     assert page(ports["ProdPort"]).endswith("version 2\n")
 
 

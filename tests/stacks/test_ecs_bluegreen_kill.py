@@ -16,7 +16,7 @@ from tests.conftest import free_port
 from tests.e2e.http_load import summarize
 from tests.ecs_support import WeightLog, killable_ecs_server
 from tests.stacks.conftest import events, settled
-from tests.stacks.test_ecs_bluegreen_e2e import TEMPLATE, page, production_load
+from tests.stacks.test_ecs_bluegreen_e2e import TEMPLATE, page, parameters, production_load
 from tests.support import wait_until
 
 pytestmark = [
@@ -28,11 +28,6 @@ pytestmark = [
 ]
 
 MINUTE = 8.0  # the canary's 20 % lasts 8 s: time to kill the server in it
-
-
-def _parameters(ports: dict[str, int], version: str) -> list[dict[str, str]]:
-    values = {**{k: str(v) for k, v in ports.items()}, "Version": version}
-    return [{"ParameterKey": k, "ParameterValue": v} for k, v in values.items()]
 
 
 def _physical(cfn: Any, logical_id: str) -> str:
@@ -47,13 +42,13 @@ def test_a_kill_mid_canary_resumes_the_green_deployment(tmp_path: Path) -> None:
         cfn = server.client("cloudformation")
         ports = {"ProdPort": free_port(), "TestPort": free_port()}
         body = TEMPLATE.read_text()
-        cfn.create_stack(StackName="web", TemplateBody=body, Parameters=_parameters(ports, "1"))
+        cfn.create_stack(StackName="web", TemplateBody=body, Parameters=parameters(ports, "1"))
         assert settled(cfn, "web", 120)["StackStatus"] == "CREATE_COMPLETE"
         green_group = _physical(cfn, "GreenTargetGroup")
         watch = WeightLog(server.client("elbv2"), _physical(cfn, "ProductionListener"))
         load = production_load(tmp_path, ports["ProdPort"])
         try:
-            cfn.update_stack(StackName="web", TemplateBody=body, Parameters=_parameters(ports, "2"))
+            cfn.update_stack(StackName="web", TemplateBody=body, Parameters=parameters(ports, "2"))
             wait_until(
                 lambda: watch.changes and watch.changes[-1][1].get(green_group) == 20,
                 lambda: f"the canary's 20 %: {watch.changes}",
