@@ -6,10 +6,11 @@ the console with its hooks and traffic shifts.
 
 ``BlueGreenTaskSets`` wraps the AWS::ECS::TaskSet provider: a create whose update
 policy carries the runner's deployment document runs the deployment; everything else
-is the wrapped provider's. The deployment's id is noted as the resource's progress
-before it is waited for, so a rollback, even after a restart, stops it (CodeDeploy
-then puts traffic back on blue and deletes the green task set) before the stack's
-rows are put back.
+is the wrapped provider's. The deployment document, then the deployment's id, are
+noted as the resource's progress before it is waited for: after a restart the step
+waits for the same deployment again (``create`` with that progress), and a rollback
+stops it first (CodeDeploy then puts traffic back on blue and deletes the green task
+set) before the stack's rows are put back.
 """
 
 from __future__ import annotations
