@@ -181,6 +181,8 @@ def test_an_external_service_with_a_task_set_behind_a_listener(server: LiveServe
     assert first["Definition"].endswith(":1") and ":task-definition/" in first["Definition"]
     assert first["Service"].endswith(f":service/{cluster}/{service}")
     assert first["TaskSet"] == outputs(stack)["TaskSetId"]
+    waited = f"Task set {first['TaskSet']} created; waiting for its tasks"
+    assert ("TaskSet", "CREATE_IN_PROGRESS", waited) in events(cfn, "shop")
     (task_set,) = _task_sets(ecs, cluster, service)
     assert task_set["id"] == first["TaskSet"]
     assert (task_set["status"], task_set["externalId"]) == ("PRIMARY", "stack")

@@ -90,6 +90,7 @@ class ServiceProvider(_Waiting):
             "service"
         ]
         arn = str(created["serviceArn"])
+        request.note(f"Service {name} created; waiting for its tasks", {})
         # If it never settles, the stack's rollback deletes it by its planned name.
         self._wait_steady(ecs, props, arn, f"Service {name}")
         return Outcome(arn, {"Name": name, "ServiceArn": arn})
@@ -162,6 +163,9 @@ class TaskSetProvider(_Waiting):
             f"CreateTaskSet on {props.get('Service')}", lambda: ecs.create_task_set(**settings)
         )["taskSet"]
         task_set_id = str(created["id"])
+        # Said in the stack's events, and kept as the step's progress: the id is what a
+        # rollback after a restart would need to find it.
+        request.note(f"Task set {task_set_id} created; waiting for its tasks", {"id": task_set_id})
         try:
             self._wait_steady(ecs, props, task_set_id, failures)
         except ProviderError:
