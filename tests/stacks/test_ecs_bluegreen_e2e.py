@@ -234,7 +234,10 @@ def test_shipyard_stack_deploy_follows_the_green_deployment(server: LiveServer) 
         }
     done = shipyard_deploy(server, ports, Version="3")
     assert done.returncode == 0, done.stdout + done.stderr
+    # The stack's events, then the deployment live: its hooks and its weights.
     assert "following d-" in done.stdout, done.stdout
+    assert "AfterAllowTestTraffic  Succeeded" in done.stdout, done.stdout
+    assert "traffic 80% blue / 20% green" in done.stdout, done.stdout
     assert "BlueTaskSet" in done.stdout and "UPDATE_COMPLETE" in done.stdout, done.stdout
     assert page(ports["ProdPort"]).endswith("version 3\n")
     assert service.status() == "UPDATE_COMPLETE"
