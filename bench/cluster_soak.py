@@ -2,7 +2,7 @@
 
 ```sh
 .venv/bin/python bench/cluster_soak.py [--minutes 30] [--hosts 200] [--groups 4]
-    [--kill-every 45] [--seed 1]
+    [--kill-every 45] [--seed 1] [--spare-first]
 ```
 
 Bounded: it runs ``--minutes`` (default 30), then lets what is in flight finish (at
@@ -16,6 +16,8 @@ new one is created as soon as the last ends.
 
 About every ``--kill-every`` seconds (at random, seeded) one live replica is killed with
 SIGKILL and started again 5 s later; the run never has fewer than two replicas up.
+``--spare-first`` never kills replica 1, so that one process lives the whole run and
+shows whether memory levels off (the kills then fall on replicas 2 and 3).
 
 It prints, every minute and at the end: deployments done (by final status), lost (created
 but unknown to the cluster afterwards, or never finished: must be 0), stuck (running
@@ -23,7 +25,8 @@ longer than 2 minutes: must be 0), lifecycle events dispatched twice to a host (
 command rows: must be 0), kills, API calls that failed on their way (502s while a
 replica dies; boto3 retries them), resident memory of each replica over time (a
 restarted replica starts again from its start-up size), and the database size per 1,000
-deployments.
+deployments. With ``--spare-first`` the end adds replica 1's memory at each tenth of
+the run.
 """
 
 from __future__ import annotations
@@ -83,6 +86,7 @@ class Soak:
     down: dict[int, float] = field(default_factory=dict)  # replica -> when killed
     memory: list[dict[str, Any]] = field(default_factory=list)
     last_chaos: float = 0.0
+    spared: frozenset[int] = frozenset()
 
     def step(self, now: float, creating: bool) -> None:
         for group in self.groups:
@@ -133,8 +137,9 @@ class Soak:
                 print(f"  replica {index + 1} started again", flush=True)
         live = self.running.live()
         since, self.last_chaos = self.last_chaos or now, now
-        if len(live) >= 3 and self.rng.random() < (now - since) / kill_every:
-            index = self.rng.choice(live)
+        candidates = [index for index in live if index not in self.spared]
+        if len(live) >= 3 and candidates and self.rng.random() < (now - since) / kill_every:
+            index = self.rng.choice(candidates)
             self.running.kill(index)
             self.down[index] = now
             self.kills += 1
@@ -179,6 +184,7 @@ def main() -> int:
     parser.add_argument("--groups", type=int, default=4)
     parser.add_argument("--kill-every", type=float, default=45.0, help="seconds, on average")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--spare-first", action="store_true", help="never kill replica 1")
     args = parser.parse_args()
     # SIGTERM (timeout, Ctrl-C's sibling) unwinds like an error: the replicas, HAProxy,
     # PostgreSQL and the simulated agents are stopped on the way out.
@@ -203,6 +209,8 @@ def main() -> int:
         ready = load.start(work, "127.0.0.1", port, agents, 2, args.minutes * 60 + 600)
         print(f"{ready} simulated agents polling through HAProxy; soaking {args.minutes} min")
         soak = Soak(running, admin, groups, revision, random.Random(args.seed))
+        if args.spare_first:
+            soak.spared = frozenset({0})
         started = time.monotonic()
         next_report = next_memory = 0.0
         try:
@@ -229,10 +237,20 @@ def main() -> int:
             totals = load.stop()
         final = soak.report(time.monotonic() - started, totals)
         final["memory_over_time"] = soak.memory
+        if args.spare_first:
+            final["replica_1_rss_mib_by_tenth"] = _tenths(soak.memory, "replica-1")
         print(json.dumps(final, indent=1))
         with contextlib.suppress(OSError):
             (work / "report.json").write_text(json.dumps(final, indent=1))
         return 0 if final["lost"] == 0 and final["stuck"] == 0 else 1
+
+
+def _tenths(samples: list[dict[str, Any]], replica: str) -> list[int]:
+    """One replica's RSS at each tenth of the run (its samples, evenly picked)."""
+    values = [sample["rss_mib"][replica] for sample in samples if replica in sample["rss_mib"]]
+    if not values:
+        return []
+    return [values[min(len(values) - 1, round(i * (len(values) - 1) / 10))] for i in range(11)]
 
 
 if __name__ == "__main__":

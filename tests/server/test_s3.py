@@ -572,8 +572,8 @@ def test_bundle_url_is_a_read_only_presigned_url_of_the_builtin_store(
     assert url.split("X-Amz-Credential=")[1][:20] == pinned.split("X-Amz-Credential=")[1][:20]
     key_id = url.split("X-Amz-Credential=")[1].split("%2F")[0]
     with services.db.tx() as conn:
-        found = credentials.lookup(conn, services.db.secret_box, key_id)
-    assert found is not None and found[1:] == ("internal", "bundle-reader")
+        found = credentials.lookup_key(conn, services.db.secret_box, key_id)
+    assert found is not None and found[1:3] == ("internal", "bundle-reader")
     writer = presign_url(
         sigv4.Credentials(key_id, found[0]),
         endpoint=services.config.url,

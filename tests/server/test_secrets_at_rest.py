@@ -214,9 +214,9 @@ def test_a_plaintext_install_is_sealed_on_start_and_keeps_working(
             assert secret.encode() not in dump, f"the old {what} secret is still in plaintext"
         box = server.services.db.secret_box
         with server.services.db.tx() as conn:
-            found = credentials.lookup(conn, box, "AKSIOLDHOST00000000")
+            found = credentials.lookup_key(conn, box, "AKSIOLDHOST00000000")
             trigger = deliveries.get_secret(conn, box, "group-id", "hook")
-        assert found == (plain["instance"], "instance", "old-host")
+        assert found == (plain["instance"], "instance", "old-host", "")
         assert trigger == plain["trigger"]
 
 

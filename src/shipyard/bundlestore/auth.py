@@ -76,8 +76,7 @@ def _lookup(services: Services, access_key_id: str) -> tuple[str, Principal | No
 
     An unknown key is then refused as a wrong signature is, after the same work, so
     that answers do not tell which key ids exist."""
-    with services.db.tx() as conn:
-        found = credentials.lookup_key(conn, services.db.secret_box, access_key_id)
+    found = credentials.find_key(services.db.quick, services.db.secret_box, access_key_id)
     if found is None:
         return sigv4.DUMMY_SECRET, None
     secret, kind, name, role = found

@@ -14,7 +14,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import unquote
 
-from sqlalchemy import Connection
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -25,6 +24,7 @@ from shipyard.server import auth
 from shipyard.server.auth import authorize
 from shipyard.server.context import Services
 from shipyard.server.json_body import read_capped
+from shipyard.store.quick_reads import QuickReads
 
 log = logging.getLogger("shipyard.functions")
 
@@ -72,16 +72,16 @@ def is_lambda_request(scope_path: str) -> bool:
     return scope_path == PREFIX or scope_path.startswith(PREFIX + "/")
 
 
-# Reads an operation needs, done in the key lookup's transaction (auth.from_headers):
+# Reads an operation needs, done beside the key lookup (auth.from_headers):
 # from the path members and the query, before the body is read.
-ReadWithKey = Callable[[dict[str, str], dict[str, str]], Callable[[Connection], Any]]
+ReadWithKey = Callable[[dict[str, str], dict[str, str]], Callable[[QuickReads], Any]]
 READ_WITH_KEY: dict[str, ReadWithKey] = {"Invoke": invoke_ops.read_candidates}
 
 
 async def handle(request: Request, services: Services) -> Response:
     try:
         headers = auth.request_headers(request)
-        query = dict(request.query_params)
+        query = dict(request.query_params) if request.scope.get("query_string") else {}
         routed = _route(request)  # refused only once the caller is known
         read = None
         if not isinstance(routed, ApiError) and routed[0] in READ_WITH_KEY:

@@ -24,7 +24,7 @@ class LambdaCall:
     query: dict[str, str]
     headers: dict[str, str]  # lower-case names
     body: bytes
-    # What the operation read in the key lookup's transaction (api.READ_WITH_KEY).
+    # What the operation read beside the key lookup (api.READ_WITH_KEY).
     prefetched: Any = None
 
     @property

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection
 from starlette.responses import Response
 
 from shipyard.errors import ApiError
@@ -30,6 +29,7 @@ from shipyard.functions.names import (
 from shipyard.functions.routing import choose_version
 from shipyard.functions.worker import FunctionSpec, Outcome
 from shipyard.store import functions as store
+from shipyard.store.quick_reads import QuickReads
 
 MAX_SYNC_PAYLOAD = 6 * 1024 * 1024
 MAX_EVENT_PAYLOAD = 1024 * 1024
@@ -116,38 +116,38 @@ class Candidates:
     versions: dict[str, Json]
 
 
-def read_candidates(params: dict[str, str], query: dict[str, str]) -> Callable[[Connection], Any]:
+def read_candidates(params: dict[str, str], query: dict[str, str]) -> Callable[[QuickReads], Any]:
     """Reads the Candidates with the caller's key (``auth.from_headers``' ``also``); a
     malformed name reads nothing (``invoke`` then says what is wrong, after auth)."""
 
-    def read(conn: Connection) -> Candidates | None:
+    def read(reads: QuickReads) -> Candidates | None:
         try:
             name, chosen = parse_function_ref(params["name"], query.get("Qualifier"))
         except ApiError:
             return None
-        return _candidates(conn, name, chosen)
+        return _candidates(reads, name, chosen)
 
     return read
 
 
-def _candidates(conn: Connection, name: str, qualifier: str | None) -> Candidates:
+def _candidates(reads: QuickReads, name: str, qualifier: str | None) -> Candidates:
     version = qualifier or LATEST
     if version == LATEST or VERSION.fullmatch(version):
-        doc = store.get_version(conn, name, version)
+        doc = store.read_version(reads, name, version)
         return Candidates(name, qualifier, None, {version: doc} if doc else {})
-    alias = store.get_alias(conn, name, version)
+    alias = store.read_alias(reads, name, version)
     if alias is None:
         return Candidates(name, qualifier, None, {})
     weights = alias.get("RoutingConfig", {}).get("AdditionalVersionWeights", {})
-    versions = [str(alias["FunctionVersion"]), *map(str, weights)]
-    return Candidates(name, qualifier, alias, store.get_versions(conn, name, versions))
+    routed = [str(alias["FunctionVersion"]), *map(str, weights)]
+    found = {each: store.read_version(reads, name, each) for each in routed}
+    return Candidates(name, qualifier, alias, {k: doc for k, doc in found.items() if doc})
 
 
 def _version_to_run(call: LambdaCall, name: str, qualifier: str | None, rng: random.Random) -> Json:
     found = call.prefetched
     if not (isinstance(found, Candidates) and (found.name, found.qualifier) == (name, qualifier)):
-        with call.services.db.tx() as conn:
-            found = _candidates(conn, name, qualifier)
+        found = _candidates(call.services.db.quick, name, qualifier)
     version = qualifier or LATEST
     if version != LATEST and not VERSION.fullmatch(version):
         if found.alias is None:

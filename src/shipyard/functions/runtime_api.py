@@ -177,12 +177,13 @@ class _Connection(asyncio.Protocol):
         self._count_head(len(url))
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        # Called for every header of every request: kept to the few checks it needs.
         self._header_lines += 1
-        self._count_head(len(name) + len(value))
-        if self._header_lines > MAX_HEADER_LINES:
-            raise ValueError("too many header lines")
+        self._head_size += len(name) + len(value)
+        if self._header_lines > MAX_HEADER_LINES or self._head_size > MAX_HEAD:
+            raise ValueError("request head too large")
         # curl asks before sending a body over 1 KiB
-        if name.lower() == b"expect" and value.lower() == b"100-continue":
+        if len(name) == 6 and name.lower() == b"expect" and value.lower() == b"100-continue":
             self._write(b"HTTP/1.1 100 Continue\r\n\r\n")
 
     def on_body(self, body: bytes) -> None:

@@ -42,6 +42,9 @@ from shipyard.traffic import TrafficRouter
 
 log = logging.getLogger("shipyard.runner")
 
+# Deployment states cached at most (see Runner._remember); far more than run at once.
+MAX_CACHED_STATES = 256
+
 RollbackTargets = Callable[[dict[str, Any], dict[str, Any]], launch.PlatformTargets | None]
 
 
@@ -107,6 +110,19 @@ class Runner:
                 return cached[1]
             return store.load(conn, deployment_id)
 
+    def _remember(self, deployment_id: str, version: int, stored: StoredDeployment) -> None:
+        """Cache the state this process wrote, while the deployment runs.
+
+        Bounded: with replicas, a deployment this one stepped often finishes on another,
+        and its entry would stay for good (a 30-minute soak grew each replica by about
+        1 MiB a minute). Dropping one is always safe: the version check reads it again."""
+        if stored.state.status in TERMINAL_DEPLOYMENT_STATUSES:
+            return
+        self._states.pop(deployment_id, None)  # re-inserted last: the oldest go first
+        self._states[deployment_id] = (version, stored)
+        while len(self._states) > MAX_CACHED_STATES:
+            self._states.pop(next(iter(self._states)))
+
     # ---- the one way to change a deployment -------------------------------------------
 
     def create(self, request: launch.LaunchRequest) -> str:
@@ -121,8 +137,7 @@ class Runner:
             if active is not None:
                 raise DeploymentGroupBusy(group_name, active)
             stored = self.launch_in(conn, request, after)
-        if stored.state.status not in TERMINAL_DEPLOYMENT_STATUSES:
-            self._states[stored.state.deployment_id] = (2, stored)
+        self._remember(stored.state.deployment_id, 2, stored)
         self.after_commit(after)
         return stored.state.deployment_id
 
@@ -371,8 +386,7 @@ class Runner:
 
     def after_commit(self, after: AfterCommit) -> None:
         for deployment_id, (version, stored) in after.states.items():
-            if stored.state.status not in TERMINAL_DEPLOYMENT_STATUSES:
-                self._states[deployment_id] = (version, stored)
+            self._remember(deployment_id, version, stored)
         self.agents.wake(after.wake)
         for record in after.recorded:
             record()

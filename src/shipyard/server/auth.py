@@ -22,7 +22,6 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection
 from starlette.requests import Request
 
 from shipyard import sigv4
@@ -30,6 +29,7 @@ from shipyard.errors import ApiError
 from shipyard.server import permissions
 from shipyard.server.context import Principal, Services
 from shipyard.store import credentials
+from shipyard.store.quick_reads import QuickReads
 
 MAX_CLOCK_SKEW_SECONDS = 15 * 60
 EMPTY_SHA256 = sigv4.sha256_hex(b"")
@@ -63,7 +63,8 @@ def request_headers(request: Request) -> dict[str, str]:
     request changes the canonical request too instead of slipping past the signature.
     """
     headers: dict[str, str] = {}
-    for name, value in request.headers.items():  # names are lower-case (ASGI)
+    for raw_name, raw_value in request.scope["headers"]:  # names are lower-case (ASGI)
+        name, value = raw_name.decode("latin-1"), raw_value.decode("latin-1")
         headers[name] = f"{headers[name]},{value}" if name in headers else value
     return headers
 
@@ -79,8 +80,8 @@ class PendingSignature:
     headers: dict[str, str]
     amz_date: str
     declared_hash: str  # x-amz-content-sha256, already verified; "" when not sent
-    # What ``from_headers``' ``also`` read in the key lookup's transaction (None if not
-    # asked, or for an unknown key); not to be used before ``verify`` passed.
+    # What ``from_headers``' ``also`` read beside the key (None if not asked, or for an
+    # unknown key); not to be used before ``verify`` passed.
     prefetched: Any = None
 
     def matches(self, payload_hash: str) -> bool:
@@ -93,7 +94,11 @@ class PendingSignature:
             path=(self.request.scope.get("raw_path") or self.request.url.path.encode()).decode(
                 "latin-1"
             ),
-            query=list(self.request.query_params.multi_items()),
+            query=(
+                list(self.request.query_params.multi_items())
+                if self.request.scope.get("query_string")
+                else []
+            ),
             headers=self.headers,
             payload_hash=payload_hash,
             amz_date=self.amz_date,
@@ -125,15 +130,15 @@ def from_headers(
     services: Services,
     signing_names: Collection[str],
     signed_always: Collection[str] = SIGNED_ALWAYS,
-    also: Callable[[Connection], Any] | None = None,
+    also: Callable[[QuickReads], Any] | None = None,
 ) -> PendingSignature:
     """Check what the headers carry; raise before any body is read if that is wrong.
 
     ``signed_always``: the headers a signature must cover (a REST API such as Lambda's
     has no ``x-amz-target``: its path and method say what the request does). ``also``
-    reads what the request will need in the key lookup's transaction (Invoke: its
-    function's version), one transaction per request instead of two: a transaction costs
-    more than the reads in it. It must not raise; its result is ``prefetched``."""
+    reads what the request will need beside the key (Invoke: its function's version),
+    through the same quick reads (store/quick_reads.py). It must not raise; its result
+    is ``prefetched``."""
     header = require_token(headers)
     amz_date = headers.get("x-amz-date", "")
     try:
@@ -157,10 +162,10 @@ def from_headers(
     if declared and not (len(declared) == 64 and all(c in "0123456789abcdef" for c in declared)):
         raise _incomplete("x-amz-content-sha256 must be the body's SHA-256 in lower-case hex")
     prefetched = None
-    with services.db.read() as conn:
-        found = credentials.lookup_key(conn, services.db.secret_box, parsed.access_key_id)
-        if found is not None and also is not None:
-            prefetched = also(conn)
+    reads = services.db.quick
+    found = credentials.find_key(reads, services.db.secret_box, parsed.access_key_id)
+    if found is not None and also is not None:
+        prefetched = also(reads)
     secret, kind, name, role = found if found is not None else (sigv4.DUMMY_SECRET, "", "", "")
     pending = PendingSignature(
         Principal(kind, name, role),

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import secrets
 import string
+from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import Connection, bindparam, select
 
 from shipyard.secretbox import SecretBox, resealed
 from shipyard.store import schema
+from shipyard.store.quick_reads import QuickReads
 
 _KEY_ALPHABET = string.ascii_uppercase + string.digits
 
@@ -68,16 +71,22 @@ def lookup_key(
 ) -> tuple[str, str, str, str] | None:
     """``(secret, principal_type, principal_name, role)`` for a key, or None. A key
     deleted (revoked) is gone from the next request on: the row is read every time."""
-    row = conn.execute(_LOOKUP, {"key_id": access_key_id}).first()
+    return _opened(box, access_key_id, conn.execute(_LOOKUP, {"key_id": access_key_id}).first())
+
+
+def find_key(
+    reads: QuickReads, box: SecretBox, access_key_id: str
+) -> tuple[str, str, str, str] | None:
+    """``lookup_key`` outside any transaction, for every request's signature check."""
+    return _opened(box, access_key_id, reads.first(_LOOKUP, {"key_id": access_key_id}))
+
+
+def _opened(
+    box: SecretBox, access_key_id: str, row: Sequence[Any] | None
+) -> tuple[str, str, str, str] | None:
     if row is None:
         return None
     return box.open(row[0], seal_context(access_key_id)), row[1], row[2], row[3] or ""
-
-
-def lookup(conn: Connection, box: SecretBox, access_key_id: str) -> tuple[str, str, str] | None:
-    """``(secret, principal_type, principal_name)`` for a key, or None."""
-    found = lookup_key(conn, box, access_key_id)
-    return None if found is None else found[:3]
 
 
 def oldest_key(

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager
 
 from sqlalchemy import Connection, Engine
 
 from shipyard.secretbox import SecretBox
 from shipyard.store.dialects import lock_migrations, make_engine, scrub
 from shipyard.store.migrations import SEALED_SECRETS, current_version, migrate
+from shipyard.store.quick_reads import QuickReads
 from shipyard.store.secret_rows import SECRET_TABLES, check_key, reseal_all
 
 
@@ -18,6 +18,7 @@ class Database:
         self.engine = engine
         # Seals and opens the secrets stored in it (store.secret_rows lists them).
         self.secret_box = secret_box
+        self._quick: QuickReads | None = None
 
     @property
     def dialect(self) -> str:
@@ -29,20 +30,16 @@ class Database:
         # opens one or more of these.
         return self.engine.begin()
 
-    @contextmanager
-    def read(self) -> Iterator[Connection]:
-        """For reads that need no shared snapshot (every request's key lookup, and an
-        Invoke's version read beside it): on PostgreSQL without BEGIN and COMMIT, each
-        a round trip of its own; on SQLite, whose transactions cost no round trip, a
-        plain transaction."""
-        if self.dialect == "sqlite":
-            with self.tx() as conn:
-                yield conn
-            return
-        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            yield conn
+    @property
+    def quick(self) -> QuickReads:
+        """The key lookup's and an Invoke's reads, on a connection of their own."""
+        if self._quick is None:
+            self._quick = QuickReads(self.engine)
+        return self._quick
 
     def close(self) -> None:
+        if self._quick is not None:
+            self._quick.close()
         self.engine.dispose()
 
 

