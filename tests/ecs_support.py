@@ -6,17 +6,26 @@ service whose primary task set serves from it."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import boto3
+import docker
+from botocore.exceptions import BotoCoreError
 
 from shipyard.containers.ecs.images import busybox_httpd
+from shipyard.containers.ecs.podman_service import PodmanService
 from tests.conftest import LiveServer, free_port, service_missing, start_live_server
 from tests.containers.conftest import require_podman, teardown
+from tests.e2e.test_server_crash import ServerProcess
 from tests.support import wait_until
 
 ROLE_ARN = "arn:aws:iam::123456789012:role/CodeDeployECS"
@@ -341,3 +350,61 @@ def embedded_ecs_server(data_dir: Path, **settings: Any) -> Iterator[LiveServer]
     finally:
         next(running, None)
         teardown(live)
+
+
+class WeightLog:
+    """A listener's forward weights each time they changed, sampled every 20 ms until
+    ``stop``; while the server is down (killed on purpose) the last ones stand."""
+
+    def __init__(self, elbv2: Any, listener: str) -> None:
+        self.changes: list[tuple[float, dict[str, int]]] = []
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._watch, args=(elbv2, listener), daemon=True)
+        self._thread.start()
+
+    def _watch(self, elbv2: Any, listener: str) -> None:
+        while not self._done.is_set():
+            try:
+                now = weights(elbv2, listener)
+            except BotoCoreError:
+                now = self.changes[-1][1] if self.changes else {}
+            if not self.changes or self.changes[-1][1] != now:
+                self.changes.append((time.time(), now))
+            time.sleep(0.02)
+
+    def stop(self) -> list[tuple[float, dict[str, int]]]:
+        self._done.set()
+        self._thread.join(5)
+        return self.changes
+
+
+@contextlib.contextmanager
+def killable_ecs_server(data_dir: Path, **settings: str) -> Iterator[ServerProcess]:
+    """A real server process (for kill -9) on the embedded container service, the
+    busybox httpd image built in its Podman store first, whose load balancers serve on
+    through a kill; ``settings``: more SHIPYARD_* environment. Everything it started,
+    HAProxy daemons included, is stopped at the end."""
+    require_podman()
+    podman = PodmanService(data_dir / "ecs")  # the store the server's own service uses
+    podman.ensure_started()
+    try:
+        busybox_httpd(docker.DockerClient(base_url=podman.address))
+    finally:
+        podman.stop()
+    environment = {
+        "SHIPYARD_ECS_RECONCILE_SECONDS": "0.2",
+        "SHIPYARD_CONTAINERS_POLL_SECONDS": "0.2",
+        "SHIPYARD_ELB_KEEP_RUNNING": "true",  # load balancers serve on through the kill
+        **settings,
+    }
+    server = ServerProcess(data_dir, "", env=environment)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+        PodmanService(data_dir / "ecs").teardown()
+        # Its load balancers were kept running through the kill, and so past the stop.
+        for pid_file in (data_dir / "elb").glob("*/pid"):
+            with contextlib.suppress(ProcessLookupError, ValueError):
+                os.kill(int(pid_file.read_text().split()[0]), signal.SIGTERM)

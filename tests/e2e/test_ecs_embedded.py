@@ -12,31 +12,25 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import signal
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import docker
 import pytest
-from botocore.exceptions import BotoCoreError
 
-from shipyard.containers.ecs.images import HTTPD_IMAGE, busybox_httpd
-from shipyard.containers.ecs.podman_service import PodmanService
+from shipyard.containers.ecs.images import HTTPD_IMAGE
 from tests.conftest import LiveServer
-from tests.containers.conftest import require_podman
 from tests.e2e.http_load import Load, Request, between, start_load, summarize
 from tests.e2e.test_lambda_deployments import Stub
-from tests.e2e.test_server_crash import ServerProcess
 from tests.ecs_support import (
     Stack,
+    WeightLog,
     appspec,
     embedded_ecs_server,
     embedded_stack,
     group_members,
+    killable_ecs_server,
     listener_port,
     revision,
     weights,
@@ -185,25 +179,12 @@ class Scene:
         load = start_load(
             self.url, tmp / f"{self.group}.load", connections=8, rate=150, seconds=300
         )
-        done = threading.Event()
-
-        def watch() -> None:
-            while not done.is_set():
-                try:
-                    now = weights(self.elbv2, self.stack.prod_listener)
-                except BotoCoreError:  # the server is down (killed on purpose): read on
-                    now = self.changes[-1][1] if self.changes else {}
-                if not self.changes or self.changes[-1][1] != now:
-                    self.changes.append((time.time(), now))
-                time.sleep(0.02)
-
-        watcher = threading.Thread(target=watch, daemon=True)
-        watcher.start()
+        watch = WeightLog(self.elbv2, self.stack.prod_listener)
+        self.changes = watch.changes
         try:
             yield load
         finally:
-            done.set()
-            watcher.join(5)
+            watch.stop()
             load.stop()
 
     def share(self, requests: list[Request], group: str, weight: int, version: int) -> float:
@@ -388,23 +369,7 @@ def test_a_kill_of_the_server_mid_shift_resumes_with_no_request_failed(tmp_path:
     """kill -9 of a real server process while the listener is at 50 %: the load balancer
     and the tasks keep serving, and the restarted server goes on from the recorded
     weight (the replacement's share never drops) to the end."""
-    require_podman()
-    data_dir = tmp_path / "server"
-    podman = PodmanService(data_dir / "ecs")  # the store the server's own service uses
-    podman.ensure_started()
-    try:
-        busybox_httpd(docker.DockerClient(base_url=podman.address))
-    finally:
-        podman.stop()
-    settings = {
-        "SHIPYARD_MINUTE_SECONDS": str(MINUTE),
-        "SHIPYARD_ECS_RECONCILE_SECONDS": "0.2",
-        "SHIPYARD_CONTAINERS_POLL_SECONDS": "0.2",
-        "SHIPYARD_ELB_KEEP_RUNNING": "true",  # load balancers serve on through the kill
-    }
-    server = ServerProcess(data_dir, "", env=settings)
-    server.start()
-    try:
+    with killable_ecs_server(tmp_path / "server", SHIPYARD_MINUTE_SECONDS=str(MINUTE)) as server:
         cd = server.client()
         cd.create_application(applicationName=APP, computePlatform="ECS")
         linear = {"linearPercentage": 25, "linearInterval": 4}
@@ -432,10 +397,3 @@ def test_a_kill_of_the_server_mid_shift_resumes_with_no_request_failed(tmp_path:
         assert [s for s in dict.fromkeys(shares) if s >= 50] == [50, 75, 100], shares
         assert _versions(requests, ended + 0.3) == {"2"}
         assert scene.service_version() == 2
-    finally:
-        server.stop()
-        PodmanService(data_dir / "ecs").teardown()
-        # Its load balancers were kept running through the kill, and so past the stop.
-        for pid_file in (data_dir / "elb").glob("*/pid"):
-            with contextlib.suppress(ProcessLookupError, ValueError):
-                os.kill(int(pid_file.read_text().split()[0]), signal.SIGTERM)

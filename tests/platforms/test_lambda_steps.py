@@ -5,6 +5,7 @@ invoked once with a stored execution id, and what ``resume`` re-drives after a r
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -39,7 +40,20 @@ class RecordingLambda:
 
     def invoke(self, **kwargs: Any) -> dict[str, Any]:
         self.calls.append(("Invoke", kwargs))
-        return {"StatusCode": 202}
+        return {"StatusCode": 200, "Payload": io.BytesIO(b"null")}
+
+
+class FailingFunction(RecordingLambda):
+    """A hook function that raises before it reports."""
+
+    def invoke(self, **kwargs: Any) -> dict[str, Any]:
+        self.calls.append(("Invoke", kwargs))
+        error = {"errorMessage": "HTTP Error 503: Service Unavailable", "errorType": "HTTPError"}
+        return {
+            "StatusCode": 200,
+            "FunctionError": "Unhandled",
+            "Payload": io.BytesIO(json.dumps(error).encode()),
+        }
 
 
 @pytest.fixture
@@ -116,7 +130,7 @@ def test_a_hook_is_invoked_with_a_stored_execution_id(db: Database, tmp_path: Pa
     assert (name, call["FunctionName"], call["InvocationType"]) == (
         "Invoke",
         "CodeDeployHook_pre",
-        "Event",
+        "RequestResponse",
     )
     assert payload["DeploymentId"] == "d-STEPS0001" and set(payload) == {
         "DeploymentId",
@@ -125,6 +139,47 @@ def test_a_hook_is_invoked_with_a_stored_execution_id(db: Database, tmp_path: Pa
     with db.tx() as conn:
         stored = hook_executions.get(conn, payload["LifecycleEventHookExecutionId"])
     assert stored is not None and (stored.event, stored.status) == ("BeforeAllowTraffic", "Pending")
+    assert applied == [messages.Acknowledged("orders:live", "BeforeAllowTraffic")]
+
+
+def test_a_hook_function_that_fails_without_reporting_fails_its_event_at_once(
+    db: Database, tmp_path: Path
+) -> None:
+    """Not at the event's timeout: the invocation waits for the function, and its
+    error is the event's failure."""
+    function = FailingFunction()
+    steps, applied = _steps(db, function)
+
+    steps.run(_deployment(tmp_path), "orders:live", "BeforeAllowTraffic")
+
+    acknowledged, failed = applied
+    assert acknowledged == messages.Acknowledged("orders:live", "BeforeAllowTraffic")
+    assert failed == messages.HookReported(
+        "orders:live",
+        "BeforeAllowTraffic",
+        False,
+        "The BeforeAllowTraffic hook function CodeDeployHook_pre failed: "
+        "Unhandled: HTTP Error 503: Service Unavailable",
+    )
+    ((_, call),) = function.calls
+    execution_id = json.loads(call["Payload"])["LifecycleEventHookExecutionId"]
+    with db.tx() as conn:
+        execution = hook_executions.get(conn, execution_id)
+    assert execution is not None and execution.status == "Failed"
+
+
+def test_a_report_made_before_the_function_failed_stands(db: Database, tmp_path: Path) -> None:
+    class ReportsThenRaises(FailingFunction):
+        def invoke(self, **kwargs: Any) -> dict[str, Any]:
+            execution_id = json.loads(kwargs["Payload"])["LifecycleEventHookExecutionId"]
+            with db.tx() as conn:
+                hook_executions.report(conn, execution_id, "Succeeded")
+            return super().invoke(**kwargs)
+
+    steps, applied = _steps(db, ReportsThenRaises())
+
+    steps.run(_deployment(tmp_path), "orders:live", "BeforeAllowTraffic")
+
     assert applied == [messages.Acknowledged("orders:live", "BeforeAllowTraffic")]
 
 

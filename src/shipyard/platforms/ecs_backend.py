@@ -40,6 +40,7 @@ from shipyard.platforms.lambda_backend import (
 )
 
 CODE_DEPLOY = "CODE_DEPLOY"
+EXTERNAL = "EXTERNAL"
 STEADY = "STEADY_STATE"
 
 
@@ -76,12 +77,14 @@ class EcsServices:
 
     # ---- checks (CreateDeploymentGroup, CreateDeployment) ---------------------------
 
-    def check_group(self, target: EcsTarget) -> None:
+    def check_group(self, target: EcsTarget, external: bool = False) -> None:
         """The group's service is a CODE_DEPLOY service on an existing cluster, its
-        two target groups exist and its listeners forward to one of them."""
+        two target groups exist and its listeners forward to one of them. ``external``:
+        a stack's blue/green hook deploys an EXTERNAL service (CloudFormation's
+        deployments do), so that controller is accepted too."""
         service = self._service(target)
         controller = (service.get("deploymentController") or {}).get("type", "ECS")
-        if controller != CODE_DEPLOY:
+        if controller != CODE_DEPLOY and not (external and controller == EXTERNAL):
             raise UnsupportedSetting(
                 SettingKind.ECS_SERVICE,
                 f"ECS service {target.target_id} has deploymentController {controller}; "
@@ -97,10 +100,10 @@ class EcsServices:
                     f"{' or '.join(target.target_groups)}",
                 )
 
-    def check_deployment(self, target: EcsTarget, spec: EcsAppSpec) -> None:
+    def check_deployment(self, target: EcsTarget, spec: EcsAppSpec, external: bool = False) -> None:
         """The group's setup still holds, the appspec's container and port are in its
         task definition, and the service has one task set serving production."""
-        self.check_group(target)
+        self.check_group(target, external)
         definition = self._task_definition(spec.task_definition)
         containers = {c.get("name"): c for c in definition.get("containerDefinitions") or []}
         container = containers.get(spec.container_name)

@@ -1,7 +1,10 @@
 """Hook events carried out as functions, for every platform whose hooks are functions
-(Lambda, ECS; reference aws-services.md §3.1): the appspec's function is invoked
-asynchronously with ``{DeploymentId, LifecycleEventHookExecutionId}``, and its
-PutLifecycleEventHookExecutionStatus becomes a ``HookReported`` input.
+(Lambda, ECS; reference aws-services.md §3.1): the appspec's function is invoked with
+``{DeploymentId, LifecycleEventHookExecutionId}``, and its
+PutLifecycleEventHookExecutionStatus becomes a ``HookReported`` input. Unlike CodeDeploy
+(an asynchronous invocation, retried on error, and the event's timeout as the only
+end of a function that never reports), the invocation waits for the function: one that
+fails (raises, crashes, times out) before reporting fails its event at once.
 
 The execution id is stored before the invocation (``store.hook_executions``) so the
 function's report finds it, on any replica. No report by the event's deadline fails
@@ -25,9 +28,10 @@ from shipyard.store import hook_executions
 from shipyard.store.db import Database
 
 Apply = Callable[[str, Input], object]
-# Invokes (function, deployment id, execution id) asynchronously; blocks, so it runs in
-# a worker thread; raises a ShipyardError that says what went wrong.
-Invoke = Callable[[str, str, str], None]
+# Invokes (function, deployment id, execution id) and waits for the function; blocks, so
+# it runs in a worker thread. Returns the function's error if it failed (None if it ran
+# or no verdict came); raises a ShipyardError when it could not be invoked.
+Invoke = Callable[[str, str, str], str | None]
 
 
 class HookFunctions:
@@ -51,13 +55,34 @@ class HookFunctions:
         self._apply(deployment_id, Acknowledged(target_id, event))
         try:
             invoke = await asyncio.to_thread(self._invoker)
-            await asyncio.to_thread(invoke, function, deployment_id, execution_id)
+            error = await asyncio.to_thread(invoke, function, deployment_id, execution_id)
         except ShipyardError as exc:
-            with self._db.tx() as conn:
-                reported = hook_executions.report(conn, execution_id, "Failed")
-            if reported:
-                message = f"The {event} hook function could not be invoked: {exc}"
-                self._apply(deployment_id, HookReported(target_id, event, False, message))
+            self._fail(
+                deployment_id,
+                target_id,
+                event,
+                execution_id,
+                f"The {event} hook function could not be invoked: {exc}",
+            )
+            return
+        if error is not None:
+            # It failed without reporting (a report first stands): the event fails now,
+            # not when its timeout runs out.
+            self._fail(
+                deployment_id,
+                target_id,
+                event,
+                execution_id,
+                f"The {event} hook function {function} failed: {error}",
+            )
+
+    def _fail(
+        self, deployment_id: str, target_id: str, event: str, execution_id: str, message: str
+    ) -> None:
+        with self._db.tx() as conn:
+            reported = hook_executions.report(conn, execution_id, "Failed")
+        if reported:
+            self._apply(deployment_id, HookReported(target_id, event, False, message))
 
     def awaiting_report(self, deployment_id: str, target_id: str, event: str) -> bool:
         """Whether the hook was invoked and its report is still awaited (after a

@@ -17,7 +17,7 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, ReadTimeoutError
 
 from shipyard.config import ConfigError, ServerConfig
 from shipyard.errors import InvalidRevision, ShipyardError
@@ -27,6 +27,9 @@ BACKENDS = ("embedded", "aws")
 FULL = 100
 # Calls are few and small; a stuck endpoint must not hold a shift for long.
 CLIENT_CONFIG = Config(connect_timeout=5, read_timeout=15, retries={"max_attempts": 2})
+# Hook invocations wait for the function (up to Lambda's 15-minute limit) and are never
+# retried by the client: a retry would run the hook twice.
+HOOK_CLIENT_CONFIG = Config(connect_timeout=5, read_timeout=930, retries={"max_attempts": 1})
 
 
 class LambdaBackendError(ShipyardError):
@@ -36,7 +39,9 @@ class LambdaBackendError(ShipyardError):
 Credentials = Callable[[], tuple[str, str]]
 
 
-def build_client(config: ServerConfig, embedded_key: Credentials) -> Any:
+def build_client(
+    config: ServerConfig, embedded_key: Credentials, client_config: Config = CLIENT_CONFIG
+) -> Any:
     """The ``lambda`` client the server's settings name (``functions_backend``)."""
     if config.functions_backend not in BACKENDS:
         raise ConfigError(
@@ -49,7 +54,7 @@ def build_client(config: ServerConfig, embedded_key: Credentials) -> Any:
             "lambda",
             region_name=config.functions_region or None,
             endpoint_url=config.functions_endpoint or None,
-            config=CLIENT_CONFIG,
+            config=client_config,
         )
     key_id, secret = embedded_key()
     return boto3.client(
@@ -58,13 +63,15 @@ def build_client(config: ServerConfig, embedded_key: Credentials) -> Any:
         region_name=config.region,
         aws_access_key_id=key_id,
         aws_secret_access_key=secret,
-        config=CLIENT_CONFIG,
+        config=client_config,
     )
 
 
 class LambdaAliases:
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: Any, hook_client: Any = None) -> None:
         self.client = client
+        # Built with HOOK_CLIENT_CONFIG (the plain client's retries would re-run a hook).
+        self.hook_client = hook_client if hook_client is not None else client
 
     def check(self, spec: LambdaAppSpec) -> None:
         """The appspec against the backend: the function, both versions and the alias
@@ -134,19 +141,57 @@ class LambdaAliases:
         extra = (alias.get("RoutingConfig") or {}).get("AdditionalVersionWeights") or {}
         return round(float(extra.get(spec.target_version, 0.0)) * FULL)
 
-    def invoke_hook(self, function: str, deployment_id: str, execution_id: str) -> None:
-        """Invoke a hook function asynchronously, as CodeDeploy does (reference §3.1)."""
+    def invoke_hook(self, function: str, deployment_id: str, execution_id: str) -> str | None:
+        """Invoke a hook function with CodeDeploy's event (reference §3.1) and wait for it
+        to return; the function's error if it failed (raised, crashed, timed out), None
+        otherwise. CodeDeploy invokes asynchronously and learns nothing of a function
+        that fails without reporting until the event times out; waiting for the function
+        lets such a failure fail the event at once. A failed invocation (no such
+        function, the API unreachable) raises LambdaBackendError; an answer that does not
+        come in time is no verdict (the function may still run and report)."""
         payload = {"DeploymentId": deployment_id, "LifecycleEventHookExecutionId": execution_id}
         try:
-            self.client.invoke(
+            answer = self.hook_client.invoke(
                 FunctionName=function,
-                InvocationType="Event",
+                InvocationType="RequestResponse",
                 Payload=json.dumps(payload).encode(),
+            )
+        except ClientError as exc:
+            if error_code(exc) == "TooManyRequestsException":
+                # At its concurrency limit: an asynchronous invocation waits for room.
+                self._invoke_later(function, payload)
+                return None
+            raise LambdaBackendError(f"Invoke {function}: {error_text(exc)}") from None
+        except ReadTimeoutError:
+            return None
+        except BotoCoreError as exc:
+            raise LambdaBackendError(f"Invoke {function}: {exc}") from None
+        if not answer.get("FunctionError"):
+            return None
+        return f"{answer['FunctionError']}: {_error_message(answer)}"
+
+    def _invoke_later(self, function: str, payload: dict[str, str]) -> None:
+        try:
+            self.hook_client.invoke(
+                FunctionName=function, InvocationType="Event", Payload=json.dumps(payload).encode()
             )
         except ClientError as exc:
             raise LambdaBackendError(f"Invoke {function}: {error_text(exc)}") from None
         except BotoCoreError as exc:
             raise LambdaBackendError(f"Invoke {function}: {exc}") from None
+
+
+def _error_message(answer: dict[str, Any]) -> str:
+    """The errorMessage of a failed invocation's payload (its raw text if not JSON)."""
+    stream = answer.get("Payload")
+    raw = stream.read() if stream is not None else b""
+    try:
+        found = json.loads(raw)
+    except ValueError:
+        return raw.decode(errors="replace")[:500]
+    if isinstance(found, dict):
+        return str(found.get("errorMessage") or found.get("errorType") or found)[:500]
+    return str(found)[:500]
 
 
 def error_code(exc: ClientError) -> str:

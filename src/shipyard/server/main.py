@@ -29,7 +29,7 @@ from shipyard.platforms import ecs_backend
 from shipyard.platforms.ecs_backend import EcsServices
 from shipyard.platforms.ecs_steps import EcsSteps
 from shipyard.platforms.hook_functions import Invoke
-from shipyard.platforms.lambda_backend import LambdaAliases, build_client
+from shipyard.platforms.lambda_backend import HOOK_CLIENT_CONFIG, LambdaAliases, build_client
 from shipyard.platforms.lambda_steps import LambdaSteps
 from shipyard.provision import Provisioner, ProvisionerConfig, get_provisioner
 from shipyard.provision.retiring import RetiredHosts
@@ -108,7 +108,9 @@ def _lambda_steps(
     key = functools.partial(_internal_key, db, clock, "function-deployer")
 
     def backend() -> LambdaAliases:
-        return LambdaAliases(build_client(config, key))
+        return LambdaAliases(
+            build_client(config, key), build_client(config, key, HOOK_CLIENT_CONFIG)
+        )
 
     return LambdaSteps(apply, db, clock, backend)
 
@@ -127,7 +129,8 @@ def _ecs_steps(
         return EcsServices(ecs, elbv2, config.containers_poll_seconds)
 
     def invoker() -> Invoke:
-        return LambdaAliases(build_client(config, function_key)).invoke_hook
+        hooks = build_client(config, function_key, HOOK_CLIENT_CONFIG)
+        return LambdaAliases(hooks, hooks).invoke_hook
 
     return EcsSteps(apply, db, clock, backend, invoker, config.hook_timeout)
 

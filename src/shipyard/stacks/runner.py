@@ -16,13 +16,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from shipyard.stacks import existing, intrinsics
+from shipyard.stacks import bluegreen, existing, intrinsics
 from shipyard.stacks.errors import TemplateError
 from shipyard.stacks.existing import Resources, deletion_order
+from shipyard.stacks.green_update import green_hook, green_policy, waiting_deployment
 from shipyard.stacks.intrinsics import Scope
 from shipyard.stacks.prepared import Prepared, prepare
 from shipyard.stacks.providers.protocol import Provider
@@ -35,6 +38,8 @@ log = logging.getLogger("shipyard.stacks")
 
 Row = dict[str, Any]
 POLL_SECONDS = 1.0
+# Provider calls run on their own threads (one stack step at a time per stack).
+PROVIDER_THREADS = 4
 RESTARTED = "The server restarted while this operation ran"
 # What an interrupted operation becomes at start.
 ON_RESTART = {
@@ -59,6 +64,7 @@ class StackRunner:
         self._running: dict[str, asyncio.Task[None]] = {}
         self._wake = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
+        self._executor = ThreadPoolExecutor(PROVIDER_THREADS, thread_name_prefix="stack-step")
 
     # -- the worker ------------------------------------------------------------------
 
@@ -69,7 +75,13 @@ class StackRunner:
                 after = ON_RESTART.get(stack["status"])
                 if after == "ROLLBACK_IN_PROGRESS" and stack["disable_rollback"]:
                     after = "CREATE_FAILED"
-                if after is not None:
+                waiting = waiting_deployment(store.resources(conn, stack["stack_id"]))
+                if after is not None and stack["status"] == "UPDATE_IN_PROGRESS" and waiting:
+                    # A green deployment carries on without the server: wait for it
+                    # again (a rollback now would race it to its end).
+                    again = f"{RESTARTED}; waiting again for CodeDeploy deployment {waiting}"
+                    self._status(conn, stack, stack["status"], again)
+                elif after is not None:
                     self._status(conn, stack, after, RESTARTED)
         self._loop_task = asyncio.create_task(self._loop(), name="stacks")
 
@@ -80,6 +92,7 @@ class StackRunner:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        self._executor.shutdown(wait=False, cancel_futures=True)
 
     def kick(self) -> None:
         """A stack operation was asked for: look now rather than at the next poll."""
@@ -135,7 +148,13 @@ class StackRunner:
         with self.db.tx() as conn:
             rows = store.resources(conn, stack["stack_id"])
         return StackSteps(
-            self.db, self.clock, self._providers, stack["stack_id"], stack["name"], rows
+            self.db,
+            self.clock,
+            self._providers,
+            stack["stack_id"],
+            stack["name"],
+            rows,
+            self._executor,
         )
 
     def _prepared(self, stack: Row, body: str, values: Mapping[str, str]) -> Prepared:
@@ -165,7 +184,14 @@ class StackRunner:
         steps = self._steps(stack)
         try:
             prepared = self._prepared(stack, stack["template_body"], stack["parameters"])
-            await self._apply_resources(steps, prepared)
+            green = None
+            if stack["status"].startswith("UPDATE"):
+                resolve = functools.partial(intrinsics.resolve, scope=_scope(steps, prepared))
+                green, reason = green_hook(prepared, steps.rows, resolve)
+                if green is not None:
+                    with self.db.tx() as conn:
+                        self._status(conn, stack, stack["status"], reason)
+            await self._apply_resources(steps, prepared, green)
         except (StepFailed, TemplateError) as exc:
             logical = exc.logical_id if isinstance(exc, StepFailed) else ""
             verb = "create" if stack["status"].startswith("CREATE") else "update"
@@ -182,16 +208,13 @@ class StackRunner:
         with self.db.tx() as conn:
             self._status(conn, stack, succeeded)
 
-    async def _apply_resources(self, steps: StackSteps, prepared: Prepared) -> None:
+    async def _apply_resources(
+        self, steps: StackSteps, prepared: Prepared, green: bluegreen.Hook | None = None
+    ) -> None:
         live = prepared.live
         for logical_id in prepared.order:
             definition = live[logical_id]
-            scope = Scope(
-                prepared.parameters,
-                prepared.conditions,
-                Resources(steps.rows),
-                prepared.template.mappings,
-            )
+            scope = _scope(steps, prepared)
             try:
                 props = intrinsics.resolve(definition.get("Properties") or {}, scope)
                 policy = intrinsics.resolve(definition.get("UpdatePolicy") or {}, scope)
@@ -201,7 +224,17 @@ class StackRunner:
             kind = definition["Type"]
             deletion_policy = definition.get("DeletionPolicy", "Delete")
             row = steps.rows.get(logical_id)
-            if row is None:
+            if row is not None and waiting_deployment({logical_id: row}):
+                await steps.resume(logical_id)
+            elif green is not None and row is not None and logical_id == green.blue_task_set:
+                # The green task set: made by the CodeDeploy deployment, not CreateTaskSet.
+                resolve = functools.partial(intrinsics.resolve, scope=scope)
+                policy = {
+                    **policy,
+                    **green_policy(green, steps.stack_name, steps.rows, props, resolve),
+                }
+                await steps.create(logical_id, kind, props, policy, deletion_policy, snapshot(row))
+            elif row is None:
                 await steps.create(logical_id, kind, props, policy, deletion_policy)
             elif row["resource_type"] != kind or TYPES[kind].needs_replacement(
                 row["properties"], props
@@ -344,6 +377,16 @@ class StackRunner:
             return
         with self.db.tx() as conn:
             store.update_stack(conn, stack["stack_id"], outputs=resolved)
+
+
+def _scope(steps: StackSteps, prepared: Prepared) -> Scope:
+    """What the template's intrinsics resolve against: the resources as they are now."""
+    return Scope(
+        prepared.parameters,
+        prepared.conditions,
+        Resources(steps.rows),
+        prepared.template.mappings,
+    )
 
 
 _PHASES = {

@@ -12,10 +12,11 @@ import asyncio
 import hashlib
 import string
 from collections.abc import Callable, Mapping
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
 
-from shipyard.stacks.providers.protocol import Current, Outcome, Provider, Request
+from shipyard.stacks.providers.protocol import Abandons, Current, Outcome, Provider, Request
 from shipyard.stacks.types import TYPES
 from shipyard.store import stacks as store
 from shipyard.store.db import Database
@@ -35,6 +36,7 @@ class StackSteps:
     stack_id: str
     stack_name: str
     rows: dict[str, Row]
+    executor: Executor
 
     def event(
         self, logical_id: str, physical_id: str | None, kind: str, status: str, reason: str = ""
@@ -69,9 +71,10 @@ class StackSteps:
             row = self.rows[logical_id]
             merged = {**(row.get("progress") or {}), **progress}
             self._put(logical_id, progress=merged)
-            self.event(
-                logical_id, row.get("physical_id"), row["resource_type"], row["status"], reason
-            )
+            if reason:
+                self.event(
+                    logical_id, row.get("physical_id"), row["resource_type"], row["status"], reason
+                )
 
         def note(reason: str, progress: dict[str, Any]) -> None:
             loop.call_soon_threadsafe(record, reason, progress)
@@ -123,6 +126,17 @@ class StackSteps:
         outcome = await self._call(logical_id, status, lambda p: p.create(request))
         self._done(logical_id, status, outcome)
 
+    async def resume(self, logical_id: str) -> None:
+        """Carry on with a replacement the server was cut off in, from what its
+        provider noted (a deployment to wait for again)."""
+        row = self.rows[logical_id]
+        kind = row["resource_type"]
+        request = self._request(
+            logical_id, kind, row["properties"], {}, str(row.get("physical_id") or "")
+        )
+        outcome = await self._call(logical_id, "UPDATE", lambda p: p.create(request))
+        self._done(logical_id, "UPDATE", outcome)
+
     async def update(self, logical_id: str, props: Row, policy: Row, deletion_policy: str) -> None:
         row = self.rows[logical_id]
         current = _current(row)
@@ -146,10 +160,16 @@ class StackSteps:
         self._done(logical_id, "UPDATE", outcome)
 
     async def put_back(self, logical_id: str, policy: Row) -> None:
-        """Return an updated or replaced resource to what ``previous`` holds."""
+        """Return an updated or replaced resource to what ``previous`` holds (first
+        ending what its provider noted it had started, e.g. a green deployment)."""
         row = self.rows[logical_id]
         before = row["previous"]
         kind = row["resource_type"]
+        provider = self.providers[kind]
+        progress = dict(row.get("progress") or {})
+        if progress and isinstance(provider, Abandons):
+            note = self._note(logical_id)
+            await self._call(logical_id, "UPDATE", lambda _: provider.abandon(progress, note))
         if before["physical_id"] != row.get("physical_id") or before["resource_type"] != kind:
             await self.delete(logical_id, keep_row=True)
         else:
@@ -192,7 +212,10 @@ class StackSteps:
     ) -> Any:
         provider = self.providers[kind or self.rows[logical_id]["resource_type"]]
         try:
-            return await asyncio.to_thread(work, provider)
+            # Not the loop's default executor: a provider may block for a whole
+            # deployment, and the server's own steps (hook invocations, reports) must
+            # never queue behind it.
+            return await asyncio.get_running_loop().run_in_executor(self.executor, work, provider)
         except Exception as exc:
             reason = getattr(exc, "message", None) or str(exc) or type(exc).__name__
             row = self.rows.get(logical_id)

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from shipyard.stacks import graph, intrinsics, serverless
+from shipyard.stacks import bluegreen, graph, intrinsics, serverless
 from shipyard.stacks.errors import TemplateError, format_error
 from shipyard.stacks.intrinsics import Scope
 from shipyard.stacks.parameters import PSEUDO
@@ -69,6 +69,11 @@ class Template:
     @property
     def mappings(self) -> dict[str, Any]:
         return dict(self.document.get("Mappings") or {})
+
+    @property
+    def blue_green_hook(self) -> bluegreen.Hook | None:
+        """The CodeDeploy blue/green hook (checked when the template was loaded)."""
+        return bluegreen.find(self.document)
 
     def conditions(self, parameters: Mapping[str, Any]) -> dict[str, bool]:
         """Every condition's value for these parameter values (pseudo ones included)."""
@@ -189,6 +194,7 @@ def check(document: Mapping[str, Any]) -> None:
     graph.creation_order(
         Template(dict(document)).dependencies(resources)  # cycles over every resource
     )
+    bluegreen.find(document)
 
 
 def _check_resource(logical_id: str, definition: Any) -> None:

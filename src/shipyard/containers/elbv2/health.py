@@ -65,10 +65,27 @@ def describe(
         return CHECKS_OFF
     if stat.status.startswith("UP"):
         return TargetHealth(TargetState.HEALTHY)
-    window = check.unhealthy * check.interval + check.timeout
-    if stat.went_down == 0 and now - row.since < window:
+    if stat.went_down <= REGISTRATION_DOWNS and now - row.since < initial_window(check):
         return CHECKING
     return _failing(stat)
+
+
+# Registration forces the new server's health down (runtime.py), and HAProxy counts
+# that as one UP→DOWN transition (chkdown 1 before any check ran): only a second one
+# means the target was up and went down. Counting from 0 made a target whose first
+# check came before its container listened "unhealthy" at once, and ECS stopped the
+# task (a replacement task set then missed its steady state under load).
+REGISTRATION_DOWNS = 1
+# However short a rehearsal's scaled clock makes the checks, a starting target has this
+# long to come up (a container takes ~0.6 s to start on Podman, more on a busy machine).
+MIN_INITIAL_SECONDS = 5.0
+
+
+def initial_window(check: HealthCheck) -> float:
+    """How long a target that has not come up yet is ``initial``, not ``unhealthy``:
+    the checks ELBv2 needs to call it unhealthy (UnhealthyThresholdCount intervals
+    plus a timeout), and never under MIN_INITIAL_SECONDS."""
+    return max(MIN_INITIAL_SECONDS, check.unhealthy * check.interval + check.timeout)
 
 
 def _failing(stat: ServerStat) -> TargetHealth:

@@ -19,6 +19,7 @@ from shipyard.platforms.ecs_steps import EcsSteps
 from shipyard.platforms.ecs_target import EcsTarget, TaskSetInfo
 from shipyard.server.context import Call, Services
 from shipyard.server.operations import appspec_reader
+from shipyard.stacks.bluegreen import stack_managed
 
 log = logging.getLogger("shipyard.ecs")
 
@@ -36,7 +37,9 @@ async def check_group(call: Call, group: dict[str, Any]) -> None:
     steps = ecs_steps(call)
     try:
         services = await asyncio.to_thread(steps.services)
-        await asyncio.to_thread(services.check_group, EcsTarget.of_group(group))
+        await asyncio.to_thread(
+            services.check_group, EcsTarget.of_group(group), stack_managed(group)
+        )
     except EcsBackendError as exc:
         raise ApiError("InvalidECSServiceException", f"The container backend: {exc}") from None
 
@@ -51,7 +54,7 @@ async def targets(
     steps = ecs_steps(call)
     try:
         services = await asyncio.to_thread(steps.services)
-        await asyncio.to_thread(services.check_deployment, target, spec)
+        await asyncio.to_thread(services.check_deployment, target, spec, stack_managed(group))
     except EcsBackendError as exc:
         raise ApiError("InvalidECSServiceException", f"The container backend: {exc}") from None
     return platform.targets(spec, target)

@@ -87,7 +87,9 @@ async def create_deployment_group(call: Call) -> Json:
     with call.services.db.tx() as conn:
         platform = members.require_application(conn, app)["computePlatform"]
     if platform == "ECS":  # the backend is asked outside the transaction
-        await ecs_deployments.check_group(call, {**group_members.defaults(platform), **given})
+        await ecs_deployments.check_group(
+            call, {**group_members.defaults(platform), **given, "applicationName": app}
+        )
     with call.services.db.tx() as conn:
         platform = members.require_application(conn, app)["computePlatform"]
         config = body.get("deploymentConfigName")
@@ -166,7 +168,7 @@ async def update_deployment_group(call: Call) -> Json:
         platform = members.require_application(conn, app)["computePlatform"]
         before = _require_group(conn, app, current)
     if platform == "ECS" and _ECS_MEMBERS & set(given):
-        await ecs_deployments.check_group(call, {**before, **given})
+        await ecs_deployments.check_group(call, {**before, **given, "applicationName": app})
     with call.services.db.tx() as conn:
         platform = members.require_application(conn, app)["computePlatform"]
         info = {**_require_group(conn, app, current), **given, "deploymentGroupName": new}

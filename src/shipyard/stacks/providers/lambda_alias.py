@@ -8,16 +8,14 @@ rollback (even after a restart) stops it first and then puts the alias back dire
 
 from __future__ import annotations
 
-import hashlib
 import json
-import time
 from typing import Any
 
+from shipyard.stacks.providers import deployment_runs as runs
 from shipyard.stacks.providers.clients import Clients, calling
-from shipyard.stacks.providers.protocol import Current, Outcome, ProviderError, Request
+from shipyard.stacks.providers.protocol import Current, Outcome, Request
 
 POLICY = "CodeDeployLambdaAliasUpdate"
-ENDED = ("Succeeded", "Failed", "Stopped")
 POLL_SECONDS = 0.5
 GONE = ("ResourceNotFoundException",)
 
@@ -77,61 +75,27 @@ class AliasProvider:
         target = str(props["FunctionVersion"])
         content = appspec(props["FunctionName"], props["Name"], current, target, policy)
         codedeploy = self.clients.client("codedeploy")
-        started = calling(
-            "CreateDeployment",
-            lambda: codedeploy.create_deployment(
-                applicationName=policy["ApplicationName"],
-                deploymentGroupName=policy["DeploymentGroupName"],
-                revision={
-                    "revisionType": "AppSpecContent",
-                    "appSpecContent": {
-                        "content": content,
-                        "sha256": hashlib.sha256(content.encode()).hexdigest(),
-                    },
-                },
-                description=f"Stack update of {request.logical_id}: version {current} to {target}",
-            ),
+        deployment_id = runs.start(
+            codedeploy,
+            policy["ApplicationName"],
+            policy["DeploymentGroupName"],
+            content,
+            f"Stack update of {request.logical_id}: version {current} to {target}",
         )
-        deployment_id = started["deploymentId"]
         request.note(
             f"CodeDeploy deployment {deployment_id} shifts {props['Name']} from version "
             f"{current} to {target}",
             {"deploymentId": deployment_id},
         )
-        info = self._wait(codedeploy, deployment_id)
-        if info["status"] != "Succeeded":
-            error = info.get("errorInformation") or {}
-            raise ProviderError(
-                f"CodeDeploy deployment {deployment_id} {info['status'].lower()}: "
-                f"{error.get('message', 'no reason given')}"
-            )
-
-    def _wait(self, codedeploy: Any, deployment_id: str) -> dict[str, Any]:
-        while True:
-            info: dict[str, Any] = calling(
-                "GetDeployment", lambda: codedeploy.get_deployment(deploymentId=deployment_id)
-            )["deploymentInfo"]
-            if info["status"] in ENDED:
-                return info
-            time.sleep(self.poll_seconds)
+        runs.succeeded(runs.wait(codedeploy, deployment_id, self.poll_seconds))
 
     def _stop(self, deployment_id: str | None, request: Request) -> None:
         """End a deployment a rollback interrupts; the alias is then put back directly."""
         if not deployment_id:
             return
         codedeploy = self.clients.client("codedeploy")
-        info = calling(
-            "GetDeployment", lambda: codedeploy.get_deployment(deploymentId=deployment_id)
-        )["deploymentInfo"]
-        if info["status"] not in ENDED:
-            request.note(f"Stopping CodeDeploy deployment {deployment_id}", {})
-            calling(
-                "StopDeployment",
-                lambda: codedeploy.stop_deployment(
-                    deploymentId=deployment_id, autoRollbackEnabled=False
-                ),
-            )
-            self._wait(codedeploy, deployment_id)
+        if runs.stop(codedeploy, deployment_id, self.poll_seconds, rollback=False):
+            request.note(f"Stopped CodeDeploy deployment {deployment_id}", {})
 
 
 def appspec(function: str, alias: str, current: str, target: str, policy: dict[str, Any]) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from shipyard.errors import ShipyardError
 
@@ -68,3 +68,12 @@ class Provider(Protocol):
     def delete(self, current: Current) -> None:
         """Delete it; one already gone is not an error."""
         ...
+
+
+@runtime_checkable
+class Abandons(Protocol):
+    """A provider whose step may leave work running (a deployment): a rollback asks it
+    to end that work, from what the step noted as ``progress``, before putting the
+    resource back."""
+
+    def abandon(self, progress: dict[str, Any], note: Note) -> None: ...

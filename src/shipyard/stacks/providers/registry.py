@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from shipyard.stacks.providers.bluegreen import with_blue_green
 from shipyard.stacks.providers.clients import Clients
 from shipyard.stacks.providers.codedeploy import (
     ApplicationProvider,
@@ -26,6 +27,11 @@ from shipyard.stacks.providers.protocol import Provider
 
 
 def providers(clients: Clients) -> dict[str, Provider]:
+    # The task set provider, once registered, also runs the blue/green hook's deployments.
+    return with_blue_green(clients, _plain(clients))
+
+
+def _plain(clients: Clients) -> dict[str, Provider]:
     return {
         "AWS::Lambda::Function": FunctionProvider(clients),
         "AWS::Lambda::Version": VersionProvider(clients),
