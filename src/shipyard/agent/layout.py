@@ -47,17 +47,19 @@ class Layout:
     def group_dir(self, group_id: str) -> Path:
         return self.root / group_id
 
+    # One joinpath rather than a chain of "/": each "/" builds and parses a Path, and
+    # these run on every lifecycle event.
     def deployment_dir(self, group_id: str, deployment_id: str) -> Path:
-        return self.root / group_id / deployment_id
+        return self.root.joinpath(group_id, deployment_id)
 
     def bundle_file(self, group_id: str, deployment_id: str) -> Path:
-        return self.deployment_dir(group_id, deployment_id) / BUNDLE_FILE
+        return self.root.joinpath(group_id, deployment_id, BUNDLE_FILE)
 
     def archive_dir(self, group_id: str, deployment_id: str) -> Path:
-        return self.deployment_dir(group_id, deployment_id) / ARCHIVE_DIR
+        return self.root.joinpath(group_id, deployment_id, ARCHIVE_DIR)
 
     def scripts_log(self, group_id: str, deployment_id: str) -> Path:
-        return self.deployment_dir(group_id, deployment_id) / "logs" / "scripts.log"
+        return self.root.joinpath(group_id, deployment_id, "logs", "scripts.log")
 
     def last_successful_file(self, group_id: str) -> Path:
         return self.instructions_dir / f"{group_id}_last_successful_install"
