@@ -1,12 +1,11 @@
 """Finding and reading the appspec of an unpacked revision, never through a link out of it.
 
 Every hook event reads the appspec again (the scripts to run come from it), so the
-common case costs a handful of system calls: the file opened relative to the archive
-directory without following a link, checked to be a regular file and read from that
-same descriptor. Anything else (a name with a directory in it, a symlink, an archive
-directory that cannot be opened that way, any other error) goes the general way: the
-path resolved by hand inside the bundle (:func:`shipyard.agent.tree.stays_inside`), then
-read.
+common case costs four system calls: the file opened without following a link in its
+last component, checked to be a regular file and read from that same descriptor.
+Anything else (a name with a directory in it, a symlink, a missing file or archive, any
+other error opening it) goes the general way: the path resolved by hand inside the
+bundle (:func:`shipyard.agent.tree.stays_inside`), then read.
 """
 
 from __future__ import annotations
@@ -73,27 +72,21 @@ def _read(archive: Path, name: str) -> str | None:
 
 
 def _read_quickly(archive: Path, name: str) -> bytes | None:
+    # One open of the full path: O_NOFOLLOW refuses a link in the last component (the
+    # only one the bundle controls, as the name has no "/"); the directories above are
+    # the agent's own, followed as the general way follows them.
     if "/" in name:
         raise _GeneralWay
     try:
-        root = os.open(archive, tree.DIRECTORY_FLAGS)
-    except OSError:
+        fd = os.open(f"{archive}{os.sep}{name}", _FILE_FLAGS)
+    except OSError:  # missing (the file, or the archive: the general way says which), a link
         raise _GeneralWay from None
     try:
-        try:
-            fd = os.open(name, _FILE_FLAGS, dir_fd=root)
-        except FileNotFoundError:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
             return None
-        except OSError:  # ELOOP: a symlink, maybe to a file inside the bundle
-            raise _GeneralWay from None
-        try:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                return None
-            return _read_all(fd, name)
-        finally:
-            os.close(fd)
+        return _read_all(fd, name)
     finally:
-        os.close(root)
+        os.close(fd)
 
 
 def _read_generally(archive: Path, name: str) -> bytes | None:
