@@ -155,6 +155,74 @@ def sign_headers(
     return out
 
 
+class PresetSigner:
+    """What :func:`sign_headers` returns, for a client whose requests differ only in
+    body, date and the headers named ``varying``: the canonical request's fixed parts
+    (method, path, the other headers, the signed-header list) are put together once,
+    and the signing key is derived once a day. The agent signs every request it sends."""
+
+    def __init__(
+        self,
+        creds: Credentials,
+        *,
+        method: str,
+        host: str,
+        path: str,
+        headers: Mapping[str, str],
+        varying: Collection[str],
+        region: str,
+        service: str,
+    ) -> None:
+        self._creds = creds
+        self._region, self._service = region, service
+        fixed = {k.lower(): v for k, v in headers.items()}
+        fixed["host"] = host
+        self._varying = frozenset(name.lower() for name in varying) | {"x-amz-date"}
+        names = sorted(set(fixed) | self._varying)
+        # Per signed header: its canonical line when fixed, else None (filled per request).
+        self._lines = [
+            (name, None if name in self._varying else _canonical_header(name, fixed[name]))
+            for name in names
+        ]
+        self._signed = ";".join(names)
+        self._head = f"{method}\n{uri_encode(path, keep_slash=True) or '/'}\n\n"
+        self._out = {**headers, "Host": host}
+        self._day_key = ("", b"")
+
+    def sign(self, body: bytes, amz_date: str, varying: Mapping[str, str]) -> dict[str, str]:
+        """The request's headers, signed: the fixed ones, ``varying``, Host, X-Amz-Date
+        and Authorization."""
+        values = {k.lower(): v for k, v in varying.items()}
+        values["x-amz-date"] = amz_date
+        if set(values) != self._varying:
+            raise ValueError(f"expected the headers {sorted(self._varying)}, got {sorted(values)}")
+        header_lines = "".join(
+            line if line is not None else _canonical_header(name, values[name])
+            for name, line in self._lines
+        )
+        canonical = f"{self._head}{header_lines}\n{self._signed}\n{sha256_hex(body)}"
+        date = amz_date[:8]
+        day_key = self._day_key  # one tuple, so that a thread never pairs a date and a key
+        if day_key[0] != date:
+            secret = self._creds.secret_access_key
+            day_key = (date, signing_key(secret, date, self._region, self._service))
+            self._day_key = day_key
+        scope = f"{date}/{self._region}/{self._service}/aws4_request"
+        to_sign = string_to_sign(amz_date, scope, canonical)
+        out = {**self._out, **varying}
+        out["X-Amz-Date"] = amz_date
+        out["Authorization"] = (
+            f"{ALGORITHM} Credential={self._creds.access_key_id}/{scope}, "
+            f"SignedHeaders={self._signed}, "
+            f"Signature={hmac_sha256(day_key[1], to_sign.encode()).hex()}"
+        )
+        return out
+
+
+def _canonical_header(name: str, value: str) -> str:
+    return f"{name}:{' '.join(value.strip().split())}\n"
+
+
 @dataclass(frozen=True)
 class ParsedAuthorization:
     access_key_id: str

@@ -14,6 +14,7 @@ import ssl
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -227,6 +228,49 @@ def test_an_unread_body_is_not_mistaken_for_the_next_answer() -> None:
         assert conn.request("GET", "/").read() == b"abcdef"
         conn.close()
     assert server.connections == 2
+
+
+HEAD_LINES = [
+    "HTTP/1.1 200 Fine",
+    "X-A: 1",
+    "x-a: 2",
+    "X-Folded: one",
+    "\t two",
+    "Content-Length: 2",
+]
+
+
+def send_in_pieces(pieces: list[bytes]) -> Answer:
+    def answer(_request: Request, conn: socket.socket) -> bool:
+        for piece in pieces:
+            conn.sendall(piece)
+            time.sleep(0.05)  # lets the client read each piece on its own
+        return True
+
+    return answer
+
+
+@pytest.mark.parametrize(
+    "pieces",
+    [
+        ["\r\n".join(HEAD_LINES).encode() + b"\r\n\r\nok"],  # the whole head in one read
+        ["\n".join(HEAD_LINES).encode() + b"\n\nok"],  # bare line feeds
+        [
+            "\r\n".join(HEAD_LINES[:3]).encode(),
+            b"\r\n" + "\r\n".join(HEAD_LINES[3:]).encode() + b"\r\n\r\nok",
+        ],
+    ],
+    ids=["one-read", "bare-lf", "split"],
+)
+def test_a_head_reads_the_same_however_it_arrives(pieces: list[bytes]) -> None:
+    with raw_server(send_in_pieces(pieces)) as server:
+        conn = connect(server)
+        response = conn.request("GET", "/")
+        assert (response.status, response.reason) == (200, "Fine")
+        assert response.headers == {"x-a": "1, 2", "x-folded": "one two", "content-length": "2"}
+        assert response.read() == b"ok"
+        assert conn.is_open and conn.answered == 1
+        conn.close()
 
 
 def test_informational_answers_are_skipped_and_204_has_no_body() -> None:

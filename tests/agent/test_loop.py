@@ -59,6 +59,25 @@ def test_a_tracked_command_is_interrupted_until_it_ends(tmp_path: Path) -> None:
     assert tracker.interrupted(time.time()) == []
 
 
+def test_an_empty_tracking_file_is_not_an_interrupted_command(tmp_path: Path) -> None:
+    """What a kill between creating the file and writing the id leaves: the command had
+    not started, so there is nothing to report (as with no file at all)."""
+    tracker = CommandTracker(tmp_path)
+    tracker.begin(DEPLOYMENT, "17")
+    (tracker.directory / DEPLOYMENT).write_text("")
+    assert tracker.interrupted(time.time()) == []
+
+
+def test_tracking_survives_its_directory_being_removed(tmp_path: Path) -> None:
+    tracker = CommandTracker(tmp_path)
+    tracker.begin(DEPLOYMENT, "17")
+    tracker.clear()
+    tracker.directory.rmdir()
+    tracker.end(DEPLOYMENT)  # nothing to forget: no error either
+    tracker.begin(DEPLOYMENT, "18")
+    assert [c.command_id for c in tracker.interrupted(time.time())] == ["18"]
+
+
 def test_tracking_files_older_than_a_day_are_ignored_and_cleared(tmp_path: Path) -> None:
     tracker = CommandTracker(tmp_path)
     tracker.begin("d-OLD000001", "1")

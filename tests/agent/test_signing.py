@@ -69,3 +69,42 @@ def test_sign_headers_agrees_with_botocore_and_verify_accepts_it() -> None:
     assert verify(SECRET, body)
     assert not verify(SECRET, body + b" ")
     assert not verify("another secret", body)
+
+
+@pytest.mark.parametrize(
+    ("path", "target", "extra"),
+    [
+        ("/", "CodeDeployCommandService_v20141006.PollHostCommand", {}),
+        ("/a path/x", "  spaced   target ", {"X-Extra": "one  two"}),
+    ],
+)
+def test_the_preset_signer_signs_as_sign_headers_does(
+    path: str, target: str, extra: dict[str, str]
+) -> None:
+    creds = sigv4.Credentials(KEY_ID, SECRET)
+    fixed = {"Content-Type": "application/x-amz-json-1.1", **extra}
+    signer = sigv4.PresetSigner(
+        creds,
+        method="POST",
+        host="127.0.0.1:8080",
+        path=path,
+        headers=fixed,
+        varying=["X-Amz-Target"],
+        region="eu-west-3",
+        service="codedeploy-commands",
+    )
+    for body, amz_date in ((b"{}", "20261205T235959Z"), (b'{"a":1}', "20261206T000001Z")):
+        expected = sigv4.sign_headers(
+            creds,
+            method="POST",
+            host="127.0.0.1:8080",
+            path=path,
+            body=body,
+            headers={**fixed, "X-Amz-Target": target},
+            region="eu-west-3",
+            service="codedeploy-commands",
+            amz_date=amz_date,
+        )
+        assert signer.sign(body, amz_date, {"X-Amz-Target": target}) == expected
+    with pytest.raises(ValueError, match="expected the headers"):
+        signer.sign(b"{}", "20261205T235959Z", {})

@@ -101,7 +101,20 @@ class CommandClient:
         self._port = parts.port or (443 if self._https else 80)
         self._host_header = parts.netloc.rpartition("@")[2]
         self._path = parts.path or "/"
-        self._credentials = sigv4.Credentials(config.access_key_id, config.secret_access_key)
+        self._signer = sigv4.PresetSigner(
+            sigv4.Credentials(config.access_key_id, config.secret_access_key),
+            method="POST",
+            host=self._host_header,
+            path=self._path,
+            headers={
+                "Content-Type": CONTENT_TYPE,
+                "x-amz-codedeploy-agent-version": AGENT_VERSION,
+            },
+            varying=["X-Amz-Target"],
+            region=config.region,
+            service=SIGNING_SERVICE,
+        )
+        self._date = (-1, "")  # (epoch second, its X-Amz-Date text)
         self._read_timeout = config.poll_seconds + READ_TIMEOUT_MARGIN
         self._ssl_context: ssl.SSLContext | None = None
         if self._https:
@@ -244,20 +257,8 @@ class CommandClient:
 
     def _send(self, operation: str, data: bytes) -> tuple[int, bytes]:
         conn = self._connection()
-        headers = sigv4.sign_headers(
-            self._credentials,
-            method="POST",
-            host=self._host_header,
-            path=self._path,
-            body=data,
-            headers={
-                "Content-Type": CONTENT_TYPE,
-                "X-Amz-Target": TARGET_PREFIX + operation,
-                "x-amz-codedeploy-agent-version": AGENT_VERSION,
-            },
-            region=self._config.region,
-            service=SIGNING_SERVICE,
-            amz_date=time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(self._clock())),
+        headers = self._signer.sign(
+            data, self._amz_date(), {"X-Amz-Target": TARGET_PREFIX + operation}
         )
         try:
             response = conn.http.request("POST", self._path, headers, data)
@@ -269,6 +270,14 @@ class CommandClient:
         if response.will_close:
             self._drop(conn)
         return response.status, raw
+
+    def _amz_date(self) -> str:
+        now = int(self._clock())
+        cached = self._date
+        if cached[0] != now:
+            cached = (now, time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now)))
+            self._date = cached
+        return cached[1]
 
     def _current(self) -> _Connection | None:
         conn: _Connection | None = getattr(self._local, "conn", None)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from shipyard.agent import tree
+from shipyard.agent import appspec_file
 from shipyard.agent.hooks import DEFAULT_KILL_GRACE, CommandResult, HookRun, ScriptError, run_event
 from shipyard.agent.layout import ARCHIVE_DIR, PRIVATE_MODE, Layout
 from shipyard.config import AgentConfig
@@ -43,7 +43,6 @@ BLUE_GREEN_ROLLBACK_SOURCES = {
     "BeforeAllowTraffic": "last_successful",
     "AfterAllowTraffic": "last_successful",
 }
-APPSPEC_FALLBACKS = ("appspec.yaml", "appspec.yml")
 BUNDLE_TYPES = frozenset({"tar", "tgz", "zip"})
 # Ids become directory names: never let one climb out of the deployment root.
 SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
@@ -268,20 +267,31 @@ def _download_bundle(layout: Layout, spec: DeploymentSpec, config: AgentConfig) 
 def _prune_old_deployments(layout: Layout, spec: DeploymentSpec, max_revisions: int) -> None:
     """Keep ``max_revisions`` deployment directories of the group, the current one included.
 
-    The oldest (by mtime) go first; the last successful install is never removed.
+    The oldest (by mtime) go first; the last successful install is never removed (the
+    same directory: same device and inode, however its marker spells the path).
     """
-    group = spec.deployment_group_id
-    current = layout.deployment_dir(group, spec.deployment_id)
-    others = [p for p in layout.group_dir(group).iterdir() if p.is_dir() and p != current]
+    # scandir, not iterdir: each entry's type comes with the listing and its stat is
+    # taken once; this runs on every DownloadBundle.
+    with os.scandir(layout.group_dir(spec.deployment_group_id)) as entries:
+        others = [e for e in entries if e.name != spec.deployment_id and e.is_dir()]
     extra = len(others) - max(1, max_revisions) + 1
     if extra <= 0:
         return
-    protected = layout.last_successful_dir(group)
+    protected = _stat_or_none(layout.last_successful_dir(spec.deployment_group_id))
     if protected is not None:
-        others = [p for p in others if not _same_path(p, protected)]
-    others.sort(key=lambda p: p.stat().st_mtime)
+        others = [e for e in others if not os.path.samestat(e.stat(), protected)]
+    others.sort(key=lambda e: e.stat().st_mtime)
     for old in others[:extra]:
-        shutil.rmtree(old, ignore_errors=True)
+        shutil.rmtree(old.path, ignore_errors=True)
+
+
+def _stat_or_none(path: Path | None) -> os.stat_result | None:
+    if path is None:
+        return None
+    try:
+        return os.stat(path)
+    except OSError:
+        return None
 
 
 def _install(layout: Layout, spec: DeploymentSpec) -> None:
@@ -373,29 +383,10 @@ def _fallback_source(spec: DeploymentSpec, event: str) -> str | None:
 
 
 def _load_appspec(archive: Path, spec: DeploymentSpec) -> AppSpec:
-    from shipyard.agent import appspec
-
-    if not archive.is_dir():
-        raise _CommandError(
-            f"the revision is not on this host ({archive} is missing); "
-            "DownloadBundle must succeed first"
-        )
-    for name in (spec.appspec_filename, *APPSPEC_FALLBACKS):
-        candidate = archive / name
-        # The agent reads it as root: never through a link out of the bundle.
-        if tree.stays_inside(archive, name) and candidate.is_file():
-            try:
-                text = candidate.read_text(encoding="utf-8")
-            except (OSError, UnicodeDecodeError) as exc:
-                raise _CommandError(f"cannot read {name}: {exc}") from None
-            try:
-                return appspec.parse(text)
-            except appspec.AppSpecError as exc:
-                raise _CommandError(f"{name}: {exc}") from None
-    raise _CommandError(
-        f"no AppSpec file in the revision: looked for {spec.appspec_filename}, "
-        f"{' and '.join(APPSPEC_FALLBACKS)} at the root of {archive}"
-    )
+    try:
+        return appspec_file.load(archive, spec.appspec_filename)
+    except appspec_file.AppSpecFileError as exc:
+        raise _CommandError(str(exc)) from None
 
 
 def script_environment(spec: DeploymentSpec, event: str) -> dict[str, str]:
@@ -423,13 +414,6 @@ def script_environment(spec: DeploymentSpec, event: str) -> dict[str, str]:
     else:
         env["BUNDLE_COMMIT"] = revision.commit_id
     return env
-
-
-def _same_path(a: Path, b: Path) -> bool:
-    try:
-        return a.resolve() == b.resolve()
-    except OSError:
-        return False
 
 
 __all__ = [

@@ -23,10 +23,11 @@ failed". Two kinds are worth telling apart:
 from __future__ import annotations
 
 import contextlib
+import io
 import re
 import socket
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import ssl
@@ -89,7 +90,7 @@ class Connection:
         self._connect_timeout = connect_timeout
         self._read_timeout = read_timeout
         self._sock: socket.socket | None = None
-        self._reader: BinaryIO | None = None
+        self._reader: io.BufferedReader | None = None
         self._response: Response | None = None
         # Answers completed on the current socket; above zero the socket is being reused.
         self.answered = 0
@@ -179,7 +180,7 @@ class Response:
     def __init__(
         self,
         connection: Connection,
-        reader: BinaryIO,
+        reader: io.BufferedReader,
         status: int,
         reason: str,
         headers: dict[str, str],
@@ -285,12 +286,15 @@ def _request_head(
     return "\r\n".join(lines).encode("latin-1")
 
 
-def _read_response(connection: Connection, reader: BinaryIO, method: str) -> Response:
-    while True:
+def _read_response(connection: Connection, reader: io.BufferedReader, method: str) -> Response:
+    head = _read_head_quickly(reader)
+    while head is None:
         version, status, reason = _read_status(reader)
         headers = _read_headers(reader)
         if not 100 <= status < 200:
-            break  # informational answers (100 Continue) precede the real one
+            head = version, status, reason, headers
+        # else: informational answers (100 Continue) precede the real one
+    version, status, reason, headers = head
     tokens = {t.strip().lower() for t in headers.get("connection", "").split(",")}
     will_close = "close" in tokens or (version == "HTTP/1.0" and "keep-alive" not in tokens)
     chunked = headers.get("transfer-encoding", "").lower().rstrip().endswith("chunked")
@@ -315,7 +319,42 @@ def _read_response(connection: Connection, reader: BinaryIO, method: str) -> Res
     )
 
 
-def _read_status(reader: BinaryIO) -> tuple[str, int, str]:
+def _read_head_quickly(reader: io.BufferedReader) -> tuple[str, int, str, dict[str, str]] | None:
+    """The usual answer's status and headers in one piece: when the first read brought
+    the whole head, ends every line with CRLF and is a final answer (not 1xx), take it
+    from the buffer at once. None (nothing consumed) sends the caller line by line,
+    the general way, which reads anything else as it always did."""
+    try:
+        buffered = reader.peek(1)
+    except ConnectionResetError as exc:
+        raise ConnectionClosed(f"connection reset before an answer: {exc}") from exc
+    end = buffered.find(b"\r\n\r\n")
+    if end < 0 or buffered.count(b"\n", 0, end) != buffered.count(b"\r\n", 0, end):
+        return None
+    lines = buffered[:end].decode("latin-1").split("\r\n")
+    version, _, rest = lines[0].partition(" ")
+    code, _, reason = rest.partition(" ")
+    if not version.startswith("HTTP/1.") or len(code) != 3 or not code.isdigit():
+        return None  # the general way says what is wrong with it
+    status = int(code)
+    if 100 <= status < 200 or len(lines) > MAX_HEADERS + 1:
+        return None
+    headers: dict[str, str] = {}
+    name = ""
+    for text in lines[1:]:
+        if text[0] in " \t" and name:  # an obsolete folded continuation line
+            headers[name] += " " + text.strip()
+            continue
+        raw_name, colon, value = text.partition(":")
+        if not colon:
+            return None
+        name, value = raw_name.strip().lower(), value.strip()
+        headers[name] = f"{headers[name]}, {value}" if name in headers else value
+    reader.read(end + 4)  # consume the head: it is in the buffer, nothing waits
+    return version, status, reason.strip(), headers
+
+
+def _read_status(reader: io.BufferedReader) -> tuple[str, int, str]:
     try:
         line = reader.readline(MAX_LINE)
     except ConnectionResetError as exc:
@@ -329,7 +368,7 @@ def _read_status(reader: BinaryIO) -> tuple[str, int, str]:
     return version, int(code), reason.strip()
 
 
-def _read_headers(reader: BinaryIO) -> dict[str, str]:
+def _read_headers(reader: io.BufferedReader) -> dict[str, str]:
     headers: dict[str, str] = {}
     name = ""
     for _ in range(MAX_HEADERS):

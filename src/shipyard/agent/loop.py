@@ -33,6 +33,7 @@ from shipyard.agent.client import (
     ProtocolError,
 )
 from shipyard.agent.layout import Layout
+from shipyard.agent.logs import configure_logging
 from shipyard.agent.startup import StartupError, prepare_root
 from shipyard.agent.state import CommandTracker
 from shipyard.agent.stream import OutputStreamer
@@ -60,7 +61,6 @@ SPEC_CACHE_SIZE = 64  # deployments whose specification a worker remembers
 # The server presigns bundle URLs for an hour; a specification younger than this still
 # has a usable one, so DownloadBundle need not fetch it again.
 SPEC_FRESH_SECONDS = 600.0
-LOG_FORMAT = "%(asctime)s %(levelname)s [%(threadName)s] %(message)s"
 
 
 def backoff_delay(failures: int, rng: random.Random) -> float:
@@ -154,6 +154,8 @@ class CommandWorker:
         self.tracker = tracker
         # execution id -> (specification, when it was fetched)
         self._specs: dict[str, tuple[dict[str, Any], float]] = {}
+        # id(payload) -> (payload, its parse); the payload is held so the id stays its own
+        self._parsed_specs: dict[int, tuple[dict[str, Any], executor.DeploymentSpec]] = {}
         self._specs_lock = threading.Lock()
 
     def handle(self, command: HostCommand) -> HostCommand | None:
@@ -203,12 +205,31 @@ class CommandWorker:
         while len(self._specs) > SPEC_CACHE_SIZE:
             self._specs.pop(next(iter(self._specs)))
 
+    def _parsed(self, payload: dict[str, Any]) -> executor.DeploymentSpec:
+        """``payload`` parsed, once per payload: the events of a deployment handed back
+        with results share the cached payload object, so its parse is kept beside it."""
+        key = id(payload)
+        with self._specs_lock:
+            hit = self._parsed_specs.get(key)
+        if hit is not None and hit[0] is payload:
+            return hit[1]
+        spec = executor.parse_spec(payload)  # a ValueError is not cached: it fails each time
+        with self._specs_lock:
+            self._parsed_specs[key] = (payload, spec)
+            while len(self._parsed_specs) > SPEC_CACHE_SIZE:
+                self._parsed_specs.pop(next(iter(self._parsed_specs)))
+        return spec
+
     def _handle(self, command: HostCommand) -> HostCommand | None:
         name, command_id = command.command_name, command.command_id
         payload = self._specification(command)
+        is_noop = False
         try:
-            spec = executor.parse_spec(payload)
-            is_noop = executor.is_noop(name, spec, self.config)
+            spec = self._parsed(payload)
+            # Only an acknowledgement says whether the command is a no-op: a command
+            # handed back already acknowledged skips the check (it reads the appspec).
+            if not command.acknowledged:
+                is_noop = executor.is_noop(name, spec, self.config)
         except Exception as exc:  # a bad spec fails the command, visibly
             if not command.acknowledged:
                 self._acknowledge(command, is_noop=False)
@@ -447,25 +468,6 @@ def run_agent(config: AgentConfig, stop: threading.Event) -> None:
         log.info("agent stopped")
 
 
-def configure_logging(config: AgentConfig) -> None:
-    """Log to stderr and to ``<log_dir>/shipyard-agent.log``."""
-    logger = logging.getLogger("shipyard.agent")
-    logger.setLevel(logging.DEBUG if config.verbose else logging.INFO)
-    logger.propagate = False
-    formatter = logging.Formatter(LOG_FORMAT)
-    to_stderr = logging.StreamHandler(sys.stderr)
-    to_stderr.setFormatter(formatter)
-    logger.addHandler(to_stderr)
-    try:
-        config.log_dir.mkdir(parents=True, exist_ok=True)
-        to_file = logging.FileHandler(config.log_dir / "shipyard-agent.log")
-    except OSError as exc:
-        logger.warning("logging to stderr only: %s", exc)
-        return
-    to_file.setFormatter(formatter)
-    logger.addHandler(to_file)
-
-
 def main(config_path: Path) -> int:
     """``shipyard agent --config FILE``: run until SIGTERM or SIGINT."""
     try:
@@ -479,7 +481,7 @@ def main(config_path: Path) -> int:
     except StartupError as exc:
         print(f"shipyard agent: {exc}", file=sys.stderr)
         return 1
-    configure_logging(config)
+    configure_logging(config.log_dir, verbose=config.verbose)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda _signum, _frame: stop.set())
@@ -496,7 +498,6 @@ __all__ = [
     "CommandWorker",
     "WorkerPool",
     "backoff_delay",
-    "configure_logging",
     "main",
     "poll_forever",
     "recover_interrupted",

@@ -9,12 +9,15 @@ died mid-command; if it is less than a day old, that command is reported as fail
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 TRACKING_DIR = "ongoing-deployment"
 MAX_AGE_SECONDS = 24 * 3600
+_WRITE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
 # Deployment ids become file names: allow only what CodeDeploy ids are made of.
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 
@@ -33,24 +36,35 @@ class CommandTracker:
 
     def __init__(self, root_dir: Path) -> None:
         self.directory = root_dir / TRACKING_DIR
+        self._prefix = f"{self.directory}{os.sep}"  # paths as strings: two per event
 
     def begin(self, deployment_id: str, command_id: str) -> None:
         """Record that ``command_id`` of ``deployment_id`` is about to run.
 
-        Written whole or not at all (a temporary file renamed into place), but not
-        synced: the file must outlive the agent's process (killed, crashed), which the
-        page cache ensures; an fsync on every lifecycle event cost about 0.25 ms of CPU
-        and 4 ms of waiting. If the machine itself goes down the file may be lost, and
-        the server fails the event at its timeout instead of on the agent's restart."""
+        One small write to a file created for it (``end`` removed the last one), which
+        a killed process cannot leave half done: the file is either absent, empty or
+        whole, and ``interrupted`` passes over an empty one, as it would over a missing
+        one (the command had not started). No temporary file, rename or fsync: the file
+        must outlive the agent's process (killed, crashed), which the page cache
+        ensures, and these cost a few system calls on every lifecycle event (an fsync
+        about 0.25 ms of CPU and 4 ms of waiting). If the machine itself goes down the
+        file may be lost, and the server fails the event at its timeout instead of on
+        the agent's restart."""
         path = self._path(deployment_id)
-        self.directory.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(f".{path.name}.tmp")
-        temporary.write_text(command_id)
-        temporary.replace(path)
+        try:
+            fd = os.open(path, _WRITE_FLAGS, 0o600)
+        except FileNotFoundError:  # the first command since the directory went away
+            self.directory.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, _WRITE_FLAGS, 0o600)
+        try:
+            os.write(fd, command_id.encode())
+        finally:
+            os.close(fd)
 
     def end(self, deployment_id: str) -> None:
         """The command's result has been reported: forget it."""
-        self._path(deployment_id).unlink(missing_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self._path(deployment_id))
 
     def interrupted(self, now: float) -> list[InterruptedCommand]:
         """Commands whose tracking file is younger than a day, newest first."""
@@ -77,10 +91,10 @@ class CommandTracker:
             if path.is_file():
                 path.unlink(missing_ok=True)
 
-    def _path(self, deployment_id: str) -> Path:
+    def _path(self, deployment_id: str) -> str:
         if not _SAFE_NAME.fullmatch(deployment_id):
             raise ValueError(f"deployment id is not a safe file name: {deployment_id!r}")
-        return self.directory / deployment_id
+        return f"{self._prefix}{deployment_id}"
 
 
 __all__ = ["MAX_AGE_SECONDS", "TRACKING_DIR", "CommandTracker", "InterruptedCommand"]
