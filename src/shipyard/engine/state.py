@@ -171,7 +171,7 @@ class DeploymentState:
 
     def header_doc(self) -> dict[str, Any]:
         """The deployment-level part, without targets (stored in their own rows)."""
-        doc = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "targets"}
+        doc = {name: getattr(self, name) for name in _HEADER_FIELDS}
         doc["status"] = self.status.value
         return doc
 
@@ -188,6 +188,10 @@ class DeploymentState:
         fields["strategy"] = Strategy(fields.get("strategy") or default)
         fields.setdefault("server_events", list(_SERVER_TRAFFIC_EVENTS))
         return cls(**fields, targets={t.target_id: t for t in targets})
+
+
+# Every step saves the header: its field names are listed once, not per call.
+_HEADER_FIELDS = tuple(f.name for f in fields(DeploymentState) if f.name != "targets")
 
 
 @dataclass

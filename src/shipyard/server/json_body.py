@@ -102,6 +102,9 @@ def parse_object(body: bytes) -> dict[str, Any]:
         raise _serialization("Request body is not valid JSON") from None
     if not isinstance(payload, dict):
         raise _serialization("Request body must be a JSON object")
-    if _depth(payload) > MAX_DEPTH:
+    # Each level opens with a bracket: few brackets bound the depth without a walk
+    # (most requests, every agent's; brackets inside strings only count extra).
+    brackets = body.count(b"{") + body.count(b"[")
+    if brackets > MAX_DEPTH and _depth(payload) > MAX_DEPTH:
         raise _serialization(f"Request body nests deeper than {MAX_DEPTH} levels")
     return payload
