@@ -14,8 +14,10 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import psycopg
 import pytest
 from sqlalchemy import Connection, func, select
+from sqlalchemy.exc import OperationalError
 
 from shipyard.agent.client import CommandClient, HostCommand, ProtocolError
 from shipyard.engine.lifecycle import IN_PLACE
@@ -84,6 +86,26 @@ def test_a_failing_piece_rolls_back_alone(db: Database) -> None:
     assert _apps(db) == ["a0", "a2"]
     assert woken == [{"a0"}, {"a2"}]
     assert group.batches == 2
+
+
+def test_a_deadlock_victim_runs_again(db: Database) -> None:
+    """What PostgreSQL does to one transaction of a lock cycle: it is rolled back whole,
+    and run again instead of failing its request."""
+    attempts: list[int] = []
+    add = _add_app("again")
+
+    def work(conn: Connection, after: AfterCommit) -> str:
+        attempts.append(1)
+        result = add(conn, after)
+        if len(attempts) == 1:
+            cycle = psycopg.errors.DeadlockDetected("deadlock detected")
+            raise OperationalError("SELECT ... FOR UPDATE", {}, cycle)
+        return result
+
+    group: GroupCommit[str] = GroupCommit(db, lambda after: None)
+    assert asyncio.run(group.run(work)) == "again"
+    assert len(attempts) == 2
+    assert _apps(db) == ["again"]  # the first attempt's write was rolled back
 
 
 def _host(server: LiveServer, tmp_path: Path, name: str, group: str) -> CommandClient:
