@@ -37,7 +37,7 @@ class Compiled:
     processors: dict[str, Callable[[Any], Any]]
 
     def args(self, params: Params) -> Any:
-        values = {**self.defaults, **params} if self.defaults else params
+        values = {**self.defaults, **params}  # a copy: the caller's dict stays as given
         for name, process in self.processors.items():
             values[name] = process(values[name])
         if self.positions is None:
@@ -71,23 +71,22 @@ def compile_for(dialect: Dialect, statement: ClauseElement) -> Compiled:
 def run(conn: Connection, statement: ClauseElement, params: Params) -> list[Row]:
     """Execute in ``conn``'s transaction; the rows it returns (none for most writes)."""
     compiled = _compiled(conn, statement)
-    args = compiled.args(params)
-    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-    try:
-        cursor.execute(compiled.sql, args)
-        return list(cursor.fetchall()) if cursor.description else []
-    except conn.dialect.loaded_dbapi.Error as exc:
-        raise _wrapped(conn, compiled.sql, args, exc) from exc
-    finally:
-        cursor.close()
+    return _on_cursor(conn, compiled, compiled.args(params), many=False)
 
 
 def run_many(conn: Connection, statement: ClauseElement, rows: Sequence[Params]) -> None:
     compiled = _compiled(conn, statement)
-    args = [compiled.args(params) for params in rows]
+    _on_cursor(conn, compiled, [compiled.args(params) for params in rows], many=True)
+
+
+def _on_cursor(conn: Connection, compiled: Compiled, args: Any, *, many: bool) -> list[Row]:
     cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
     try:
-        cursor.executemany(compiled.sql, args)
+        if many:
+            cursor.executemany(compiled.sql, args)
+            return []
+        cursor.execute(compiled.sql, args)
+        return list(cursor.fetchall()) if cursor.description else []
     except conn.dialect.loaded_dbapi.Error as exc:
         raise _wrapped(conn, compiled.sql, args, exc) from exc
     finally:
