@@ -2,8 +2,9 @@
 asyncio process, speaking the real agent protocol to a Shipyard server.
 
 Each simulated agent holds one keep-alive connection and loops as the real agent
-does: PollHostCommand (long poll, asking for the specification along with a command);
-GetDeploymentSpecification only when it did not come along, PutHostCommandAcknowledgement,
+does: PollHostCommand (long poll, asking for the specification along with a command,
+and for the command acknowledged); GetDeploymentSpecification only when it did not come
+along, PutHostCommandAcknowledgement only when the command did not come acknowledged,
 then at once PutHostCommandComplete with error_code 0 (no scripts run) and
 ``ShipyardNextCommand``; a command handed back with the result runs next, without a
 poll or an acknowledgement. Errors are counted and retried after a second.
@@ -69,7 +70,11 @@ class SimulatedAgent:
                 poll = asyncio.ensure_future(
                     self.conn.call(
                         "PollHostCommand",
-                        {"HostIdentifier": self.host_identifier, "ShipyardSpecification": True},
+                        {
+                            "HostIdentifier": self.host_identifier,
+                            "ShipyardSpecification": True,
+                            "ShipyardAcknowledge": True,
+                        },
                     )
                 )
                 if first:

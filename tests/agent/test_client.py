@@ -57,6 +57,7 @@ def test_poll_is_a_signed_json_request_and_returns_the_command(tmp_path: Path) -
         "HostIdentifier": HOST_ARN,
         "ShipyardPollSeconds": 1.0,
         "ShipyardSpecification": True,
+        "ShipyardAcknowledge": True,
         "ShipyardAgentVersion": f"shipyard {__version__} (Python {platform.python_version()})",
     }
     assert request.signature_ok

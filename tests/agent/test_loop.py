@@ -367,18 +367,21 @@ class Service:
                 self.completed.set()
             return 200, {}
 
-    def add(self, command_id: str, name: str, spec: dict[str, Any]) -> None:
+    def add(
+        self, command_id: str, name: str, spec: dict[str, Any], *, acknowledged: bool = False
+    ) -> None:
         execution_id = f"{spec['DeploymentId']}/{command_id}/{name}/web-1"
         self.specs[execution_id] = spec
-        self.commands.append(
-            {
-                "HostCommandIdentifier": command_id,
-                "HostIdentifier": HOST_ARN,
-                "DeploymentExecutionId": execution_id,
-                "CommandName": name,
-                "Nonce": 0,
-            }
-        )
+        command: dict[str, Any] = {
+            "HostCommandIdentifier": command_id,
+            "HostIdentifier": HOST_ARN,
+            "DeploymentExecutionId": execution_id,
+            "CommandName": name,
+            "Nonce": 0,
+        }
+        if acknowledged:  # as Shipyard's server answers a poll with ShipyardAcknowledge
+            command["ShipyardAcknowledged"] = True
+        self.commands.append(command)
         self.expected_completions += 1
 
 
@@ -444,6 +447,53 @@ def test_a_hook_runs_tracked_and_streamed_and_its_result_is_reported(tmp_path: P
     assert "tracked as 42" in payload["log"]
     assert CommandTracker(config.root_dir).interrupted(time.time()) == []
     assert all(r.signature_ok for r in server.requests)
+
+
+def test_a_command_polled_acknowledged_runs_without_an_acknowledgement(tmp_path: Path) -> None:
+    service = Service([])
+    service.add("43", "ApplicationStart", spec_payload(), acknowledged=True)
+    marker = tmp_path / "ran"
+    server, _config = run_commands(
+        tmp_path,
+        service,
+        lambda root: unpacked_revision(root, {"ApplicationStart": f"echo x >> {marker}\n"}),
+    )
+    [poll, *_] = server.bodies("PollHostCommand")
+    assert poll["ShipyardAcknowledge"] is True
+    assert server.bodies("PutHostCommandAcknowledgement") == []
+    assert completion(server, "43")[0] == "Succeeded"
+    assert marker.read_text() == "x\n"
+
+
+def test_a_command_offered_again_after_its_result_was_lost_does_not_run_twice(
+    tmp_path: Path,
+) -> None:
+    """The agent ran the command, its result never reached the server, and a later poll
+    offers it again (acknowledged, so no acknowledgement would settle it): the tracking
+    file says it ran, so it is reported failed rather than run a second time."""
+    tracked: list[Path] = []
+
+    class OfferedAgain(Service):
+        def __call__(self, operation: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+            if operation == "PollHostCommand" and self.commands:
+                # This agent process ran it before (its start-up recovery has passed).
+                CommandTracker(tracked[0]).begin(DEPLOYMENT, "44")
+            return super().__call__(operation, body)
+
+    service = OfferedAgain([])
+    service.add("44", "ApplicationStart", spec_payload(), acknowledged=True)
+    marker = tmp_path / "ran"
+
+    def prepare(root: Path) -> None:
+        unpacked_revision(root, {"ApplicationStart": f"echo x >> {marker}\n"})
+        tracked.append(root)
+
+    server, config = run_commands(tmp_path, service, prepare)
+    status, payload = completion(server, "44")
+    assert status == "Failed"
+    assert "could not be delivered" in payload["message"]
+    assert not marker.exists()
+    assert CommandTracker(config.root_dir).interrupted(time.time()) == []
 
 
 def test_a_failing_script_is_reported_failed_with_its_code(tmp_path: Path) -> None:

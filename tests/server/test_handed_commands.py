@@ -1,5 +1,6 @@
-"""Shipyard's agent protocol extensions: the specification on the poll answer, and
-the next command handed back, already acknowledged, with a completion.
+"""Shipyard's agent protocol extensions: the specification on the poll answer, the
+command handed out acknowledged by the poll, and the next command handed back, already
+acknowledged, with a completion.
 
 A real server and the agent's own client play one host by hand, so every answer can
 be checked; the full agent runs them in tests/e2e.
@@ -8,7 +9,9 @@ be checked; the full agent runs them in tests/e2e.
 from __future__ import annotations
 
 import io
+import time
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +21,20 @@ from sqlalchemy import select
 from shipyard.agent.client import CommandClient, HostCommand, ProtocolError
 from shipyard.engine.lifecycle import IN_PLACE
 from shipyard.store import schema
-from tests.conftest import LiveServer
+from tests.conftest import LiveServer, start_live_server
 from tests.server.crud_support import ROLE_ARN
 from tests.support import issued_agent_config
 
 SUCCESS = {"error_code": 0, "script_name": "", "message": "Succeeded", "log": ""}
 EVENTS = IN_PLACE
+REOFFER_SECONDS = 1.0
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """The module's server, offering an unacknowledged claim again after a second."""
+    data_dir = tmp_path_factory.mktemp("handed") / "server"
+    yield from start_live_server(data_dir, reoffer_seconds=REOFFER_SECONDS)
 
 
 @pytest.fixture
@@ -141,9 +152,68 @@ def test_without_the_extension_the_next_event_waits_for_a_poll(
     first = _first(host)
     assert host.complete(first.command_id, "Succeeded", SUCCESS) is None
     assert _commands(server, deployment_id)[-1] == ("DownloadBundle", "Pending", False)
+    polled = host.call("PollHostCommand", {"HostIdentifier": host._config.host_identifier})
+    assert polled["HostCommand"]["CommandName"] == "DownloadBundle"
+    assert "ShipyardAcknowledged" not in polled["HostCommand"]
+    command_id = polled["HostCommand"]["HostCommandIdentifier"]
+    assert host.acknowledge(command_id, is_noop=False) == "InProgress"
+
+
+def _lifecycle(server: LiveServer, deployment_id: str, host: CommandClient) -> list[Any]:
+    target = server.client("codedeploy").get_deployment_target(
+        deploymentId=deployment_id, targetId=host._config.instance_name
+    )["deploymentTarget"]["instanceTarget"]
+    return list(target["lifecycleEvents"])
+
+
+def test_a_poll_hands_the_command_acknowledged(server: LiveServer, host: CommandClient) -> None:
+    """Shipyard's agent asks for the command acknowledged: the engine has it running
+    (with its start time) before the agent says a word more."""
+    deployment_id = _deploy(server, host._config.instance_name)
     polled = host.poll_host_command()
-    assert polled is not None and polled.command_name == "DownloadBundle"
-    assert not polled.acknowledged
+    assert polled is not None and polled.acknowledged and polled.command_name == "ApplicationStop"
+    first = _lifecycle(server, deployment_id, host)[0]
+    assert first["status"] == "InProgress" and "startTime" in first
+    command: HostCommand | None = polled
+    ran = []
+    while command is not None:
+        ran.append(command.command_name)
+        command = host.complete(command.command_id, "Succeeded", SUCCESS, then_next=True)
+    assert tuple(ran) == EVENTS
+    info = server.client("codedeploy").get_deployment(deploymentId=deployment_id)
+    assert info["deploymentInfo"]["status"] == "Succeeded"
+
+
+def test_a_lost_poll_answer_is_offered_again_acknowledged(
+    server: LiveServer, host: CommandClient
+) -> None:
+    """The poll's answer never reached the agent: the claim stays open to a later poll
+    (the agent ignores an offer of a command it holds or has run)."""
+    deployment_id = _deploy(server, host._config.instance_name)
+    lost = host.poll_host_command()
+    assert lost is not None and lost.acknowledged
+    claimed = time.monotonic()
+    # The next poll is held until the offer is due again: the first answer may only be
+    # slow, and an agent that got it would ignore the offer.
+    again = host.poll_host_command()
+    assert time.monotonic() - claimed >= REOFFER_SECONDS
+    assert again is not None and again.command_id == lost.command_id and again.acknowledged
+    assert host.complete(again.command_id, "Succeeded", SUCCESS, then_next=True) is not None
+    assert [c[:2] for c in _commands(server, deployment_id)] == [
+        ("ApplicationStop", "Succeeded"),
+        ("DownloadBundle", "InProgress"),
+    ]
+
+
+def test_a_poll_hands_out_nothing_of_a_deployment_stopped_before_it(
+    server: LiveServer, host: CommandClient
+) -> None:
+    deployment_id = _deploy(server, host._config.instance_name)
+    server.client("codedeploy").stop_deployment(deploymentId=deployment_id)
+    assert host.poll_host_command() is None
+    info = server.client("codedeploy").get_deployment(deploymentId=deployment_id)
+    assert info["deploymentInfo"]["status"] == "Stopped"
+    assert [c[1] for c in _commands(server, deployment_id)] in ([], ["Failed"])
 
 
 def test_a_failed_event_hands_back_nothing(server: LiveServer, host: CommandClient) -> None:
@@ -168,8 +238,10 @@ def test_a_malformed_extension_member_is_refused(server: LiveServer, host: Comma
     assert refused.value.code == "ClientException"
     assert "ShipyardNextCommand" in refused.value.message
     poll: dict[str, Any] = {"HostIdentifier": host._config.host_identifier}
-    with pytest.raises(ProtocolError) as refused:
-        host.call("PollHostCommand", {**poll, "ShipyardSpecification": 1})
-    assert refused.value.code == "ClientException"
+    for member in ("ShipyardSpecification", "ShipyardAcknowledge"):
+        with pytest.raises(ProtocolError) as refused:
+            host.call("PollHostCommand", {**poll, member: 1})
+        assert refused.value.code == "ClientException"
+        assert member in refused.value.message
     # The refused completion changed nothing: the event still runs.
     assert host.complete(first.command_id, "Succeeded", SUCCESS, then_next=True) is not None

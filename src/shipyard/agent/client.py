@@ -74,9 +74,12 @@ class HostCommand:
     execution_id: str
     command_name: str
     nonce: int = 0
-    # Handed back with a completion and acknowledged by the server already: run it
-    # without PutHostCommandAcknowledgement.
+    # Acknowledged by the server already (handed back with a completion, or by a poll
+    # that asked for it): run it without PutHostCommandAcknowledgement.
     acknowledged: bool = False
+    # Handed out by a poll: such a command is offered again if the answer seems lost,
+    # so it may be one this agent has run already (see CommandWorker._handle).
+    from_poll: bool = False
     # The deployment specification, when the server sent it along (Shipyard's poll).
     specification: dict[str, Any] | None = None
 
@@ -141,15 +144,19 @@ class CommandClient:
         body = {
             "HostIdentifier": self._config.host_identifier,
             "ShipyardPollSeconds": self._config.poll_seconds,
-            # Extension: the specification comes with the command, saving a call.
+            # Extensions: the specification comes with the command, and the command
+            # comes acknowledged, saving two calls.
             "ShipyardSpecification": True,
+            "ShipyardAcknowledge": True,
             "ShipyardAgentVersion": REPORTED_VERSION,
         }
         out = self.call("PollHostCommand", body)
         command = out.get("HostCommand")
         if not command:
             return None
-        handed = _host_command(command, str(command.get("HostIdentifier", "")))
+        acknowledged = isinstance(command, dict) and command.get("ShipyardAcknowledged") is True
+        handed = _host_command(command, str(command.get("HostIdentifier", "")), acknowledged)
+        handed = replace(handed, from_poll=True)
         if isinstance(command, dict) and command.get("ShipyardDeploymentSpecification"):
             spec = _specification_payload(command["ShipyardDeploymentSpecification"])
             handed = replace(handed, specification=spec)

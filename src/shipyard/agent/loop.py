@@ -245,6 +245,13 @@ class CommandWorker:
                 return self._complete(command_id, outcome)
             return None
         deployment_id = spec.deployment_id
+        may_have_run = command.from_poll and command.acknowledged  # offered again?
+        if may_have_run and self.tracker.holds(deployment_id, command_id):
+            # Offered again by a poll while its result went undelivered: it ran once,
+            # and must not run twice. Its outcome is lost with the result.
+            message = "The command ran, but its result could not be delivered"
+            outcome = diagnostics(UNKNOWN_ERROR_CODE, "", message, "")
+            return self._complete(command_id, outcome, deployment_id)
         try:
             self.tracker.begin(deployment_id, command_id)
         except OSError as exc:

@@ -61,6 +61,14 @@ class CommandTracker:
         finally:
             os.close(fd)
 
+    def holds(self, deployment_id: str, command_id: str) -> bool:
+        """Whether ``command_id`` began and its result was never reported."""
+        try:
+            with open(self._path(deployment_id), "rb") as tracking:
+                return tracking.read().decode(errors="replace") == command_id
+        except FileNotFoundError:
+            return False
+
     def end(self, deployment_id: str) -> None:
         """The command's result has been reported: forget it."""
         with contextlib.suppress(FileNotFoundError):

@@ -47,6 +47,14 @@ SPEC_CACHE_SIZE = 256
 BundleUrl = Callable[[dict[str, Any]], str]
 
 
+class _Superseded:
+    """A poll's claim found a newer poll of the same agent: the poll ends."""
+
+
+SUPERSEDED = _Superseded()
+Claimed = commands.HostCommand | _Superseded | None
+
+
 @dataclass(frozen=True)
 class HostCommandView:
     id: int
@@ -82,9 +90,10 @@ class AgentChannel:
         # deployment id -> (when built, specification): every host of a deployment
         # gets the same one, and presigning its bundle URL is the costly part.
         self._spec_cache: dict[str, tuple[float, dict[str, Any]]] = {}
-        self._completions: GroupCommit[HostCommandView | None] = GroupCommit(
-            self.db, runner.after_commit
-        )
+        # Results, acknowledgements and the claims of woken polls that arrive in one
+        # event-loop turn share a transaction (an AllAtOnce start wakes every poll at
+        # once): one commit, and on PostgreSQL one wait for the disk, per batch.
+        self._lifecycle: GroupCommit[Any] = GroupCommit(self.db, runner.after_commit)
 
     def is_polling(self, instance: str) -> bool:
         return instance in self._polling
@@ -126,8 +135,18 @@ class AgentChannel:
         instance: str,
         timeout: float,
         check: Callable[[Connection], bool] | None = None,
+        *,
+        acknowledge: bool = False,
     ) -> HostCommandView | None:
         """The next command for ``instance``, waiting up to ``timeout`` seconds for one.
+
+        With ``acknowledge`` (Shipyard's agent asks for it) the command is handed out
+        acknowledged, sparing the agent its PutHostCommandAcknowledgement: the engine
+        takes the acknowledgement in the claim's transaction, and a command it no
+        longer wants is failed there and never handed out. The command stays offered
+        again after ``reoffer_seconds`` like any unacknowledged claim, since the answer
+        may be lost on its way; the agent ignores an offer of a command it holds or has
+        run (``agent/loop.py``).
 
         ``check`` (the caller's host check) runs in the transaction of the first
         claim, before it: an idle poll costs one transaction, and a check that raises
@@ -143,7 +162,7 @@ class AgentChannel:
         self._poll_generation[instance] = generation
         waiter.set()  # wake any older poll of this instance, so it can give up
         try:
-            return await self._poll(instance, waiter, deadline, generation, check)
+            return await self._poll(instance, waiter, deadline, generation, check, acknowledge)
         finally:
             self._polling[instance] -= 1
             if not self._polling[instance]:
@@ -156,6 +175,7 @@ class AgentChannel:
         deadline: float,
         generation: int,
         check: Callable[[Connection], bool] | None,
+        acknowledge: bool,
     ) -> HostCommandView | None:
         loop = asyncio.get_running_loop()
         poll_id, first = self.latest.new_poll(), True
@@ -163,20 +183,22 @@ class AgentChannel:
             if self._poll_generation.get(instance) != generation:
                 return None  # superseded by a newer poll of the same agent
             waiter.clear()
-            now = self.clock()
-            with self.db.tx() as conn:
-                heartbeat = check is not None and check(conn)
-                check = None
-                if not self.latest.may_claim(conn, instance, poll_id, now, first):
-                    return None  # superseded by a newer poll held by another replica
+            if first:
+                command = self._first_claim(instance, poll_id, check, acknowledge)
                 first = False
-                command = commands.claim_next_command(
-                    conn, instance, now, now - self.config.reoffer_seconds
-                )
-                if heartbeat and command is None:
-                    commit_lazily(conn)
+            else:
+                # Woken: claim in this turn's shared transaction. The work re-checks
+                # supersession, which may have happened while it waited in the queue.
+                def claim(conn: Connection, after: AfterCommit) -> Claimed:
+                    if self._closing or self._poll_generation.get(instance) != generation:
+                        return SUPERSEDED
+                    return self._claim_in(conn, after, instance, poll_id, acknowledge)
+
+                command = await self._lifecycle.run(claim)
+            if isinstance(command, _Superseded):
+                return None
             if command is not None:
-                return _view(command, instance)
+                return _view(command, instance, acknowledged=acknowledge)
             remaining = deadline - loop.time()
             if remaining <= 0:
                 return None
@@ -190,6 +212,43 @@ class AgentChannel:
                 return None
         return None
 
+    def _first_claim(
+        self,
+        instance: str,
+        poll_id: int,
+        check: Callable[[Connection], bool] | None,
+        acknowledge: bool,
+    ) -> Claimed:
+        """The poll's first look, with the host check, in a transaction of its own: an
+        idle poll that only wrote a heartbeat commits without waiting for the disk."""
+        after = AfterCommit()
+        with self.db.tx() as conn:
+            heartbeat = check is not None and check(conn)
+            command = self._claim_in(conn, after, instance, poll_id, acknowledge, first=True)
+            if heartbeat and command is None:
+                commit_lazily(conn)
+        self.runner.after_commit(after)
+        return command
+
+    def _claim_in(
+        self,
+        conn: Connection,
+        after: AfterCommit,
+        instance: str,
+        poll_id: int,
+        acknowledge: bool,
+        *,
+        first: bool = False,
+    ) -> Claimed:
+        now = self.clock()
+        if not self.latest.may_claim(conn, instance, poll_id, now, first):
+            return SUPERSEDED  # by a newer poll held by another replica
+        reoffer_before = now - self.config.reoffer_seconds
+        while True:
+            command = commands.claim_next_command(conn, instance, now, reoffer_before)
+            if command is None or not acknowledge or self._wanted(conn, command, after):
+                return command
+
     def _own_command(
         self, conn: Connection, instance: str, command_id: int
     ) -> commands.HostCommand:
@@ -198,12 +257,11 @@ class AgentChannel:
             raise UnknownHostCommand(command_id)
         return command
 
-    def acknowledge(self, instance: str, command_id: int) -> str:
-        after = AfterCommit()
-        with self.db.tx() as conn:
-            command = self._own_command(conn, instance, command_id)
-            status = self._acknowledge_in(conn, command, after)
-        self.runner.after_commit(after)
+    async def acknowledge(self, instance: str, command_id: int) -> str:
+        def work(conn: Connection, after: AfterCommit) -> str:
+            return self._acknowledge_in(conn, self._own_command(conn, instance, command_id), after)
+
+        status: str = await self._lifecycle.run(work)
         return status
 
     def _acknowledge_in(
@@ -213,16 +271,21 @@ class AgentChannel:
         must act on: InProgress to run it, anything else not to."""
         if command.status != CommandStatus.IN_PROGRESS.value:
             return command.status
-        now = self.clock()
+        if not self._wanted(conn, command, after):
+            return CommandStatus.FAILED.value
+        commands.acknowledge_command(conn, command.id, self.clock())
+        return CommandStatus.IN_PROGRESS.value
+
+    def _wanted(self, conn: Connection, command: commands.HostCommand, after: AfterCommit) -> bool:
+        """Step the engine with the acknowledgement of ``command``: whether the event
+        is still to run. One the engine no longer wants (the deployment stopped or
+        ended) is failed here, and the agent must not run it."""
         event = Acknowledged(command.instance_name, command.command_name)
         stored = self.runner.apply_in(conn, command.deployment_id, event, after)
         if stored is not None and _running(stored, command.instance_name, command.command_name):
-            commands.acknowledge_command(conn, command.id, now)
-            return CommandStatus.IN_PROGRESS.value
-        # The engine no longer wants this event (the deployment stopped or ended):
-        # the agent must not run it.
-        commands.finish_command(conn, command.id, CommandStatus.FAILED.value, now)
-        return CommandStatus.FAILED.value
+            return True
+        commands.finish_command(conn, command.id, CommandStatus.FAILED.value, self.clock())
+        return False
 
     def specification(self, instance: str, execution: str) -> dict[str, Any]:
         parts = execution.split("/", 3)
@@ -292,7 +355,8 @@ class AgentChannel:
                 conn, after, instance, command_id, succeeded, payload, then_next
             )
 
-        return await self._completions.run(work)
+        handed: HostCommandView | None = await self._lifecycle.run(work)
+        return handed
 
     def _complete_in(
         self,

@@ -229,6 +229,10 @@ async def poll_host_command(call: Call) -> Json:
     with_spec = call.body.get("ShipyardSpecification", False)
     if not isinstance(with_spec, bool):
         raise _client_error("ShipyardSpecification must be true or false")
+    # Shipyard's agent takes the command acknowledged, sparing the acknowledgement.
+    acknowledge = call.body.get("ShipyardAcknowledge", False)
+    if not isinstance(acknowledge, bool):
+        raise _client_error("ShipyardAcknowledge must be true or false")
     arns: list[str] = []
 
     def check(conn: Connection) -> bool:
@@ -237,10 +241,12 @@ async def poll_host_command(call: Call) -> Json:
         arns.append(arn)
         return wrote
 
-    command = await services.runner.agents.poll(instance, hold, check)
+    command = await services.runner.agents.poll(instance, hold, check, acknowledge=acknowledge)
     if command is None:
         return {}
     answer = {**_host_command(command), "HostIdentifier": arns[0]}
+    if acknowledge:
+        answer["ShipyardAcknowledged"] = command.acknowledged
     if with_spec:
         # Shipyard's agent asks for the specification with the command, sparing the
         # GetDeploymentSpecification call that would follow.
@@ -262,11 +268,11 @@ def _host_command(command: HostCommandView) -> Json:
     }
 
 
-def put_host_command_acknowledgement(call: Call) -> Json:
+async def put_host_command_acknowledgement(call: Call) -> Json:
     instance = _instance(call)
     command_id = _command_id(call.body)
     _diagnostics(call.body, required=False)  # {"IsCommandNoop": ...}: checked, not needed
-    return {"CommandStatus": call.services.runner.agents.acknowledge(instance, command_id)}
+    return {"CommandStatus": await call.services.runner.agents.acknowledge(instance, command_id)}
 
 
 def get_deployment_specification(call: Call) -> Json:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import configparser
 import functools
+import gc
 import os
 import socket
 import threading
@@ -213,14 +214,31 @@ def _uvicorn(services: Services) -> _Server:
     )
 
 
+def tune_garbage_collector() -> None:
+    """Collect less often than CPython's default, and never look at startup's objects.
+
+    A server holding thousands of long polls keeps hundreds of thousands of objects
+    alive, and every request allocates. At the default thresholds (a young collection
+    every 700 allocations, older generations every 10 of those), collection took 16 %
+    of the server's CPU in a 1,000-host deployment with 3,000 agents connected
+    (bench/control_plane.py: 0.79 ms per host-event, 0.63 ms with these settings,
+    0.62 ms with no collection at all) for a few MiB more memory."""
+    gc.freeze()  # the modules, the AWS models and the schema live as long as the process
+    _, middle, oldest = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, middle * 2, oldest)
+
+
 def serve(config: ServerConfig) -> None:
     services = build_services(config)
     ensure_admin_credentials(services)
+    tune_garbage_collector()
     _uvicorn(services).run()
 
 
 # Long polls are released at shutdown rather than waited for.
 GRACEFUL_SHUTDOWN_SECONDS = 1
+# Allocations between young collections (CPython's default is 700).
+GC_YOUNG_THRESHOLD = 50_000
 
 
 @dataclass
