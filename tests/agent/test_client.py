@@ -49,7 +49,13 @@ def test_poll_is_a_signed_json_request_and_returns_the_command(tmp_path: Path) -
         command = client.poll_host_command()
         client.close()
     assert command == HostCommand(
-        "42", HOST_ARN, "d-ABCDEFGHI/42/ApplicationStart/web-1", "ApplicationStart", 42
+        "42",
+        HOST_ARN,
+        "d-ABCDEFGHI/42/ApplicationStart/web-1",
+        "ApplicationStart",
+        42,
+        acknowledged=False,  # the answer did not say ShipyardAcknowledged
+        from_poll=True,
     )
     [request] = server.requests
     assert request.operation == "PollHostCommand"

@@ -11,8 +11,8 @@ from __future__ import annotations
 import inspect
 import json
 import logging
+import os
 import time
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -55,21 +55,46 @@ JSON_TYPE = "application/x-amz-json-1.1"
 QUERY_SERVICES = {CLOUDFORMATION.signing_name: CLOUDFORMATION}
 
 
+class JsonAnswer(Response):
+    """A JSON protocol answer, its headers built as the raw list ASGI sends: every
+    agent request ends in one, and Starlette's general constructor (media type
+    negotiation, header normalisation) cost about a third of the answer's time."""
+
+    media_type = JSON_TYPE
+
+    def __init__(
+        self, payload: dict[str, Any], status: int, request_id: str, error_type: str = ""
+    ) -> None:
+        self.status_code = status
+        self.background = None
+        self.body = json.dumps(payload, separators=(",", ":")).encode()
+        self.raw_headers = [
+            (b"content-length", str(len(self.body)).encode()),
+            (b"content-type", _JSON_TYPE_BYTES),
+            (b"x-amzn-requestid", request_id.encode()),
+        ]
+        if error_type:  # as AWS sends it; metrics read it
+            self.raw_headers.append((b"x-amzn-errortype", error_type.encode()))
+
+
+_JSON_TYPE_BYTES = JSON_TYPE.encode()
+
+
+def new_request_id() -> str:
+    """A random id in UUID form (``str(uuid.uuid4())`` costs five times as much)."""
+    h = os.urandom(16).hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
 def _json_response(
     payload: dict[str, Any], status: int = 200, request_id: str | None = None
 ) -> Response:
-    return Response(
-        json.dumps(payload, separators=(",", ":")),
-        status_code=status,
-        media_type=JSON_TYPE,
-        headers={"x-amzn-RequestId": request_id or str(uuid.uuid4())},
-    )
+    return JsonAnswer(payload, status, request_id or new_request_id())
 
 
 def error_response(exc: ApiError) -> Response:
-    response = _json_response({"__type": exc.name, "message": exc.message}, exc.status)
-    response.headers["x-amzn-ErrorType"] = exc.name  # as AWS sends it; metrics read it
-    return response
+    payload = {"__type": exc.name, "message": exc.message}
+    return JsonAnswer(payload, exc.status, new_request_id(), exc.name)
 
 
 @dataclass(frozen=True)
@@ -164,12 +189,11 @@ async def _answer(request: Request, services: Services) -> Response:
         log.warning("database unreachable (%s): answered 503", type(exc.orig).__name__)
         response = error_response(ApiError(UNAVAILABLE, "The database is unreachable", 503))
     except Exception:
-        request_id = str(uuid.uuid4())
+        request_id = new_request_id()
         log.exception("internal error (request %s)", request_id)
         message = f"An internal error occurred; the server log has details (request {request_id})"
         failure = {"__type": "InternalFailure", "message": message}
-        response = _json_response(failure, 500, request_id)
-        response.headers["x-amzn-ErrorType"] = "InternalFailure"
+        response = JsonAnswer(failure, 500, request_id, "InternalFailure")
     if not receive.body_done and body_pending(request):
         # The rest of the body was never read: where a next request would begin is unknown.
         response.headers["connection"] = "close"

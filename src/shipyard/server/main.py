@@ -208,6 +208,10 @@ def _uvicorn(services: Services) -> _Server:
             # on asyncio's own loop, whose TLS layer closes it.
             loop="asyncio" if config.tls_cert else "auto",
             access_log=False,
+            # Nothing reads the client's address or scheme (signatures and presigned
+            # URLs use the Host header and the configured URL): no middleware per request
+            # to rewrite them from X-Forwarded-* headers.
+            proxy_headers=False,
             timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
         ),
         services,
