@@ -120,7 +120,7 @@ class AgentChannel:
         now = self.clock()
         with self.db.tx() as conn:
             ready = commands.instances_with_work(
-                conn, list(self._polling), now - self.config.reoffer_seconds
+                conn, self._polling.keys(), now - self.config.reoffer_seconds
             )
         self.wake(ready)
 

@@ -7,7 +7,7 @@ directly (store/direct.py).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,6 +45,7 @@ _CLAIM_LOST = (
     .returning(H.c.id)
 )
 _GET_COMMAND = select(H).where(H.c.id == bindparam("command_id"))
+_WITH_WORK = select(H.c.instance_name).where(or_(_UNCLAIMED, _LOST)).distinct()
 _ACKNOWLEDGE_COMMAND = (
     update(H).where(H.c.id == bindparam("command_id")).values(acknowledged=bindparam("now"))
 )
@@ -184,25 +185,15 @@ def silent_instances(
 
 
 def instances_with_work(
-    conn: Connection, instances: Sequence[str], reoffer_before: float
+    conn: Connection, instances: Collection[str], reoffer_before: float
 ) -> set[str]:
-    """Of ``instances``, those with a command a poll would hand out now."""
-    lost = and_(
-        H.c.status == CommandStatus.IN_PROGRESS.value,
-        H.c.acknowledged.is_(None),
-        H.c.claimed < reoffer_before,
-    )
-    rows = conn.execute(
-        select(H.c.instance_name)
-        .where(
-            and_(
-                H.c.instance_name.in_(list(instances)),
-                or_(H.c.status == CommandStatus.PENDING.value, lost),
-            )
-        )
-        .distinct()
-    )
-    return {row[0] for row in rows}
+    """Of ``instances``, those with a command a poll would hand out now.
+
+    The instances with open work are few (a command waits in Pending only until its
+    agent's next poll), the polling ones many: the open ones are read by status
+    (``ix_host_commands_open``) and matched here, rather than sent as an IN list."""
+    rows = direct.run(conn, _WITH_WORK, {"reoffer_before": reoffer_before})
+    return {name for (name,) in rows if name in instances}
 
 
 def get_command(conn: Connection, command_id: int) -> HostCommand | None:

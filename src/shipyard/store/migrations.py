@@ -110,6 +110,15 @@ def _v11_cluster(conn: Connection, _box: SecretBox) -> None:
         table.create(conn)
 
 
+def _v12_open_commands_index(conn: Connection, _box: SecretBox) -> None:
+    """Host commands by status: the poll recheck asks every second which instances have
+    open work, and an IN list of every polling instance cost 100 ms of CPU at 10,000
+    agents on PostgreSQL (store.host_commands.instances_with_work)."""
+    conn.exec_driver_sql(
+        "CREATE INDEX ix_host_commands_open ON host_commands (status, instance_name)"
+    )
+
+
 MIGRATIONS: list[Callable[[Connection, SecretBox], None]] = [
     _v1_initial,
     _v2_seal_secrets,
@@ -122,6 +131,7 @@ MIGRATIONS: list[Callable[[Connection, SecretBox], None]] = [
     _v9_ecs,
     _v10_stacks,
     _v11_cluster,
+    _v12_open_commands_index,
 ]
 SEALED_SECRETS = 2  # the first version whose stored secrets are sealed
 

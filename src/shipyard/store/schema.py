@@ -179,6 +179,7 @@ host_commands = Table(
     # Bytes of script output the agent sent for it (stored or cut: see event_logs).
     Column("output_bytes", BigInteger, nullable=False, default=0, server_default="0"),
     Index("ix_host_commands_poll", "instance_name", "status"),
+    Index("ix_host_commands_open", "status", "instance_name"),  # migration step 12
 )
 
 # Alarms defined in Shipyard (a PromQL expression or an HTTP check), by name; a
