@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import psycopg
+import psycopg2.errors
 import pytest
 from sqlalchemy import Connection, func, select
 from sqlalchemy.exc import OperationalError
@@ -98,7 +98,7 @@ def test_a_deadlock_victim_runs_again(db: Database) -> None:
         attempts.append(1)
         result = add(conn, after)
         if len(attempts) == 1:
-            cycle = psycopg.errors.DeadlockDetected("deadlock detected")
+            cycle = psycopg2.errors.DeadlockDetected("deadlock detected")
             raise OperationalError("SELECT ... FOR UPDATE", {}, cycle)
         return result
 

@@ -23,10 +23,10 @@ from collections.abc import Callable
 from typing import Generic, TypeVar
 
 from sqlalchemy import Connection
-from sqlalchemy.exc import DBAPIError
 
 from shipyard.runner.after_commit import AfterCommit
 from shipyard.store.db import Database
+from shipyard.store.dialects import lost_a_lock_cycle
 
 log = logging.getLogger("shipyard.runner")
 
@@ -36,7 +36,6 @@ T = TypeVar("T")
 # deployments in another order); that one is run again rather than answered 503. A
 # 30-minute soak of three replicas saw about four such cycles a minute.
 DEADLOCK_ATTEMPTS = 3
-_RETRYABLE = {"40P01", "40001"}  # deadlock detected, serialization failure
 Work = Callable[[Connection, AfterCommit], T]
 
 
@@ -89,7 +88,7 @@ class GroupCommit(Generic[T]):
                     result = work(conn, after)
                 break
             except Exception as exc:
-                if attempt < DEADLOCK_ATTEMPTS and _lost_a_deadlock(exc):
+                if attempt < DEADLOCK_ATTEMPTS and lost_a_lock_cycle(exc):
                     continue  # rolled back whole: nothing of it was committed
                 if not future.done():
                     future.set_exception(exc)
@@ -106,7 +105,3 @@ class GroupCommit(Generic[T]):
             self.after_commit(after)
         except Exception:
             log.exception("after a group commit")
-
-
-def _lost_a_deadlock(exc: Exception) -> bool:
-    return isinstance(exc, DBAPIError) and getattr(exc.orig, "sqlstate", None) in _RETRYABLE

@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from psycopg2 import errors as pg_errors
 from sqlalchemy import Connection, Engine, Select, Table, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import StaticPool
 
 
@@ -33,12 +35,19 @@ def make_engine(url: str, *, threads: bool = False) -> Engine:
 
         return engine
     if url.startswith("postgresql://"):
-        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+        url = "postgresql+psycopg2://" + url.removeprefix("postgresql://")
     # No pre-ping: it cost a round trip per transaction (a 500-host deployment took 8.4 s
     # instead of 11.3). A connection PostgreSQL dropped fails its one statement instead;
     # SQLAlchemy then recycles every connection older than the failure, the API answers
     # that request 503 and the caller retries (agents, boto3 and the CLI all do).
     return create_engine(url, pool_size=10, max_overflow=20)
+
+
+def lost_a_lock_cycle(exc: BaseException) -> bool:
+    """Whether PostgreSQL rolled the transaction back to break a lock cycle (deadlock
+    detected, serialization failure): run again, it goes through."""
+    cycle = (pg_errors.DeadlockDetected, pg_errors.SerializationFailure)
+    return isinstance(exc, DBAPIError) and isinstance(exc.orig, cycle)
 
 
 def scrub(engine: Engine, tables: Sequence[str]) -> None:

@@ -9,18 +9,25 @@ is part of the caller's transaction like any other. Bind values go through the
 column types' own bind processors (JSON), and driver errors come out as SQLAlchemy's
 exceptions, as from ``execute``.
 
+On PostgreSQL each statement is also prepared once per session (``PREPARE``, then
+``EXECUTE`` with the values): psycopg2 sends every statement as text, which the server
+would otherwise parse and plan at each execution.
+
 Only for statements without expanding parameters (``IN`` lists); what they return
 comes back as plain tuples, JSON columns undecoded (``quick_reads.json_value``).
 """
 
 from __future__ import annotations
 
+import hashlib
+import re
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
 from sqlalchemy import ClauseElement, Connection, Dialect
-from sqlalchemy.exc import DBAPIError, StatementError
+from sqlalchemy.exc import CompileError, DBAPIError, StatementError
 from sqlalchemy.sql.compiler import SQLCompiler
 
 Row = tuple[Any, ...]
@@ -35,6 +42,8 @@ class Compiled:
     positions: Sequence[str] | None
     defaults: Params  # values compiled into the statement (literals, ``version + 1``)
     processors: dict[str, Callable[[Any], Any]]
+    # PostgreSQL: (PREPARE statement, EXECUTE statement taking the values by name)
+    prepared: tuple[str, str] | None = None
 
     def args(self, params: Params) -> Any:
         values = {**self.defaults, **params}  # a copy: the caller's dict stays as given
@@ -65,7 +74,53 @@ def compile_for(dialect: Dialect, statement: ClauseElement) -> Compiled:
         if process is not None:
             processors[name] = process
     positions: Sequence[str] | None = getattr(compiled, "positiontup", None)
-    return Compiled(statement, compiled.string, positions, defaults, processors)
+    prepared = _prepared_form(compiled, dialect) if dialect.name == "postgresql" else None
+    return Compiled(statement, compiled.string, positions, defaults, processors, prepared)
+
+
+_NAMED_PARAMETER = re.compile(r"%\((\w+)\)s")
+
+
+def _prepared_form(compiled: SQLCompiler, dialect: Dialect) -> tuple[str, str] | None:
+    """``PREPARE`` and ``EXECUTE`` for a pyformat statement, its parameters typed by
+    their columns; None for a statement with a parameter of no known type."""
+    order: list[str] = []
+
+    def positional(match: re.Match[str]) -> str:
+        if match[1] not in order:
+            order.append(match[1])
+        return f"${order.index(match[1]) + 1}"
+
+    body = _NAMED_PARAMETER.sub(positional, compiled.string).replace("%%", "%")
+    try:
+        types = [compiled.binds[name].type.compile(dialect=dialect) for name in order]
+    except (CompileError, KeyError):
+        return None
+    name = "shipyard_" + hashlib.sha1(compiled.string.encode()).hexdigest()[:16]
+    typed = f" ({', '.join(types)})" if types else ""
+    values = f"({', '.join(f'%({p})s' for p in order)})" if order else ""
+    return f"PREPARE {name}{typed} AS {body}", f"EXECUTE {name}{values}"
+
+
+class PreparedOn:
+    """Which statements the current driver connection has prepared: a connection
+    opened anew (after PostgreSQL restarted) has none."""
+
+    def __init__(self) -> None:
+        self._connection: weakref.ref[Any] | None = None
+        self._names: set[str] = set()
+
+    def sql(self, compiled: Compiled, driver_connection: Any, cursor: Any) -> str:
+        """The SQL to run ``compiled`` with, preparing it first where needed."""
+        if compiled.prepared is None:
+            return compiled.sql
+        if self._connection is None or self._connection() is not driver_connection:
+            self._connection, self._names = weakref.ref(driver_connection), set()
+        prepare, execute = compiled.prepared
+        if prepare not in self._names:
+            cursor.execute(prepare)  # not transactional: it outlives a rollback
+            self._names.add(prepare)
+        return execute
 
 
 def run(conn: Connection, statement: ClauseElement, params: Params) -> list[Row]:
@@ -80,12 +135,15 @@ def run_many(conn: Connection, statement: ClauseElement, rows: Sequence[Params])
 
 
 def _on_cursor(conn: Connection, compiled: Compiled, args: Any, *, many: bool) -> list[Row]:
-    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    driver_connection = conn.connection.driver_connection
+    cursor = driver_connection.cursor()  # type: ignore[union-attr]
+    prepared: PreparedOn = conn.info.setdefault("shipyard_prepared", PreparedOn())
     try:
+        sql = prepared.sql(compiled, driver_connection, cursor)
         if many:
-            cursor.executemany(compiled.sql, args)
+            cursor.executemany(sql, args)
             return []
-        cursor.execute(compiled.sql, args)
+        cursor.execute(sql, args)
         return list(cursor.fetchall()) if cursor.description else []
     except conn.dialect.loaded_dbapi.Error as exc:
         raise _wrapped(conn, compiled.sql, args, exc) from exc

@@ -20,11 +20,14 @@ import json
 import sqlite3
 from typing import Any
 
-import psycopg
+import psycopg2
 from sqlalchemy import ClauseElement, Engine
 from sqlalchemy.exc import OperationalError
 
-from shipyard.store.direct import Compiled, Row, compile_for
+from shipyard.store.direct import Compiled, PreparedOn, Row, compile_for
+
+# The drivers' errors for a database out of reach (restarting, failing over).
+_UNREACHABLE = (sqlite3.OperationalError, psycopg2.OperationalError, psycopg2.InterfaceError)
 
 
 class QuickReads:
@@ -32,6 +35,7 @@ class QuickReads:
         self._engine = engine
         self._connection: Any = None
         self._compiled: dict[int, Compiled] = {}
+        self._prepared = PreparedOn()
 
     def first(self, statement: ClauseElement, params: dict[str, Any]) -> Row | None:
         rows = self._run(statement, params)
@@ -52,9 +56,18 @@ class QuickReads:
             self._compiled[id(statement)] = compiled
         args = compiled.args(params)
         try:
-            cursor = self._connect().execute(compiled.sql, args)
-            return list(cursor.fetchall())
-        except (sqlite3.OperationalError, psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            connection = self._connect()
+            cursor = connection.cursor()
+            try:
+                cursor.execute(self._prepared.sql(compiled, connection, cursor), args)
+                return list(cursor.fetchall())
+            finally:
+                cursor.close()
+        except (
+            sqlite3.OperationalError,
+            psycopg2.OperationalError,
+            psycopg2.InterfaceError,
+        ) as exc:
             self.close()  # the next read opens a new connection
             raise OperationalError(compiled.sql, args, exc) from exc
 
@@ -67,7 +80,8 @@ class QuickReads:
                 )
             else:
                 conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
-                self._connection = psycopg.connect(conninfo, autocommit=True)
+                self._connection = psycopg2.connect(conninfo)
+                self._connection.autocommit = True
         return self._connection
 
 
