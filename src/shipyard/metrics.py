@@ -10,6 +10,7 @@ when Prometheus scrapes, by the sources registered with ``add_live``.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
+from typing import TypeVar, cast
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import Metric
@@ -22,6 +23,7 @@ EVENT_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, fl
 API_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5, 30, float("inf"))
 
 LiveSource = Callable[[], Iterable[Metric]]
+M = TypeVar("M", Counter, Histogram)
 
 
 class _Live(Collector):
@@ -40,6 +42,7 @@ class _Live(Collector):
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        self._children: dict[tuple[object, ...], Counter | Histogram] = {}
         self.deployments_started = self._counter(
             "shipyard_deployments_started",
             "Deployments that started, by compute platform and application.",
@@ -107,8 +110,8 @@ class Metrics:
     # ---- hooks ----------------------------------------------------------------------
 
     def api_request(self, operation: str, result: str, seconds: float) -> None:
-        self.api_requests.labels(operation, result).inc()
-        self.api_seconds.labels(operation).observe(seconds)
+        self._child(self.api_requests, operation, result).inc()
+        self._child(self.api_seconds, operation).observe(seconds)
 
     def deployment_started(self, platform: str, application: str) -> None:
         self.deployments_started.labels(platform, application).inc()
@@ -122,7 +125,17 @@ class Metrics:
             self.traffic_weight.remove(deployment_id, target)
 
     def event_finished(self, event: str, status: str, seconds: float) -> None:
-        self.event_seconds.labels(event, status).observe(max(0.0, seconds))
+        self._child(self.event_seconds, event, status).observe(max(0.0, seconds))
+
+    def _child(self, metric: M, *labels: str) -> M:
+        """``metric.labels(*labels)``, kept: every agent request and lifecycle event
+        bumps one, and ``labels`` costs twice the bump itself. Only for metrics whose
+        label values are bounded (operation, event and status names)."""
+        key = (id(metric), *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return cast(M, child)
 
     def traffic_shifted(self, deployment_id: str, target: str, weight: int) -> None:
         self._shifting.setdefault(deployment_id, set()).add(target)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import random
+from collections import Counter
+
 import pytest
 
 from shipyard.engine import machine, messages, transitions
@@ -274,3 +277,44 @@ def test_a_host_moving_on_leaves_the_deployment_decision_as_it_was() -> None:
         TargetStatus.PENDING,
         TargetStatus.PENDING,
     ]
+
+
+@pytest.mark.parametrize("rule", [ONE_AT_A_TIME, HALF, ALL_AT_ONCE])
+@pytest.mark.parametrize("seed", range(6))
+def test_kept_status_counts_match_a_recount_after_every_step(
+    rule: dict[str, object], seed: int
+) -> None:
+    """In place keeps its per-status counts from step to step (status_tally.py) rather
+    than recounting every host: after any mix of results, silent hosts, ticks and a
+    stop, they are what a recount gives."""
+    rng = random.Random(seed)
+    state = new_state(8, rule)
+    machine.step(state, messages.Start(), 1.0)
+    now = 2.0
+    for _ in range(400):
+        if state.status != DeploymentStatus.IN_PROGRESS:
+            break
+        running = [t for t in state.targets.values() if t.in_flight and t.current()]
+        roll = rng.random()
+        if roll < 0.02 and not state.stop_requested:
+            event: messages.Input = messages.StopRequested(rollback=False, abandon=False)
+        elif roll < 0.05 and running:
+            event = messages.AgentSilent(rng.choice(running).target_id, 90.0)
+        elif roll < 0.08:
+            event = messages.Tick()
+        elif running:
+            target = rng.choice(running)
+            current = target.current()
+            assert current is not None
+            if current.status == LifecycleEventStatus.PENDING:
+                event = messages.Acknowledged(target.target_id, current.name)
+            else:
+                event = messages.Completed(target.target_id, current.name, rng.random() > 0.1)
+        else:
+            event = messages.Tick()
+        now += 1.0
+        machine.step(state, event, now)
+        if state.tally is not None:
+            recount = Counter(t.status for t in state.targets.values())
+            assert +state.tally.counts == recount
+    assert state.tally is not None  # the counts were kept, and checked

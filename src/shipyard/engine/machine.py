@@ -42,6 +42,13 @@ S = DeploymentStatus
 
 
 def step(state: DeploymentState, event: Input, now: float) -> Outcome:
+    out = _step(state, event, now)
+    if state.tally is not None:  # in place's counts follow every step's changes
+        state.tally.refresh(state.targets, out.changed_targets)
+    return out
+
+
+def _step(state: DeploymentState, event: Input, now: float) -> Outcome:
     out = Outcome()
     if is_frozen(state):
         return out

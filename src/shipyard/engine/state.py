@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from typing import Any
 
+from shipyard.engine.status_tally import StatusTally
 from shipyard.model import DeploymentStatus, LifecycleEventStatus, TargetStatus
 
 # What the server ran before platforms named their server events (stored states).
@@ -168,6 +171,17 @@ class DeploymentState:
     # Traffic shift: how many seconds one "minute" of the routing config lasts.
     minute_seconds: float = 60.0
     targets: dict[str, TargetState] = field(default_factory=dict)
+    # Kept in memory only, never stored: in place's per-status counts (status_tally.py).
+    tally: StatusTally | None = field(default=None, init=False, repr=False, compare=False)
+
+    def status_counts(self, touched: Iterable[str]) -> Counter[TargetStatus]:
+        """The targets' counts per status, ``touched`` (changed since the last call by
+        this step) counted again."""
+        if self.tally is None or not self.tally.covers(self.targets):
+            self.tally = StatusTally(self.targets)
+        else:
+            self.tally.refresh(self.targets, touched)
+        return self.tally.counts
 
     def header_doc(self) -> dict[str, Any]:
         """The deployment-level part, without targets (stored in their own rows)."""
@@ -191,7 +205,9 @@ class DeploymentState:
 
 
 # Every step saves the header: its field names are listed once, not per call.
-_HEADER_FIELDS = tuple(f.name for f in fields(DeploymentState) if f.name != "targets")
+_HEADER_FIELDS = tuple(
+    f.name for f in fields(DeploymentState) if f.name not in ("targets", "tally")
+)
 
 
 @dataclass

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterable
 
 from shipyard.engine import hosts, plan
 from shipyard.engine.messages import Outcome
@@ -30,16 +31,16 @@ def advance(state: DeploymentState, now: float, out: Outcome) -> None:
         if hosts.withdraw_unstarted(state, now, out) == 0:
             move(state, DeploymentStatus.STOPPED, now, out)
         return
-    targets = list(state.targets.values())
+    targets = state.targets.values()
     rule = plan.HealthRule.from_config(state.health_rule)
     total = len(targets)
     # This runs whenever a host's status changes, so on a large fleet once per host:
-    # one list of statuses, counted by list.count (C), keeps it cheap.
-    statuses = [t.status for t in targets]
-    in_flight = statuses.count(TargetStatus.IN_PROGRESS)
-    succeeded = statuses.count(TargetStatus.SUCCEEDED)
-    failed = statuses.count(TargetStatus.FAILED)
-    waiting = statuses.count(TargetStatus.PENDING)
+    # the counts are kept from step to step (status_tally.py), not recounted.
+    counts = state.status_counts(out.changed_targets)
+    in_flight = counts[TargetStatus.IN_PROGRESS]
+    succeeded = counts[TargetStatus.SUCCEEDED]
+    failed = counts[TargetStatus.FAILED]
+    waiting = counts[TargetStatus.PENDING]
     last_failed = failed > 0 and not waiting and in_flight == 0 and _last_finished_failed(targets)
     if state.error_code is None:
         verdict = plan.verdict(rule, total, succeeded, failed, waiting, in_flight, last_failed)
@@ -68,7 +69,7 @@ def advance(state: DeploymentState, now: float, out: Outcome) -> None:
         move(state, DeploymentStatus.FAILED, now, out)
 
 
-def _last_finished_failed(targets: list[TargetState]) -> bool:
+def _last_finished_failed(targets: Iterable[TargetState]) -> bool:
     """Whether the target that finished last is a failed one (OneAtATime's rule)."""
     finished = [t for t in targets if t.status in (TargetStatus.SUCCEEDED, TargetStatus.FAILED)]
     if not finished:
