@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import create_engine, select
 
 from shipyard.demo.fleet import LocalHost
 from shipyard.store import schema
@@ -226,9 +226,12 @@ def test_agent_paused_before_acknowledging_runs_the_command_once(reoffer_fleet: 
     try:
         deployment_id = start_deployment(fleet, revision)
         commands = schema.host_commands.c
+        # A connection of the test's own: the server's SQLite connection is its event
+        # loop's, and a commit from this thread while it runs a statement would fail.
+        reader = create_engine(fleet.server.services.db.engine.url)
 
         def claimed() -> float | None:
-            with fleet.server.services.db.tx() as conn:
+            with reader.connect() as conn:
                 found: float | None = conn.execute(
                     select(commands.claimed).where(
                         commands.deployment_id == deployment_id, commands.claimed.is_not(None)
@@ -236,7 +239,10 @@ def test_agent_paused_before_acknowledging_runs_the_command_once(reoffer_fleet: 
                 ).scalar()
             return found
 
-        handed_out = wait_until(claimed, "the first command to be handed to the poll")
+        try:
+            handed_out = wait_until(claimed, "the first command to be handed to the poll")
+        finally:
+            reader.dispose()
         # The stall is the scenario: it lasts until the command is due to be re-offered.
         time.sleep(max(0.0, handed_out + REOFFER + 0.5 - time.time()))
     finally:
