@@ -122,11 +122,9 @@ def test_each_completion_hands_back_the_next_event_acknowledged(
     assert _commands(server, deployment_id) == [(e, "Succeeded", True) for e in EVENTS]
     info = server.client("codedeploy").get_deployment(deploymentId=deployment_id)
     assert info["deploymentInfo"]["status"] == "Succeeded"
-    target = server.client("codedeploy").get_deployment_target(
-        deploymentId=deployment_id, targetId=host._config.instance_name
-    )["deploymentTarget"]["instanceTarget"]
-    assert [e["status"] for e in target["lifecycleEvents"]] == ["Succeeded"] * 7
-    assert all("startTime" in e for e in target["lifecycleEvents"])
+    events = _lifecycle(server, deployment_id, host)
+    assert [e["status"] for e in events] == ["Succeeded"] * 7
+    assert all("startTime" in e for e in events)
 
 
 def test_a_retried_completion_hands_back_the_same_command(

@@ -137,7 +137,9 @@ def run_many(conn: Connection, statement: ClauseElement, rows: Sequence[Params])
 def _on_cursor(conn: Connection, compiled: Compiled, args: Any, *, many: bool) -> list[Row]:
     driver_connection = conn.connection.driver_connection
     cursor = driver_connection.cursor()  # type: ignore[union-attr]
-    prepared: PreparedOn = conn.info.setdefault("shipyard_prepared", PreparedOn())
+    prepared: PreparedOn | None = conn.info.get("shipyard_prepared")
+    if prepared is None:  # built once per connection, not per statement
+        prepared = conn.info["shipyard_prepared"] = PreparedOn()
     try:
         sql = prepared.sql(compiled, driver_connection, cursor)
         if many:
@@ -152,7 +154,9 @@ def _on_cursor(conn: Connection, compiled: Compiled, args: Any, *, many: bool) -
 
 
 def _compiled(conn: Connection, statement: ClauseElement) -> Compiled:
-    cache: dict[int, Compiled] = conn.info.setdefault("shipyard_compiled", {})
+    cache: dict[int, Compiled] | None = conn.info.get("shipyard_compiled")
+    if cache is None:
+        cache = conn.info["shipyard_compiled"] = {}
     found = cache.get(id(statement))
     if found is None:
         found = cache[id(statement)] = compile_for(conn.dialect, statement)

@@ -63,11 +63,7 @@ class QuickReads:
                 return list(cursor.fetchall())
             finally:
                 cursor.close()
-        except (
-            sqlite3.OperationalError,
-            psycopg2.OperationalError,
-            psycopg2.InterfaceError,
-        ) as exc:
+        except _UNREACHABLE as exc:
             self.close()  # the next read opens a new connection
             raise OperationalError(compiled.sql, args, exc) from exc
 
