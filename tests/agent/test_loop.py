@@ -34,7 +34,7 @@ from shipyard.agent.loop import (
     run_agent,
     with_retries,
 )
-from shipyard.agent.state import MAX_AGE_SECONDS, CommandTracker
+from shipyard.agent.state import KEPT_OPEN, MAX_AGE_SECONDS, CommandTracker
 from shipyard.agent.stream import OutputStreamer
 from shipyard.config import AgentConfig, agent_config_to_yaml
 from shipyard.store import credentials
@@ -54,9 +54,32 @@ def test_a_tracked_command_is_interrupted_until_it_ends(tmp_path: Path) -> None:
     tracker.begin(DEPLOYMENT, "17")
     [found] = tracker.interrupted(time.time())
     assert (found.deployment_id, found.command_id) == (DEPLOYMENT, "17")
-    assert (tmp_path / "ongoing-deployment" / DEPLOYMENT).read_text() == "17"
+    assert (tmp_path / "ongoing-deployment" / DEPLOYMENT).read_text().rstrip() == "17"
     tracker.end(DEPLOYMENT)
     assert tracker.interrupted(time.time()) == []
+
+
+def test_tracking_files_are_rewritten_in_place_and_only_recent_ones_kept(tmp_path: Path) -> None:
+    tracker = CommandTracker(tmp_path)
+    tracker.begin("d-RUNNING01", "1")  # still running when the others come and go
+    tracking = tmp_path / "ongoing-deployment"
+    inode = None
+    for number in range(KEPT_OPEN + 3):
+        deployment_id = f"d-DONE{number:05d}"
+        for command_id in ("20", "21"):
+            tracker.begin(deployment_id, command_id)
+            assert tracker.holds(deployment_id, command_id)
+            tracker.end(deployment_id)
+            assert not tracker.holds(deployment_id, command_id)
+            if number == 0:  # the same file, rewritten: not created again per command
+                current = (tracking / deployment_id).stat().st_ino
+                assert inode in (None, current)
+                inode = current
+    kept = sorted(path.name for path in tracking.iterdir())
+    # KEPT_OPEN files in all, the running deployment's among them
+    recent = [f"d-DONE{n:05d}" for n in range(4, KEPT_OPEN + 3)]
+    assert kept == sorted(["d-RUNNING01", *recent])
+    assert [c.command_id for c in tracker.interrupted(time.time())] == ["1"]
 
 
 def test_an_empty_tracking_file_is_not_an_interrupted_command(tmp_path: Path) -> None:

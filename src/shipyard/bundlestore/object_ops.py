@@ -18,10 +18,18 @@ from shipyard.bundlestore.call import (
     run_blocking,
     stored_headers,
 )
-from shipyard.bundlestore.disk import IncomingFile, ObjectVersion, S3Error, check_key, no_such_key
+from shipyard.bundlestore.disk import (
+    BundleStore,
+    IncomingFile,
+    ObjectVersion,
+    S3Error,
+    check_key,
+    no_such_key,
+)
 from shipyard.bundlestore.s3xml import http_date, iso_time, xml_response
 
 READ_BLOCK = 1024 * 1024
+SMALL_OBJECT = 256 * 1024  # read whole, not streamed (get_object)
 # Presigned GETs may ask for other response headers, e.g. response-content-disposition.
 RESPONSE_OVERRIDES = {f"response-{name}": name for name in STORED_HEADERS}
 
@@ -74,9 +82,16 @@ def _copy_into(incoming: IncomingFile, path: Path) -> None:
 
 
 async def get_object(call: S3Call) -> Response:
-    """GetObject, and HeadObject: the same headers without the body."""
+    """GetObject, and HeadObject: the same headers without the body.
+
+    An object up to ``SMALL_OBJECT`` bytes is read whole with its metadata, in one trip
+    to a worker thread, and answered as one body: every agent downloads its bundle at
+    each deployment, and streaming costs two more thread trips and a task group."""
     version_id = call.query.get("versionId")
-    version: ObjectVersion = await run_blocking(call.store.get, call.bucket, call.key, version_id)
+    small = call.request.method == "GET"
+    version, whole = await run_blocking(
+        _version_and_body, call.store, call.bucket, call.key, version_id, small
+    )
     headers = dict(version.headers)
     headers["etag"] = f'"{version.etag}"'
     headers["last-modified"] = http_date(version.last_modified)
@@ -94,12 +109,28 @@ async def get_object(call: S3Call) -> Response:
     headers["content-length"] = str(length)
     if call.request.method == "HEAD":
         return Response(status_code=status, headers=headers)
+    if whole is not None:
+        return Response(whole[start : start + length], status_code=status, headers=headers)
     try:
         handle = open(version.path, "rb")  # noqa: SIM115 - closed by the streaming generator
     except FileNotFoundError:  # deleted since we read its metadata
         raise no_such_key(call.key) from None
     stream = _stream_file(handle, start, length)
     return StreamingResponse(stream, status_code=status, headers=headers)
+
+
+def _version_and_body(
+    store: BundleStore, bucket: str, key: str, version_id: str | None, small: bool
+) -> tuple[ObjectVersion, bytes | None]:
+    """The object's version, and its bytes when ``small`` is asked and it is that small."""
+    version = store.get(bucket, key, version_id)
+    if not small or version.size > SMALL_OBJECT:
+        return version, None
+    try:
+        with open(version.path, "rb") as handle:
+            return version, handle.read()
+    except FileNotFoundError:  # deleted since we read its metadata
+        raise no_such_key(key) from None
 
 
 async def _stream_file(handle: IO[bytes], start: int, length: int) -> AsyncIterator[bytes]:

@@ -41,7 +41,7 @@ from sqlalchemy.exc import IntegrityError
 
 from shipyard.engine.state import DeploymentState, TargetState
 from shipyard.model import ACCOUNT_ID, DeploymentStatus
-from shipyard.store import arns, deliveries, resources
+from shipyard.store import arns, deliveries, groups
 from shipyard.store.db import Database
 from shipyard.store.deployments import StoredDeployment
 
@@ -241,8 +241,12 @@ class Notices:
             key = (stored.application_name, stored.group_name)
             group = self._groups.get(key)
             if group is None:
-                found = resources.get_deployment_group(self._conn, *key)
-                group = self._groups[key] = found if found is not None else {}
+                triggers = groups.trigger_configurations(self._conn, *key)
+                group = self._groups[key] = (
+                    {}
+                    if triggers is None
+                    else {"deploymentGroupName": key[1], "triggerConfigurations": triggers}
+                )
             self._group = group
         if not self._group:
             return 0

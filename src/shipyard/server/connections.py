@@ -55,6 +55,52 @@ def connection_cap(configured: int, open_files: int) -> int:
     return min(configured, fits)
 
 
+class HeadWithBody(asyncio.Transport):
+    """A response's transport that sends its head and the start of its body together.
+
+    uvicorn writes an answer's status line and headers, then its body, as two writes:
+    two ``send`` calls, two TCP segments, and on the client two wake-ups, the first for
+    a head without a body. The head is held back until the body's first write (the
+    same turn of the event loop for every answer built whole) and goes out with it; a
+    streamed answer whose body comes later gets its head at the end of the turn. Only
+    the first write is held: later body chunks go straight through, under the real
+    transport's flow control.
+    """
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__()
+        self._transport = transport
+        self._loop = loop
+        self._held: bytes | None = None
+        self._first = True
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if self._first:
+            self._first = False
+            self._held = bytes(data)
+            self._loop.call_soon(self._release)
+        elif self._held is not None:
+            held, self._held = self._held, None
+            self._transport.write(held + data)
+        else:
+            self._transport.write(data)
+
+    def _release(self) -> None:
+        if self._held is not None:
+            held, self._held = self._held, None
+            self._transport.write(held)
+
+    def close(self) -> None:
+        self._release()
+        self._transport.close()
+
+    def is_closing(self) -> bool:
+        return self._transport.is_closing()
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return self._transport.get_extra_info(name, default)
+
+
 def guarded_protocol(header_timeout: float, max_connections: int) -> type[asyncio.Protocol]:
     """uvicorn's HTTP/1.1 protocol with a header deadline and a connection cap."""
 
@@ -83,6 +129,8 @@ def guarded_protocol(header_timeout: float, max_connections: int) -> type[asynci
         def on_headers_complete(self) -> None:
             self._disarm()
             super().on_headers_complete()
+            if self.cycle is not None:
+                self.cycle.transport = HeadWithBody(self.transport, self.loop)
 
         def on_response_complete(self) -> None:
             self.idle_since = self.loop.time()

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, bindparam, select
 
-from shipyard.store import schema
+from shipyard.store import direct, schema
 from shipyard.store.dialects import for_update
+from shipyard.store.quick_reads import json_value
 
 _t = schema.deployment_groups
 _c = _t.c
@@ -38,6 +39,23 @@ def get_deployment_group(conn: Connection, app: str, name: str) -> dict[str, Any
     """deploymentGroupInfo of one group, or None."""
     row = conn.execute(select(_c.doc).where(_key(app, name))).first()
     return dict(row[0]) if row else None
+
+
+# Read in every transaction that queues notices (notify.Notices): built once and run on
+# the driver directly (store/direct), which spares SQLAlchemy's per-statement cost.
+_DOC = select(_c.doc).where(
+    (_c.application_name == bindparam("app")) & (_c.name == bindparam("name"))
+)
+
+
+def trigger_configurations(conn: Connection, app: str, name: str) -> list[Any] | None:
+    """The group's triggerConfigurations (``[]`` when it has none), or None when the
+    group is gone."""
+    rows = direct.run(conn, _DOC, {"app": app, "name": name})
+    if not rows:
+        return None
+    triggers = json_value(rows[0][0]).get("triggerConfigurations")
+    return triggers if isinstance(triggers, list) else []
 
 
 def deployment_groups_of(conn: Connection, app: str) -> list[dict[str, Any]]:
