@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import configparser
 import contextlib
+import http.client
 import io
 import json
 import os
@@ -254,6 +255,41 @@ class DeployResult:
     database_cpu: float  # CPU of the PostgreSQL backends serving it (0 on SQLite)
 
 
+FINAL_STATUSES = ("Succeeded", "Failed", "Stopped")
+
+
+class StatusWatch:
+    """A deployment's status by GetDeployment, on one kept-alive connection and signed by
+    a ``PresetSigner``: what ``Admin.deploy`` polls every few milliseconds. Through boto3
+    each poll cost 1.4 ms of CPU in this process, taken from the two cores the measured
+    server and agents share; this costs a tenth of that."""
+
+    def __init__(self, url: str, creds: sigv4.Credentials) -> None:
+        host = url.removeprefix("http://")
+        self._connection = http.client.HTTPConnection(host, timeout=60)
+        self._signer = sigv4.PresetSigner(
+            creds,
+            method="POST",
+            host=host,
+            path="/",
+            headers={"Content-Type": JSON_TYPE, "X-Amz-Target": API_PREFIX + "GetDeployment"},
+            varying=(),
+            region=REGION,
+            service="codedeploy",
+        )
+
+    def status(self, deployment_id: str) -> str:
+        body = json.dumps({"deploymentId": deployment_id}).encode()
+        amz_date = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        self._connection.request("POST", "/", body, self._signer.sign(body, amz_date, {}))
+        reply = self._connection.getresponse()
+        answer = json.loads(reply.read())
+        if reply.status != 200:
+            raise RuntimeError(f"GetDeployment {deployment_id}: HTTP {reply.status} {answer}")
+        status: str = answer["deploymentInfo"]["status"]
+        return status
+
+
 class Admin:
     """boto3 clients with the server's admin key, plus the Shipyard extension calls."""
 
@@ -267,6 +303,7 @@ class Admin:
         config = BotoConfig(retries={"mode": "standard", "total_max_attempts": 3})
         self.cd = session.client("codedeploy", endpoint_url=server.url, config=config)
         self.s3 = session.client("s3", endpoint_url=server.url, config=config)
+        self.watch = StatusWatch(server.url, self.creds)
 
     def extension(self, op: str, body: dict[str, Any]) -> dict[str, Any]:
         import urllib.request
@@ -357,16 +394,14 @@ class Admin:
             revision=revision,  # type: ignore[arg-type]
         )["deploymentId"]
         deadline = time.monotonic() + timeout
-        while True:
-            info = self.cd.get_deployment(deploymentId=deployment_id)["deploymentInfo"]
-            if info["status"] in ("Succeeded", "Failed", "Stopped"):
-                break
+        while (status := self.watch.status(deployment_id)) not in FINAL_STATUSES:
             if time.monotonic() > deadline:
-                raise RuntimeError(f"deployment {deployment_id} still {info['status']}")
+                raise RuntimeError(f"deployment {deployment_id} still {status}")
             time.sleep(poll_interval)
         wall = time.perf_counter() - started
         cpu = self.server.cpu() - cpu_before
         db_after = self.server.database_cpu()
+        info = self.cd.get_deployment(deploymentId=deployment_id)["deploymentInfo"]
         db_cpu = sum(v - db_before.get(pid, 0.0) for pid, v in db_after.items())
         if info["status"] != "Succeeded":
             raise RuntimeError(

@@ -79,15 +79,20 @@ def insert(
         )
 
 
+# Built once: GetDeployment of a finished deployment loads it at every call.
+_LOAD = select(D.c.state, D.c.info, D.c.application_name, D.c.group_name).where(
+    D.c.id == bindparam("deployment_id")
+)
+_LOAD_TARGETS = select(T.c.doc).where(T.c.deployment_id == bindparam("deployment_id"))
+
+
 def load(conn: Connection, deployment_id: str, *, lock: bool = False) -> StoredDeployment | None:
-    query = select(D.c.state, D.c.info, D.c.application_name, D.c.group_name).where(
-        D.c.id == deployment_id
-    )
-    row = conn.execute(for_update(query, conn.dialect.name) if lock else query).first()
+    key = {"deployment_id": deployment_id}
+    row = conn.execute(for_update(_LOAD, conn.dialect.name) if lock else _LOAD, key).first()
     if row is None:
         return None
     header, info = row[0], row[1]
-    target_rows = conn.execute(select(T.c.doc).where(T.c.deployment_id == deployment_id)).scalars()
+    target_rows = conn.execute(_LOAD_TARGETS, key).scalars()
     targets = [TargetState.from_doc(d) for d in target_rows]
     order = info.get("targetOrder", [])
     rank = {name: i for i, name in enumerate(order)}
