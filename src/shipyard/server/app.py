@@ -24,6 +24,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import RedirectResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from shipyard.bundlestore.api import handle as s3_handle
 from shipyard.bundlestore.api import s3_routes
 from shipyard.config import ServerConfig
 from shipyard.console.routes import browser_at_root, console_routes
@@ -243,6 +244,11 @@ def create_app(services: Services) -> ASGIApp:
         elif scope["type"] == "http" and lambda_api.is_lambda_request(scope["path"]):
             response = await lambda_api.handle(Request(scope, receive), services)
             await response(scope, receive, send)
+        elif scope["type"] == "http" and scope["method"] == "GET" and _object_path(scope["path"]):
+            # A bundle download (every agent, every deployment): the S3 handler renders
+            # its errors itself, so it needs no more of Starlette than the POST / path.
+            response = await s3_handle(Request(scope, receive), services)
+            await response(scope, receive, send)
         elif (
             scope["type"] == "http"
             and scope["method"] == "GET"
@@ -254,3 +260,9 @@ def create_app(services: Services) -> ASGIApp:
             await rest(scope, receive, send)
 
     return app
+
+
+def _object_path(path: str) -> bool:
+    """``/<bucket>/<key>``, path-style: once the Lambda API's paths are out of the way,
+    no other GET route of the app has two segments outside ``/console/``."""
+    return path.count("/") >= 2 and not path.startswith("/console/")
