@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from shipyard.agent import appspec_file
 from shipyard.agent.hooks import DEFAULT_KILL_GRACE, CommandResult, HookRun, ScriptError, run_event
-from shipyard.agent.layout import ARCHIVE_DIR, PRIVATE_MODE, Layout
+from shipyard.agent.layout import ARCHIVE_DIR, PRIVATE_MODE, Layout, ensure_dir
 from shipyard.config import AgentConfig
 from shipyard.model import HOOK_COMMANDS, DeploymentCreator
 
@@ -233,7 +233,7 @@ def _download_bundle(layout: Layout, spec: DeploymentSpec, config: AgentConfig) 
 
     group, deployment = spec.deployment_group_id, spec.deployment_id
     layout.secure_root()
-    layout.group_dir(group).mkdir(mode=PRIVATE_MODE, exist_ok=True)
+    ensure_dir(layout.group_dir(group), PRIVATE_MODE)
     _prune_old_deployments(layout, spec, config.max_revisions)
     layout.deployment_dir(group, deployment).mkdir(mode=PRIVATE_MODE, exist_ok=True)
     bundle_file = layout.bundle_file(group, deployment)

@@ -41,6 +41,7 @@ from typing import Any
 
 from shipyard.agent import tree
 from shipyard.agent.appspec import FILE_EXISTS_BEHAVIORS, AppSpec, FileMapping
+from shipyard.agent.layout import ensure_dir
 from shipyard.agent.permissions import (
     AclEntry,
     Mode,
@@ -118,7 +119,7 @@ def install(
         )
     if deployment_group_id in ("", ".", "..") or "/" in deployment_group_id:
         raise InstallError(f"Invalid deployment group id {deployment_group_id!r}")
-    instructions_dir.mkdir(parents=True, exist_ok=True)
+    ensure_dir(instructions_dir)
     cleanup_file = instructions_dir / f"{deployment_group_id}-cleanup"
     undo_previous_install(cleanup_file)
     steps = plan_install(archive_dir, appspec, behavior)
