@@ -14,7 +14,8 @@ with no files and no hooks (all seven events run, none has anything to do):
 
   wall        CreateDeployment sent .. GetDeployment first reports Succeeded (client
               side; polled every 5 ms up to 10 hosts, 20 ms for more, because every
-              GetDeployment costs server CPU too);
+              GetDeployment costs server CPU too, on a kept-alive connection rather
+              than through boto3: harness.StatusWatch);
   server      the server's own createTime .. completeTime;
   per h-ev    median wall / (hosts x 7): the overhead per host-event (nothing runs,
               so all of the wall time is overhead);
