@@ -280,14 +280,23 @@ class StatusWatch:
 
     def status(self, deployment_id: str) -> str:
         body = json.dumps({"deploymentId": deployment_id}).encode()
+        try:
+            status, answer = self._ask(body)
+        except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+            # The server drops a connection idle for 5 s (between two deployments);
+            # GetDeployment changes nothing, so asking again on a new one is safe.
+            self._connection.close()
+            status, answer = self._ask(body)
+        if status != 200:
+            raise RuntimeError(f"GetDeployment {deployment_id}: HTTP {status} {answer}")
+        found: str = answer["deploymentInfo"]["status"]
+        return found
+
+    def _ask(self, body: bytes) -> tuple[int, Any]:
         amz_date = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
         self._connection.request("POST", "/", body, self._signer.sign(body, amz_date, {}))
         reply = self._connection.getresponse()
-        answer = json.loads(reply.read())
-        if reply.status != 200:
-            raise RuntimeError(f"GetDeployment {deployment_id}: HTTP {reply.status} {answer}")
-        status: str = answer["deploymentInfo"]["status"]
-        return status
+        return reply.status, json.loads(reply.read())
 
 
 class Admin:
