@@ -88,9 +88,9 @@ async def get_object(call: S3Call) -> Response:
     to a worker thread, and answered as one body: every agent downloads its bundle at
     each deployment, and streaming costs two more thread trips and a task group."""
     version_id = call.query.get("versionId")
-    small = call.request.method == "GET"
+    with_body = call.request.method == "GET"
     version, whole = await run_blocking(
-        _version_and_body, call.store, call.bucket, call.key, version_id, small
+        _version_and_body, call.store, call.bucket, call.key, version_id, with_body
     )
     headers = dict(version.headers)
     headers["etag"] = f'"{version.etag}"'
@@ -120,11 +120,12 @@ async def get_object(call: S3Call) -> Response:
 
 
 def _version_and_body(
-    store: BundleStore, bucket: str, key: str, version_id: str | None, small: bool
+    store: BundleStore, bucket: str, key: str, version_id: str | None, with_body: bool
 ) -> tuple[ObjectVersion, bytes | None]:
-    """The object's version, and its bytes when ``small`` is asked and it is that small."""
+    """The object's version, and with ``with_body`` its bytes when it is at most
+    ``SMALL_OBJECT`` long (None: stream it)."""
     version = store.get(bucket, key, version_id)
-    if not small or version.size > SMALL_OBJECT:
+    if not with_body or version.size > SMALL_OBJECT:
         return version, None
     try:
         with open(version.path, "rb") as handle:
