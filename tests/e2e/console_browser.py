@@ -76,6 +76,13 @@ def sign_in(driver: Any, server: LiveServer, keys: tuple[str, str] | None = None
     wait_until(lambda: driver.current_url.endswith("/console"), "the overview after sign-in", 10)
 
 
+def sign_out(driver: Any) -> None:
+    """Sign out and wait for the sign-in page: the click returns before the
+    form's POST lands, and a page asked for sooner still carries the session."""
+    by_id(driver, "sign-out").click()
+    wait_until(lambda: driver.current_url.endswith("/console/login"), "the sign-in page", 10)
+
+
 def text_of(driver: Any, element_id: str) -> str:
     return str(by_id(driver, element_id).text)
 

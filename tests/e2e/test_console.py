@@ -19,6 +19,7 @@ from tests.e2e.console_browser import (
     press,
     screenshot,
     sign_in,
+    sign_out,
     text_of,
 )
 from tests.e2e.test_alarms_prometheus import bundle, waiting_validate
@@ -108,8 +109,7 @@ def test_watch_a_deployment_live_to_succeeded_then_sign_out(
     screenshot(browser, "overview-phone", tmp_path)
     browser.set_window_size(1280, 900)
 
-    by_id(browser, "sign-out").click()
-    wait_until(lambda: browser.current_url.endswith("/console/login"), "the sign-in page")
+    sign_out(browser)
     browser.get(server.url + "/console")
     assert browser.current_url.endswith("/console/login")
 

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.e2e.conftest import Fleet, make_bundle
-from tests.e2e.console_browser import browser, by_id, sign_in, text_of
+from tests.e2e.console_browser import browser, by_id, sign_in, sign_out, text_of
 from tests.e2e.test_alarms_prometheus import bundle
 from tests.e2e.test_console import shown_status, viewer_keys
 from tests.e2e.test_in_place import setup_group
@@ -83,7 +83,7 @@ def test_a_viewer_s_upload_and_a_forged_one_are_refused(
     message = wait_until(lambda: browser.find_elements("id", "deploy-message"), "the refusal")
     assert "s3:PutObject" in message[0].text and "deployer" in message[0].text, message[0].text
 
-    by_id(browser, "sign-out").click()
+    sign_out(browser)
     sign_in(browser, server)
     browser.get(server.url + "/console/deploy")
     browser.execute_script("document.querySelector('#upload-form [name=csrf]').value = 'x'")
