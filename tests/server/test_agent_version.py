@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from shipyard.agent.client import REPORTED_VERSION, CommandClient, ProtocolError
 from shipyard.server.agent_protocol import MAX_VERSION_CHARS, reported_version
@@ -42,14 +42,18 @@ def _poll(agent: CommandClient, **members: Any) -> None:
 
 
 def _instance_updates(server: LiveServer) -> list[str]:
-    """UPDATE statements on ``instances`` the server runs from now on (a live list)."""
+    """UPDATE statements on ``instances`` the server runs from now on (a live list), as
+    SQLite itself sees them: a poll's statements go to the driver's cursor directly,
+    past SQLAlchemy's events (store/direct.py)."""
     seen: list[str] = []
 
-    def record(_conn: Any, _cursor: Any, statement: str, *_rest: Any) -> None:
+    def record(statement: str) -> None:
         if statement.lstrip().upper().startswith("UPDATE INSTANCES"):
             seen.append(statement)
 
-    event.listen(server.services.db.engine, "before_cursor_execute", record)
+    with server.services.db.tx() as conn:  # the server's one SQLite connection
+        driver = conn.connection.driver_connection
+    driver.set_trace_callback(record)  # type: ignore[union-attr]
     return seen
 
 

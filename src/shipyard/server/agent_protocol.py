@@ -17,14 +17,14 @@ import logging
 import zlib
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, select
+from sqlalchemy import Connection
 
 from shipyard.errors import ApiError, UnknownExecution
 from shipyard.model import CommandStatus
 from shipyard.runner.agents import HostCommandView
 from shipyard.server.context import Call, Handler, Json
 from shipyard.server.spec_signing import SIGNED_FORMAT, SpecSigner
-from shipyard.store import schema
+from shipyard.store import host_contact
 
 log = logging.getLogger("shipyard.agents")
 
@@ -45,13 +45,6 @@ _DIAGNOSTIC_TYPES: dict[str, type] = {
     "message": str,
     "log": str,
 }
-
-
-_i = schema.instances.c
-# Built once: every poll runs it (a reused statement keeps its memoised cache key).
-_HOST_ROW = select(_i.iam_arn, _i.registered, _i.last_seen, _i.agent_version).where(
-    _i.name == bindparam("instance")
-)
 
 
 def _client_error(message: str) -> ApiError:
@@ -156,7 +149,7 @@ def check_host_in(
     it differs from the stored one, in one statement and only then: the row is read
     anyway, so an unchanged version costs a poll nothing."""
     host = _required_string(call.body, "HostIdentifier")
-    row = conn.execute(_HOST_ROW, {"instance": instance}).first()
+    row = host_contact.host_row(conn, instance)
     if row is None or not row.registered:
         raise _client_error(f"Instance {instance} is not registered")
     # The stock agent's rule, applied from the server's side: the identifier the
@@ -166,16 +159,15 @@ def check_host_in(
     now = call.now()
     interval = heartbeat_interval(call.services.config.agent_timeout)
     fresh = row.last_seen is not None and 0 <= now - row.last_seen < interval
-    changes: dict[str, Any] = {}
+    seen_at = reported = None
     if heartbeat and not fresh:
-        changes["last_seen"] = now
+        seen_at = now
         _log_contact(instance, row.last_seen, now, call.services.config.agent_timeout)
     if heartbeat and version is not None and version != row.agent_version:
-        changes["agent_version"] = version
+        reported = version
         log.info("agent of %s reports version %s", instance, version)
-    if changes:
-        conn.execute(schema.instances.update().where(_i.name == instance).values(**changes))
-    return str(row.iam_arn), bool(changes)
+    host_contact.record_contact(conn, instance, seen_at=seen_at, reported=reported)
+    return str(row.iam_arn), seen_at is not None or reported is not None
 
 
 def _log_contact(instance: str, last_seen: float | None, now: float, timeout: float) -> None:
