@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from sqlalchemy import Connection, bindparam, select, update
+from sqlalchemy import Connection, bindparam, func, select, update
 
 from shipyard.store import direct, schema
 
@@ -21,15 +21,18 @@ _ic = _i.c
 _HOST_ROW = select(_ic.iam_arn, _ic.registered, _ic.last_seen, _ic.agent_version).where(
     _ic.name == bindparam("instance")
 )
-# Bind names differ from the columns': SQLAlchemy reserves a column's own name in SET.
-_SEEN = update(_i).where(_ic.name == bindparam("instance")).values(last_seen=bindparam("seen_at"))
-_VERSION = (
-    update(_i).where(_ic.name == bindparam("instance")).values(agent_version=bindparam("reported"))
-)
-_SEEN_AND_VERSION = (
+# One statement for either write or both: a value not given keeps the stored one. Bind
+# names differ from the columns' (SQLAlchemy reserves a column's own name in SET), and
+# carry their types so that PostgreSQL can prepare it.
+_CONTACT = (
     update(_i)
     .where(_ic.name == bindparam("instance"))
-    .values(last_seen=bindparam("seen_at"), agent_version=bindparam("reported"))
+    .values(
+        last_seen=func.coalesce(bindparam("seen_at", type_=_ic.last_seen.type), _ic.last_seen),
+        agent_version=func.coalesce(
+            bindparam("reported", type_=_ic.agent_version.type), _ic.agent_version
+        ),
+    )
 )
 
 
@@ -53,14 +56,11 @@ def host_row(conn: Connection, instance: str) -> HostRow | None:
 def record_contact(
     conn: Connection, instance: str, *, seen_at: float | None, reported: str | None
 ) -> None:
-    """Write ``last_seen`` and/or ``agent_version`` (each only when given)."""
-    if seen_at is not None and reported is not None:
-        params = {"instance": instance, "seen_at": seen_at, "reported": reported}
-        direct.run(conn, _SEEN_AND_VERSION, params)
-    elif seen_at is not None:
-        direct.run(conn, _SEEN, {"instance": instance, "seen_at": seen_at})
-    elif reported is not None:
-        direct.run(conn, _VERSION, {"instance": instance, "reported": reported})
+    """Write ``last_seen`` and/or ``agent_version`` (each only when given; nothing when
+    neither is)."""
+    if seen_at is None and reported is None:
+        return
+    direct.run(conn, _CONTACT, {"instance": instance, "seen_at": seen_at, "reported": reported})
 
 
 __all__ = ["HostRow", "host_row", "record_contact"]
