@@ -27,6 +27,7 @@ from shipyard.agent.executor import (
     S3Revision,
     execute,
     is_noop,
+    noop_events,
     parse_spec,
 )
 from shipyard.config import AgentConfig
@@ -205,6 +206,34 @@ def test_first_deployment_runs_every_event_in_order(site: Site) -> None:
     assert "LifecycleEvent - ValidateService\n" in log
     assert "[stdout]hello from ValidateService (v1)\n" in log
     assert "".join(site.output) == log  # everything streamed was logged, and vice versa
+
+
+def test_noop_events_follow_the_revision_each_hook_reads(site: Site) -> None:
+    """What a result names as no-ops (``ShipyardNoopEvents``): before the download,
+    only the hooks of the last good revision can be judged; after it, the new one's."""
+    traffic = {"BeforeBlockTraffic", "AfterBlockTraffic", "BeforeAllowTraffic"}
+    traffic |= {"AfterAllowTraffic"}
+    first = site.spec("d-FIRST0001", site.revision("v1"))
+    # Nothing installed yet: ApplicationStop and the block hooks have nothing to run;
+    # the new revision's hooks are unknown until it is downloaded, so none is named.
+    assert noop_events(first, site.config) == {
+        "ApplicationStop",
+        "BeforeBlockTraffic",
+        "AfterBlockTraffic",
+    }
+    site.deploy(first, EVENTS_BEFORE_INSTALL)
+    assert noop_events(first, site.config) == traffic  # v1 has scripts for the other five
+    site.deploy(first, EVENTS_AFTER_INSTALL)
+    only_start = "  ApplicationStart:\n    - location: scripts/record.sh\n"
+    second = site.spec("d-SECOND001", site.revision("v2", hooks=only_start))
+    # ApplicationStop runs v1's script: not a no-op until v2 is on the host.
+    assert noop_events(second, site.config) == {"BeforeBlockTraffic", "AfterBlockTraffic"}
+    site.deploy(second, ("ApplicationStop", "DownloadBundle"))
+    expected = traffic | {"ApplicationStop", "BeforeInstall", "AfterInstall", "ValidateService"}
+    assert noop_events(second, site.config) == expected
+    for event in expected:
+        assert is_noop(event, second, site.config)
+    assert not is_noop("ApplicationStart", second, site.config)
 
 
 def test_application_stop_comes_from_the_previous_successful_revision(site: Site) -> None:

@@ -137,6 +137,20 @@ class Fleet:
         }
 
 
+def commands_run(fleet: Fleet, deployment_id: str) -> dict[str, list[str]]:
+    """Per host, the commands of ``deployment_id`` its agent started, from its log."""
+    marker = f"deployment {deployment_id})"
+    found = {}
+    for host in fleet.hosts:
+        log = (host.home / "log" / "shipyard-agent.log").read_text()
+        found[host.name] = [
+            line.split("] ", 1)[1].split(":", 1)[0]
+            for line in log.splitlines()
+            if ": running (command " in line and line.endswith(marker)
+        ]
+    return found
+
+
 def make_bundle(
     files: dict[str, str | bytes], kind: str = "zip", modes: dict[str, int] | None = None
 ) -> bytes:

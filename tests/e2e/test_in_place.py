@@ -6,7 +6,7 @@ import itertools
 from typing import Any
 
 from tests.conftest import on_both_databases
-from tests.e2e.conftest import SHARED_ROOT, Fleet, Uploader, make_bundle
+from tests.e2e.conftest import SHARED_ROOT, Fleet, Uploader, commands_run, make_bundle
 from tests.support import call_extension
 
 EVENTS = [
@@ -196,3 +196,31 @@ def test_second_deployment_runs_previous_stop_script_and_removes_old_files(
         # v1's files that v2 does not ship are gone (the cleanup file did its work).
         assert not host.view(SHARED_ROOT / "www" / "assets" / "app.js").exists()
         assert not host.view(SHARED_ROOT / "etc" / "app.conf").exists()
+
+
+def test_events_without_scripts_are_completed_by_the_server(fleet: Fleet, upload: Uploader) -> None:
+    """The agent names the hooks it has nothing to run for with each result
+    (``ShipyardNoopEvents``); the server completes those for it, so only the events
+    with work reach the agent, and the history still shows all seven."""
+    setup_group(fleet, ["web-1", "web-2"], "CodeDeployDefault.AllAtOnce")
+    only_after_install = "  AfterInstall:\n    - location: scripts/record.sh\n"
+    bundle = make_bundle(
+        {
+            "appspec.yml": f"version: 0.0\nos: linux\nhooks:\n{only_after_install}",
+            "scripts/record.sh": RECORD.format(root=SHARED_ROOT),
+        }
+    )
+    info = deploy(fleet, upload("shop/hooks.zip", bundle))
+    assert info["status"] == "Succeeded", info
+    for name, target in fleet.targets(info["deploymentId"]).items():
+        events = target["lifecycleEvents"]
+        assert [(e["lifecycleEventName"], e["status"]) for e in events] == [
+            (event, "Succeeded") for event in EVENTS
+        ], name
+        lines = fleet.host(name).view(SHARED_ROOT / "events.log").read_text().splitlines()
+        assert [line.split()[0] for line in lines] == ["AfterInstall"]
+    # ApplicationStop comes with the poll (a first deployment: nothing to stop, but no
+    # result came before it to say so); BeforeInstall, ApplicationStart and
+    # ValidateService never reached an agent.
+    ran = ["ApplicationStop", "DownloadBundle", "Install", "AfterInstall"]
+    assert commands_run(fleet, info["deploymentId"]) == {"web-1": ran, "web-2": ran}

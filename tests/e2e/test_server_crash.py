@@ -29,7 +29,14 @@ from botocore.config import Config as BotoConfig
 
 from shipyard.demo.fleet import can_isolate, stop_all
 from tests.conftest import free_port, on_both_databases, service_missing
-from tests.e2e.conftest import SHARED_ROOT, Fleet, Uploader, make_bundle, make_uploader
+from tests.e2e.conftest import (
+    SHARED_ROOT,
+    Fleet,
+    Uploader,
+    commands_run,
+    make_bundle,
+    make_uploader,
+)
 from tests.e2e.test_in_place import EVENTS, HOOKS
 from tests.support import wait_until
 
@@ -183,20 +190,6 @@ def hook_lines(fleet: Fleet, deployment_id: str) -> dict[str, list[str]]:
 
 def started_hooks(fleet: Fleet, deployment_id: str) -> int:
     return sum(len(lines) for lines in hook_lines(fleet, deployment_id).values())
-
-
-def commands_run(fleet: Fleet, deployment_id: str) -> dict[str, list[str]]:
-    """Per host, the commands of ``deployment_id`` its agent started, from its log."""
-    marker = f"deployment {deployment_id})"
-    found = {}
-    for host in fleet.hosts:
-        log = (host.home / "log" / "shipyard-agent.log").read_text()
-        found[host.name] = [
-            line.split("] ", 1)[1].split(":", 1)[0]
-            for line in log.splitlines()
-            if ": running (command " in line and line.endswith(marker)
-        ]
-    return found
 
 
 KillPoint = tuple[str, Callable[[], bool], float]  # what, reached yet?, then wait this long

@@ -243,3 +243,80 @@ def test_a_malformed_extension_member_is_refused(server: LiveServer, host: Comma
         assert member in refused.value.message
     # The refused completion changed nothing: the event still runs.
     assert host.complete(first.command_id, "Succeeded", SUCCESS, then_next=True) is not None
+
+
+def test_events_the_agent_names_as_no_ops_are_completed_for_it(
+    server: LiveServer, host: CommandClient
+) -> None:
+    """``ShipyardNoopEvents`` with a result: a named hook event dispatched next is
+    completed by the server, and the answer carries the first event with work."""
+    deployment_id = _deploy(server, host._config.instance_name)
+    noops = {"BeforeInstall", "AfterInstall", "ValidateService"}  # not ApplicationStart
+    command: HostCommand | None = _first(host)
+    ran = []
+    while command is not None:
+        ran.append(command.command_name)
+        command = host.complete(
+            command.command_id, "Succeeded", SUCCESS, then_next=True, noop_events=noops
+        )
+    assert ran == ["ApplicationStop", "DownloadBundle", "Install", "ApplicationStart"]
+    # Every event has its command, finished, and the engine stepped through each.
+    assert _commands(server, deployment_id) == [(e, "Succeeded", True) for e in EVENTS]
+    events = _lifecycle(server, deployment_id, host)
+    assert [(e["lifecycleEventName"], e["status"]) for e in events] == [
+        (e, "Succeeded") for e in EVENTS
+    ]
+    skipped = events[EVENTS.index("BeforeInstall")]
+    assert skipped["diagnostics"]["errorCode"] == "Success"
+    assert skipped["startTime"] <= skipped["endTime"]
+    info = server.client("codedeploy").get_deployment(deploymentId=deployment_id)
+    assert info["deploymentInfo"]["status"] == "Succeeded"
+
+
+def test_no_ops_are_not_completed_after_a_repeat_or_a_failure(
+    server: LiveServer, host: CommandClient
+) -> None:
+    deployment_id = _deploy(server, host._config.instance_name)
+    download = host.complete(_first(host).command_id, "Succeeded", SUCCESS, then_next=True)
+    assert download is not None and download.command_name == "DownloadBundle"
+    after = {"AfterInstall", "ApplicationStart", "ValidateService"}
+    install = host.complete(
+        download.command_id, "Succeeded", SUCCESS, then_next=True, noop_events={"BeforeInstall"}
+    )
+    assert install is not None and install.command_name == "Install"
+    # A repeated completion hands back the same command, and completes nothing more.
+    again = host.complete(
+        download.command_id, "Succeeded", SUCCESS, then_next=True, noop_events=after
+    )
+    assert again == install
+    failed = {**SUCCESS, "error_code": 4, "message": "no space left"}
+    assert (
+        host.complete(install.command_id, "Failed", failed, then_next=True, noop_events=after)
+        is None
+    )
+    assert [c[:2] for c in _commands(server, deployment_id)] == [
+        ("ApplicationStop", "Succeeded"),
+        ("DownloadBundle", "Succeeded"),
+        ("BeforeInstall", "Succeeded"),
+        ("Install", "Failed"),
+    ]
+    info = server.client("codedeploy").get_deployment(deploymentId=deployment_id)
+    assert info["deploymentInfo"]["status"] == "Failed"
+
+
+def test_a_malformed_noop_list_is_refused(server: LiveServer, host: CommandClient) -> None:
+    """Only hook events may be named: DownloadBundle and Install always have work."""
+    deployment_id = _deploy(server, host._config.instance_name)
+    first = _first(host)
+    body = {
+        "HostCommandIdentifier": first.command_id,
+        "CommandStatus": "Succeeded",
+        "ShipyardNextCommand": True,
+    }
+    for value in ("BeforeInstall", ["Install"], ["DownloadBundle"], [{"a": 1}], ["NoHook"]):
+        with pytest.raises(ProtocolError) as refused:
+            host.call("PutHostCommandComplete", {**body, "ShipyardNoopEvents": value})
+        assert refused.value.code == "ClientException"
+        assert "ShipyardNoopEvents" in refused.value.message
+    # Nothing was recorded: the event still runs.
+    assert _commands(server, deployment_id) == [("ApplicationStop", "InProgress", True)]

@@ -21,7 +21,7 @@ import json
 import platform
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -199,12 +199,20 @@ class CommandClient:
         return _optional_str(out.get("CommandStatus"))
 
     def complete(
-        self, command_id: str, status: str, diagnostics: dict[str, Any], *, then_next: bool = False
+        self,
+        command_id: str,
+        status: str,
+        diagnostics: dict[str, Any],
+        *,
+        then_next: bool = False,
+        noop_events: Collection[str] = (),
     ) -> HostCommand | None:
         """PutHostCommandComplete with ``Succeeded``/``Failed`` and the result payload.
 
         With ``then_next``, Shipyard's extension: the answer may carry the host's next
-        command (returned), so no poll is needed between two lifecycle events."""
+        command (returned), so no poll is needed between two lifecycle events; and
+        ``noop_events``, the hook events with no scripts in this deployment, which the
+        server completes for the agent rather than hand them over."""
         body: dict[str, Any] = {
             "HostCommandIdentifier": command_id,
             "CommandStatus": status,
@@ -212,6 +220,8 @@ class CommandClient:
         }
         if then_next:
             body["ShipyardNextCommand"] = True
+            if noop_events:
+                body["ShipyardNoopEvents"] = sorted(noop_events)
         out = self.call("PutHostCommandComplete", body)
         handed = out.get("ShipyardNextCommand")
         if not then_next or not handed:

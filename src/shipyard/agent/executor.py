@@ -211,13 +211,38 @@ def is_noop(command_name: str, spec: DeploymentSpec, config: AgentConfig) -> boo
 
     DownloadBundle and Install are never no-ops; neither is a command that would fail.
     """
-    if command_name not in HOOK_COMMANDS:
-        return False
-    try:
-        archive = _hook_archive(Layout(config.root_dir), spec, command_name)
-        return archive is None or not _load_appspec(archive, spec).scripts_for(command_name)
-    except Exception:
-        return False
+    return command_name in noop_events(spec, config, only=command_name)
+
+
+def noop_events(
+    spec: DeploymentSpec, config: AgentConfig, *, only: str | None = None
+) -> frozenset[str]:
+    """The hook events (or just ``only``) with no scripts to run now, each revision's
+    appspec read once.
+
+    Sent with a result, so that the server completes them for the agent: nothing is
+    run or written for a hook without scripts, and nothing the agent does between two
+    events changes which revision a hook takes its scripts from."""
+    layout = Layout(config.root_dir)
+    appspecs: dict[Path, AppSpec | None] = {}  # archive -> its appspec; None: unusable
+    found = set()
+    for event in HOOK_COMMANDS if only is None else HOOK_COMMANDS & {only}:
+        try:
+            archive = _hook_archive(layout, spec, event)
+        except Exception:  # an unreadable marker: the event must run, and fail visibly
+            continue
+        if archive is None:
+            found.add(event)
+            continue
+        if archive not in appspecs:
+            try:
+                appspecs[archive] = _load_appspec(archive, spec)
+            except Exception:
+                appspecs[archive] = None  # as above
+        appspec = appspecs[archive]
+        if appspec is not None and not appspec.scripts_for(event):
+            found.add(event)
+    return frozenset(found)
 
 
 class _CommandError(Exception):
@@ -423,6 +448,7 @@ __all__ = [
     "S3Revision",
     "execute",
     "is_noop",
+    "noop_events",
     "parse_spec",
     "script_environment",
 ]

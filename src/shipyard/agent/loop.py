@@ -259,17 +259,20 @@ class CommandWorker:
             return self._complete(command_id, diagnostics(UNKNOWN_ERROR_CODE, "", message, ""))
         log.info("%s: running (command %s, deployment %s)", name, command_id, deployment_id)
         write = self.streamer.open(command_id)
+        noops: frozenset[str] = frozenset()
         try:
             result = executor.execute(name, spec, self.config, write)
             outcome = diagnostics(
                 int(result.error_code), result.script_name, result.message, result.log
             )
+            if result.succeeded:  # the server may complete the next no-ops for us
+                noops = executor.noop_events(spec, self.config)
         except Exception as exc:
             log.exception("%s: the executor failed", name)
             outcome = diagnostics(UNKNOWN_ERROR_CODE, "", f"{type(exc).__name__}: {exc}", "")
         finally:
             self.streamer.finish(command_id, OUTPUT_FLUSH_SECONDS)
-        return self._complete(command_id, outcome, deployment_id)
+        return self._complete(command_id, outcome, deployment_id, noops)
 
     def _acknowledge(self, command: HostCommand, *, is_noop: bool) -> str | None:
         return with_retries(
@@ -279,15 +282,22 @@ class CommandWorker:
         )
 
     def _complete(
-        self, command_id: str, outcome: dict[str, Any], deployment_id: str | None = None
+        self,
+        command_id: str,
+        outcome: dict[str, Any],
+        deployment_id: str | None = None,
+        noop_events: frozenset[str] = frozenset(),
     ) -> HostCommand | None:
-        """Report the result; then forget the tracking file of ``deployment_id``.
-        Returns the next command the server handed back with the answer."""
+        """Report the result (with the hook events that have nothing to run); then
+        forget the tracking file of ``deployment_id``. Returns the next command the
+        server handed back with the answer."""
         status = "Succeeded" if outcome["error_code"] == 0 else "Failed"
         handed: HostCommand | None = None
         try:
             handed = with_retries(
-                lambda: self.client.complete(command_id, status, outcome, then_next=True),
+                lambda: self.client.complete(
+                    command_id, status, outcome, then_next=True, noop_events=noop_events
+                ),
                 f"command {command_id}: reporting the result",
                 COMPLETE_RETRY_SECONDS,
             )

@@ -44,6 +44,9 @@ LOG_TAIL_BYTES = 4096
 SPEC_REUSE_SECONDS = 300.0
 SPEC_CACHE_SIZE = 256
 
+# What the agent reports for a hook without scripts (agent/executor.py).
+NOOP_REPORT = {"error_code": 0, "script_name": "", "message": "Succeeded", "log": ""}
+
 BundleUrl = Callable[[dict[str, Any]], str]
 
 
@@ -335,6 +338,7 @@ class AgentChannel:
         diagnostics: dict[str, Any],
         *,
         then_next: bool = False,
+        noop_events: frozenset[str] = frozenset(),
     ) -> HostCommandView | None:
         """Record a command's result and step its deployment.
 
@@ -342,6 +346,11 @@ class AgentChannel:
         same deployment, when the step dispatches one, is queued already acknowledged
         and returned: one request per lifecycle event instead of a poll, an
         acknowledgement and a completion. Other work reaches the agent by its poll.
+
+        ``noop_events`` (with ``then_next`` and a success) are the hook events the
+        agent has no scripts for in this deployment: one of them dispatched next is
+        completed here, as the agent would have reported it, and the host goes on to
+        the event after it, so an event with nothing to run costs no request at all.
 
         The results that arrive in the same event-loop turn share one transaction
         (``group_commit``)."""
@@ -352,7 +361,7 @@ class AgentChannel:
 
         def work(conn: Connection, after: AfterCommit) -> HostCommandView | None:
             return self._complete_in(
-                conn, after, instance, command_id, succeeded, payload, then_next
+                conn, after, instance, command_id, succeeded, payload, then_next, noop_events
             )
 
         handed: HostCommandView | None = await self._lifecycle.run(work)
@@ -367,6 +376,7 @@ class AgentChannel:
         succeeded: bool,
         diagnostics: dict[str, str],
         then_next: bool,
+        noop_events: frozenset[str],
     ) -> HostCommandView | None:
         status = (CommandStatus.SUCCEEDED if succeeded else CommandStatus.FAILED).value
         finished = commands.finish_open_command(conn, command_id, instance, status, self.clock())
@@ -385,6 +395,9 @@ class AgentChannel:
         after.handed.pop(instance, None)  # another completion of this batch's
         self.runner.apply_in(conn, command.deployment_id, done, after)
         handed = after.handed.pop(instance, None)
+        skip = noop_events if succeeded and not repeated else frozenset()
+        while handed is not None and handed[1] in skip:
+            handed = self._complete_noop(conn, after, instance, command.deployment_id, handed)
         if handed is not None:
             return HostCommandView(
                 handed[0],
@@ -401,6 +414,30 @@ class AgentChannel:
             again = commands.handed_after(conn, command)
             return _view(again, instance, acknowledged=True) if again else None
         return None
+
+    def _complete_noop(
+        self,
+        conn: Connection,
+        after: AfterCommit,
+        instance: str,
+        deployment_id: str,
+        handed: tuple[int, str],
+    ) -> tuple[int, str] | None:
+        """Complete the handed command of an event the agent has nothing to run for,
+        with the result it would have sent; the command the step hands on, if any.
+
+        The command is queued and finished all the same, so the host's history reads as
+        if the agent had run it: the executor does nothing for a hook without scripts
+        (no file written, no output), and the agent said so with the result of the
+        event before, with nothing of its own run in between."""
+        command_id, event = handed
+        commands.finish_open_command(
+            conn, command_id, instance, CommandStatus.SUCCEEDED.value, self.clock()
+        )
+        result = lifecycle_diagnostics(NOOP_REPORT)
+        done = Completed(instance, event, True, result, agent_waiting=not self._closing)
+        self.runner.apply_in(conn, deployment_id, done, after)
+        return after.handed.pop(instance, None)
 
 
 def _view(

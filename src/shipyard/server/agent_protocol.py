@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from shipyard.errors import ApiError, UnknownExecution
-from shipyard.model import CommandStatus
+from shipyard.model import HOOK_COMMANDS, CommandStatus
 from shipyard.runner.agents import HostCommandView
 from shipyard.server.context import Call, Handler, Json
 from shipyard.server.spec_signing import SIGNED_FORMAT, SpecSigner
@@ -324,7 +324,12 @@ async def put_host_command_complete(call: Call) -> Json:
     if not isinstance(then_next, bool):
         raise _client_error("ShipyardNextCommand must be true or false")
     handed = await call.services.runner.agents.complete(
-        instance, command_id, status, diagnostics, then_next=then_next
+        instance,
+        command_id,
+        status,
+        diagnostics,
+        then_next=then_next,
+        noop_events=_noop_events(call.body),
     )
     if handed is None:
         return {}
@@ -335,6 +340,17 @@ async def put_host_command_complete(call: Call) -> Json:
             "ShipyardAcknowledged": handed.acknowledged,
         }
     }
+
+
+def _noop_events(body: dict[str, Any]) -> frozenset[str]:
+    """``ShipyardNoopEvents``: the hook events the agent has no scripts for in this
+    deployment, which the server may complete for it (``AgentChannel.complete``)."""
+    value = body.get("ShipyardNoopEvents", [])
+    if not isinstance(value, list) or not all(
+        isinstance(name, str) and name in HOOK_COMMANDS for name in value
+    ):
+        raise _client_error("ShipyardNoopEvents must be a list of lifecycle hook event names")
+    return frozenset(value)
 
 
 AGENT_OPERATIONS: dict[str, Handler] = {
