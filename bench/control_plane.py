@@ -4,13 +4,18 @@ against one server, on SQLite and on PostgreSQL.
 Run: .venv/bin/python bench/control_plane.py [--database sqlite,postgres]
          [--agents 10000] [--deploy 1000] [--curve 100,1000,10000]
          [--poll-seconds 50] [--idle-seconds 60] [--workers 1] [--profile PREFIX]
+         [--every-event-reported]
 
 The server runs in its own process (``python -m shipyard server``, with
 ``SHIPYARD_POLL_SECONDS`` as its poll hold and its open-file limit raised), so its CPU
 time (utime + stime) and peak resident memory (VmHWM) come from /proc. Instances are
 registered and their keys issued through the API. The load generator
 (``sim_agents.py``, ``--workers`` asyncio processes) plays ``--agents`` agents over
-the real agent protocol, completing every command at once (no scripts run).
+the real agent protocol, completing every command at once (no scripts run). Like the
+real agent with this revision (no hooks), they name every hook event as a no-op, so the
+server completes four of the seven events itself; ``--every-event-reported`` sends
+all seven to the agents, as for a revision with a script on every hook. Per
+host-event figures divide by seven events either way.
 
 Phases, per database:
   idle    every agent long-polling: server and database CPU over ``--idle-seconds`` as
@@ -152,7 +157,13 @@ class Scenario:
         started = time.monotonic()
         args = self.args
         ready = self.load.start(
-            work, "127.0.0.1", self.server.port, agents, args.workers, args.max_seconds
+            work,
+            "127.0.0.1",
+            self.server.port,
+            agents,
+            args.workers,
+            args.max_seconds,
+            not args.every_event_reported,
         )
         # Under load a large fleet connects slowly (a batch of 100 at a time).
         deadline = time.monotonic() + max(120.0, len(agents) * 0.05)
@@ -220,7 +231,11 @@ def run_database(kind: str, args: argparse.Namespace) -> Summary:
     sizes = sorted({args.deploy, *curve})
     if sizes[-1] > args.agents:
         raise SystemExit(f"--agents {args.agents} is fewer than the largest deployment")
-    print(f"\n=== {kind}: {args.agents} simulated agents, poll hold {args.poll_seconds:g} s ===")
+    reporting = "every event" if args.every_event_reported else "hooks named as no-ops"
+    print(
+        f"\n=== {kind}: {args.agents} simulated agents, poll hold {args.poll_seconds:g} s, "
+        f"agents report {reporting} ==="
+    )
     with tempfile.TemporaryDirectory(prefix="shipyard-scale-") as tmp, database_for(kind) as url:
         work = Path(tmp)
         server = ServerProcess(
@@ -333,6 +348,13 @@ def main() -> int:
         "down by the load must not fail hosts whose agents are merely waiting for it)",
     )
     parser.add_argument("--workers", type=int, default=1, help="load generator processes")
+    parser.add_argument(
+        "--every-event-reported",
+        action="store_true",
+        help="agents name no hook as a no-op, so every event goes to them (a revision with "
+        "a script on every hook); by default they name them all, as the real agent does "
+        "for the no-op revision, and report three events of seven",
+    )
     parser.add_argument("--profile", help="py-spy recordings to PREFIX.{idle,deploy}.DB.txt")
     parser.add_argument(
         "--max-seconds", type=float, default=3600.0, help="hard stop for the load generator"

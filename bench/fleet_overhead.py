@@ -10,7 +10,11 @@ can be read from /proc, and the agents start a few at a time (100 Python process
 importing at once would swamp two cores).
 
 Per fleet size, after one warm-up deployment, ``--repeat`` deployments of a revision
-with no files and no hooks (all seven events run, none has anything to do):
+with no files and no hooks (all seven events run, none has anything to do). The agents
+name the hooks as no-ops with their results (``ShipyardNoopEvents``), so the server
+completes BeforeInstall, AfterInstall, ApplicationStart and ValidateService itself and
+each agent sends four requests: the poll that brings ApplicationStop, and the results
+of ApplicationStop, DownloadBundle and Install.
 
   wall        CreateDeployment sent .. GetDeployment first reports Succeeded (client
               side; polled every 5 ms up to 10 hosts, 20 ms for more, because every

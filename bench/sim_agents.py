@@ -9,6 +9,12 @@ then at once PutHostCommandComplete with error_code 0 (no scripts run) and
 ``ShipyardNextCommand``; a command handed back with the result runs next, without a
 poll or an acknowledgement. Errors are counted and retried after a second.
 
+As the real agent does for a revision without hooks, each result names every hook
+event as a no-op (``ShipyardNoopEvents``), so the server completes those itself and
+hands over only ApplicationStop (with the poll), DownloadBundle and Install; with the
+spec's ``name_noops`` false, every event goes to the agent, as for a revision with a
+script on every hook.
+
 A worker process is started with a JSON spec file (``python bench/sim_agents.py
 SPEC``), prints ``{"ready": n}`` once every agent has sent its first poll, and stops
 when its stdin closes or after the spec's ``max_seconds``, printing its counters as
@@ -38,6 +44,11 @@ ERROR_PAUSE = 1.0
 RESULT_TRIES = 60  # a result is sent again for about a minute, a second apart
 UNAVAILABLE = re.compile(r"HTTP (502|503|504)\b")
 NOOP_ACK = {"Format": "JSON", "Payload": '{"IsCommandNoop":false}'}
+# Every hook event: the revision (and the one before it) has no hooks at all.
+HOOK_EVENTS = sorted(
+    {"ApplicationStop", "BeforeInstall", "AfterInstall", "ApplicationStart", "ValidateService"}
+    | {"BeforeBlockTraffic", "AfterBlockTraffic", "BeforeAllowTraffic", "AfterAllowTraffic"}
+)
 SUCCESS = {
     "Format": "JSON",
     "Payload": json.dumps({"error_code": 0, "script_name": "", "message": "Succeeded", "log": ""}),
@@ -57,10 +68,13 @@ class AgentStats:
 class SimulatedAgent:
     """One instance's agent, completing every command at once."""
 
-    def __init__(self, conn: JsonConnection, host_identifier: str, stats: AgentStats) -> None:
+    def __init__(
+        self, conn: JsonConnection, host_identifier: str, stats: AgentStats, name_noops: bool
+    ) -> None:
         self.conn = conn
         self.host_identifier = host_identifier
         self.stats = stats
+        self.name_noops = name_noops
         self.specs_seen: set[str] = set()
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -142,6 +156,7 @@ class SimulatedAgent:
                 "CommandStatus": "Succeeded",
                 "Diagnostics": SUCCESS,
                 "ShipyardNextCommand": True,
+                **({"ShipyardNoopEvents": HOOK_EVENTS} if self.name_noops else {}),
             },
         )
         self.stats.commands += 1
@@ -172,6 +187,7 @@ async def run_agents(spec: dict[str, Any]) -> AgentStats:
             ),
             host_identifier,
             stats,
+            spec["name_noops"],
         )
         for key_id, secret, host_identifier in spec["agents"]
     ]
@@ -204,6 +220,7 @@ class LoadGenerator:
         agents: list[list[str]],
         workers: int,
         max_seconds: float,
+        name_noops: bool,
     ) -> int:
         """Split ``agents`` (key id, secret, host identifier) over ``workers`` processes;
         return once every agent has sent its first poll (how many did)."""
@@ -213,6 +230,7 @@ class LoadGenerator:
                 "port": port,
                 "agents": agents[index::workers],
                 "max_seconds": max_seconds,
+                "name_noops": name_noops,
             }
             path = work / f"sim-agents-{index}.json"
             path.write_text(json.dumps(spec))

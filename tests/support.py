@@ -128,3 +128,19 @@ def last_seen(server: LiveServer, name: str) -> float | None:
     with server.services.db.tx() as conn:
         seen = conn.execute(select(c.last_seen).where(c.name == name)).scalar_one()
     return None if seen is None else float(seen)
+
+
+def instance_updates(server: LiveServer) -> list[str]:
+    """UPDATE statements on ``instances`` the server runs from now on (a live list), as
+    SQLite itself sees them: a poll's statements go to the driver's cursor directly,
+    past SQLAlchemy's events (store/direct.py)."""
+    seen: list[str] = []
+
+    def record(statement: str) -> None:
+        if statement.lstrip().upper().startswith("UPDATE INSTANCES"):
+            seen.append(statement)
+
+    with server.services.db.tx() as conn:  # the server's one SQLite connection
+        driver = conn.connection.driver_connection
+    driver.set_trace_callback(record)  # type: ignore[union-attr]
+    return seen

@@ -14,7 +14,7 @@ from shipyard.server.agent_protocol import MAX_VERSION_CHARS, reported_version
 from shipyard.server.context import Call, Principal
 from shipyard.store import schema
 from tests.conftest import LiveServer
-from tests.support import call_extension, issued_agent_config
+from tests.support import call_extension, instance_updates, issued_agent_config
 
 NAME = "versioned-1"
 
@@ -41,29 +41,13 @@ def _poll(agent: CommandClient, **members: Any) -> None:
     agent.call("PollHostCommand", {**body, **members})
 
 
-def _instance_updates(server: LiveServer) -> list[str]:
-    """UPDATE statements on ``instances`` the server runs from now on (a live list), as
-    SQLite itself sees them: a poll's statements go to the driver's cursor directly,
-    past SQLAlchemy's events (store/direct.py)."""
-    seen: list[str] = []
-
-    def record(statement: str) -> None:
-        if statement.lstrip().upper().startswith("UPDATE INSTANCES"):
-            seen.append(statement)
-
-    with server.services.db.tx() as conn:  # the server's one SQLite connection
-        driver = conn.connection.driver_connection
-    driver.set_trace_callback(record)  # type: ignore[union-attr]
-    return seen
-
-
 def test_the_version_is_stored_once_and_again_only_when_it_changes(
     live_server: LiveServer, agent: CommandClient
 ) -> None:
     assert _stored(live_server) is None
     agent.poll_host_command()
     assert _stored(live_server) == REPORTED_VERSION
-    updates = _instance_updates(live_server)
+    updates = instance_updates(live_server)
     for _ in range(3):  # within the heartbeat interval: nothing to write
         agent.poll_host_command()
     assert updates == []

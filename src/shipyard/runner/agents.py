@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection
 
-from shipyard.cluster.polls import LatestPolls
+from shipyard.cluster.polls import UNREGISTERED, LatestPolls
 from shipyard.engine.messages import Acknowledged, Completed
 from shipyard.engine.state import StoredDeployment
 from shipyard.errors import (
@@ -30,6 +30,7 @@ from shipyard.model import (
 )
 from shipyard.platforms import platform_for_info
 from shipyard.runner.after_commit import AfterCommit
+from shipyard.runner.contacts import ContactBook
 from shipyard.runner.group_commit import GroupCommit
 from shipyard.store import deployments as store
 from shipyard.store import host_commands as commands
@@ -97,6 +98,8 @@ class AgentChannel:
         # event-loop turn share a transaction (an AllAtOnce start wakes every poll at
         # once): one commit, and on PostgreSQL one wait for the disk, per batch.
         self._lifecycle: GroupCommit[Any] = GroupCommit(self.db, runner.after_commit)
+        # The polls' routine ``last_seen`` refreshes, written once a second by the sweeper.
+        self.contacts = ContactBook(self.db)
 
     def is_polling(self, instance: str) -> bool:
         return instance in self._polling
@@ -140,6 +143,7 @@ class AgentChannel:
         check: Callable[[Connection], bool] | None = None,
         *,
         acknowledge: bool = False,
+        look_first: bool = False,
     ) -> HostCommandView | None:
         """The next command for ``instance``, waiting up to ``timeout`` seconds for one.
 
@@ -156,7 +160,11 @@ class AgentChannel:
         claims nothing. It returns whether it wrote a heartbeat: when the claim then
         finds nothing, the transaction holds only that, and commits without waiting
         for the disk (a heartbeat lost in a database crash is written by the next poll;
-        a claim is always durable)."""
+        a claim is always durable).
+
+        With ``look_first`` (and no ``check``: the caller checked the host already) the
+        first claim is preceded by a look outside any transaction: an idle poll of a
+        lone server, nothing queued for it, costs one read and no transaction at all."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         waiter = self._waiters.setdefault(instance, asyncio.Event())
@@ -165,7 +173,8 @@ class AgentChannel:
         self._poll_generation[instance] = generation
         waiter.set()  # wake any older poll of this instance, so it can give up
         try:
-            return await self._poll(instance, waiter, deadline, generation, check, acknowledge)
+            first = _FirstClaim(check, acknowledge, look_first)
+            return await self._poll(instance, waiter, deadline, generation, first)
         finally:
             self._polling[instance] -= 1
             if not self._polling[instance]:
@@ -177,17 +186,17 @@ class AgentChannel:
         waiter: asyncio.Event,
         deadline: float,
         generation: int,
-        check: Callable[[Connection], bool] | None,
-        acknowledge: bool,
+        start: _FirstClaim,
     ) -> HostCommandView | None:
         loop = asyncio.get_running_loop()
+        acknowledge = start.acknowledge
         poll_id, first = self.latest.new_poll(), True
         while not self._closing:
             if self._poll_generation.get(instance) != generation:
                 return None  # superseded by a newer poll of the same agent
             waiter.clear()
             if first:
-                command = self._first_claim(instance, poll_id, check, acknowledge)
+                command = self._first_claim(instance, poll_id, start)
                 first = False
             else:
                 # Woken: claim in this turn's shared transaction. The work re-checks
@@ -215,15 +224,15 @@ class AgentChannel:
                 return None
         return None
 
-    def _first_claim(
-        self,
-        instance: str,
-        poll_id: int,
-        check: Callable[[Connection], bool] | None,
-        acknowledge: bool,
-    ) -> Claimed:
+    def _first_claim(self, instance: str, poll_id: int, start: _FirstClaim) -> Claimed:
         """The poll's first look, with the host check, in a transaction of its own: an
-        idle poll that only wrote a heartbeat commits without waiting for the disk."""
+        idle poll that only wrote a heartbeat commits without waiting for the disk.
+        A poll that may look first, and finds nothing, needs no transaction."""
+        check, acknowledge = start.check, start.acknowledge
+        if check is None and start.look_first and poll_id == UNREGISTERED:
+            reoffer_before = self.clock() - self.config.reoffer_seconds
+            if not commands.has_work(self.db.quick, instance, reoffer_before):
+                return None
         after = AfterCommit()
         with self.db.tx() as conn:
             heartbeat = check is not None and check(conn)
@@ -438,6 +447,15 @@ class AgentChannel:
         done = Completed(instance, event, True, result, agent_waiting=not self._closing)
         self.runner.apply_in(conn, deployment_id, done, after)
         return after.handed.pop(instance, None)
+
+
+@dataclass(frozen=True)
+class _FirstClaim:
+    """How a poll takes its first look (``AgentChannel.poll``)."""
+
+    check: Callable[[Connection], bool] | None
+    acknowledge: bool
+    look_first: bool
 
 
 def _view(

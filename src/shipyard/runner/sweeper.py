@@ -62,6 +62,7 @@ class Sweeper:
         while True:
             await asyncio.sleep(SWEEP_SECONDS)
             try:
+                self.runner.agents.contacts.write()
                 self.runner.agents.recheck_waiting()
                 self._refresh_polls()
                 self.sweep()

@@ -148,14 +148,7 @@ def check_host_in(
     With ``heartbeat``, also refresh ``last_seen`` when stale and record ``version`` when
     it differs from the stored one, in one statement and only then: the row is read
     anyway, so an unchanged version costs a poll nothing."""
-    host = _required_string(call.body, "HostIdentifier")
-    row = host_contact.host_row(conn, instance)
-    if row is None or not row.registered:
-        raise _client_error(f"Instance {instance} is not registered")
-    # The stock agent's rule, applied from the server's side: the identifier the
-    # agent sends must contain the registered ARN.
-    if row.iam_arn not in host:
-        raise _client_error(f"HostIdentifier {host!r} does not belong to instance {instance}")
+    row = _checked(call, instance, host_contact.host_row(conn, instance))
     now = call.now()
     interval = heartbeat_interval(call.services.config.agent_timeout)
     fresh = row.last_seen is not None and 0 <= now - row.last_seen < interval
@@ -168,6 +161,37 @@ def check_host_in(
         log.info("agent of %s reports version %s", instance, version)
     host_contact.record_contact(conn, instance, seen_at=seen_at, reported=reported)
     return str(row.iam_arn), seen_at is not None or reported is not None
+
+
+def _checked(call: Call, instance: str, row: host_contact.HostRow | None) -> host_contact.HostRow:
+    """``row``, once it shows the instance registered to the request's HostIdentifier."""
+    host = _required_string(call.body, "HostIdentifier")
+    if row is None or not row.registered:
+        raise _client_error(f"Instance {instance} is not registered")
+    # The stock agent's rule, applied from the server's side: the identifier the
+    # agent sends must contain the registered ARN.
+    if row.iam_arn not in host:
+        raise _client_error(f"HostIdentifier {host!r} does not belong to instance {instance}")
+    return row
+
+
+def look_at_host(call: Call, instance: str, version: str | None) -> tuple[str, bool]:
+    """A poll's host check outside any transaction: the instance's IAM ARN, and whether
+    its contact must be written in the poll's own transaction (``check_host_in``): a
+    first contact, an agent back from silence, a new version. The routine refresh of a
+    stale ``last_seen`` goes to the next second's batch (``runner/contacts.py``)."""
+    services = call.services
+    row = _checked(call, instance, host_contact.quick_host_row(services.db.quick, instance))
+    now, timeout = call.now(), services.config.agent_timeout
+    if (
+        row.last_seen is None
+        or now - row.last_seen > timeout
+        or (version is not None and version != row.agent_version)
+    ):
+        return str(row.iam_arn), True
+    if not 0 <= now - row.last_seen < heartbeat_interval(timeout):
+        services.runner.agents.contacts.note(instance, now)
+    return str(row.iam_arn), False
 
 
 def _log_contact(instance: str, last_seen: float | None, now: float, timeout: float) -> None:
@@ -225,18 +249,18 @@ async def poll_host_command(call: Call) -> Json:
     acknowledge = call.body.get("ShipyardAcknowledge", False)
     if not isinstance(acknowledge, bool):
         raise _client_error("ShipyardAcknowledge must be true or false")
-    arns: list[str] = []
+    arn, write_now = look_at_host(call, instance, version)
 
     def check(conn: Connection) -> bool:
-        # In the poll's first claim's transaction: an idle poll costs one.
-        arn, wrote = check_host_in(conn, call, instance, heartbeat=True, version=version)
-        arns.append(arn)
-        return wrote
+        # In the poll's first claim's transaction.
+        return check_host_in(conn, call, instance, heartbeat=True, version=version)[1]
 
-    command = await services.runner.agents.poll(instance, hold, check, acknowledge=acknowledge)
+    command = await services.runner.agents.poll(
+        instance, hold, check if write_now else None, acknowledge=acknowledge, look_first=True
+    )
     if command is None:
         return {}
-    answer = {**_host_command(command), "HostIdentifier": arns[0]}
+    answer = {**_host_command(command), "HostIdentifier": arn}
     if acknowledge:
         answer["ShipyardAcknowledged"] = command.acknowledged
     if with_spec:

@@ -15,6 +15,7 @@ from sqlalchemy import Connection, and_, bindparam, or_, select, update
 
 from shipyard.model import CommandStatus
 from shipyard.store import direct, schema
+from shipyard.store.quick_reads import QuickReads
 
 H = schema.host_commands
 
@@ -123,6 +124,15 @@ def add_command(
         },
     )
     return int(row[0])
+
+
+def has_work(quick: QuickReads, instance: str, reoffer_before: float) -> bool:
+    """Whether ``instance`` has a command to claim, as committed now: the idle poll's
+    look, outside any transaction (a claim it finds runs in one, and looks again)."""
+    return (
+        quick.first(_NEXT_COMMAND, {"instance": instance, "reoffer_before": reoffer_before})
+        is not None
+    )
 
 
 def claim_next_command(

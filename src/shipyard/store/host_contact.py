@@ -5,15 +5,21 @@ An idle fleet polls without pause (10,000 agents holding 50 s polls make about 2
 second), and each poll ran these through SQLAlchemy's ``execute``, the update built anew
 per call: about 0.5 ms of a 0.9 ms idle poll went to building, caching and wrapping
 statements. Built once here and run through :mod:`shipyard.store.direct`.
+
+An idle poll now reads the row outside any transaction (``quick_host_row``), and the
+routine refresh of ``last_seen`` waits for the next second's ``record_seen``, one
+statement for every poll of that second (``runner/contacts.py``).
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from collections.abc import Collection
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, bindparam, func, select, update
 
 from shipyard.store import direct, schema
+from shipyard.store.quick_reads import QuickReads
 
 _i = schema.instances
 _ic = _i.c
@@ -36,6 +42,9 @@ _CONTACT = (
 )
 
 
+SEEN_CHUNK = 500  # instances per UPDATE of ``record_seen``
+
+
 class HostRow(NamedTuple):
     iam_arn: str
     registered: bool
@@ -46,11 +55,28 @@ class HostRow(NamedTuple):
 def host_row(conn: Connection, instance: str) -> HostRow | None:
     """The instance's row as the host check reads it; None when there is none."""
     rows = direct.run(conn, _HOST_ROW, {"instance": instance})
-    if not rows:
-        return None
-    iam_arn, registered, last_seen, agent_version = rows[0]
+    return _host_row(rows[0]) if rows else None
+
+
+def quick_host_row(quick: QuickReads, instance: str) -> HostRow | None:
+    """``host_row`` outside any transaction: what is committed now."""
+    row = quick.first(_HOST_ROW, {"instance": instance})
+    return _host_row(row) if row is not None else None
+
+
+def _host_row(row: tuple[Any, ...]) -> HostRow:
+    iam_arn, registered, last_seen, agent_version = row
     # The driver's own values: SQLite gives a Boolean column as 0 or 1.
     return HostRow(iam_arn, bool(registered), last_seen, agent_version)
+
+
+def record_seen(conn: Connection, instances: Collection[str], seen_at: float) -> None:
+    """Set ``last_seen`` of ``instances`` to ``seen_at``: the polls of the last second,
+    in one statement (``runner/contacts.py``)."""
+    names = sorted(instances)  # the same lock order as any other replica's batch
+    for start in range(0, len(names), SEEN_CHUNK):
+        chunk = names[start : start + SEEN_CHUNK]
+        conn.execute(update(_i).where(_ic.name.in_(chunk)).values(last_seen=seen_at))
 
 
 def record_contact(
@@ -63,4 +89,4 @@ def record_contact(
     direct.run(conn, _CONTACT, {"instance": instance, "seen_at": seen_at, "reported": reported})
 
 
-__all__ = ["HostRow", "host_row", "record_contact"]
+__all__ = ["HostRow", "host_row", "quick_host_row", "record_contact", "record_seen"]
