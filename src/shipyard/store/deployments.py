@@ -324,6 +324,9 @@ def read_logs(
     ]
 
 
+IDS_PER_QUERY = 500  # deployment ids per IN list (SQLite caps a statement's parameters)
+
+
 def instance_health(
     conn: Connection, app: str, group: str, instances: Sequence[str], revision: dict[str, Any]
 ) -> dict[str, str]:
@@ -336,8 +339,9 @@ def instance_health(
     health = {name: "unknown" for name in instances}
     if not instances:
         return health
+    of_revision = _deployments_of(conn, app, group, revision)
     rows = conn.execute(
-        select(T.c.target_id, T.c.status, D.c.info)
+        select(T.c.target_id, T.c.status, T.c.deployment_id)
         .join(D, D.c.id == T.c.deployment_id)
         .where(
             and_(
@@ -350,13 +354,13 @@ def instance_health(
         .order_by(D.c.create_time.desc())
     )
     seen: set[str] = set()
-    for target_id, status, info in rows:
+    for target_id, status, deployment_id in rows:
         if target_id in seen:
             continue
         seen.add(target_id)
         if status == "Failed":
             health[target_id] = "unhealthy"
-        elif info.get("revision") == revision:
+        elif deployment_id in of_revision:
             health[target_id] = "current"
         else:
             health[target_id] = "old"
@@ -367,12 +371,24 @@ def targets_of_revision(
     conn: Connection, app: str, group: str, revision: dict[str, Any]
 ) -> set[str]:
     """Hosts that any deployment of ``revision`` in this group has targeted."""
+    ids = sorted(_deployments_of(conn, app, group, revision))
+    found: set[str] = set()
+    for start in range(0, len(ids), IDS_PER_QUERY):
+        chunk = ids[start : start + IDS_PER_QUERY]
+        rows = conn.execute(select(T.c.target_id).where(T.c.deployment_id.in_(chunk)).distinct())
+        found.update(row[0] for row in rows)
+    return found
+
+
+def _deployments_of(conn: Connection, app: str, group: str, revision: dict[str, Any]) -> set[str]:
+    """The ids of this group's deployments of ``revision``. Each deployment's ``info``
+    is read once here: joined to its targets it came once per target, and a
+    10,000-host deployment's document decoded 10,000 times took the server's memory
+    from 0.4 to 1.6 GiB for the sweeper's outdated-hosts look."""
     rows = conn.execute(
-        select(T.c.target_id, D.c.info)
-        .join(D, D.c.id == T.c.deployment_id)
-        .where(and_(D.c.application_name == app, D.c.group_name == group))
+        select(D.c.id, D.c.info).where(and_(D.c.application_name == app, D.c.group_name == group))
     )
-    return {target_id for target_id, info in rows if info.get("revision") == revision}
+    return {deployment_id for deployment_id, info in rows if info.get("revision") == revision}
 
 
 def agents_heard_from(conn: Connection, names: Sequence[str]) -> list[str]:
