@@ -143,7 +143,6 @@ class AgentChannel:
         check: Callable[[Connection], bool] | None = None,
         *,
         acknowledge: bool = False,
-        look_first: bool = False,
     ) -> HostCommandView | None:
         """The next command for ``instance``, waiting up to ``timeout`` seconds for one.
 
@@ -162,9 +161,10 @@ class AgentChannel:
         for the disk (a heartbeat lost in a database crash is written by the next poll;
         a claim is always durable).
 
-        With ``look_first`` (and no ``check``: the caller checked the host already) the
-        first claim is preceded by a look outside any transaction: an idle poll of a
-        lone server, nothing queued for it, costs one read and no transaction at all."""
+        Without ``check`` (the caller checked the host already, and has nothing to
+        write) the first claim is preceded by a look outside any transaction: an idle
+        poll of a lone server, nothing queued for it, costs one read and no transaction
+        at all."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         waiter = self._waiters.setdefault(instance, asyncio.Event())
@@ -173,8 +173,7 @@ class AgentChannel:
         self._poll_generation[instance] = generation
         waiter.set()  # wake any older poll of this instance, so it can give up
         try:
-            first = _FirstClaim(check, acknowledge, look_first)
-            return await self._poll(instance, waiter, deadline, generation, first)
+            return await self._poll(instance, waiter, deadline, generation, check, acknowledge)
         finally:
             self._polling[instance] -= 1
             if not self._polling[instance]:
@@ -186,17 +185,17 @@ class AgentChannel:
         waiter: asyncio.Event,
         deadline: float,
         generation: int,
-        start: _FirstClaim,
+        check: Callable[[Connection], bool] | None,
+        acknowledge: bool,
     ) -> HostCommandView | None:
         loop = asyncio.get_running_loop()
-        acknowledge = start.acknowledge
         poll_id, first = self.latest.new_poll(), True
         while not self._closing:
             if self._poll_generation.get(instance) != generation:
                 return None  # superseded by a newer poll of the same agent
             waiter.clear()
             if first:
-                command = self._first_claim(instance, poll_id, start)
+                command = self._first_claim(instance, poll_id, check, acknowledge)
                 first = False
             else:
                 # Woken: claim in this turn's shared transaction. The work re-checks
@@ -224,12 +223,18 @@ class AgentChannel:
                 return None
         return None
 
-    def _first_claim(self, instance: str, poll_id: int, start: _FirstClaim) -> Claimed:
+    def _first_claim(
+        self,
+        instance: str,
+        poll_id: int,
+        check: Callable[[Connection], bool] | None,
+        acknowledge: bool,
+    ) -> Claimed:
         """The poll's first look, with the host check, in a transaction of its own: an
         idle poll that only wrote a heartbeat commits without waiting for the disk.
-        A poll that may look first, and finds nothing, needs no transaction."""
-        check, acknowledge = start.check, start.acknowledge
-        if check is None and start.look_first and poll_id == UNREGISTERED:
+        A poll with no check to run and no registration to write looks first, and
+        finding nothing needs no transaction."""
+        if check is None and poll_id == UNREGISTERED:
             reoffer_before = self.clock() - self.config.reoffer_seconds
             if not commands.has_work(self.db.quick, instance, reoffer_before):
                 return None
@@ -447,15 +452,6 @@ class AgentChannel:
         done = Completed(instance, event, True, result, agent_waiting=not self._closing)
         self.runner.apply_in(conn, deployment_id, done, after)
         return after.handed.pop(instance, None)
-
-
-@dataclass(frozen=True)
-class _FirstClaim:
-    """How a poll takes its first look (``AgentChannel.poll``)."""
-
-    check: Callable[[Connection], bool] | None
-    acknowledge: bool
-    look_first: bool
 
 
 def _view(

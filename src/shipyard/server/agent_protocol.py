@@ -256,7 +256,7 @@ async def poll_host_command(call: Call) -> Json:
         return check_host_in(conn, call, instance, heartbeat=True, version=version)[1]
 
     command = await services.runner.agents.poll(
-        instance, hold, check if write_now else None, acknowledge=acknowledge, look_first=True
+        instance, hold, check if write_now else None, acknowledge=acknowledge
     )
     if command is None:
         return {}

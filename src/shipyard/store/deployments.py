@@ -13,7 +13,7 @@ from shipyard.engine.state import DeploymentState, TargetState
 from shipyard.engine.state import StoredDeployment as StoredDeployment  # re-exported
 from shipyard.model import TERMINAL_DEPLOYMENT_STATUSES
 from shipyard.store import direct, schema
-from shipyard.store.dialects import for_update
+from shipyard.store.dialects import for_update, in_lists
 
 D = schema.deployments
 T = schema.targets
@@ -324,9 +324,6 @@ def read_logs(
     ]
 
 
-IDS_PER_QUERY = 500  # deployment ids per IN list (SQLite caps a statement's parameters)
-
-
 def instance_health(
     conn: Connection, app: str, group: str, instances: Sequence[str], revision: dict[str, Any]
 ) -> dict[str, str]:
@@ -371,11 +368,9 @@ def targets_of_revision(
     conn: Connection, app: str, group: str, revision: dict[str, Any]
 ) -> set[str]:
     """Hosts that any deployment of ``revision`` in this group has targeted."""
-    ids = sorted(_deployments_of(conn, app, group, revision))
     found: set[str] = set()
-    for start in range(0, len(ids), IDS_PER_QUERY):
-        chunk = ids[start : start + IDS_PER_QUERY]
-        rows = conn.execute(select(T.c.target_id).where(T.c.deployment_id.in_(chunk)).distinct())
+    for ids in in_lists(_deployments_of(conn, app, group, revision)):
+        rows = conn.execute(select(T.c.target_id).where(T.c.deployment_id.in_(ids)).distinct())
         found.update(row[0] for row in rows)
     return found
 

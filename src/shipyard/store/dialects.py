@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Iterator, Sequence
 from typing import Any
 
 from psycopg2 import errors as pg_errors
@@ -104,3 +104,13 @@ def insert_missing(conn: Connection, table: Table, rows: Sequence[dict[str, Any]
         return
     dialect = sqlite if conn.dialect.name == "sqlite" else postgresql
     conn.execute(dialect.insert(table).values(list(rows)).on_conflict_do_nothing())
+
+
+IN_LIST_SIZE = 500  # values per IN list: SQLite caps the parameters of one statement
+
+
+def in_lists(values: Collection[str]) -> Iterator[list[str]]:
+    """``values`` sorted (the same lock order for every writer) and cut into IN lists."""
+    ordered = sorted(values)
+    for start in range(0, len(ordered), IN_LIST_SIZE):
+        yield ordered[start : start + IN_LIST_SIZE]

@@ -19,6 +19,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import Connection, bindparam, func, select, update
 
 from shipyard.store import direct, schema
+from shipyard.store.dialects import in_lists
 from shipyard.store.quick_reads import QuickReads
 
 _i = schema.instances
@@ -40,9 +41,6 @@ _CONTACT = (
         ),
     )
 )
-
-
-SEEN_CHUNK = 500  # instances per UPDATE of ``record_seen``
 
 
 class HostRow(NamedTuple):
@@ -73,10 +71,8 @@ def _host_row(row: tuple[Any, ...]) -> HostRow:
 def record_seen(conn: Connection, instances: Collection[str], seen_at: float) -> None:
     """Set ``last_seen`` of ``instances`` to ``seen_at``: the polls of the last second,
     in one statement (``runner/contacts.py``)."""
-    names = sorted(instances)  # the same lock order as any other replica's batch
-    for start in range(0, len(names), SEEN_CHUNK):
-        chunk = names[start : start + SEEN_CHUNK]
-        conn.execute(update(_i).where(_ic.name.in_(chunk)).values(last_seen=seen_at))
+    for names in in_lists(instances):  # the same lock order as any other replica's batch
+        conn.execute(update(_i).where(_ic.name.in_(names)).values(last_seen=seen_at))
 
 
 def record_contact(
